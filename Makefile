@@ -1,0 +1,43 @@
+# The two commands: `make run` (install + run the broker locally) and `make test` (install + all tests).
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+
+.PHONY: run test lint host bench install clean
+
+install: $(STAMP) node_modules/.installed
+
+$(STAMP): requirements.txt requirements-dev.txt constraints.txt
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --disable-pip-version-check -r requirements-dev.txt -c constraints.txt
+	touch $@
+
+node_modules/.installed: package.json package-lock.json
+	npm ci --no-audit --no-fund --loglevel=error
+	touch $@
+
+## Run the broker locally: Azurite, a local token endpoint, two simulated SRE Agents and the app on :7071.
+run: install
+	$(PY) -m devserver.run
+
+## Run only the local Functions host (uses your environment / local.settings.json).
+host: install
+	$(PY) -m devserver.host
+
+## Lint and run the whole test suite (starts its own Azurite on free ports).
+test: install
+	$(PY) -m ruff check .
+	$(PY) -m ruff format --check .
+	$(PY) -m pytest
+
+lint: install
+	$(PY) -m ruff check .
+	$(PY) -m ruff format --check .
+
+## Benchmarks (figures, not pass/fail).
+bench: install
+	$(PY) -m bench.run
+
+clean:
+	rm -rf $(VENV) node_modules .pytest_cache .ruff_cache .run

@@ -1,0 +1,117 @@
+"""Application settings, read once from the environment.
+
+Every environment variable the broker reads is a field here, so there is one place that says what the
+app needs and the deployment templates can be checked against it. Fields marked ``deploy=True`` are
+app settings the Bicep templates must set; ``platform=True`` fields are set by the Azure Functions
+platform itself; the rest are optional tunables with safe defaults.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
+
+APP_ROOT = Path(__file__).resolve().parent.parent
+
+# Storage resources the app uses. The Bicep templates create exactly these; the app also creates
+# them on first use so a fresh Azurite works without a setup step.
+DELIVERY_QUEUE = "handoff-deliveries"
+DELIVERY_POISON_QUEUE = f"{DELIVERY_QUEUE}-poison"
+STORAGE_QUEUES: tuple[str, ...] = (DELIVERY_QUEUE, DELIVERY_POISON_QUEUE)
+HANDOFF_TABLE = "handoffs"
+AUDIT_TABLE = "handoffaudit"
+LINK_TABLE = "handofflinks"
+STORAGE_TABLES: tuple[str, ...] = (HANDOFF_TABLE, AUDIT_TABLE, LINK_TABLE)
+
+# Name of the app's own storage connection (separate from AzureWebJobsStorage, the host's).
+STORAGE_CONNECTION = "HANDOFF_STORAGE"
+
+
+def _setting(env: str, *, deploy: bool = False, platform: bool = False, **kwargs: Any) -> Any:
+    extra = {"env": env, "deploy": deploy, "platform": platform}
+    return Field(json_schema_extra=extra, **kwargs)
+
+
+class Settings(BaseModel):
+    """The broker's settings. Build with :func:`get_settings` (cached) or :meth:`from_env`."""
+
+    model_config = ConfigDict(frozen=True)
+
+    config_path: str = _setting("HANDOFF_CONFIG", deploy=True, default="handoff.config.json")
+    storage_connection_string: str | None = _setting(STORAGE_CONNECTION, default=None)
+    storage_queue_service_uri: str | None = _setting(
+        f"{STORAGE_CONNECTION}__queueServiceUri", deploy=True, default=None
+    )
+    storage_table_service_uri: str | None = _setting(
+        f"{STORAGE_CONNECTION}__tableServiceUri", deploy=True, default=None
+    )
+    storage_credential: str | None = _setting(
+        f"{STORAGE_CONNECTION}__credential", deploy=True, default=None
+    )
+    storage_client_id: str | None = _setting(
+        f"{STORAGE_CONNECTION}__clientId", deploy=True, default=None
+    )
+    azure_client_id: str | None = _setting("AZURE_CLIENT_ID", deploy=True, default=None)
+    arm_endpoint: str = _setting("HANDOFF_ARM_ENDPOINT", default="https://management.azure.com")
+    public_base_url: str | None = _setting("HANDOFF_PUBLIC_URL", default=None)
+    website_hostname: str | None = _setting("WEBSITE_HOSTNAME", platform=True, default=None)
+    identity_endpoint: str | None = _setting("IDENTITY_ENDPOINT", platform=True, default=None)
+    max_delivery_attempts: int = _setting("HANDOFF_MAX_DELIVERY_ATTEMPTS", default=8, ge=1, le=50)
+    retry_base_seconds: float = _setting("HANDOFF_RETRY_BASE_SECONDS", default=2.0, ge=0)
+    retry_max_seconds: float = _setting("HANDOFF_RETRY_MAX_SECONDS", default=300.0, ge=0)
+    start_message_budget_bytes: int = _setting(
+        "HANDOFF_START_MESSAGE_BUDGET_BYTES", default=24 * 1024, ge=2048
+    )
+    sweep_after_seconds: int = _setting("HANDOFF_SWEEP_AFTER_SECONDS", default=300, ge=10)
+    http_timeout_seconds: float = _setting("HANDOFF_HTTP_TIMEOUT_SECONDS", default=30.0, gt=0)
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
+        """Read every field from ``environ`` (default ``os.environ``); unset variables keep defaults."""
+        environ = os.environ if environ is None else environ
+        values = {}
+        for name, field in cls.model_fields.items():
+            env = field.json_schema_extra["env"]  # type: ignore[index]
+            if env in environ and environ[env] != "":
+                values[name] = environ[env]
+        return cls.model_validate(values)
+
+    @classmethod
+    def env_names(cls, *, deploy: bool | None = None, platform: bool | None = None) -> list[str]:
+        """Environment variable names of the settings, optionally filtered by their flags."""
+        names = []
+        for field in cls.model_fields.values():
+            extra = field.json_schema_extra
+            assert isinstance(extra, dict)
+            if deploy is not None and extra["deploy"] != deploy:
+                continue
+            if platform is not None and extra["platform"] != platform:
+                continue
+            names.append(str(extra["env"]))
+        return names
+
+    @property
+    def resolved_config_path(self) -> Path:
+        """``HANDOFF_CONFIG`` as an absolute path (relative paths are from the app root)."""
+        path = Path(self.config_path)
+        return path if path.is_absolute() else APP_ROOT / path
+
+    @property
+    def base_url(self) -> str:
+        """Public base URL of the broker, used in links written into threads."""
+        if self.public_base_url:
+            return self.public_base_url.rstrip("/")
+        if self.website_hostname:
+            return f"https://{self.website_hostname}"
+        return "http://127.0.0.1:7071"
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    """The process-wide settings, read once."""
+    return Settings.from_env()
