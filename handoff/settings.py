@@ -50,12 +50,8 @@ class Settings(BaseModel):
     storage_table_service_uri: str | None = _setting(
         f"{STORAGE_CONNECTION}__tableServiceUri", deploy=True, default=None
     )
-    storage_credential: str | None = _setting(
-        f"{STORAGE_CONNECTION}__credential", deploy=True, default=None
-    )
-    storage_client_id: str | None = _setting(
-        f"{STORAGE_CONNECTION}__clientId", deploy=True, default=None
-    )
+    storage_credential: str | None = _setting(f"{STORAGE_CONNECTION}__credential", deploy=True, default=None)
+    storage_client_id: str | None = _setting(f"{STORAGE_CONNECTION}__clientId", deploy=True, default=None)
     azure_client_id: str | None = _setting("AZURE_CLIENT_ID", deploy=True, default=None)
     arm_endpoint: str = _setting("HANDOFF_ARM_ENDPOINT", default="https://management.azure.com")
     public_base_url: str | None = _setting("HANDOFF_PUBLIC_URL", default=None)
