@@ -1,0 +1,186 @@
+// Flex Consumption plan and the broker's function app (Python 3.11), with identity-based connections only.
+param name string
+param location string = resourceGroup().location
+param tags object = {}
+param serviceName string = 'api'
+param appServicePlanName string
+param applicationInsightsName string
+param storageAccountName string
+param deploymentStorageContainerName string
+
+@description('Resource id of the user-assigned identity.')
+param identityId string
+
+@description('Client id of the user-assigned identity.')
+param identityClientId string
+
+@description('HANDOFF_CONFIG: path of the agent registry file, relative to the app root.')
+param handoffConfigPath string = 'handoff.config.json'
+
+param runtimeName string = 'python'
+param runtimeVersion string = '3.11'
+param instanceMemoryMB int = 2048
+param maximumInstanceCount int = 100
+
+param easyAuthEnabled bool = false
+param easyAuthClientId string = ''
+param easyAuthAllowedApplications array = []
+param easyAuthExtraAudiences array = []
+param easyAuthExcludedPaths array = [
+  '/api/health'
+]
+
+resource stg 'Microsoft.Storage/storageAccounts@2023-05-01' existing = {
+  name: storageAccountName
+}
+
+resource applicationInsights 'Microsoft.Insights/components@2020-02-02' existing = {
+  name: applicationInsightsName
+}
+
+// Every app setting the broker gets. tests/infra checks these names against handoff/settings.py both ways.
+var appSettings = {
+  // Host storage (AzureWebJobsStorage), identity-based.
+  AzureWebJobsStorage__credential: 'managedidentity'
+  AzureWebJobsStorage__clientId: identityClientId
+  AzureWebJobsStorage__blobServiceUri: stg.properties.primaryEndpoints.blob
+  AzureWebJobsStorage__queueServiceUri: stg.properties.primaryEndpoints.queue
+  AzureWebJobsStorage__tableServiceUri: stg.properties.primaryEndpoints.table
+  // Application Insights with Entra-authenticated ingestion (local auth is disabled).
+  APPLICATIONINSIGHTS_CONNECTION_STRING: applicationInsights.properties.ConnectionString
+  APPLICATIONINSIGHTS_AUTHENTICATION_STRING: 'ClientId=${identityClientId};Authorization=AAD'
+  // The app's own storage connection (queues and tables), separate from the host's.
+  HANDOFF_STORAGE__queueServiceUri: stg.properties.primaryEndpoints.queue
+  HANDOFF_STORAGE__tableServiceUri: stg.properties.primaryEndpoints.table
+  HANDOFF_STORAGE__credential: 'managedidentity'
+  HANDOFF_STORAGE__clientId: identityClientId
+  // Identity used by azure-identity for SRE Agent and ARM tokens.
+  AZURE_CLIENT_ID: identityClientId
+  // Agent registry, shipped in the app package.
+  HANDOFF_CONFIG: handoffConfigPath
+}
+
+resource appServicePlan 'Microsoft.Web/serverfarms@2024-04-01' = {
+  name: appServicePlanName
+  location: location
+  tags: tags
+  kind: 'functionapp'
+  sku: {
+    name: 'FC1'
+    tier: 'FlexConsumption'
+  }
+  properties: {
+    reserved: true
+  }
+}
+
+resource functionApp 'Microsoft.Web/sites@2024-04-01' = {
+  name: name
+  location: location
+  tags: union(tags, { 'azd-service-name': serviceName })
+  kind: 'functionapp,linux'
+  identity: {
+    type: 'UserAssigned'
+    userAssignedIdentities: {
+      '${identityId}': {}
+    }
+  }
+  properties: {
+    serverFarmId: appServicePlan.id
+    httpsOnly: true
+    siteConfig: {
+      minTlsVersion: '1.2'
+    }
+    functionAppConfig: {
+      deployment: {
+        storage: {
+          type: 'blobContainer'
+          value: '${stg.properties.primaryEndpoints.blob}${deploymentStorageContainerName}'
+          authentication: {
+            type: 'UserAssignedIdentity'
+            userAssignedIdentityResourceId: identityId
+          }
+        }
+      }
+      scaleAndConcurrency: {
+        instanceMemoryMB: instanceMemoryMB
+        maximumInstanceCount: maximumInstanceCount
+      }
+      runtime: {
+        name: runtimeName
+        version: runtimeVersion
+      }
+    }
+  }
+
+  resource configAppSettings 'config' = {
+    name: 'appsettings'
+    properties: appSettings
+  }
+
+  // azd deploys with Microsoft Entra ID; publishing with basic credentials stays off.
+  resource scmBasicAuth 'basicPublishingCredentialsPolicies' = {
+    name: 'scm'
+    properties: {
+      allow: false
+    }
+  }
+
+  resource ftpBasicAuth 'basicPublishingCredentialsPolicies' = {
+    name: 'ftp'
+    properties: {
+      allow: false
+    }
+  }
+}
+
+// App Service Authentication (Easy Auth): Microsoft Entra ID tokens for easyAuthClientId, from allowed client
+// applications only; unauthenticated requests get 401 (no redirects: callers are services, not browsers).
+// The app reads the caller from the X-MS-CLIENT-PRINCIPAL headers the platform injects.
+resource authSettings 'Microsoft.Web/sites/config@2024-04-01' = if (easyAuthEnabled) {
+  parent: functionApp
+  name: 'authsettingsV2'
+  properties: {
+    platform: {
+      enabled: true
+    }
+    globalValidation: {
+      requireAuthentication: true
+      unauthenticatedClientAction: 'Return401'
+      excludedPaths: easyAuthExcludedPaths
+    }
+    httpSettings: {
+      requireHttps: true
+    }
+    identityProviders: {
+      azureActiveDirectory: {
+        enabled: true
+        registration: {
+          clientId: easyAuthClientId
+          openIdIssuer: '${environment().authentication.loginEndpoint}${tenant().tenantId}/v2.0'
+        }
+        validation: {
+          allowedAudiences: union(
+            [
+              easyAuthClientId
+              'api://${easyAuthClientId}'
+            ],
+            easyAuthExtraAudiences
+          )
+          defaultAuthorizationPolicy: {
+            allowedApplications: easyAuthAllowedApplications
+          }
+        }
+      }
+    }
+    login: {
+      tokenStore: {
+        enabled: false
+      }
+    }
+  }
+}
+
+output SERVICE_API_NAME string = functionApp.name
+output name string = functionApp.name
+output uri string = 'https://${functionApp.properties.defaultHostName}'

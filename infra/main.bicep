@@ -1,0 +1,292 @@
+// Handoff Broker: Azure Functions (Flex Consumption) app that hands investigations between Azure SRE Agents.
+// Layout follows Azure-Samples/functions-quickstart-python-http-azd and durable-functions-quickstart-python-azd,
+// with plain resource declarations instead of registry modules. No keys and no connection strings: every
+// connection (host storage, the app's queues and tables, Application Insights) uses the user-assigned identity.
+targetScope = 'subscription'
+
+@minLength(1)
+@maxLength(64)
+@description('Name of the environment, used to generate a short unique hash used in all resources.')
+param environmentName string
+
+@minLength(1)
+@description('Primary location for all resources (must offer Flex Consumption).')
+@allowed([
+  'australiaeast'
+  'australiasoutheast'
+  'brazilsouth'
+  'canadacentral'
+  'centralindia'
+  'centralus'
+  'eastasia'
+  'eastus'
+  'eastus2'
+  'eastus2euap'
+  'francecentral'
+  'germanywestcentral'
+  'italynorth'
+  'japaneast'
+  'koreacentral'
+  'northcentralus'
+  'northeurope'
+  'norwayeast'
+  'southafricanorth'
+  'southcentralus'
+  'southeastasia'
+  'southindia'
+  'spaincentral'
+  'swedencentral'
+  'uaenorth'
+  'uksouth'
+  'ukwest'
+  'westcentralus'
+  'westeurope'
+  'westus'
+  'westus2'
+  'westus3'
+])
+@metadata({
+  azd: {
+    type: 'location'
+  }
+})
+param location string
+
+// Optional resource names (generated from the environment name when empty).
+param apiServiceName string = ''
+param apiUserAssignedIdentityName string = ''
+param applicationInsightsName string = ''
+param appServicePlanName string = ''
+param logAnalyticsName string = ''
+param resourceGroupName string = ''
+param storageAccountName string = ''
+
+@description('Object id of the deploying user or principal. When set, it gets the same storage data roles as the broker so local runs can use the cloud account. Leave empty in production.')
+param principalId string = ''
+
+@description('Type of principalId.')
+@allowed([
+  'User'
+  'ServicePrincipal'
+])
+param principalType string = 'User'
+
+@description('Path of the agent registry JSON file, relative to the app root (the file ships in the app package).')
+param handoffConfigPath string = 'handoff.config.json'
+
+@description('Maximum number of Flex Consumption instances.')
+@minValue(1)
+@maxValue(1000)
+param maximumInstanceCount int = 100
+
+@description('Instance memory of the Flex Consumption app, in MB.')
+@allowed([
+  512
+  2048
+  4096
+])
+param instanceMemoryMB int = 2048
+
+// SRE Agent access ----------------------------------------------------------------------------------------
+
+@description('Resource ids of the SRE Agents (Microsoft.App/agents) the broker delivers to. The broker identity gets sreAgentRoleDefinitionId on each.')
+param sreAgentResourceIds array = []
+
+@description('The same as sreAgentResourceIds, as one comma-separated string (set from the SRE_AGENT_RESOURCE_IDS azd environment value).')
+param sreAgentResourceIdList string = ''
+
+@description('Role given to the broker identity on each agent so it can create threads and post messages. Default: SRE Agent Administrator, the only SRE Agent role id seen in Microsoft samples. SRE Agent Standard User (2d84a65a-63b2-4343-bbb6-31105d857bc1) is less privileged but its id comes from community sources only.')
+param sreAgentRoleDefinitionId string = 'e79298df-d852-4c6d-84f9-5d13249d1e55'
+
+@description('Also give the broker identity Reader on each agent, so it can read the agent endpoint from ARM when the registry entry has no "endpoint".')
+param grantReaderOnAgents bool = true
+
+// App Service Authentication (Easy Auth) -------------------------------------------------------------------
+
+@description('Put App Service Authentication (Microsoft Entra ID) in front of the app. Callers then need an Entra token for easyAuthClientId from an allowed client application.')
+param easyAuthEnabled bool = false
+
+@description('Application (client) id of the Entra app registration that represents the broker API. Required when easyAuthEnabled.')
+param easyAuthClientId string = ''
+
+@description('Client application ids allowed to call the broker (for example the SRE Agents\' managed identities\' client ids).')
+param easyAuthAllowedApplications array = []
+
+@description('The same as easyAuthAllowedApplications, as one comma-separated string (set from the EASY_AUTH_ALLOWED_APPLICATIONS azd environment value).')
+param easyAuthAllowedApplicationList string = ''
+
+@description('Paths served without an Entra token. /api/health stays open for probes; /api/mcp stays on function keys because an SRE Agent MCP connector can only send static headers.')
+param easyAuthExcludedPaths array = [
+  '/api/health'
+  '/api/mcp'
+]
+
+// Azure Monitor ---------------------------------------------------------------------------------------------
+
+@description('"secureWebhook" creates an Action Group whose secure webhook (Entra-authenticated, common alert schema) calls the broker\'s alerts endpoint. "none" creates no Action Group (see docs/deploy.md for the function-key webhook variant).')
+@allowed([
+  'none'
+  'secureWebhook'
+])
+param alertsActionGroupMode string = 'none'
+
+@description('Object id of the Entra app registration (with the ActionGroupsSecureWebhook app role) that the secure webhook requests tokens for.')
+param alertsEntraAppObjectId string = ''
+
+@description('Application ID URI of that Entra app registration (for example api://<client id>).')
+param alertsEntraAppIdentifierUri string = ''
+
+@description('Name of the Action Group (generated when empty).')
+param alertsActionGroupName string = ''
+
+// ----------------------------------------------------------------------------------------------------------
+
+var abbrs = loadJsonContent('./abbreviations.json')
+var resourceToken = toLower(uniqueString(subscription().id, environmentName, location))
+var tags = { 'azd-env-name': environmentName }
+var functionAppName = !empty(apiServiceName) ? apiServiceName : '${abbrs.webSitesFunctions}api-${resourceToken}'
+var deploymentStorageContainerName = 'app-package-${take(functionAppName, 32)}-${take(toLower(uniqueString(functionAppName, resourceToken)), 7)}'
+
+// The app's queues and tables: exactly handoff.settings.STORAGE_QUEUES and STORAGE_TABLES (checked by tests/infra).
+var queueNames = [
+  'handoff-deliveries'
+  'handoff-deliveries-poison'
+]
+var tableNames = [
+  'handoffs'
+  'handoffaudit'
+  'handofflinks'
+]
+
+var agentIds = union(sreAgentResourceIds, filter(map(split(sreAgentResourceIdList, ','), id => trim(id)), id => !empty(id)))
+// Azure Monitor's own Entra application, which calls secure webhooks.
+var actionGroupsAppId = '461e8683-5575-4561-ac7f-899cc907d62a'
+var secureWebhookEnabled = alertsActionGroupMode == 'secureWebhook'
+var allowedApplications = union(
+  easyAuthAllowedApplications,
+  filter(map(split(easyAuthAllowedApplicationList, ','), id => trim(id)), id => !empty(id)),
+  secureWebhookEnabled ? [actionGroupsAppId] : []
+)
+
+// Organize resources in a resource group
+resource rg 'Microsoft.Resources/resourceGroups@2021-04-01' = {
+  name: !empty(resourceGroupName) ? resourceGroupName : '${abbrs.resourcesResourceGroups}${environmentName}'
+  location: location
+  tags: tags
+}
+
+// User-assigned identity of the broker: storage, Application Insights and the SRE Agents.
+module identity 'app/identity.bicep' = {
+  name: 'apiUserAssignedIdentity'
+  scope: rg
+  params: {
+    name: !empty(apiUserAssignedIdentityName) ? apiUserAssignedIdentityName : '${abbrs.managedIdentityUserAssignedIdentities}api-${resourceToken}'
+    location: location
+    tags: tags
+  }
+}
+
+module storage 'app/storage.bicep' = {
+  name: 'storage'
+  scope: rg
+  params: {
+    name: !empty(storageAccountName) ? storageAccountName : '${abbrs.storageStorageAccounts}${resourceToken}'
+    location: location
+    tags: tags
+    deploymentStorageContainerName: deploymentStorageContainerName
+    queueNames: queueNames
+    tableNames: tableNames
+  }
+}
+
+module monitoring 'app/monitoring.bicep' = {
+  name: 'monitoring'
+  scope: rg
+  params: {
+    logAnalyticsName: !empty(logAnalyticsName) ? logAnalyticsName : '${abbrs.operationalInsightsWorkspaces}${resourceToken}'
+    applicationInsightsName: !empty(applicationInsightsName) ? applicationInsightsName : '${abbrs.insightsComponents}${resourceToken}'
+    location: location
+    tags: tags
+  }
+}
+
+module rbac 'app/rbac.bicep' = {
+  name: 'rbacAssignments'
+  scope: rg
+  params: {
+    storageAccountName: storage.outputs.name
+    appInsightsName: monitoring.outputs.applicationInsightsName
+    managedIdentityPrincipalId: identity.outputs.principalId
+    userIdentityPrincipalId: principalId
+    userIdentityPrincipalType: principalType
+  }
+}
+
+module api 'app/api.bicep' = {
+  name: 'api'
+  scope: rg
+  params: {
+    name: functionAppName
+    location: location
+    tags: tags
+    appServicePlanName: !empty(appServicePlanName) ? appServicePlanName : '${abbrs.webServerFarms}${resourceToken}'
+    applicationInsightsName: monitoring.outputs.applicationInsightsName
+    storageAccountName: storage.outputs.name
+    deploymentStorageContainerName: deploymentStorageContainerName
+    identityId: identity.outputs.resourceId
+    identityClientId: identity.outputs.clientId
+    handoffConfigPath: handoffConfigPath
+    instanceMemoryMB: instanceMemoryMB
+    maximumInstanceCount: maximumInstanceCount
+    easyAuthEnabled: easyAuthEnabled
+    easyAuthClientId: easyAuthClientId
+    easyAuthAllowedApplications: allowedApplications
+    easyAuthExtraAudiences: secureWebhookEnabled ? [alertsEntraAppIdentifierUri] : []
+    easyAuthExcludedPaths: easyAuthExcludedPaths
+  }
+  // The identity must hold its storage roles before the host starts with identity-based connections.
+  dependsOn: [
+    rbac
+  ]
+}
+
+// One module per agent, deployed into the agent's own resource group (it may be in another subscription).
+module sreAgentAccess 'app/sre-agent-access.bicep' = [for (agentId, i) in agentIds: {
+  name: 'sre-agent-access-${i}-${resourceToken}'
+  scope: resourceGroup(split(agentId, '/')[2], split(agentId, '/')[4])
+  params: {
+    agentName: last(split(agentId, '/'))
+    principalId: identity.outputs.principalId
+    roleDefinitionId: sreAgentRoleDefinitionId
+    grantReader: grantReaderOnAgents
+  }
+}]
+
+module alerts 'app/alerts.bicep' = if (secureWebhookEnabled) {
+  name: 'alerts'
+  scope: rg
+  params: {
+    name: !empty(alertsActionGroupName) ? alertsActionGroupName : '${abbrs.insightsActionGroups}handoff-${resourceToken}'
+    tags: tags
+    alertsUrl: '${api.outputs.uri}/api/alerts'
+    entraAppObjectId: alertsEntraAppObjectId
+    entraAppIdentifierUri: alertsEntraAppIdentifierUri
+  }
+}
+
+// Outputs used by azd (written to .azure/<env>/.env). None of them is a secret.
+output AZURE_LOCATION string = location
+output AZURE_TENANT_ID string = tenant().tenantId
+output AZURE_RESOURCE_GROUP string = rg.name
+output RESOURCE_GROUP string = rg.name
+output SERVICE_API_NAME string = api.outputs.name
+output SERVICE_API_URI string = api.outputs.uri
+output AZURE_FUNCTION_NAME string = api.outputs.name
+output AZURE_STORAGE_ACCOUNT_NAME string = storage.outputs.name
+output BROKER_BASE_URL string = api.outputs.uri
+output BROKER_MCP_URL string = '${api.outputs.uri}/api/mcp'
+output BROKER_ALERTS_URL string = '${api.outputs.uri}/api/alerts'
+output BROKER_PRINCIPAL_ID string = identity.outputs.principalId
+output BROKER_CLIENT_ID string = identity.outputs.clientId
+output BROKER_SRE_AGENT_COUNT int = length(agentIds)
+output BROKER_ALERTS_ACTION_GROUP_ID string = secureWebhookEnabled ? alerts.outputs.id : ''
