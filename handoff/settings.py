@@ -8,6 +8,7 @@ platform itself; the rest are optional tunables with safe defaults.
 
 from __future__ import annotations
 
+import json
 import os
 from collections.abc import Mapping
 from functools import lru_cache
@@ -98,6 +99,11 @@ class Settings(BaseModel):
         return path if path.is_absolute() else APP_ROOT / path
 
     @property
+    def max_dequeue_count(self) -> int:
+        """host.json ``maxDequeueCount``: after this many failed runs the host poisons a message."""
+        return int(host_queue_options().get("maxDequeueCount", 5))
+
+    @property
     def base_url(self) -> str:
         """Public base URL of the broker, used in links written into threads."""
         if self.public_base_url:
@@ -105,6 +111,16 @@ class Settings(BaseModel):
         if self.website_hostname:
             return f"https://{self.website_hostname}"
         return "http://127.0.0.1:7071"
+
+
+@lru_cache(maxsize=1)
+def host_queue_options() -> dict[str, Any]:
+    """The ``extensions.queues`` section of host.json (the Functions host's queue semantics)."""
+    try:
+        data = json.loads((APP_ROOT / "host.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}
+    return dict(data.get("extensions", {}).get("queues", {}))
 
 
 @lru_cache(maxsize=1)

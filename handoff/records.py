@@ -1,0 +1,169 @@
+"""What the broker stores about a handoff, and the ports through which the service layer reaches
+storage, the delivery queue and the agents. Adapters implement the ports; the domain imports no SDK."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import datetime
+from typing import Any, Literal, Protocol
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from handoff.models import AuditEvent, HandbackRequest, HandoffRequest, HandoffStatus
+
+StepStatus = Literal["pending", "posted", "failed", "noSourceThread"]
+
+
+class StoredRequest(BaseModel):
+    """The accepted request, normalised (agents by registered name). Written once, never changed."""
+
+    model_config = ConfigDict(frozen=True)
+
+    id: str
+    request: HandoffRequest
+    source_agent: str
+    target_agent: str
+    root_id: str
+    depth: int = 0
+    body_hash: str
+    idempotency_key: str | None = None
+    created_at: datetime
+    caller: str
+
+
+class HandbackDelivery(BaseModel):
+    """Where a hand-back's message into the source thread stands."""
+
+    status: StepStatus = "pending"
+    attempted: bool = False
+    posted_at: datetime | None = None
+    error: str | None = None
+
+
+class HandoffState(BaseModel):
+    """The mutable part of a handoff, updated with optimistic concurrency."""
+
+    status: HandoffStatus = "accepted"
+    updated_at: datetime
+    target_thread_id: str | None = None
+    delivered_at: datetime | None = None
+    handed_back_at: datetime | None = None
+    attempts: int = 0
+    create_attempted: bool = False
+    last_error: str | None = None
+    crosslink: StepStatus = "pending"
+    crosslink_attempted: bool = False
+    handbacks: dict[int, HandbackDelivery] = Field(default_factory=dict)
+    lease_until: datetime | None = None
+
+
+class StoredHandback(BaseModel):
+    """A hand-back as received. Written once, never changed."""
+
+    model_config = ConfigDict(frozen=True)
+
+    seq: int
+    received_at: datetime
+    request: HandbackRequest
+    agent: str
+    caller: str
+
+
+class HandoffRecord(BaseModel):
+    """A handoff as read back from storage."""
+
+    stored: StoredRequest
+    state: HandoffState
+    handbacks: list[StoredHandback] = Field(default_factory=list)
+
+    @property
+    def id(self) -> str:
+        return self.stored.id
+
+
+class LinkRecord(BaseModel):
+    """One direction of a thread-to-thread link."""
+
+    agent: str
+    thread_id: str
+    relation: Literal["handedOffTo", "receivedFrom"]
+    peer_agent: str
+    peer_thread_id: str
+    handoff_id: str
+    created_at: datetime
+
+
+class HandoffStore(Protocol):
+    """Durable state: handoffs, hand-backs, audit events and links."""
+
+    def create(self, stored: StoredRequest, state: HandoffState) -> bool:
+        """Insert a new handoff atomically; False when one with this id already exists."""
+
+    def get(self, handoff_id: str) -> HandoffRecord | None:
+        """The handoff with its state and hand-backs, or None."""
+
+    def update_state(self, handoff_id: str, mutate: Callable[[HandoffState], None]) -> HandoffState:
+        """Apply ``mutate`` to the current state and save it, retrying on concurrent writes."""
+
+    def add_handback(self, handoff_id: str, make: Callable[[int], StoredHandback]) -> StoredHandback:
+        """Insert the next hand-back (sequence numbers start at 1)."""
+
+    def append_audit(self, handoff_id: str, type: str, actor: str, details: dict[str, Any]) -> AuditEvent:
+        """Insert the next audit event; never updates or deletes one."""
+
+    def list_audit(self, handoff_id: str) -> list[AuditEvent]:
+        """The handoff's audit events in order."""
+
+    def add_links(self, links: list[LinkRecord]) -> None:
+        """Store link records (idempotent)."""
+
+    def links_of(self, agent: str, thread_id: str) -> list[LinkRecord]:
+        """Links whose ``agent``/``thread_id`` side is the given thread."""
+
+    def stale_accepted(self, older_than: datetime) -> list[str]:
+        """Ids of handoffs still ``accepted`` with no state change since ``older_than``."""
+
+    def ping(self) -> None:
+        """Raise if storage cannot be reached (fast, no retries)."""
+
+
+class DeliveryQueue(Protocol):
+    """The queue that drives delivery work."""
+
+    def send(self, message: dict[str, Any], delay_seconds: float = 0) -> None:
+        """Enqueue a work message, visible after ``delay_seconds``."""
+
+    def send_poison(self, message: dict[str, Any]) -> None:
+        """Put a message on the poison queue for people to inspect and replay."""
+
+
+class AgentCallError(Exception):
+    """A call to an agent (or ARM) failed. ``transient`` failures are retried through the queue."""
+
+    def __init__(
+        self, reason: str, *, transient: bool, status: int | None = None, retry_after: float | None = None
+    ) -> None:
+        super().__init__(reason)
+        self.reason = reason
+        self.transient = transient
+        self.status = status
+        self.retry_after = retry_after
+
+
+class AgentGateway(Protocol):
+    """The agents' data-plane APIs, reached with the broker's managed identity."""
+
+    def create_thread(self, agent: Any, text: str) -> str:
+        """Start a thread on ``agent`` with ``text`` as its first message; returns the thread id."""
+
+    def fire_trigger(self, agent: Any, payload: dict[str, Any]) -> str | None:
+        """Call the agent's HTTP trigger with ``payload``; returns the thread id when the agent says."""
+
+    def find_thread(self, agent: Any, needle: str) -> str | None:
+        """Id of a recent thread whose title or start message contains ``needle``, if any."""
+
+    def post_message(self, agent: Any, thread_id: str, text: str) -> None:
+        """Post ``text`` into an existing thread."""
+
+    def has_message(self, agent: Any, thread_id: str, needle: str) -> bool:
+        """Whether a recent message of the thread contains ``needle``."""

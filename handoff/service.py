@@ -1,0 +1,683 @@
+"""Use cases: accept a handoff, deliver it, take a hand-back, read state, audit and links.
+
+Entrypoints (HTTP, queue, timer, and later MCP/A2A/alerts) call these and map the result or the
+:class:`~handoff.errors.Problem` they raise. This module imports no Azure SDK: storage, the queue and
+the agents are reached through the ports in :mod:`handoff.records`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import random
+import uuid
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+from typing import Any, TypeVar
+
+from pydantic import BaseModel, ValidationError
+
+from handoff.auth import SYSTEM, Caller, authorize_as_agent
+from handoff.errors import (
+    BadRequest,
+    Conflict,
+    FieldError,
+    Forbidden,
+    NotFound,
+    PayloadTooLarge,
+    ServiceUnavailable,
+    Unprocessable,
+    single_field,
+)
+from handoff.messages import (
+    MessageContext,
+    crosslink_message,
+    handback_message,
+    marker,
+    start_message,
+    thread_url,
+    trigger_payload,
+)
+from handoff.models import (
+    AuditLog,
+    HandbackRequest,
+    HandbackView,
+    HandoffRequest,
+    HandoffView,
+    Health,
+    ThreadEndpoint,
+    ThreadLink,
+    ThreadLinks,
+    field_errors,
+)
+from handoff.records import (
+    AgentCallError,
+    AgentGateway,
+    DeliveryQueue,
+    HandbackDelivery,
+    HandoffRecord,
+    HandoffState,
+    HandoffStore,
+    LinkRecord,
+    StoredHandback,
+    StoredRequest,
+)
+from handoff.registry import AgentConfig, HttpTriggerDelivery, Registry
+from handoff.settings import Settings
+
+log = logging.getLogger("handoff")
+
+MAX_BODY_BYTES = 256 * 1024
+IDEMPOTENCY_NAMESPACE = uuid.UUID("6f0d6a3e-54a7-4f53-9f83-2d4f9a1c7e10")
+LEASE = timedelta(minutes=3)
+ModelT = TypeVar("ModelT", bound=BaseModel)
+
+
+class StorageUnavailable(Exception):
+    """Raised by adapters when storage cannot be reached; entrypoints answer 503."""
+
+
+class LeaseBusy(Exception):
+    """Another worker is processing this handoff right now."""
+
+
+def utcnow() -> datetime:
+    """The current UTC time (the service's clock by default)."""
+    return datetime.now(UTC)
+
+
+def parse_body(body: bytes, model: type[ModelT]) -> ModelT:
+    """Parse a JSON request body: 413 when too large, 400 when not JSON, 422 when it breaks the schema."""
+    if len(body) > MAX_BODY_BYTES:
+        raise PayloadTooLarge(
+            f"request body is {len(body)} bytes; the limit is {MAX_BODY_BYTES} bytes",
+            errors=[FieldError(field="/", message=f"larger than {MAX_BODY_BYTES} bytes")],
+        )
+    try:
+        data = json.loads(body)
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise BadRequest(
+            f"request body is not valid JSON: {exc}", errors=[FieldError(field="/", message="not valid JSON")]
+        ) from None
+    if not isinstance(data, dict):
+        raise single_field(Unprocessable, "/", "must be a JSON object")
+    try:
+        return model.model_validate(data)
+    except ValidationError as exc:
+        errors = field_errors(exc)
+        summary = "; ".join(f"{e.field}: {e.message}" for e in errors[:5])
+        raise Unprocessable(summary, errors=errors) from None
+
+
+def canonical_hash(model: BaseModel) -> str:
+    """Hash of the parsed request (sorted keys, defaults filled), so equal bodies hash equal."""
+    data = model.model_dump(mode="json", by_alias=True)
+    canonical = json.dumps(data, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    return hashlib.sha256(canonical.encode()).hexdigest()
+
+
+def backoff_seconds(attempt: int, retry_after: float | None, base: float, cap: float) -> float:
+    """Delay before attempt ``attempt + 1``: exponential with jitter, never less than ``Retry-After``."""
+    delay = min(cap, base * (2 ** max(0, attempt - 1)))
+    delay = delay * (0.5 + random.random() / 2)  # noqa: S311 - jitter, not security
+    if retry_after is not None:
+        delay = max(delay, retry_after)
+    return min(max(delay, 0.0), max(cap, retry_after or 0.0))
+
+
+class HandoffService:
+    """The broker's use cases."""
+
+    def __init__(
+        self,
+        *,
+        settings: Settings,
+        registry: Registry,
+        store: HandoffStore,
+        queue: DeliveryQueue,
+        agents: AgentGateway,
+        clock: Callable[[], datetime] = utcnow,
+    ) -> None:
+        self.settings = settings
+        self.registry = registry
+        self.store = store
+        self.queue = queue
+        self.agents = agents
+        self.clock = clock
+
+    # ------------------------------------------------------------------ accept
+
+    def accept(
+        self, body: bytes, caller: Caller, idempotency_key: str | None = None
+    ) -> tuple[HandoffView, bool]:
+        """Validate, store and enqueue a handoff. Returns the handoff and whether it is new.
+
+        With an ``Idempotency-Key`` the handoff id is derived from (source agent, key), so storage's
+        insert-if-absent makes concurrent retries yield one handoff; a replay with a different body is
+        refused with 409.
+        """
+        request = parse_body(body, HandoffRequest)
+        return self.accept_request(request, caller, idempotency_key)
+
+    def accept_request(
+        self, request: HandoffRequest, caller: Caller, idempotency_key: str | None = None
+    ) -> tuple[HandoffView, bool]:
+        """:meth:`accept` for an already parsed request (used by non-HTTP entrypoints)."""
+        source = self._registered(request.source.agent, "/source/agent")
+        target = self._registered(request.target.agent, "/target/agent")
+        if source.name == target.name:
+            raise single_field(Unprocessable, "/target/agent", "an agent cannot hand off to itself")
+        authorize_as_agent(caller, source)
+        root_id, depth = None, 0
+        if request.parent_handoff_id:
+            parent = self.store.get(request.parent_handoff_id)
+            if parent is None:
+                raise single_field(Unprocessable, "/parentHandoffId", "no handoff with this id")
+            root_id, depth = parent.stored.root_id, parent.stored.depth + 1
+        if idempotency_key is not None:
+            key = idempotency_key.strip()
+            if not key or len(key) > 200 or not key.isprintable():
+                raise single_field(BadRequest, "Idempotency-Key", "must be 1-200 printable characters")
+            handoff_id = str(uuid.uuid5(IDEMPOTENCY_NAMESPACE, f"{source.name.lower()}\n{key}"))
+        else:
+            key = None
+            handoff_id = str(uuid.uuid4())
+        now = self.clock()
+        normalized = request.model_copy(
+            update={
+                "source": request.source.model_copy(update={"agent": source.name}),
+                "target": request.target.model_copy(update={"agent": target.name}),
+            }
+        )
+        stored = StoredRequest(
+            id=handoff_id,
+            request=normalized,
+            source_agent=source.name,
+            target_agent=target.name,
+            root_id=root_id or handoff_id,
+            depth=depth,
+            body_hash=canonical_hash(normalized),
+            idempotency_key=key,
+            created_at=now,
+            caller=caller.describe(),
+        )
+        if not self.store.create(stored, HandoffState(updated_at=now)):
+            return self._replay(stored)
+        self.store.append_audit(
+            handoff_id,
+            "accepted",
+            caller.describe(),
+            {"source": source.name, "target": target.name, "intent": request.intent,
+             "parentHandoffId": request.parent_handoff_id, "idempotencyKey": key is not None},
+        )  # fmt: skip
+        self._enqueue({"op": "deliver", "handoffId": handoff_id, "attempt": 1})
+        record = self.store.get(handoff_id)
+        assert record is not None
+        return self.view(record), True
+
+    def _replay(self, stored: StoredRequest) -> tuple[HandoffView, bool]:
+        existing = self.store.get(stored.id)
+        if existing is None:  # pragma: no cover - insert conflicted, so it exists
+            raise ServiceUnavailable("handoff is being created; retry")
+        if existing.stored.body_hash != stored.body_hash:
+            raise Conflict(
+                "Idempotency-Key was already used with a different body for this source agent",
+                errors=[FieldError(field="Idempotency-Key", message="reused with a different body")],
+            )
+        if existing.state.status == "accepted" and existing.state.attempts == 0:
+            # The first request may have failed to enqueue (it answered 503): make the replay deliver.
+            self._enqueue({"op": "deliver", "handoffId": stored.id, "attempt": 1})
+        return self.view(existing), False
+
+    def _registered(self, ref: str, field: str) -> AgentConfig:
+        agent = self.registry.find(ref)
+        if agent is None:
+            raise single_field(Unprocessable, field, f"'{ref}' is not a registered agent")
+        return agent
+
+    def _enqueue(self, message: dict[str, Any], delay: float = 0) -> None:
+        try:
+            self.queue.send(message, delay)
+        except StorageUnavailable:
+            raise ServiceUnavailable(
+                "the handoff is stored but could not be queued; retry with the same Idempotency-Key",
+                headers={"Retry-After": "5"},
+            ) from None
+
+    # ------------------------------------------------------------------ read
+
+    def get_record(self, handoff_id: str) -> HandoffRecord:
+        """The stored handoff, or 404."""
+        record = self.store.get(handoff_id) if _plausible_id(handoff_id) else None
+        if record is None:
+            raise NotFound(f"no handoff with id '{handoff_id}'")
+        return record
+
+    def get(self, handoff_id: str) -> HandoffView:
+        """``GET /api/handoffs/{id}``."""
+        return self.view(self.get_record(handoff_id))
+
+    def audit(self, handoff_id: str) -> AuditLog:
+        """``GET /api/handoffs/{id}/audit``: every event, in order."""
+        self.get_record(handoff_id)
+        return AuditLog(handoff_id=handoff_id, events=self.store.list_audit(handoff_id))
+
+    def view(self, record: HandoffRecord) -> HandoffView:
+        """The public view of a stored handoff."""
+        stored, state = record.stored, record.state
+        source = self.registry.find(stored.source_agent)
+        target = self.registry.find(stored.target_agent)
+        source_thread = stored.request.source.thread_id
+        base = f"{self.settings.base_url}/api/handoffs/{stored.id}"
+        links = {"self": base, "audit": f"{base}/audit", "handback": f"{base}/handback"}
+        handbacks = [
+            HandbackView(
+                seq=hb.seq,
+                received_at=hb.received_at,
+                agent=hb.agent,
+                thread_id=hb.request.thread_id,
+                outcome=hb.request.outcome,
+                summary=hb.request.summary,
+                root_cause=hb.request.root_cause,
+                recommended_actions=hb.request.recommended_actions,
+                evidence=hb.request.evidence,
+                delivery=state.handbacks.get(hb.seq, HandbackDelivery()).status,
+                posted_at=state.handbacks.get(hb.seq, HandbackDelivery()).posted_at,
+            )
+            for hb in record.handbacks
+        ]
+        return HandoffView(
+            id=stored.id,
+            status=state.status,
+            intent=stored.request.intent,
+            source=ThreadEndpoint(
+                agent=stored.source_agent,
+                resource_id=source.resource_id if source else None,
+                thread_id=source_thread,
+                thread_url=thread_url(source.resource_id if source else None, source_thread),
+            ),
+            target=ThreadEndpoint(
+                agent=stored.target_agent,
+                resource_id=target.resource_id if target else None,
+                thread_id=state.target_thread_id,
+                thread_url=thread_url(target.resource_id if target else None, state.target_thread_id),
+            ),
+            context=stored.request.context,
+            parent_handoff_id=stored.request.parent_handoff_id,
+            root_handoff_id=stored.root_id,
+            correlation_id=stored.request.correlation_id,
+            created_at=stored.created_at,
+            updated_at=state.updated_at,
+            delivered_at=state.delivered_at,
+            handed_back_at=state.handed_back_at,
+            attempts=state.attempts,
+            last_error=state.last_error,
+            handbacks=handbacks,
+            links=links,
+        )
+
+    def thread_links(self, agent_ref: str, thread_id: str) -> ThreadLinks:
+        """Every thread linked to this one, following chains in both directions."""
+        agent = self.registry.find(agent_ref)
+        if agent is None:
+            raise single_field(NotFound, "agent", f"'{agent_ref}' is not a registered agent")
+        start = (agent.name, thread_id)
+        seen = {start}
+        frontier = [start]
+        edges: dict[tuple[str, str, str, str], ThreadLink] = {}
+        hops = 0
+        while frontier:
+            hops += 1
+            next_frontier = []
+            for node in frontier:
+                for link in self.store.links_of(*node):
+                    key = (link.handoff_id, link.relation, link.agent, link.thread_id)
+                    if key not in edges:
+                        edges[key] = ThreadLink(
+                            handoff_id=link.handoff_id,
+                            relation=link.relation,
+                            thread=self._endpoint(link.agent, link.thread_id),
+                            peer=self._endpoint(link.peer_agent, link.peer_thread_id),
+                            hops=hops,
+                        )
+                    peer = (link.peer_agent, link.peer_thread_id)
+                    if peer not in seen:
+                        seen.add(peer)
+                        next_frontier.append(peer)
+            frontier = next_frontier
+        # One edge per handoff as seen from the queried side of the graph.
+        ordered = sorted(edges.values(), key=lambda e: (e.hops, e.handoff_id, e.relation))
+        return ThreadLinks(agent=agent.name, thread_id=thread_id, links=ordered)
+
+    def _endpoint(self, agent_name: str, thread_id: str) -> ThreadEndpoint:
+        agent = self.registry.find(agent_name)
+        resource_id = agent.resource_id if agent else None
+        return ThreadEndpoint(
+            agent=agent_name,
+            resource_id=resource_id,
+            thread_id=thread_id,
+            thread_url=thread_url(resource_id, thread_id),
+        )
+
+    def health(self) -> Health:
+        """Whether storage answers (fast; the adapter uses short timeouts and no retries)."""
+        try:
+            self.store.ping()
+        except Exception as exc:
+            return Health(status="unhealthy", storage="unreachable", detail=type(exc).__name__)
+        return Health(status="healthy", storage="reachable")
+
+    # ------------------------------------------------------------------ hand-back
+
+    def hand_back(self, handoff_id: str, body: bytes, caller: Caller) -> HandoffView:
+        """Record B's findings and queue their delivery into A's thread."""
+        record = self.get_record(handoff_id)
+        request = parse_body(body, HandbackRequest)
+        return self.hand_back_request(record, request, caller)
+
+    def hand_back_request(
+        self, record: HandoffRecord, request: HandbackRequest, caller: Caller
+    ) -> HandoffView:
+        """:meth:`hand_back` for an already parsed request."""
+        agent = self._registered(request.agent, "/agent")
+        if agent.name != record.stored.target_agent:
+            raise Forbidden(
+                f"only the handoff's target agent '{record.stored.target_agent}' may hand back, "
+                f"not '{agent.name}'",
+                errors=[FieldError(field="/agent", message="not the target of this handoff")],
+            )
+        authorize_as_agent(caller, agent)
+        if record.state.status not in ("delivered", "handedBack"):
+            raise Conflict(
+                f"handoff {record.id} is '{record.state.status}': a hand-back is accepted only after delivery"
+            )
+        now = self.clock()
+        handback = self.store.add_handback(
+            record.id,
+            lambda seq: StoredHandback(
+                seq=seq, received_at=now, request=request, agent=agent.name, caller=caller.describe()
+            ),
+        )
+
+        def pending(state: HandoffState) -> None:
+            state.handbacks.setdefault(handback.seq, HandbackDelivery())
+            state.updated_at = now
+
+        self.store.update_state(record.id, pending)
+        self.store.append_audit(
+            record.id,
+            "handBackReceived",
+            caller.describe(),
+            {"seq": handback.seq, "agent": agent.name, "outcome": request.outcome},
+        )
+        self._enqueue({"op": "handback", "handoffId": record.id, "seq": handback.seq, "attempt": 1})
+        return self.view(self.get_record(record.id))
+
+    # ------------------------------------------------------------------ queue work
+
+    def process(self, message: dict[str, Any], dequeue_count: int = 1) -> None:
+        """Run one delivery-queue message. Transient failures reschedule through the queue."""
+        handoff_id = str(message.get("handoffId", ""))
+        op = message.get("op")
+        attempt = int(message.get("attempt", 1))
+        record = self.store.get(handoff_id) if _plausible_id(handoff_id) else None
+        if record is None or op not in ("deliver", "handback"):
+            log.warning("dropping delivery message for unknown handoff or op: %s", message)
+            return
+        try:
+            self._acquire_lease(handoff_id)
+        except LeaseBusy:
+            self.queue.send(message, 15)
+            return
+        try:
+            record = self.get_record(handoff_id)
+            if op == "deliver":
+                self._deliver(record)
+            else:
+                self._deliver_handback(record, int(message["seq"]))
+        except AgentCallError as exc:
+            self._after_failure(record, message, attempt, exc)
+        except Exception as exc:
+            if dequeue_count >= self.settings.max_dequeue_count:
+                # The host moves this message to the poison queue after this failure: say so now.
+                self._fail(record, message, f"unexpected error: {type(exc).__name__}", "poisoned")
+            raise
+        finally:
+            self._release_lease(handoff_id)
+
+    def _acquire_lease(self, handoff_id: str) -> None:
+        now = self.clock()
+
+        def take(state: HandoffState) -> None:
+            if state.lease_until and state.lease_until > now:
+                raise LeaseBusy
+            state.lease_until = now + LEASE
+
+        self.store.update_state(handoff_id, take)
+
+    def _release_lease(self, handoff_id: str) -> None:
+        def release(state: HandoffState) -> None:
+            state.lease_until = None
+
+        try:
+            self.store.update_state(handoff_id, release)
+        except Exception:  # the lease expires by itself
+            log.exception("could not release the delivery lease of %s", handoff_id)
+
+    def _message_context(self, record: HandoffRecord, target_thread_id: str | None = None) -> MessageContext:
+        source = self.registry.find(record.stored.source_agent)
+        target = self.registry.find(record.stored.target_agent)
+        return MessageContext(
+            base_url=self.settings.base_url,
+            source_label=source.label if source else record.stored.source_agent,
+            target_label=target.label if target else record.stored.target_agent,
+            target_agent_name=record.stored.target_agent,
+            source_thread_url=thread_url(
+                source.resource_id if source else None, record.stored.request.source.thread_id
+            ),
+            target_thread_url=thread_url(
+                target.resource_id if target else None, target_thread_id or record.state.target_thread_id
+            ),
+            budget_bytes=self.settings.start_message_budget_bytes,
+        )
+
+    def _touch(self, handoff_id: str, mutate: Callable[[HandoffState], None]) -> HandoffState:
+        now = self.clock()
+
+        def apply(state: HandoffState) -> None:
+            mutate(state)
+            state.updated_at = now
+
+        return self.store.update_state(handoff_id, apply)
+
+    def _deliver(self, record: HandoffRecord) -> None:
+        stored, state = record.stored, record.state
+        if state.status == "failed":
+            return
+        target = self.registry.by_name(stored.target_agent)
+        ctx = self._message_context(record)
+        if not state.target_thread_id and state.status == "accepted":
+            thread_id = None
+            if state.create_attempted:
+                # An earlier attempt may have created the thread before failing: look before creating.
+                thread_id = self.agents.find_thread(target, stored.id)
+                if thread_id:
+                    self.store.append_audit(stored.id, "deliveryRecovered", "broker", {"threadId": thread_id})
+            if not thread_id:
+                state = self._touch(stored.id, _mark_create_attempt)
+                mode = target.delivery.mode
+                self.store.append_audit(
+                    stored.id, "deliveryAttempt", "broker", {"attempt": state.attempts, "mode": mode}
+                )
+                if isinstance(target.delivery, HttpTriggerDelivery):
+                    thread_id = self.agents.fire_trigger(target, trigger_payload(record, ctx))
+                else:
+                    thread_id = self.agents.create_thread(target, start_message(record, ctx))
+            now = self.clock()
+
+            def delivered(s: HandoffState) -> None:
+                s.status = "delivered"
+                s.target_thread_id = thread_id
+                s.delivered_at = now
+                s.last_error = None
+
+            state = self._touch(stored.id, delivered)
+            url = thread_url(target.resource_id, thread_id)
+            self.store.append_audit(
+                stored.id, "delivered", "broker", {"threadId": thread_id, "threadUrl": url}
+            )
+            self._store_links(record, thread_id)
+            record = self.get_record(stored.id)
+            ctx = self._message_context(record)
+        self._crosslink(record, ctx)
+
+    def _store_links(self, record: HandoffRecord, target_thread_id: str | None) -> None:
+        source_thread = record.stored.request.source.thread_id
+        if not source_thread or not target_thread_id:
+            return
+        now = self.clock()
+        a, b = record.stored.source_agent, record.stored.target_agent
+        self.store.add_links([
+            LinkRecord(agent=a, thread_id=source_thread, relation="handedOffTo", peer_agent=b,
+                       peer_thread_id=target_thread_id, handoff_id=record.id, created_at=now),
+            LinkRecord(agent=b, thread_id=target_thread_id, relation="receivedFrom", peer_agent=a,
+                       peer_thread_id=source_thread, handoff_id=record.id, created_at=now),
+        ])  # fmt: skip
+
+    def _crosslink(self, record: HandoffRecord, ctx: MessageContext) -> None:
+        state = record.state
+        source_thread = record.stored.request.source.thread_id
+        if state.crosslink != "pending":
+            return
+        if not source_thread:
+            self._touch(record.id, lambda s: setattr(s, "crosslink", "noSourceThread"))
+            return
+        source = self.registry.by_name(record.stored.source_agent)
+        needle = marker(record.id, "crosslink")
+        already = state.crosslink_attempted and self.agents.has_message(source, source_thread, needle)
+        if not already:
+            self._touch(record.id, lambda s: setattr(s, "crosslink_attempted", True))
+            self.agents.post_message(source, source_thread, crosslink_message(record, ctx))
+        self._touch(record.id, lambda s: setattr(s, "crosslink", "posted"))
+        self.store.append_audit(
+            record.id,
+            "crossLinked",
+            "broker",
+            {"sourceThreadId": source_thread, "targetThreadUrl": ctx.target_thread_url},
+        )
+
+    def _deliver_handback(self, record: HandoffRecord, seq: int) -> None:
+        handback = next((hb for hb in record.handbacks if hb.seq == seq), None)
+        delivery = record.state.handbacks.get(seq)
+        if handback is None or delivery is None or delivery.status != "pending":
+            return
+        source_thread = record.stored.request.source.thread_id
+        now = self.clock()
+        if not source_thread:
+
+            def no_thread(s: HandoffState) -> None:
+                s.handbacks[seq].status = "noSourceThread"
+                s.status = "handedBack"
+                s.handed_back_at = now
+
+            self._touch(record.id, no_thread)
+            self.store.append_audit(record.id, "handedBack", "broker", {"seq": seq, "posted": False})
+            return
+        source = self.registry.by_name(record.stored.source_agent)
+        needle = marker(record.id, f"handback:{seq}")
+        already = delivery.attempted and self.agents.has_message(source, source_thread, needle)
+        if not already:
+            self._touch(record.id, lambda s: setattr(s.handbacks[seq], "attempted", True))
+            self.agents.post_message(
+                source, source_thread, handback_message(record, handback, self._message_context(record))
+            )
+
+        def posted(s: HandoffState) -> None:
+            s.handbacks[seq].status = "posted"
+            s.handbacks[seq].posted_at = now
+            s.status = "handedBack"
+            s.handed_back_at = now
+
+        self._touch(record.id, posted)
+        self.store.append_audit(
+            record.id, "handedBack", "broker", {"seq": seq, "sourceThreadId": source_thread}
+        )
+
+    def _after_failure(
+        self, record: HandoffRecord, message: dict[str, Any], attempt: int, exc: AgentCallError
+    ) -> None:
+        reason = exc.reason
+        if exc.transient and attempt < self.settings.max_delivery_attempts:
+            delay = backoff_seconds(
+                attempt, exc.retry_after, self.settings.retry_base_seconds, self.settings.retry_max_seconds
+            )
+            self._touch(record.id, lambda s: setattr(s, "last_error", reason))
+            self.store.append_audit(
+                record.id,
+                "retryScheduled",
+                "broker",
+                {"op": message["op"], "attempt": attempt, "reason": reason, "delaySeconds": round(delay, 1)},
+            )
+            self.queue.send({**message, "attempt": attempt + 1}, delay)
+            return
+        why = reason if not exc.transient else f"{reason} (gave up after {attempt} attempts)"
+        self._fail(record, message, why, "failed")
+        self.queue.send_poison({**message, "reason": why})
+
+    def _fail(self, record: HandoffRecord, message: dict[str, Any], reason: str, how: str) -> None:
+        """Record a final failure of one step: the handoff, its cross-link, or one hand-back."""
+        current = self.get_record(record.id)
+        if message["op"] == "handback":
+            seq = int(message["seq"])
+
+            def handback_failed(s: HandoffState) -> None:
+                if seq in s.handbacks:
+                    s.handbacks[seq].status = "failed"
+                    s.handbacks[seq].error = reason
+                s.last_error = reason
+
+            self._touch(record.id, handback_failed)
+            self.store.append_audit(
+                record.id, "handBackFailed", "broker", {"seq": seq, "reason": reason, "how": how}
+            )
+        elif current.state.target_thread_id or current.state.status != "accepted":
+            self._touch(
+                record.id, lambda s: (setattr(s, "crosslink", "failed"), setattr(s, "last_error", reason))
+            )
+            self.store.append_audit(record.id, "crossLinkFailed", "broker", {"reason": reason, "how": how})
+        else:
+
+            def failed(s: HandoffState) -> None:
+                s.status = "failed"
+                s.last_error = reason
+
+            self._touch(record.id, failed)
+            self.store.append_audit(record.id, "deliveryFailed", "broker", {"reason": reason, "how": how})
+
+    # ------------------------------------------------------------------ sweeper
+
+    def sweep(self) -> int:
+        """Re-enqueue handoffs left ``accepted`` with no delivery activity (e.g. a failed enqueue)."""
+        cutoff = self.clock() - timedelta(seconds=self.settings.sweep_after_seconds)
+        count = 0
+        for handoff_id in self.store.stale_accepted(cutoff):
+            self.queue.send({"op": "deliver", "handoffId": handoff_id, "attempt": 1})
+            self.store.append_audit(
+                handoff_id, "redeliveryScheduled", SYSTEM.describe(), {"reason": "no delivery activity"}
+            )
+            count += 1
+        return count
+
+
+def _mark_create_attempt(state: HandoffState) -> None:
+    state.create_attempted = True
+    state.attempts += 1
+
+
+def _plausible_id(handoff_id: str) -> bool:
+    try:
+        uuid.UUID(handoff_id)
+    except ValueError:
+        return False
+    return True
