@@ -94,3 +94,7 @@ class ServiceUnavailable(Problem):
 def single_field(problem_type: type[Problem], field: str, message: str) -> Problem:
     """A problem about one field, with the field named in both ``detail`` and ``errors``."""
     return problem_type(f"{field}: {message}", errors=[FieldError(field=field, message=message)])
+
+
+class InternalError(Problem):
+    status, slug, title = 500, "internal-error", "Internal error"

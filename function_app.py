@@ -1,0 +1,12 @@
+"""Azure Functions entry point: registers the broker's Blueprints. Logic lives in the handoff package."""
+
+import azure.functions as func
+
+from handoff.app import validate_startup
+from handoff.entrypoints import http_api, worker
+
+validate_startup()
+
+app = func.FunctionApp(http_auth_level=func.AuthLevel.FUNCTION)
+app.register_functions(http_api.bp)
+app.register_functions(worker.bp)

@@ -1,0 +1,340 @@
+"""Azure Table Storage and Queue Storage adapters (Azurite locally).
+
+Layout (table ``handoffs``, partition = handoff id): ``request`` (written once), ``state`` (updated
+with ETags), ``handback-NNNNN`` (written once each). Large documents are split over ``Doc0..DocN``
+string properties so a 256 KiB request fits an entity. Audit events (table ``handoffaudit``) are only
+ever inserted: the row key is the event's sequence number and insert-if-absent makes it unique.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import re
+import time
+from collections.abc import Callable, Iterator
+from datetime import UTC, datetime
+from typing import Any, TypeVar
+
+from azure.core import MatchConditions
+from azure.core.exceptions import (
+    HttpResponseError,
+    ResourceExistsError,
+    ResourceModifiedError,
+    ServiceRequestError,
+    ServiceResponseError,
+)
+from azure.data.tables import TableClient, TableServiceClient, TableTransactionError, UpdateMode
+from azure.storage.queue import QueueClient, TextBase64EncodePolicy
+from pydantic import BaseModel
+
+from handoff.adapters.identity import make_credential
+from handoff.models import AuditEvent
+from handoff.records import HandoffRecord, HandoffState, LinkRecord, StoredHandback, StoredRequest
+from handoff.service import StorageUnavailable
+from handoff.settings import (
+    AUDIT_TABLE,
+    DELIVERY_POISON_QUEUE,
+    DELIVERY_QUEUE,
+    HANDOFF_TABLE,
+    LINK_TABLE,
+    STORAGE_TABLES,
+    Settings,
+)
+
+CHUNK_CHARS = 16_000  # 16k UTF-16 units at most 64 KiB: the Table property limit
+MAX_DETAIL_CHARS = 16_000
+MAX_OCC_RETRIES = 50
+ModelT = TypeVar("ModelT", bound=BaseModel)
+_KEY_UNSAFE = re.compile(r"[%/\\#?\x00-\x1f\x7f-\x9f]")
+
+
+def encode_key(value: str) -> str:
+    """Percent-encode the characters Table Storage forbids in keys (and ``%`` itself)."""
+    return _KEY_UNSAFE.sub(lambda m: f"%{ord(m.group()):02X}", value)
+
+
+@contextlib.contextmanager
+def storage_errors() -> Iterator[None]:
+    """Turn "cannot reach storage" into :class:`StorageUnavailable` (the entrypoints answer 503)."""
+    try:
+        yield
+    except (ServiceRequestError, ServiceResponseError) as exc:
+        raise StorageUnavailable(type(exc).__name__) from exc
+    except HttpResponseError as exc:
+        if exc.status_code is not None and exc.status_code >= 500:
+            raise StorageUnavailable(f"storage answered {exc.status_code}") from exc
+        raise
+
+
+def _chunks(text: str) -> dict[str, str]:
+    parts = [text[i : i + CHUNK_CHARS] for i in range(0, len(text), CHUNK_CHARS)] or [""]
+    return {f"Doc{index}": part for index, part in enumerate(parts)}
+
+
+def _doc(entity: dict[str, Any]) -> str:
+    parts = []
+    index = 0
+    while f"Doc{index}" in entity:
+        parts.append(entity[f"Doc{index}"])
+        index += 1
+    return "".join(parts)
+
+
+def _load(model: type[ModelT], entity: dict[str, Any]) -> ModelT:
+    return model.model_validate_json(_doc(entity))
+
+
+class StorageClients:
+    """Table and queue clients built once from the ``HANDOFF_STORAGE`` connection settings."""
+
+    def __init__(self, settings: Settings, *, fast: bool = False) -> None:
+        # Request-path clients retry a little; the health probe (fast=True) never retries.
+        options: dict[str, Any] = (
+            {"retry_total": 0, "connection_timeout": 2, "read_timeout": 2}
+            if fast
+            else {"retry_total": 3, "retry_backoff_factor": 0.4, "connection_timeout": 5, "read_timeout": 20}
+        )
+        if settings.storage_connection_string:
+            self.tables = TableServiceClient.from_connection_string(
+                settings.storage_connection_string, **options
+            )
+            self._queue = lambda name: QueueClient.from_connection_string(
+                settings.storage_connection_string,  # type: ignore[arg-type]
+                name,
+                message_encode_policy=TextBase64EncodePolicy(),
+                **options,
+            )
+        elif settings.storage_table_service_uri and settings.storage_queue_service_uri:
+            client_id = (
+                settings.storage_client_id if settings.storage_credential == "managedidentity" else None
+            )
+            credential = make_credential(settings, client_id)
+            self.tables = TableServiceClient(
+                settings.storage_table_service_uri, credential=credential, **options
+            )
+            queue_uri = settings.storage_queue_service_uri
+            self._queue = lambda name: QueueClient(
+                queue_uri,
+                name,
+                credential=credential,
+                message_encode_policy=TextBase64EncodePolicy(),
+                **options,
+            )
+        else:
+            raise RuntimeError(
+                "storage is not configured: set HANDOFF_STORAGE to a connection string, or "
+                "HANDOFF_STORAGE__tableServiceUri and HANDOFF_STORAGE__queueServiceUri"
+            )
+
+    def table(self, name: str) -> TableClient:
+        return self.tables.get_table_client(name)
+
+    def queue(self, name: str) -> QueueClient:
+        return self._queue(name)
+
+    def ensure(self) -> None:
+        """Create the app's tables and queues if missing (Azurite starts empty; in Azure the
+        deployment creates them)."""
+        with storage_errors():
+            self._ensure()
+
+    def _ensure(self) -> None:
+        for name in STORAGE_TABLES:
+            with contextlib.suppress(ResourceExistsError):
+                self.tables.create_table(name)
+        for name in (DELIVERY_QUEUE, DELIVERY_POISON_QUEUE):
+            with contextlib.suppress(ResourceExistsError):
+                self.queue(name).create_queue()
+
+
+class TableHandoffStore:
+    """Implements :class:`handoff.records.HandoffStore` on Azure Table Storage."""
+
+    def __init__(self, clients: StorageClients, probe: StorageClients | None = None) -> None:
+        self.handoffs = clients.table(HANDOFF_TABLE)
+        self.audit = clients.table(AUDIT_TABLE)
+        self.links = clients.table(LINK_TABLE)
+        self._probe = (probe or clients).table(HANDOFF_TABLE)
+
+    def create(self, stored: StoredRequest, state: HandoffState) -> bool:
+        request_entity = {
+            "PartitionKey": stored.id,
+            "RowKey": "request",
+            "SourceAgent": stored.source_agent,
+            "TargetAgent": stored.target_agent,
+            "RootId": stored.root_id,
+            "CreatedAt": stored.created_at,
+            **_chunks(stored.model_dump_json()),
+        }
+        operations = [("create", request_entity), ("create", self._state_entity(stored.id, state))]
+        with storage_errors():
+            try:
+                self.handoffs.submit_transaction(operations)  # type: ignore[arg-type]
+            except TableTransactionError as exc:
+                if exc.error_code == "EntityAlreadyExists":
+                    return False
+                raise
+        return True
+
+    @staticmethod
+    def _state_entity(handoff_id: str, state: HandoffState) -> dict[str, Any]:
+        return {
+            "PartitionKey": handoff_id,
+            "RowKey": "state",
+            "Status": state.status,
+            "UpdatedAt": state.updated_at,
+            **_chunks(state.model_dump_json()),
+        }
+
+    def get(self, handoff_id: str) -> HandoffRecord | None:
+        with storage_errors():
+            entities = list(
+                self.handoffs.query_entities("PartitionKey eq @pk", parameters={"pk": handoff_id})
+            )
+        by_key = {entity["RowKey"]: entity for entity in entities}
+        if "request" not in by_key or "state" not in by_key:
+            return None
+        handbacks = sorted(
+            (_load(StoredHandback, e) for key, e in by_key.items() if key.startswith("handback-")),
+            key=lambda hb: hb.seq,
+        )
+        return HandoffRecord(
+            stored=_load(StoredRequest, by_key["request"]),
+            state=_load(HandoffState, by_key["state"]),
+            handbacks=handbacks,
+        )
+
+    def update_state(self, handoff_id: str, mutate: Callable[[HandoffState], None]) -> HandoffState:
+        for attempt in range(MAX_OCC_RETRIES):
+            with storage_errors():
+                entity = self.handoffs.get_entity(handoff_id, "state")
+            state = _load(HandoffState, entity)
+            mutate(state)
+            try:
+                with storage_errors():
+                    self.handoffs.update_entity(
+                        self._state_entity(handoff_id, state),
+                        mode=UpdateMode.REPLACE,
+                        etag=entity.metadata["etag"],
+                        match_condition=MatchConditions.IfNotModified,
+                    )
+            except ResourceModifiedError:
+                time.sleep(min(0.5, 0.01 * (attempt + 1)))  # a concurrent writer won; re-read and re-apply
+                continue
+            return state
+        raise StorageUnavailable(
+            f"state of {handoff_id} kept changing; gave up after {MAX_OCC_RETRIES} tries"
+        )
+
+    def add_handback(self, handoff_id: str, make: Callable[[int], StoredHandback]) -> StoredHandback:
+        while True:
+            with storage_errors():
+                existing = self.handoffs.query_entities(
+                    "PartitionKey eq @pk and RowKey ge 'handback-' and RowKey lt 'handback.'",
+                    parameters={"pk": handoff_id},
+                    select=["RowKey"],
+                )
+                seq = 1 + max((int(e["RowKey"].split("-")[1]) for e in existing), default=0)
+            handback = make(seq)
+            entity = {
+                "PartitionKey": handoff_id,
+                "RowKey": f"handback-{seq:05d}",
+                **_chunks(handback.model_dump_json()),
+            }
+            try:
+                with storage_errors():
+                    self.handoffs.create_entity(entity)
+            except ResourceExistsError:
+                continue  # a concurrent hand-back took this number
+            return handback
+
+    def append_audit(self, handoff_id: str, type: str, actor: str, details: dict[str, Any]) -> AuditEvent:
+        detail_json = json.dumps(details, ensure_ascii=False, default=str)
+        if len(detail_json) > MAX_DETAIL_CHARS:
+            detail_json = json.dumps({"truncated": True, "preview": detail_json[:1000]})
+        while True:
+            with storage_errors():
+                rows = self.audit.query_entities(
+                    "PartitionKey eq @pk", parameters={"pk": handoff_id}, select=["RowKey"]
+                )
+                seq = 1 + max((int(e["RowKey"]) for e in rows), default=0)
+            at = datetime.now(UTC)
+            entity = {
+                "PartitionKey": handoff_id,
+                "RowKey": f"{seq:010d}",
+                "Type": type,
+                "Actor": actor,
+                "At": at,
+                "Details": detail_json,
+            }
+            try:
+                with storage_errors():
+                    self.audit.create_entity(entity)
+            except ResourceExistsError:
+                continue  # another writer took this sequence number; take the next
+            return AuditEvent(seq=seq, at=at, type=type, actor=actor, details=json.loads(detail_json))
+
+    def list_audit(self, handoff_id: str) -> list[AuditEvent]:
+        with storage_errors():
+            rows = list(self.audit.query_entities("PartitionKey eq @pk", parameters={"pk": handoff_id}))
+        rows.sort(key=lambda e: e["RowKey"])
+        return [
+            AuditEvent(
+                seq=int(e["RowKey"]),
+                at=e["At"],
+                type=e["Type"],
+                actor=e["Actor"],
+                details=json.loads(e["Details"]),
+            )
+            for e in rows
+        ]
+
+    def add_links(self, links: list[LinkRecord]) -> None:
+        with storage_errors():
+            for link in links:
+                self.links.upsert_entity(
+                    {
+                        "PartitionKey": f"{link.agent}|{encode_key(link.thread_id)}",
+                        "RowKey": f"{link.handoff_id}|{link.relation}",
+                        "Doc0": link.model_dump_json(),
+                    }
+                )
+
+    def links_of(self, agent: str, thread_id: str) -> list[LinkRecord]:
+        with storage_errors():
+            rows = self.links.query_entities(
+                "PartitionKey eq @pk", parameters={"pk": f"{agent}|{encode_key(thread_id)}"}
+            )
+            return [LinkRecord.model_validate_json(row["Doc0"]) for row in rows]
+
+    def stale_accepted(self, older_than: datetime) -> list[str]:
+        with storage_errors():
+            rows = self.handoffs.query_entities(
+                "RowKey eq 'state' and Status eq 'accepted' and UpdatedAt lt @cutoff",
+                parameters={"cutoff": older_than},
+                select=["PartitionKey"],
+            )
+            return [row["PartitionKey"] for row in rows]
+
+    def ping(self) -> None:
+        with storage_errors():
+            next(iter(self._probe.query_entities("PartitionKey eq 'health'", results_per_page=1)), None)
+
+
+class StorageDeliveryQueue:
+    """Implements :class:`handoff.records.DeliveryQueue` on Queue Storage (base64 text, as host.json)."""
+
+    def __init__(self, clients: StorageClients) -> None:
+        self.queue = clients.queue(DELIVERY_QUEUE)
+        self.poison = clients.queue(DELIVERY_POISON_QUEUE)
+
+    def send(self, message: dict[str, Any], delay_seconds: float = 0) -> None:
+        with storage_errors():
+            self.queue.send_message(
+                json.dumps(message), visibility_timeout=max(0, min(int(delay_seconds), 604_800))
+            )
+
+    def send_poison(self, message: dict[str, Any]) -> None:
+        with storage_errors():
+            self.poison.send_message(json.dumps(message))

@@ -1,0 +1,60 @@
+"""Composition root: builds the service from settings once per process.
+
+Azure SDKs are imported here lazily, on the first request, so importing ``function_app`` stays cheap
+(cold start on a serverless plan).
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from functools import lru_cache
+
+from handoff.registry import Registry
+from handoff.service import HandoffService
+from handoff.settings import get_settings
+
+log = logging.getLogger("handoff")
+_lock = threading.Lock()
+
+
+@lru_cache(maxsize=1)
+def get_registry() -> Registry:
+    """The agent registry, read and validated once."""
+    settings = get_settings()
+    return Registry.load(settings.resolved_config_path)
+
+
+def validate_startup() -> None:
+    """Fail start-up with a clear message when settings or the registry are invalid."""
+    settings = get_settings()
+    registry = get_registry()
+    log.info(
+        "handoff broker: %d agents registered from %s", len(registry.agents), settings.resolved_config_path
+    )
+
+
+@lru_cache(maxsize=1)
+def get_service() -> HandoffService:
+    """The process-wide service with its storage, queue and agent adapters."""
+    with _lock:
+        from handoff.adapters.http import make_http_client
+        from handoff.adapters.identity import make_credential
+        from handoff.adapters.sre_agent import SreAgentGateway
+        from handoff.adapters.storage import StorageClients, StorageDeliveryQueue, TableHandoffStore
+
+        settings = get_settings()
+        clients = StorageClients(settings)
+        if settings.storage_connection_string:
+            clients.ensure()
+        store = TableHandoffStore(clients, probe=StorageClients(settings, fast=True))
+        agents = SreAgentGateway(
+            settings, make_credential(settings), make_http_client(settings.http_timeout_seconds)
+        )
+        return HandoffService(
+            settings=settings,
+            registry=get_registry(),
+            store=store,
+            queue=StorageDeliveryQueue(clients),
+            agents=agents,
+        )
