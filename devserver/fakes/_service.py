@@ -94,15 +94,15 @@ def compile_pattern(pattern: str) -> re.Pattern[str]:
     if pattern in ("", "*", "**"):
         return re.compile(r"^.*$", re.IGNORECASE | re.DOTALL)
     out = []
-    for token in re.split(r"(\{[A-Za-z_][A-Za-z0-9_]*\}|\*\*|\*)", pattern.rstrip("/") or "/"):
-        if token == "**":
+    for part in re.split(r"(\{[A-Za-z_][A-Za-z0-9_]*\}|\*\*|\*)", pattern.rstrip("/") or "/"):
+        if part == "**":
             out.append(r".*")
-        elif token == "*":
+        elif part == "*":
             out.append(r"[^/]+")
-        elif token.startswith("{") and token.endswith("}"):
-            out.append(f"(?P<{token[1:-1]}>[^/]+)")
+        elif part.startswith("{") and part.endswith("}"):
+            out.append(f"(?P<{part[1:-1]}>[^/]+)")
         else:
-            out.append(re.escape(token))
+            out.append(re.escape(part))
     return re.compile("^" + "".join(out) + "/?$", re.IGNORECASE)
 
 
@@ -154,7 +154,9 @@ class Fault:
         for key, value in data.items():
             name = aliases.get(key, key)
             if name not in known:
-                raise HttpError(400, {"error": {"code": "BadRequest", "message": f"unknown fault field {key!r}"}})
+                raise HttpError(
+                    400, {"error": {"code": "BadRequest", "message": f"unknown fault field {key!r}"}}
+                )
             kwargs[name] = value
         return cls(**kwargs)
 
@@ -228,9 +230,7 @@ class Call:
 def problem(status: int, title: str, errors: Mapping[str, list[str]] | None = None) -> dict[str, Any]:
     """An ASP.NET Core style problem details body."""
     body: dict[str, Any] = {
-        "type": "https://tools.ietf.org/html/rfc9110#section-15.5.1"
-        if status == 400
-        else "about:blank",
+        "type": "https://tools.ietf.org/html/rfc9110#section-15.5.1" if status == 400 else "about:blank",
         "title": title,
         "status": status,
     }
@@ -269,7 +269,9 @@ class FakeService:
         self.route("POST", "/_fake/reset", self._ctl_reset, control=True)
 
     # ----------------------------------------------------------------- routing and serving
-    def route(self, method: str, pattern: str, handler: Handler, *, control: bool = False, auth: bool = True) -> None:
+    def route(
+        self, method: str, pattern: str, handler: Handler, *, control: bool = False, auth: bool = True
+    ) -> None:
         """Register ``handler`` for ``method`` and a path pattern (see :func:`compile_pattern`)."""
         self._routes.append(
             _Route(method.upper(), pattern, compile_pattern(pattern), handler, control, auth and not control)
@@ -362,13 +364,12 @@ class FakeService:
         """Recorded requests (deep copies), optionally filtered by method and path pattern."""
         regex = compile_pattern(path) if path is not None else None
         with self.lock:
-            items = [
+            return [
                 copy.deepcopy(item)
                 for item in self._requests
                 if (method is None or item["method"] == method.upper())
                 and (regex is None or regex.match(item["path"]))
             ]
-        return items
 
     def clear_requests(self) -> None:
         """Forget the recorded requests."""
@@ -542,4 +543,3 @@ class FakeService:
     async def _ctl_reset(self, call: Call) -> Response:
         self.reset()
         return Response(status_code=204)
-

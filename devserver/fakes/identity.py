@@ -34,7 +34,7 @@ from starlette.responses import JSONResponse, Response
 from devserver.fakes._service import Call, FakeService, HttpError, utc_now
 
 #: environment variable that carries the signing secret to fakes running in other processes
-SECRET_ENV = "FAKE_IDENTITY_SECRET"
+SECRET_ENV = "FAKE_IDENTITY_SECRET"  # noqa: S105 - a variable name, not a secret
 #: object id of the simulated system-assigned identity (the ``oid`` claim)
 DEFAULT_PRINCIPAL_ID = "5a1c0d3e-7b2f-4c6a-9e8d-1f2a3b4c5d6e"
 #: client (application) id of the simulated system-assigned identity (``appid``/``azp``)
@@ -196,7 +196,7 @@ class FakeIdentity(FakeService):
     """
 
     service_name = "identity"
-    token_path = "/msi/token"
+    token_path = "/msi/token"  # noqa: S105 - a URL path
 
     def __init__(
         self,
