@@ -1,0 +1,1 @@
+"""Building blocks of the local Functions host (see :mod:`devserver.host`)."""
