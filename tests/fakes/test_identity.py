@@ -127,7 +127,7 @@ def test_protocol_errors(stack, http):
 def test_decode_token_rejects_bad_tokens():
     good = mint_token("https://azuresre.dev")
     assert decode_token(good)["aud"] == "https://azuresre.dev"
-    header, payload, signature = good.split(".")
+    header, _payload, signature = good.split(".")
     tampered = f"{header}.{mint_token('https://management.azure.com').split('.')[1]}.{signature}"
     with pytest.raises(InvalidTokenError, match="signature"):
         decode_token(tampered)
