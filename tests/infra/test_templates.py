@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from pathlib import Path
 
@@ -78,3 +79,15 @@ def test_role_allow_list_names_are_documented() -> None:
     for guid, name in checks.ROLE_DEFINITIONS.items():
         if name != "SRE Agent Standard User":  # documented alternative, not assigned by default
             assert guid in text, f"{name} is never assigned"
+
+
+def test_deploy_guide_documents_every_azd_setting() -> None:
+    params = (INFRA / "main.parameters.json").read_text()
+    guide = (REPO / "docs" / "deploy.md").read_text()
+    names = set(re.findall(r"\$\{([A-Z0-9_]+)", params)) - {
+        "AZURE_ENV_NAME",
+        "AZURE_LOCATION",
+        "AZURE_PRINCIPAL_TYPE",
+    }
+    assert names
+    assert sorted(n for n in names if n not in guide) == []
