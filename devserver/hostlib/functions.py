@@ -20,6 +20,9 @@ from devserver.hostlib.schedule import Schedule
 
 ALL_METHODS = frozenset({"GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS", "TRACE"})
 SUPPORTED_TRIGGERS = ("httpTrigger", "queueTrigger", "timerTrigger")
+# What the last load_function_app added to sys.modules and sys.path.
+_LOADED_MODULES: set[str] = set()
+_LOADED_ROOTS: set[str] = set()
 
 
 @dataclass(frozen=True)
@@ -69,17 +72,25 @@ def load_function_app(app_root: Path) -> FunctionRegister:
     path = app_root / "function_app.py"
     if not path.exists():
         raise HostConfigError(f"{path} does not exist: nothing to host")
+    _forget_loaded_app()
     root = str(app_root)
-    if root in sys.path:
-        sys.path.remove(root)
     sys.path.insert(0, root)
+    _LOADED_ROOTS.add(root)
+    before = set(sys.modules)
     spec = importlib.util.spec_from_file_location("function_app", path)
     assert spec is not None
     assert spec.loader is not None
     module = importlib.util.module_from_spec(spec)
     # Registered before executing, as a normal import would, so that the app can import itself.
     sys.modules["function_app"] = module
-    spec.loader.exec_module(module)
+    try:
+        spec.loader.exec_module(module)
+    finally:
+        _LOADED_MODULES.update(
+            name
+            for name in set(sys.modules) - before
+            if _under(getattr(sys.modules[name], "__file__", None), app_root)
+        )
     apps = [value for value in vars(module).values() if isinstance(value, FunctionRegister)]
     # A Blueprint is not a FunctionRegister, so only app objects are found here.
     if not apps:
@@ -87,6 +98,26 @@ def load_function_app(app_root: Path) -> FunctionRegister:
     if len({id(app) for app in apps}) > 1:
         raise HostConfigError(f"{path} defines more than one FunctionApp")
     return apps[0]
+
+
+def _forget_loaded_app() -> None:
+    """Drop the modules and path entry that the previous in-process load added.
+
+    A second in-process load (tests, restarts) must execute the app's modules afresh: a cached
+    Blueprint module would register the same function objects into the new app. Only modules that
+    the previous load imported from its app root are dropped, never the host's own.
+    """
+    for name in _LOADED_MODULES:
+        sys.modules.pop(name, None)
+    for root in _LOADED_ROOTS:
+        while root in sys.path:
+            sys.path.remove(root)
+    _LOADED_MODULES.clear()
+    _LOADED_ROOTS.clear()
+
+
+def _under(file: str | None, root: Path) -> bool:
+    return bool(file) and Path(str(file)).resolve().is_relative_to(root.resolve())
 
 
 def _enum_text(value: Any) -> str:
