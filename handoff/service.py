@@ -325,16 +325,15 @@ class HandoffService:
         start = (agent.name, thread_id)
         seen = {start}
         frontier = [start]
-        edges: dict[tuple[str, str, str, str], ThreadLink] = {}
+        edges: dict[str, ThreadLink] = {}  # one edge per handoff, seen from the side reached first
         hops = 0
         while frontier:
             hops += 1
             next_frontier = []
             for node in frontier:
                 for link in self.store.links_of(*node):
-                    key = (link.handoff_id, link.relation, link.agent, link.thread_id)
-                    if key not in edges:
-                        edges[key] = ThreadLink(
+                    if link.handoff_id not in edges:
+                        edges[link.handoff_id] = ThreadLink(
                             handoff_id=link.handoff_id,
                             relation=link.relation,
                             thread=self._endpoint(link.agent, link.thread_id),
@@ -346,7 +345,6 @@ class HandoffService:
                         seen.add(peer)
                         next_frontier.append(peer)
             frontier = next_frontier
-        # One edge per handoff as seen from the queried side of the graph.
         ordered = sorted(edges.values(), key=lambda e: (e.hops, e.handoff_id, e.relation))
         return ThreadLinks(agent=agent.name, thread_id=thread_id, links=ordered)
 

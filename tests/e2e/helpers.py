@@ -1,0 +1,80 @@
+"""Request bodies and small checks shared by the end-to-end tests."""
+
+from __future__ import annotations
+
+import json
+import re
+import uuid
+from typing import Any
+
+SUB = "00000000-0000-0000-0000-000000000000"
+CHECKOUT_SITE = f"/subscriptions/{SUB}/resourceGroups/shop/providers/Microsoft.Web/sites/checkout-api"
+
+
+def handoff_body(
+    source_thread: str | None, *, source: str = "ops", target: str = "checkout", **extra: Any
+) -> dict:
+    """A complete handoff request like the one in the README."""
+    body: dict[str, Any] = {
+        "source": {"agent": source, **({"threadId": source_thread} if source_thread else {})},
+        "target": {"agent": target},
+        "intent": "investigate",
+        "context": {
+            "title": f"Exception burst in checkout-api {uuid.uuid4().hex[:6]}",
+            "summary": "5xx rate rose from 0.1% to 7% at 02:10 UTC after deployment 2026.11.21.3",
+            "severity": "Sev2",
+            "resources": [CHECKOUT_SITE],
+            "evidence": [
+                {
+                    "kind": "kql",
+                    "title": "Top exceptions",
+                    "query": "exceptions | summarize count() by type",
+                    "columns": ["type", "count_"],
+                    "rows": [["SqlException", 412], ["TimeoutException", 97]],
+                },
+                {"kind": "link", "title": "Dashboard", "url": "https://portal.azure.com/#dashboard"},
+                {"kind": "note", "content": "Rollback not attempted yet"},
+            ],
+            "hypotheses": ["Connection pool exhaustion after deploy"],
+            "actionsTaken": ["Scaled out to 6 instances at 02:15"],
+            "incident": {
+                "id": "INC-1234",
+                "url": "https://contoso.pagerduty.com/incidents/INC-1234",
+                "platform": "pagerduty",
+            },
+        },
+    }
+    body.update(extra)
+    return body
+
+
+def handback_body(agent: str = "checkout", thread_id: str | None = None, **extra: Any) -> dict:
+    """A hand-back with a root cause and actions."""
+    body = {
+        "agent": agent,
+        "outcome": "rootCauseFound",
+        "summary": "Connection pool exhausted by the new retry policy",
+        "rootCause": "Deployment 2026.11.21.3 lowered Max Pool Size to 10",
+        "recommendedActions": ["Roll back 2026.11.21.3", "Alert on pool wait time"],
+        **({"threadId": thread_id} if thread_id else {}),
+    }
+    body.update(extra)
+    return body
+
+
+def payload_of(text: str) -> dict:
+    """The fenced ``json`` payload at the end of a start message."""
+    section = text.split("\n## Payload\n", 1)[1]
+    match = re.search(r"^(`{3,})json\n(.*?)\n\1$", section, re.S | re.M)
+    assert match, "start message has no json block"
+    return json.loads(match.group(2))
+
+
+def threads_mentioning(agent: Any, needle: str) -> list[dict]:
+    """Threads of a fake agent whose start message mentions ``needle``."""
+    return [t for t in agent.threads() if needle in t["startMessage"]["text"]]
+
+
+def messages_mentioning(agent: Any, thread_id: str, needle: str) -> list[dict]:
+    """Messages of a fake agent's thread that mention ``needle``."""
+    return [m for m in agent.messages(thread_id) if needle in m["text"]]

@@ -1,0 +1,166 @@
+"""The core promise, end to end through the HTTP API: hand off, deliver, cross-link, audit, hand back."""
+
+from __future__ import annotations
+
+import time
+
+from tests.e2e.helpers import handback_body, handoff_body, messages_mentioning, payload_of, threads_mentioning
+
+
+def test_handoff_is_delivered_cross_linked_audited_and_handed_back(broker, clean_fakes):
+    ops, checkout = clean_fakes.agents["ops"], clean_fakes.agents["checkout"]
+    source_thread = ops.create_thread("Ops: exception burst in checkout-api")["id"]
+    body = handoff_body(source_thread)
+    started = time.monotonic()
+
+    response = broker.client.post("/api/handoffs", json=body)
+
+    assert response.status_code == 202, response.text
+    accepted = response.json()
+    handoff_id = accepted["id"]
+    assert accepted["status"] == "accepted"
+    assert response.headers["Location"].endswith(f"/api/handoffs/{handoff_id}")
+    delivered = broker.wait_for(
+        handoff_id, lambda b: b["status"] == "delivered" and b["target"].get("threadId")
+    )
+    assert time.monotonic() - started < 5
+    # exactly one thread on B, holding the whole context
+    threads = threads_mentioning(checkout, handoff_id)
+    assert len(threads) == 1
+    thread = threads[0]
+    assert delivered["target"]["threadId"] == thread["id"]
+    assert delivered["target"]["threadUrl"] == (
+        f"https://sre.azure.com/agents{checkout.resource_id}/views/thread/{thread['id']}"
+    )
+    text = thread["startMessage"]["text"]
+    context = body["context"]
+    assert context["title"] in text and context["summary"] in text
+    assert "| SqlException | 412 |" in text
+    assert f"https://sre.azure.com/agents{ops.resource_id}/views/thread/{source_thread}" in text
+    payload = payload_of(text)
+    assert payload["handoffId"] == handoff_id
+    assert payload["context"]["evidence"][0]["rows"] == [["SqlException", 412], ["TimeoutException", 97]]
+    create_calls = checkout.requests("POST", "/api/v1/threads")
+    assert create_calls[-1]["json"]["startMessage"]["agent"] == "checkout-agent"
+    # A's thread links to B's thread
+    broker.wait_for(handoff_id, lambda _: bool(messages_mentioning(ops, source_thread, thread["id"])))
+    crosslinks = messages_mentioning(ops, source_thread, handoff_id)
+    assert len(crosslinks) == 1 and delivered["target"]["threadUrl"] in crosslinks[0]["text"]
+    # links both ways
+    from_a = broker.client.get(f"/api/threads/ops/{source_thread}/links").json()["links"]
+    assert [(link["relation"], link["peer"]["agent"], link["peer"]["threadId"]) for link in from_a] == [
+        ("handedOffTo", "checkout", thread["id"])
+    ]
+    from_b = broker.client.get("/api/links", params={"agent": checkout.resource_id, "threadId": thread["id"]})
+    assert [(link["relation"], link["peer"]["threadId"]) for link in from_b.json()["links"]] == [
+        ("receivedFrom", source_thread)
+    ]
+
+    # hand-back lands in A's thread and closes the loop
+    back = broker.client.post(
+        f"/api/handoffs/{handoff_id}/handback", json=handback_body(thread_id=thread["id"])
+    )
+    assert back.status_code == 202, back.text
+    done = broker.wait_status(handoff_id, "handedBack")
+    assert done["handbacks"][0]["delivery"] == "posted"
+    posted = messages_mentioning(ops, source_thread, "Max Pool Size to 10")
+    assert len(posted) == 1
+    assert "Roll back 2026.11.21.3" in posted[0]["text"] and thread["id"] in posted[0]["text"]
+
+    events = broker.client.get(f"/api/handoffs/{handoff_id}/audit").json()["events"]
+    assert [e["seq"] for e in events] == list(range(1, len(events) + 1))
+    types = [e["type"] for e in events]
+    assert types == [
+        "accepted",
+        "deliveryAttempt",
+        "delivered",
+        "crossLinked",
+        "handBackReceived",
+        "handedBack",
+    ]
+    assert all(e["at"].endswith("Z") or "+00:00" in e["at"] for e in events)
+
+
+def test_second_handback_is_kept_as_an_update(broker, clean_fakes):
+    ops = clean_fakes.agents["ops"]
+    source_thread = ops.create_thread("Ops: second opinion")["id"]
+    handoff_id = broker.client.post("/api/handoffs", json=handoff_body(source_thread)).json()["id"]
+    broker.wait_status(handoff_id, "delivered")
+    first = broker.client.post(
+        f"/api/handoffs/{handoff_id}/handback", json=handback_body(outcome="needsAction")
+    )
+    assert first.status_code == 202
+    broker.wait_status(handoff_id, "handedBack")
+    second = broker.client.post(
+        f"/api/handoffs/{handoff_id}/handback", json=handback_body(outcome="mitigated")
+    )
+    assert second.status_code == 202
+    final = broker.wait_for(
+        handoff_id, lambda b: [h["delivery"] for h in b["handbacks"]] == ["posted", "posted"]
+    )
+    assert [h["outcome"] for h in final["handbacks"]] == ["needsAction", "mitigated"]
+    assert len(messages_mentioning(ops, source_thread, f"[Handoff {handoff_id}] Hand-back")) == 2
+
+
+def test_handoff_without_source_thread_is_delivered_and_handed_back(broker, clean_fakes):
+    handoff_id = broker.client.post("/api/handoffs", json=handoff_body(None)).json()["id"]
+    broker.wait_status(handoff_id, "delivered")
+    assert broker.client.post(f"/api/handoffs/{handoff_id}/handback", json=handback_body()).status_code == 202
+    done = broker.wait_status(handoff_id, "handedBack")
+    assert done["handbacks"][0]["delivery"] == "noSourceThread"
+
+
+def test_chain_a_b_c_b_a_links_every_thread(broker, clean_fakes):
+    ops, checkout, payments = (clean_fakes.agents[n] for n in ("ops", "checkout", "payments"))
+    arm_before = len(clean_fakes.arm.requests())
+    a_thread = ops.create_thread("Ops: checkout failures")["id"]
+    first = broker.client.post("/api/handoffs", json=handoff_body(a_thread)).json()["id"]
+    b_thread = broker.wait_status(first, "delivered")["target"]["threadId"]
+    second_body = handoff_body(b_thread, source="checkout", target="payments", parentHandoffId=first)
+    second = broker.client.post("/api/handoffs", json=second_body)
+    assert second.status_code == 202, second.text
+    second_id = second.json()["id"]
+    c_thread = broker.wait_status(second_id, "delivered")["target"]["threadId"]
+    assert len(threads_mentioning(payments, second_id)) == 1
+
+    # C hands back to B, then B hands back to A
+    assert (
+        broker.client.post(f"/api/handoffs/{second_id}/handback", json=handback_body("payments")).status_code
+        == 202
+    )
+    broker.wait_status(second_id, "handedBack")
+    assert len(messages_mentioning(checkout, b_thread, f"[Handoff {second_id}] Hand-back")) == 1
+    assert (
+        broker.client.post(f"/api/handoffs/{first}/handback", json=handback_body("checkout")).status_code
+        == 202
+    )
+    broker.wait_status(first, "handedBack")
+    assert len(messages_mentioning(ops, a_thread, f"[Handoff {first}] Hand-back")) == 1
+
+    view = broker.client.get(f"/api/handoffs/{second_id}").json()
+    assert view["parentHandoffId"] == first and view["rootHandoffId"] == first
+    # the whole chain is visible from C's thread
+    links = broker.client.get(f"/api/threads/payments/{c_thread}/links").json()["links"]
+    seen = {
+        (link["thread"]["threadId"], link["relation"], link["peer"]["threadId"], link["hops"])
+        for link in links
+    }
+    assert (c_thread, "receivedFrom", b_thread, 1) in seen
+    assert (b_thread, "receivedFrom", a_thread, 2) in seen
+    # payments has no endpoint in the registry: read once from ARM, then cached
+    arm_calls = clean_fakes.arm.requests()[arm_before:]
+    assert len(arm_calls) == 1
+    assert arm_calls[0]["query"]["api-version"] == "2025-05-01-preview"
+    # payments accepts only the app-ID audience: the broker fell back to it after a 401
+    audiences = [r["auth"]["aud"] for r in payments.requests() if r.get("auth")]
+    assert "59f0a04a-b322-4310-adc9-39ac41e9631e" in audiences
+
+
+def test_openapi_document_describes_the_api(broker):
+    document = broker.client.get("/api/openapi.json").json()
+    assert document["openapi"].startswith("3.1")
+    assert {"/api/handoffs", "/api/handoffs/{id}", "/api/handoffs/{id}/handback", "/api/health"} <= set(
+        document["paths"]
+    )
+    severity = document["components"]["schemas"]["HandoffContext"]["properties"]["severity"]
+    assert severity["enum"] == ["Sev0", "Sev1", "Sev2", "Sev3", "Sev4"]

@@ -1,0 +1,92 @@
+"""Run the real broker (function_app under the local host) as a subprocess for end-to-end tests."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from devserver.azurite import free_port
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+class BrokerProcess:
+    """``python -m devserver.host`` serving this repository's function_app on a free port."""
+
+    def __init__(self, env: dict[str, str], log_path: Path) -> None:
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.log_path = log_path
+        full_env = {k: v for k, v in os.environ.items() if not k.startswith(("HANDOFF_", "IDENTITY_"))}
+        full_env.update(env)
+        full_env.setdefault("HANDOFF_PUBLIC_URL", self.url)
+        self._log = log_path.open("ab")
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "devserver.host", "--app-root", str(ROOT), "--port", str(self.port)],
+            cwd=ROOT,
+            env=full_env,
+            stdout=self._log,
+            stderr=subprocess.STDOUT,
+        )
+        self.client = httpx.Client(base_url=self.url, timeout=30)
+
+    def wait_healthy(self, timeout: float = 60) -> None:
+        """Wait until ``/api/health`` answers 200."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise RuntimeError(f"broker exited with {self.process.returncode}:\n{self.logs()[-4000:]}")
+            try:
+                if self.client.get("/api/health").status_code == 200:
+                    return
+            except httpx.TransportError:
+                pass
+            time.sleep(0.1)
+        raise TimeoutError(f"broker not healthy within {timeout}s:\n{self.logs()[-4000:]}")
+
+    def logs(self) -> str:
+        """Everything the host printed so far."""
+        return self.log_path.read_text(errors="replace")
+
+    def stop(self) -> None:
+        """Stop the host (SIGTERM, then kill)."""
+        self.client.close()
+        if self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+        self._log.close()
+
+    # ------------------------------------------------------------- helpers for tests
+
+    def wait_for(self, handoff_id: str, predicate: Any, timeout: float = 10) -> dict[str, Any]:
+        """Poll ``GET /api/handoffs/{id}`` until ``predicate(body)`` holds; returns the body."""
+        deadline = time.monotonic() + timeout
+        body: dict[str, Any] = {}
+        while time.monotonic() < deadline:
+            response = self.client.get(f"/api/handoffs/{handoff_id}")
+            if response.status_code == 200:
+                body = response.json()
+                if predicate(body):
+                    return body
+            time.sleep(0.05)
+        raise AssertionError(f"condition not met within {timeout}s; last: {json.dumps(body)[:2000]}")
+
+    def wait_status(self, handoff_id: str, status: str, timeout: float = 10) -> dict[str, Any]:
+        """Poll until the handoff has ``status``."""
+        return self.wait_for(handoff_id, lambda body: body["status"] == status, timeout)
+
+    def audit_types(self, handoff_id: str) -> list[str]:
+        """The audit event types in order."""
+        return [
+            event["type"] for event in self.client.get(f"/api/handoffs/{handoff_id}/audit").json()["events"]
+        ]
