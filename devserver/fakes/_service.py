@@ -286,8 +286,12 @@ class FakeService:
         with self.lock:
             if self._server is not None:
                 raise RuntimeError(f"{self.service_name} is already running")
-            self._server = ServerThread(self, port=port, name=self.service_name)
-        self._server.start()
+            server = self._server = ServerThread(self, port=port, name=self.service_name)
+        try:
+            server.start()
+        except BaseException:
+            self._server = None
+            raise
         return self
 
     def stop(self) -> None:

@@ -92,7 +92,6 @@ class FakeArm(FakeService):
         self.api_versions = tuple(api_versions)
         self.secret = secret
         self._resources: dict[str, AgentResource] = {}
-        self._count = 0
         self.route("GET", AGENT_PATH, self._get_agent)
         self.route("GET", "/_fake/resources", self._ctl_resources, control=True)
         self.route("POST", "/_fake/resources", self._ctl_register, control=True)
@@ -116,15 +115,12 @@ class FakeArm(FakeService):
 
     @property
     def request_count(self) -> int:
-        """Number of agent GET requests received since start or the last reset."""
-        with self.lock:
-            return self._count
+        """Agent GET requests received (answered, refused or faulted) since start or the last reset."""
+        return len(self.requests("GET", AGENT_PATH))
 
     def reset(self) -> None:
-        """Clear the request count, recorded requests and faults (registrations stay)."""
-        with self.lock:
-            super().reset()
-            self._count = 0
+        """Clear recorded requests (and so the request count) and faults; registrations stay."""
+        super().reset()
 
     def authenticate(self, call: Call) -> dict[str, Any]:
         """ARM checks the token before anything else."""
@@ -161,8 +157,6 @@ class FakeArm(FakeService):
         }
 
     async def _get_agent(self, call: Call) -> Response:
-        with self.lock:
-            self._count += 1
         api_version = call.query_value("api-version")
         if not api_version:
             raise arm_error(

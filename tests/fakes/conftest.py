@@ -50,8 +50,9 @@ def token(credential: ManagedIdentityCredential) -> Callable[[str], str]:
     return get
 
 
-@pytest.fixture
+@pytest.fixture(scope="session")
 def http() -> Iterator[httpx.Client]:
+    """One client for the session (creating its TLS context is comparatively slow)."""
     with httpx.Client(timeout=5.0) as client:
         yield client
 
