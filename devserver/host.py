@@ -172,8 +172,16 @@ class LocalHost:
     def start(self, timeout: float = 60.0) -> None:
         """Load settings and the app, bind the port, start serving; return once ready.
 
-        Raises :class:`HostConfigError` for an app the host cannot run, ``OSError`` if the port is taken.
+        Raises :class:`HostConfigError` for an app the host cannot run, ``OSError`` if the port is taken,
+        and whatever importing ``function_app`` raises. On failure the environment is restored.
         """
+        try:
+            self._start(timeout)
+        except BaseException:
+            self._restore_env()
+            raise
+
+    def _start(self, timeout: float) -> None:
         local_settings = read_local_settings(self.app_root)
         for key, value in self.env.items():
             self._saved_env.setdefault(key, os.environ.get(key))
@@ -227,6 +235,9 @@ class LocalHost:
         for pool in (self._pool, self._io):
             if pool is not None:
                 pool.shutdown(wait=False, cancel_futures=True)
+        self._restore_env()
+
+    def _restore_env(self) -> None:
         for key, value in self._saved_env.items():
             if value is None:
                 os.environ.pop(key, None)
@@ -815,6 +826,9 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     except OSError as exc:
         log.error("Cannot listen on %s:%s: %s", args.host, host.port, exc)
+        return 2
+    except Exception:
+        log.exception("Cannot start the host: loading %s failed", app_root / "function_app.py")
         return 2
     while not stop_requested.wait(0.5):
         if not host.running:

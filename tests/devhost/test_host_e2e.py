@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import io
 import json
 import os
 import secrets
@@ -272,3 +273,41 @@ def test_in_process_host_with_message_encoding_none(azurite: Azurite, tmp_path: 
     assert not host.running
     # The host's environment changes are undone when it stops.
     assert os.environ.get("DEVHOST_QUEUE_PREFIX") == before
+
+
+SLOW_QUEUE_APP = """
+import json, os, time
+import azure.functions as func
+from azure.storage.queue import QueueClient
+
+app = func.FunctionApp()
+
+@app.queue_trigger(arg_name="msg", queue_name="%SLOW_QUEUE%", connection="")
+def slow_queue(msg: func.QueueMessage) -> None:
+    time.sleep(3)
+    name = os.environ["SLOW_QUEUE"] + "-out"
+    out = QueueClient.from_connection_string(os.environ["AzureWebJobsStorage"], name)
+    out.create_queue()
+    out.send_message(json.dumps({"dequeue_count": msg.dequeue_count}))
+"""
+
+
+def test_lease_is_renewed_while_a_long_function_runs(azurite: Azurite, tmp_path: Path) -> None:
+    (tmp_path / "function_app.py").write_text(SLOW_QUEUE_APP)
+    (tmp_path / "host.json").write_text(
+        '{"version": "2.0", "extensions": {"queues": {"maxPollingInterval": "00:00:01"}}}'
+    )
+    name = f"dh{secrets.token_hex(4)}"
+    env = {"AzureWebJobsStorage": azurite.connection_string, "SLOW_QUEUE": name}
+    # A 2 s lease renewed every second: without renewal the message would reappear mid-run.
+    with LocalHost(tmp_path, port=0, env=env, queue_lease=2, out=io.StringIO()) as host:
+        client = QueueClient.from_connection_string(
+            azurite.connection_string, name, message_encode_policy=TextBase64EncodePolicy()
+        )
+        client.send_message("slow")
+        events = EventLog(azurite.connection_string, f"{name}-out")
+        events.wait_for(lambda evs: len(evs) >= 1, timeout=15)
+        time.sleep(1.5)
+        assert events.wait_for(lambda evs: True) == [{"dequeue_count": 1}]
+        assert wait_for_messages(client, 0) == []
+        assert host.running
