@@ -1,6 +1,6 @@
 """Start the whole simulated environment: token endpoint, ARM and one SRE Agent per name.
 
-``python -m devserver.fakes.stack`` runs it in the foreground and prints the URLs and environment
+``python -m devserver.fakes`` runs it in the foreground and prints the URLs and environment
 variables; Ctrl-C stops it.
 """
 
@@ -151,7 +151,3 @@ def main(argv: list[str] | None = None) -> None:
         pass
     finally:
         stack.stop()
-
-
-if __name__ == "__main__":
-    main()
