@@ -1,0 +1,85 @@
+"""Sweeper and the append-only audit, on the real storage adapters against Azurite."""
+
+from __future__ import annotations
+
+import ast
+import json
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+from azure.storage.queue import QueueClient, TextBase64DecodePolicy
+
+from handoff.adapters.storage import StorageClients, StorageDeliveryQueue, TableHandoffStore
+from handoff.models import HandoffRequest
+from handoff.records import HandoffState, StoredRequest
+from handoff.registry import Registry
+from handoff.service import HandoffService
+from handoff.settings import AUDIT_TABLE, DELIVERY_QUEUE, Settings
+from tests.e2e.helpers import handoff_body
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+class _NoAgents:
+    """Sweeping never calls an agent; any call is a test failure."""
+
+    def __getattr__(self, name):
+        raise AssertionError(f"unexpected agent call {name}")
+
+
+def test_sweeper_requeues_a_handoff_stranded_in_accepted(azurite, registry_config):
+    settings = Settings.from_env({"HANDOFF_STORAGE": azurite.connection_string})
+    clients = StorageClients(settings)
+    clients.ensure()
+    store = TableHandoffStore(clients)
+    now = datetime.now(UTC)
+    later = now + timedelta(seconds=settings.sweep_after_seconds + 1)
+    service = HandoffService(
+        settings=settings,
+        registry=Registry.from_data(registry_config),
+        store=store,
+        queue=StorageDeliveryQueue(clients),
+        agents=_NoAgents(),  # type: ignore[arg-type]
+        clock=lambda: later,
+    )
+    # A handoff written but never enqueued (the enqueue failed and the caller got a 503).
+    request = HandoffRequest.model_validate(handoff_body(None))
+    handoff_id = "5a0e9a4e-1111-4111-8111-000000000001"
+    stored = StoredRequest(id=handoff_id, request=request, source_agent="ops", target_agent="checkout",
+                           root_id=handoff_id, body_hash="h", created_at=now, caller="local")  # fmt: skip
+    assert store.create(stored, HandoffState(updated_at=now))
+    assert not store.create(stored, HandoffState(updated_at=now))  # insert-if-absent
+
+    assert service.sweep() >= 1
+
+    queue = QueueClient.from_connection_string(
+        azurite.connection_string, DELIVERY_QUEUE, message_decode_policy=TextBase64DecodePolicy()
+    )
+    queued = [json.loads(m.content) for m in queue.peek_messages(max_messages=32)]
+    assert {"op": "deliver", "handoffId": handoff_id, "attempt": 1} in queued
+    assert [e.type for e in store.list_audit(handoff_id)] == ["redeliveryScheduled"]
+
+
+def test_audit_events_are_only_ever_inserted():
+    """No code path updates or deletes an audit event: the audit table is only inserted into and read."""
+    allowed = {"create_entity", "query_entities"}
+    storage = ROOT / "handoff" / "adapters" / "storage.py"
+    tree = ast.parse(storage.read_text())
+    calls = {
+        node.func.attr
+        for node in ast.walk(tree)
+        if isinstance(node, ast.Call)
+        and isinstance(node.func, ast.Attribute)
+        and isinstance(node.func.value, ast.Attribute)
+        and node.func.value.attr == "audit"
+    }
+    assert calls, "the audit table client is used"
+    assert calls <= allowed, f"audit table used with {calls - allowed}"
+    # and no other module reaches the audit table
+    users = [
+        path.relative_to(ROOT)
+        for path in (ROOT / "handoff").rglob("*.py")
+        if "AUDIT_TABLE" in path.read_text() and path.name not in ("settings.py", "storage.py")
+    ]
+    assert users == []
+    assert AUDIT_TABLE == "handoffaudit"
