@@ -1,0 +1,156 @@
+"""``make run``: the broker on http://127.0.0.1:7071 with everything it needs on this machine.
+
+Starts Azurite (data in ``.run/azurite``), a local managed-identity token endpoint and two simulated
+SRE Agents (``ops`` and ``checkout``) wired by a generated registry, then the app under the local
+Functions host. Settings already in the environment win: with ``HANDOFF_CONFIG`` set no simulated
+agents start (your registry is used as is), and with ``IDENTITY_ENDPOINT`` set no token endpoint starts.
+Ctrl-C stops everything.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import signal
+import sys
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+from devserver.azurite import Azurite, free_port, start_azurite
+from devserver.fakes.stack import FakeStack, start_fake_stack
+from devserver.host import LocalHost, configure_logging
+
+ROOT = Path(__file__).resolve().parent.parent
+RUN_DIR = ROOT / ".run"
+PORT = int(os.environ.get("HANDOFF_LOCAL_PORT", "7071"))
+
+
+def _port_or_free(preferred: int) -> int:
+    import socket
+
+    with socket.socket() as sock:
+        try:
+            sock.bind(("127.0.0.1", preferred))
+        except OSError:
+            return free_port()
+    return preferred
+
+
+def _start_storage() -> Azurite:
+    # The standard ports let Azure Storage Explorer attach; another Azurite may hold them already.
+    return start_azurite(
+        RUN_DIR / "azurite",
+        blob_port=_port_or_free(10000),
+        queue_port=_port_or_free(10001),
+        table_port=_port_or_free(10002),
+    )
+
+
+def _write_registry(stack: FakeStack) -> Path:
+    config = stack.registry_config()
+    descriptions = {
+        "ops": "Simulated central operations agent (the one that hands off).",
+        "checkout": "Simulated checkout product agent (receives handoffs, replies after a moment).",
+    }
+    for agent in config["agents"]:
+        agent["description"] = descriptions.get(agent["name"], "Simulated agent")
+    path = RUN_DIR / "handoff.config.json"
+    path.write_text(json.dumps(config, indent=2))
+    return path
+
+
+def _example(stack: FakeStack | None, base: str) -> str:
+    if stack is None:
+        return f"  curl -s {base}/api/health\n"
+    ops = stack.agents["ops"]
+    thread = ops.create_thread("Ops investigation: exception burst in checkout-api", display_name="On-call")
+    body: dict[str, Any] = {
+        "source": {"agent": "ops", "threadId": thread["id"]},
+        "target": {"agent": "checkout"},
+        "intent": "investigate",
+        "context": {
+            "title": "Exception burst in checkout-api",
+            "summary": "5xx rate rose from 0.1% to 7% at 02:10 UTC after deployment 2026.11.21.3",
+            "severity": "Sev2",
+            "resources": [
+                "/subscriptions/00000000-0000-0000-0000-000000000000/resourceGroups/shop"
+                "/providers/Microsoft.Web/sites/checkout-api"
+            ],
+            "evidence": [
+                {"kind": "kql", "title": "Top exceptions", "query": "exceptions | summarize count() by type",
+                 "columns": ["type", "count_"], "rows": [["SqlException", 412], ["TimeoutException", 97]]}
+            ],
+            "hypotheses": ["Connection pool exhaustion after deploy"],
+        },
+    }  # fmt: skip
+    checkout = stack.agents["checkout"]
+    return (
+        "Hand an investigation from ops to checkout:\n\n"
+        f"  curl -s -X POST {base}/api/handoffs -H 'Content-Type: application/json' \\\n"
+        f"    -d '{json.dumps(body)}'\n\n"
+        "Then follow it (use the id from the answer):\n"
+        f"  curl -s {base}/api/handoffs/<id>\n"
+        f"  curl -s {base}/api/handoffs/<id>/audit\n\n"
+        "The simulated agents' threads (checkout gets a new thread; ops gets the cross-link):\n"
+        f"  curl -s {checkout.endpoint}/_fake/threads\n"
+        f"  curl -s {ops.endpoint}/_fake/threads\n\n"
+        "Hand back from checkout:\n"
+        f"  curl -s -X POST {base}/api/handoffs/<id>/handback -H 'Content-Type: application/json' \\\n"
+        '    -d \'{"agent": "checkout", "outcome": "rootCauseFound", "summary": "Pool exhausted",'
+        ' "rootCause": "Max Pool Size 10", "recommendedActions": ["Roll back"]}\'\n'
+    )
+
+
+def main() -> int:
+    """Run until Ctrl-C."""
+    configure_logging()
+    logging.getLogger("uvicorn.access").setLevel(logging.WARNING)
+    RUN_DIR.mkdir(exist_ok=True)
+    started = time.monotonic()
+    azurite = _start_storage()
+    stack: FakeStack | None = None
+    env: dict[str, str] = {}
+    for name in ("HANDOFF_STORAGE", "AzureWebJobsStorage"):
+        if name not in os.environ:
+            env[name] = azurite.connection_string
+    if "HANDOFF_CONFIG" not in os.environ:
+        stack = start_fake_stack(("ops", "checkout"), agent_options={"checkout": {"auto_reply": True}})
+        env["HANDOFF_CONFIG"] = str(_write_registry(stack))
+        env["HANDOFF_ARM_ENDPOINT"] = stack.arm_url
+    if "IDENTITY_ENDPOINT" not in os.environ and stack is not None:
+        env.update(stack.env())
+    base = f"http://127.0.0.1:{PORT}"
+    env.setdefault("HANDOFF_PUBLIC_URL", os.environ.get("HANDOFF_PUBLIC_URL", base))
+    host = LocalHost(ROOT, port=PORT, env=env)
+    try:
+        host.start()
+    except BaseException:
+        if stack:
+            stack.stop()
+        azurite.stop()
+        raise
+    print(f"\nHandoff Broker is running at {base} (ready in {time.monotonic() - started:.1f}s)")
+    print(
+        f"Storage: Azurite at {RUN_DIR / 'azurite'} (tables {azurite.table_port}, queues {azurite.queue_port})"
+    )
+    print(f"Registry: {env.get('HANDOFF_CONFIG', os.environ.get('HANDOFF_CONFIG'))}\n")
+    print(_example(stack, base))
+    print("Ctrl-C stops everything.", flush=True)
+    done = threading.Event()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, lambda *_: done.set())
+    while not done.is_set() and host.running:
+        done.wait(0.5)
+    print("Stopping...", flush=True)
+    host.stop()
+    if stack:
+        stack.stop()
+    azurite.stop()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
