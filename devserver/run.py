@@ -133,9 +133,8 @@ def main() -> int:
         azurite.stop()
         raise
     print(f"\nHandoff Broker is running at {base} (ready in {time.monotonic() - started:.1f}s)")
-    print(
-        f"Storage: Azurite at {RUN_DIR / 'azurite'} (tables {azurite.table_port}, queues {azurite.queue_port})"
-    )
+    ports = f"tables {azurite.table_port}, queues {azurite.queue_port}"
+    print(f"Storage: Azurite at {RUN_DIR / 'azurite'} ({ports})")
     print(f"Registry: {env.get('HANDOFF_CONFIG', os.environ.get('HANDOFF_CONFIG'))}\n")
     print(_example(stack, base))
     print("Ctrl-C stops everything.", flush=True)
