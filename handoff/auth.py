@@ -13,7 +13,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Literal
 
-from handoff.errors import Forbidden
+from handoff.errors import Forbidden, Unauthorized
 from handoff.registry import AgentConfig
 
 CallerKind = Literal["local", "functionKey", "principal", "system"]
@@ -64,12 +64,14 @@ def authorize_as_agent(caller: Caller, agent: AgentConfig) -> None:
     )
 
 
-def caller_from_headers(headers: Mapping[str, str], *, in_azure: bool) -> Caller:
+def caller_from_headers(headers: Mapping[str, str], *, in_azure: bool, keys_enforced: bool = True) -> Caller:
     """Build the caller from HTTP request headers.
 
     App Service Authentication strips client-supplied ``X-MS-CLIENT-PRINCIPAL*`` headers and sets them
     for authenticated requests, so their presence means an Entra principal. Otherwise, in Azure the
-    request passed the Functions host's key check; locally nothing is enforced.
+    request passed the Functions host's key check (``keys_enforced``: the function's auth level is
+    ``function``); with anonymous functions behind App Service Authentication a request without a
+    principal is refused. Locally nothing is enforced, as with ``func start``.
     """
     lowered = {key.lower(): value for key, value in headers.items()}
     encoded = lowered.get("x-ms-client-principal")
@@ -84,7 +86,11 @@ def caller_from_headers(headers: Mapping[str, str], *, in_azure: bool) -> Caller
             app_id=app_id,
             name=lowered.get("x-ms-client-principal-name"),
         )
-    return Caller("functionKey") if in_azure else Caller("local")
+    if not in_azure:
+        return Caller("local")
+    if keys_enforced:
+        return Caller("functionKey")
+    raise Unauthorized("an Entra token is required (App Service Authentication found none)")
 
 
 def _decode_principal(encoded: str) -> dict[str, str]:

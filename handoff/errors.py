@@ -67,6 +67,10 @@ class BadRequest(Problem):
     status, slug, title = 400, "bad-request", "Bad request"
 
 
+class Unauthorized(Problem):
+    status, slug, title = 401, "unauthorized", "Unauthorized"
+
+
 class Forbidden(Problem):
     status, slug, title = 403, "forbidden", "Forbidden"
 

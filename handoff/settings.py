@@ -13,7 +13,7 @@ import os
 from collections.abc import Mapping
 from functools import lru_cache
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -54,6 +54,9 @@ class Settings(BaseModel):
     storage_credential: str | None = _setting(f"{STORAGE_CONNECTION}__credential", deploy=True, default=None)
     storage_client_id: str | None = _setting(f"{STORAGE_CONNECTION}__clientId", deploy=True, default=None)
     azure_client_id: str | None = _setting("AZURE_CLIENT_ID", deploy=True, default=None)
+    http_auth_level: Literal["function", "anonymous"] = _setting(
+        "HANDOFF_HTTP_AUTH_LEVEL", deploy=True, default="function"
+    )
     arm_endpoint: str = _setting("HANDOFF_ARM_ENDPOINT", default="https://management.azure.com")
     public_base_url: str | None = _setting("HANDOFF_PUBLIC_URL", default=None)
     website_hostname: str | None = _setting("WEBSITE_HOSTNAME", platform=True, default=None)

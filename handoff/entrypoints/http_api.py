@@ -5,60 +5,61 @@ from __future__ import annotations
 import azure.functions as func
 
 from handoff.app import get_service
-from handoff.entrypoints.responses import caller_of, handle, json_response
+from handoff.auth import Caller
+from handoff.entrypoints.responses import REST_AUTH_LEVEL, handle, json_response
 from handoff.errors import BadRequest, FieldError
 
 bp = func.Blueprint()
 
 
-@bp.route(route="handoffs", methods=["POST"], auth_level=func.AuthLevel.FUNCTION)
+@bp.route(route="handoffs", methods=["POST"], auth_level=REST_AUTH_LEVEL)
 def create_handoff(req: func.HttpRequest) -> func.HttpResponse:
     """Accept a handoff: 202 with its id and Location (200 when an Idempotency-Key replays)."""
 
-    def action() -> func.HttpResponse:
-        view, created = get_service().accept(
-            req.get_body(), caller_of(req), req.headers.get("Idempotency-Key")
-        )
+    def action(caller: Caller) -> func.HttpResponse:
+        view, created = get_service().accept(req.get_body(), caller, req.headers.get("Idempotency-Key"))
         return json_response(view, 202 if created else 200, {"Location": view.links["self"]})
 
     return handle(req, action)
 
 
-@bp.route(route="handoffs/{id}", methods=["GET"], auth_level=func.AuthLevel.FUNCTION)
+@bp.route(route="handoffs/{id}", methods=["GET"], auth_level=REST_AUTH_LEVEL)
 def get_handoff(req: func.HttpRequest) -> func.HttpResponse:
     """The handoff: status, both threads with deep links, context, attempts and hand-backs."""
-    return handle(req, lambda: json_response(get_service().get(req.route_params["id"])))
+    return handle(req, lambda _caller: json_response(get_service().get(req.route_params["id"])))
 
 
-@bp.route(route="handoffs/{id}/audit", methods=["GET"], auth_level=func.AuthLevel.FUNCTION)
+@bp.route(route="handoffs/{id}/audit", methods=["GET"], auth_level=REST_AUTH_LEVEL)
 def get_handoff_audit(req: func.HttpRequest) -> func.HttpResponse:
     """The handoff's append-only audit events, in order."""
-    return handle(req, lambda: json_response(get_service().audit(req.route_params["id"])))
+    return handle(req, lambda _caller: json_response(get_service().audit(req.route_params["id"])))
 
 
-@bp.route(route="handoffs/{id}/handback", methods=["POST"], auth_level=func.AuthLevel.FUNCTION)
+@bp.route(route="handoffs/{id}/handback", methods=["POST"], auth_level=REST_AUTH_LEVEL)
 def hand_back(req: func.HttpRequest) -> func.HttpResponse:
     """Take the target agent's findings and queue their delivery into the source thread."""
 
-    def action() -> func.HttpResponse:
-        view = get_service().hand_back(req.route_params["id"], req.get_body(), caller_of(req))
+    def action(caller: Caller) -> func.HttpResponse:
+        view = get_service().hand_back(req.route_params["id"], req.get_body(), caller)
         return json_response(view, 202, {"Location": view.links["self"]})
 
     return handle(req, action)
 
 
-@bp.route(route="threads/{agent}/{threadId}/links", methods=["GET"], auth_level=func.AuthLevel.FUNCTION)
+@bp.route(route="threads/{agent}/{threadId}/links", methods=["GET"], auth_level=REST_AUTH_LEVEL)
 def thread_links(req: func.HttpRequest) -> func.HttpResponse:
     """Every thread linked to this one (by registered agent name), following chains."""
     params = req.route_params
-    return handle(req, lambda: json_response(get_service().thread_links(params["agent"], params["threadId"])))
+    return handle(
+        req, lambda _caller: json_response(get_service().thread_links(params["agent"], params["threadId"]))
+    )
 
 
-@bp.route(route="links", methods=["GET"], auth_level=func.AuthLevel.FUNCTION)
+@bp.route(route="links", methods=["GET"], auth_level=REST_AUTH_LEVEL)
 def links(req: func.HttpRequest) -> func.HttpResponse:
     """Like the thread links route, with ``agent`` (name or resource ID) and ``threadId`` as query."""
 
-    def action() -> func.HttpResponse:
+    def action(_caller: Caller) -> func.HttpResponse:
         agent, thread_id = req.params.get("agent"), req.params.get("threadId")
         missing = [name for name, value in (("agent", agent), ("threadId", thread_id)) if not value]
         if missing:
@@ -75,14 +76,14 @@ def links(req: func.HttpRequest) -> func.HttpResponse:
 def health(req: func.HttpRequest) -> func.HttpResponse:
     """200 when storage answers, 503 otherwise (within about 2 s)."""
 
-    def action() -> func.HttpResponse:
+    def action(_caller: Caller) -> func.HttpResponse:
         try:
             result = get_service().health()
         except Exception:  # the service itself could not be built: storage unreachable at start
             return json_response({"status": "unhealthy", "storage": "unreachable"}, 503)
         return json_response(result, 200 if result.status == "healthy" else 503)
 
-    return handle(req, action)
+    return handle(req, action, public=True)
 
 
 @bp.route(route="openapi.json", methods=["GET"], auth_level=func.AuthLevel.ANONYMOUS)
@@ -90,4 +91,4 @@ def openapi(req: func.HttpRequest) -> func.HttpResponse:
     """The OpenAPI 3.1 document of this API, generated from the models."""
     from handoff.openapi import openapi_document
 
-    return handle(req, lambda: json_response(openapi_document()))
+    return handle(req, lambda _caller: json_response(openapi_document()), public=True)

@@ -42,17 +42,30 @@ def problem_response(problem: Problem, instance: str | None = None) -> func.Http
     )
 
 
+# REST functions run at the auth level the deployment chose: function keys, or anonymous behind App
+# Service Authentication (then every caller must bring an Entra token; see docs/deploy.md).
+REST_AUTH_LEVEL = func.AuthLevel(get_settings().http_auth_level)
+
+
 def caller_of(req: func.HttpRequest) -> Caller:
     """The caller of an HTTP request (see :func:`handoff.auth.caller_from_headers`)."""
-    return caller_from_headers(dict(req.headers), in_azure=bool(get_settings().website_hostname))
+    settings = get_settings()
+    return caller_from_headers(
+        dict(req.headers),
+        in_azure=bool(settings.website_hostname),
+        keys_enforced=settings.http_auth_level == "function",
+    )
 
 
-def handle(req: func.HttpRequest, action: Callable[[], func.HttpResponse]) -> func.HttpResponse:
-    """Run ``action``; map problems to their status, unreachable storage to 503, anything else to a
-    500 problem that reveals nothing internal."""
+def handle(
+    req: func.HttpRequest, action: Callable[[Caller], func.HttpResponse], *, public: bool = False
+) -> func.HttpResponse:
+    """Identify the caller and run ``action(caller)``; map problems to their status, unreachable
+    storage to 503, anything else to a 500 problem that reveals nothing internal. ``public`` routes
+    (health, OpenAPI) need no caller."""
     instance = req.url.split("?", 1)[0]
     try:
-        return action()
+        return action(Caller("local") if public else caller_of(req))
     except Problem as problem:
         return problem_response(problem, instance)
     except StorageUnavailable:

@@ -58,6 +58,9 @@ var appSettings = {
   AZURE_CLIENT_ID: identityClientId
   // Agent registry, shipped in the app package.
   HANDOFF_CONFIG: handoffConfigPath
+  // Behind App Service Authentication the REST functions are anonymous and every caller brings an Entra
+  // token; otherwise they require a function key.
+  HANDOFF_HTTP_AUTH_LEVEL: easyAuthEnabled ? 'anonymous' : 'function'
 }
 
 resource appServicePlan 'Microsoft.Web/serverfarms@2024-04-01' = {
