@@ -22,11 +22,12 @@ def azurite() -> Iterator[Azurite]:
 
 @pytest.fixture(scope="session")
 def fakes() -> Iterator[FakeStack]:
-    """Token endpoint, ARM and simulated SRE Agents ops, checkout and payments (real HTTP servers)."""
+    """Token endpoint, ARM and simulated SRE Agents ops, checkout, payments and inventory (real HTTP
+    servers)."""
     # payments accepts only the SRE Agent app-ID audience, as some deployments do, so the broker's
     # 401 → fallback-scope path runs for real.
     stack = start_fake_stack(
-        ("ops", "checkout", "payments"),
+        ("ops", "checkout", "payments", "inventory"),
         agent_options={"payments": {"accepted_audiences": ("59f0a04a-b322-4310-adc9-39ac41e9631e",)}},
     )
     yield stack
@@ -35,12 +36,21 @@ def fakes() -> Iterator[FakeStack]:
 
 @pytest.fixture(scope="session")
 def registry_config(fakes: FakeStack) -> dict:
-    """The registry the broker runs with: ops and checkout with endpoints, payments looked up in ARM."""
+    """The registry the broker runs with: ops and checkout with endpoints, payments looked up in ARM,
+    inventory reached through one of its HTTP triggers (the nested answer form)."""
     config = fakes.registry_config()
+    inventory = fakes.agents["inventory"]
+    trigger = inventory.add_trigger(
+        "handoff-intake",
+        "Handoff {payload.handoffId} from {payload.sourceAgent} ({payload.severity}): {payload.title}",
+        response_form="nested",
+    )
     for agent in config["agents"]:
         agent["description"] = f"{agent['name']} test agent"
         if agent["name"] == "payments":
             del agent["endpoint"]
+        if agent["name"] == "inventory":
+            agent["delivery"] = {"mode": "httpTrigger", "triggerUrl": inventory.trigger_url(trigger)}
     return config
 
 
