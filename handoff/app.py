@@ -34,27 +34,37 @@ def validate_startup() -> None:
     )
 
 
-@lru_cache(maxsize=1)
-def get_service() -> HandoffService:
-    """The process-wide service with its storage, queue and agent adapters."""
-    with _lock:
-        from handoff.adapters.http import make_http_client
-        from handoff.adapters.identity import make_credential
-        from handoff.adapters.sre_agent import SreAgentGateway
-        from handoff.adapters.storage import StorageClients, StorageDeliveryQueue, TableHandoffStore
+_service: HandoffService | None = None
 
-        settings = get_settings()
-        clients = StorageClients(settings)
-        if settings.storage_connection_string:
-            clients.ensure()
-        store = TableHandoffStore(clients, probe=StorageClients(settings, fast=True))
-        agents = SreAgentGateway(
-            settings, make_credential(settings), make_http_client(settings.http_timeout_seconds)
-        )
-        return HandoffService(
-            settings=settings,
-            registry=get_registry(),
-            store=store,
-            queue=StorageDeliveryQueue(clients),
-            agents=agents,
-        )
+
+def get_service() -> HandoffService:
+    """The process-wide service with its storage, queue and agent adapters (built on first use)."""
+    global _service
+    if _service is None:
+        with _lock:  # the worker runs functions on several threads; build once
+            if _service is None:
+                _service = _build_service()
+    return _service
+
+
+def _build_service() -> HandoffService:
+    from handoff.adapters.http import make_http_client
+    from handoff.adapters.identity import make_credential
+    from handoff.adapters.sre_agent import SreAgentGateway
+    from handoff.adapters.storage import StorageClients, StorageDeliveryQueue, TableHandoffStore
+
+    settings = get_settings()
+    clients = StorageClients(settings)
+    if settings.storage_connection_string:
+        clients.ensure()
+    store = TableHandoffStore(clients, probe=StorageClients(settings, fast=True))
+    agents = SreAgentGateway(
+        settings, make_credential(settings), make_http_client(settings.http_timeout_seconds)
+    )
+    return HandoffService(
+        settings=settings,
+        registry=get_registry(),
+        store=store,
+        queue=StorageDeliveryQueue(clients),
+        agents=agents,
+    )
