@@ -620,8 +620,9 @@ class HandoffService:
             self.queue.send({**message, "attempt": attempt + 1}, delay)
             return
         why = reason if not exc.transient else f"{reason} (gave up after {attempt} attempts)"
-        self._fail(record, message, why, "failed")
+        # Park the message first: once the failure is visible, the message is already there to replay.
         self.queue.send_poison({**message, "reason": why})
+        self._fail(record, message, why, "failed")
 
     def _fail(self, record: HandoffRecord, message: dict[str, Any], reason: str, how: str) -> None:
         """Record a final failure of one step: the handoff, its cross-link, or one hand-back."""
