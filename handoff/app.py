@@ -38,6 +38,7 @@ def validate_startup() -> None:
 def get_service() -> HandoffService:
     """The process-wide service with its storage, queue and agent adapters."""
     with _lock:
+        from handoff.adapters.chains import TableChainStore
         from handoff.adapters.http import make_http_client
         from handoff.adapters.identity import make_credential
         from handoff.adapters.sre_agent import SreAgentGateway
@@ -57,4 +58,5 @@ def get_service() -> HandoffService:
             store=store,
             queue=StorageDeliveryQueue(clients),
             agents=agents,
+            chains=TableChainStore(clients),
         )
