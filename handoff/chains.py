@@ -112,7 +112,9 @@ class ChainRules:
             f"chain {parent.stored.root_id} is too deep: this handoff would have depth {depth} "
             f"(ancestors through parentHandoffId) and the limit is {self.max_depth}; "
             "finish the investigation in this thread or hand back instead",
-            errors=[FieldError(field="/parentHandoffId", message=f"chain depth limit {self.max_depth} reached")],
+            errors=[
+                FieldError(field="/parentHandoffId", message=f"chain depth limit {self.max_depth} reached")
+            ],
         )
 
     def reserve(self, member: ChainMember, parent: HandoffRecord | None, caller: Caller) -> PairSlot | None:

@@ -229,7 +229,9 @@ def call_tool(
 def problem_text(problem: Problem) -> str:
     """A problem as a tool error text: title, status, detail and one line per wrong field."""
     lines = [f"{problem.title} ({problem.status}): {problem.detail}"]
-    lines += [f"- {error.field}: {error.message}" for error in problem.errors if isinstance(error, FieldError)]
+    lines += [
+        f"- {error.field}: {error.message}" for error in problem.errors if isinstance(error, FieldError)
+    ]
     return "\n".join(lines)
 
 

@@ -50,8 +50,8 @@ MCP_AUTH_LEVEL = "function"
 
 # Headers of the HTTP request being served. Each request runs in its own task group (see the module
 # docstring), whose tasks inherit this context, so a tool sees exactly its own request's headers.
-_request_headers: contextvars.ContextVar[Mapping[str, str]] = contextvars.ContextVar(
-    "mcp_request_headers", default={}
+_request_headers: contextvars.ContextVar[Mapping[str, str] | None] = contextvars.ContextVar(
+    "mcp_request_headers", default=None
 )
 
 
@@ -67,7 +67,7 @@ class _RawArguments(ArgModelBase):
 
 def _tool(spec: ToolSpec) -> Tool:
     async def run(arguments: dict[str, Any]) -> CallToolResult:
-        caller = caller_of_headers(_request_headers.get(), MCP_AUTH_LEVEL)
+        caller = caller_of_headers(_request_headers.get() or {}, MCP_AUTH_LEVEL)
         instance = f"{get_settings().base_url}/api/mcp#{spec.name}"
         # Storage and agent calls block: run them off the event loop, as the SDK runs sync tools.
         outcome = await anyio.to_thread.run_sync(
@@ -123,7 +123,9 @@ class McpAsgiApp:
         if scope["method"] != "POST":
             # Stateless: no session to DELETE and no server-initiated stream to GET. The spec's answer is
             # 405; the SDK would open an event stream that never ends, and the Functions host buffers it.
-            await PlainTextResponse("Method Not Allowed", 405, headers={"Allow": "POST"})(scope, receive, send)
+            await PlainTextResponse("Method Not Allowed", 405, headers={"Allow": "POST"})(
+                scope, receive, send
+            )
             return
         headers = {key.decode("latin-1").lower(): value.decode("latin-1") for key, value in scope["headers"]}
         token = _request_headers.set(headers)

@@ -1,4 +1,4 @@
-"""The MCP endpoint through the official ``mcp`` client over real HTTP, against the broker under the local host."""
+"""The MCP endpoint through the official ``mcp`` client over real HTTP, against the broker (local host)."""
 
 from __future__ import annotations
 
@@ -84,7 +84,9 @@ def test_create_delivers_and_hand_back_returns_to_source_thread(broker, clean_fa
     assert not created.is_error, text_of(created)
     handoff_id = created.structured_content["id"]
     assert json.loads(text_of(created))["id"] == handoff_id
-    delivered = broker.wait_for(handoff_id, lambda b: b["status"] == "delivered" and b["target"].get("threadId"))
+    delivered = broker.wait_for(
+        handoff_id, lambda b: b["status"] == "delivered" and b["target"].get("threadId")
+    )
     threads = threads_mentioning(checkout, handoff_id)
     assert len(threads) == 1 and body["context"]["title"] in threads[0]["startMessage"]["text"]
     audit = broker.client.get(f"/api/handoffs/{handoff_id}/audit").json()["events"]
@@ -101,7 +103,9 @@ def test_create_delivers_and_hand_back_returns_to_source_thread(broker, clean_fa
         ("handedOffTo", target_thread)
     ]
 
-    back = call(broker, "handoff_hand_back", {"handoffId": handoff_id, **handback_body(thread_id=target_thread)})
+    back = call(
+        broker, "handoff_hand_back", {"handoffId": handoff_id, **handback_body(thread_id=target_thread)}
+    )
     assert not back.is_error, text_of(back)
     broker.wait_status(handoff_id, "handedBack")
     summary = handback_body()["summary"]
@@ -115,7 +119,10 @@ def test_list_agents_describes_each_agent(broker):
     agents = {agent["name"]: agent for agent in result.structured_content["agents"]}
     assert set(agents) == {"ops", "checkout", "payments"}
     assert agents["checkout"]["description"] == "checkout test agent"
-    assert agents["payments"]["resourceId"].endswith("/agents/payments-agent") or agents["payments"]["resourceId"]
+    assert (
+        agents["payments"]["resourceId"].endswith("/agents/payments-agent")
+        or agents["payments"]["resourceId"]
+    )
     assert agents["ops"]["delivery"] == "thread"
 
 
@@ -152,7 +159,9 @@ def test_hand_back_by_another_agent_is_refused(broker, clean_fakes):
 def test_host_allow_list(broker):
     port = broker.port
     accepted = broker.client.post("/api/mcp", json=INITIALIZE, headers=_mcp_headers(f"127.0.0.1:{port}"))
-    also_localhost = broker.client.post("/api/mcp", json=INITIALIZE, headers=_mcp_headers(f"localhost:{port}"))
+    also_localhost = broker.client.post(
+        "/api/mcp", json=INITIALIZE, headers=_mcp_headers(f"localhost:{port}")
+    )
     unknown = broker.client.post("/api/mcp", json=INITIALIZE, headers=_mcp_headers("attacker.example"))
     bad_origin = broker.client.post(
         "/api/mcp",
