@@ -207,3 +207,12 @@ def test_plain_http_client_sees_json(broker):
         f"{broker.url}/api/mcp", json=INITIALIZE, headers={"Accept": "application/json, text/event-stream"}
     )
     assert response.headers["content-type"].startswith("application/json")
+
+
+def test_openapi_describes_the_mcp_route_and_the_chain_view(broker):
+    document = broker.client.get("/api/openapi.json").json()
+
+    assert set(document["paths"]["/api/mcp"]) == {"post"}
+    view = document["components"]["schemas"]["HandoffView"]["properties"]
+    assert {"depth", "chain"} <= set(view)
+    assert set(document["components"]["schemas"]["HandoffChain"]["properties"]) == {"parent", "children"}
