@@ -216,3 +216,26 @@ def test_openapi_describes_the_mcp_route_and_the_chain_view(broker):
     view = document["components"]["schemas"]["HandoffView"]["properties"]
     assert {"depth", "chain"} <= set(view)
     assert set(document["components"]["schemas"]["HandoffChain"]["properties"]) == {"parent", "children"}
+
+
+def test_concurrent_sessions_are_served_independently(broker):
+    # Each request runs its own session manager inside its own task group: parallel clients neither
+    # share nor block each other's request.
+    results: list[Any] = []
+
+    async def one(index: int) -> None:
+        async with Client(f"{broker.url}/api/mcp", mode="legacy") as client:
+            listed = await client.call_tool("handoff_list_agents", {})
+            missing = await client.call_tool("handoff_get", {"handoffId": f"not-an-id-{index}"})
+            results.append((listed.is_error, missing.is_error, text_of(missing)))
+
+    async def main() -> None:
+        async with anyio.create_task_group() as group:
+            for index in range(6):
+                group.start_soon(one, index)
+
+    anyio.run(main)
+
+    assert len(results) == 6
+    assert all(listed_error is False and missing_error is True for listed_error, missing_error, _ in results)
+    assert {text.split("'")[1] for _, _, text in results} == {f"not-an-id-{i}" for i in range(6)}
