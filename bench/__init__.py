@@ -1,0 +1,1 @@
+"""Benchmarks: figures from one run (medians and ratios), not pass/fail checks."""

@@ -135,7 +135,8 @@ def main() -> int:
     print(f"\nHandoff Broker is running at {base} (ready in {time.monotonic() - started:.1f}s)")
     ports = f"tables {azurite.table_port}, queues {azurite.queue_port}"
     print(f"Storage: Azurite at {RUN_DIR / 'azurite'} ({ports})")
-    print(f"Registry: {env.get('HANDOFF_CONFIG', os.environ.get('HANDOFF_CONFIG'))}\n")
+    print(f"Registry: {env.get('HANDOFF_CONFIG', os.environ.get('HANDOFF_CONFIG'))}")
+    print(f"MCP server (Streamable HTTP, for MCP clients and agent connectors): {base}/api/mcp\n")
     print(_example(stack, base))
     print("Ctrl-C stops everything.", flush=True)
     done = threading.Event()

@@ -48,6 +48,7 @@ def get_service() -> HandoffService:
 
 
 def _build_service() -> HandoffService:
+    from handoff.adapters.chains import TableChainStore
     from handoff.adapters.http import make_http_client
     from handoff.adapters.identity import make_credential
     from handoff.adapters.sre_agent import SreAgentGateway
@@ -67,4 +68,5 @@ def _build_service() -> HandoffService:
         store=store,
         queue=StorageDeliveryQueue(clients),
         agents=agents,
+        chains=TableChainStore(clients),
     )

@@ -214,6 +214,24 @@ class HandbackView(WireModel):
     posted_at: datetime | None = None
 
 
+class ChainLink(WireModel):
+    """Another handoff of the same chain (the parent or a child), as the chain view lists it."""
+
+    id: str
+    source: str | None = Field(default=None, description="Registered name of the agent that handed off.")
+    target: str | None = Field(default=None, description="Registered name of the agent that received it.")
+    depth: int | None = Field(default=None, description="Ancestors through parentHandoffId (root = 0).")
+    created_at: datetime | None = None
+    link: str | None = None
+
+
+class HandoffChain(WireModel):
+    """Where a handoff sits in its chain: its parent and the handoffs made from it."""
+
+    parent: ChainLink | None = None
+    children: list[ChainLink] = Field(default_factory=list)
+
+
 class HandoffView(WireModel):
     """Body of ``GET /api/handoffs/{id}`` (and of the ``202`` that accepts a handoff)."""
 
@@ -234,6 +252,10 @@ class HandoffView(WireModel):
     last_error: str | None = None
     handbacks: list[HandbackView] = Field(default_factory=list)
     links: dict[str, str] = Field(default_factory=dict)
+    depth: int = Field(default=0, description="Ancestors through parentHandoffId (a root handoff has 0).")
+    chain: HandoffChain | None = Field(
+        default=None, description="Parent and children in the chain (on GET /api/handoffs/{id})."
+    )
 
 
 class AuditEvent(WireModel):

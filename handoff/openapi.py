@@ -74,7 +74,11 @@ def openapi_document() -> dict[str, Any]:
                     "200": _json(HandoffView, "Replay of an earlier request with the same Idempotency-Key"),
                     "400": _problem("Not JSON"),
                     "403": _problem("Caller may not act as the source agent"),
-                    "409": _problem("Idempotency-Key reused with a different body"),
+                    "409": _problem(
+                        "Idempotency-Key reused with a different body, or a safe-chain limit reached "
+                        "(chain deeper than HANDOFF_MAX_CHAIN_DEPTH, or the same ordered agent pair more "
+                        "than HANDOFF_MAX_PAIR_REPEATS times in the chain; the detail names the chain)"
+                    ),
                     "413": _problem("Body larger than 262,144 bytes"),
                     "422": _problem("Body breaks the schema; errors name the fields"),
                     "503": _problem("Storage unavailable; retry with the same Idempotency-Key"),
@@ -84,6 +88,7 @@ def openapi_document() -> dict[str, Any]:
         "/api/handoffs/{id}": {
             "get": {
                 "operationId": "getHandoff",
+                "summary": "The handoff, with its depth and place in its chain (parent and children)",
                 "parameters": [_ID],
                 "responses": {"200": _json(HandoffView, "The handoff"), **_COMMON_ERRORS},
             }
@@ -132,6 +137,30 @@ def openapi_document() -> dict[str, Any]:
                 "responses": {
                     "200": _json(ThreadLinks, "Linked threads"),
                     "400": _problem("Missing parameter"),
+                },
+            }
+        },
+        "/api/mcp": {
+            "post": {
+                "operationId": "mcp",
+                "summary": "MCP server (Streamable HTTP, stateless, JSON responses) with the handoff tools",
+                "description": "One JSON-RPC message per POST (initialize, ping, tools/list, tools/call); "
+                "tools handoff_create, handoff_get, handoff_hand_back, handoff_links, handoff_list_agents "
+                "take the same schemas as the REST bodies. Always needs a function key in Azure. "
+                "See docs/mcp.md.",
+                "requestBody": {
+                    "required": True,
+                    "content": {"application/json": {"schema": {"type": "object"}}},
+                },
+                "responses": {
+                    "200": {
+                        "description": "JSON-RPC answer; a refused tool call is a result with isError "
+                        "and the problem's title, detail and field errors",
+                        "content": {"application/json": {"schema": {"type": "object"}}},
+                    },
+                    "403": {"description": "Origin header not allowed"},
+                    "405": {"description": "GET and DELETE: no sessions or server streams (stateless)"},
+                    "421": {"description": "Host header not allowed (DNS-rebinding protection)"},
                 },
             }
         },

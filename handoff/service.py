@@ -19,6 +19,7 @@ from typing import Any, TypeVar
 from pydantic import BaseModel, ValidationError
 
 from handoff.auth import SYSTEM, Caller, authorize_as_agent
+from handoff.chains import ChainMember, ChainRules, ChainStore
 from handoff.errors import (
     BadRequest,
     Conflict,
@@ -138,6 +139,7 @@ class HandoffService:
         queue: DeliveryQueue,
         agents: AgentGateway,
         clock: Callable[[], datetime] = utcnow,
+        chains: ChainStore | None = None,
     ) -> None:
         self.settings = settings
         self.registry = registry
@@ -145,6 +147,13 @@ class HandoffService:
         self.queue = queue
         self.agents = agents
         self.clock = clock
+        self.chains = ChainRules(
+            store=store,
+            chains=chains,
+            max_depth=settings.max_chain_depth,
+            max_pair_repeats=settings.max_pair_repeats,
+            base_url=settings.base_url,
+        )
 
     # ------------------------------------------------------------------ accept
 
@@ -169,12 +178,13 @@ class HandoffService:
         if source.name == target.name:
             raise single_field(Unprocessable, "/target/agent", "an agent cannot hand off to itself")
         authorize_as_agent(caller, source)
-        root_id, depth = None, 0
+        root_id, depth, parent = None, 0, None
         if request.parent_handoff_id:
             parent = self.store.get(request.parent_handoff_id)
             if parent is None:
                 raise single_field(Unprocessable, "/parentHandoffId", "no handoff with this id")
-            root_id, depth = parent.stored.root_id, parent.stored.depth + 1
+            root_id = parent.stored.root_id
+            depth = self.chains.check_depth(parent, source.name, target.name, caller)
         if idempotency_key is not None:
             key = idempotency_key.strip()
             if not key or len(key) > 200 or not key.isprintable():
@@ -202,7 +212,18 @@ class HandoffService:
             created_at=now,
             caller=caller.describe(),
         )
-        if not self.store.create(stored, HandoffState(updated_at=now)):
+        member = ChainMember(
+            handoff_id=handoff_id, root_id=stored.root_id, parent_id=request.parent_handoff_id,
+            source_agent=source.name, target_agent=target.name, depth=depth, created_at=now,
+        )  # fmt: skip
+        slot = self.chains.reserve(member, parent, caller)
+        try:
+            created = self.store.create(stored, HandoffState(updated_at=now))
+        except Exception:
+            self.chains.release(slot)
+            raise
+        if not created:
+            self.chains.release(slot)
             return self._replay(stored)
         self.store.append_audit(
             handoff_id,
@@ -255,8 +276,9 @@ class HandoffService:
         return record
 
     def get(self, handoff_id: str) -> HandoffView:
-        """``GET /api/handoffs/{id}``."""
-        return self.view(self.get_record(handoff_id))
+        """``GET /api/handoffs/{id}``, with the handoff's place in its chain (parent and children)."""
+        record = self.get_record(handoff_id)
+        return self.view(record).model_copy(update={"chain": self.chains.view(record)})
 
     def audit(self, handoff_id: str) -> AuditLog:
         """``GET /api/handoffs/{id}/audit``: every event, in order."""
@@ -315,6 +337,7 @@ class HandoffService:
             last_error=state.last_error,
             handbacks=handbacks,
             links=links,
+            depth=stored.depth,
         )
 
     def thread_links(self, agent_ref: str, thread_id: str) -> ThreadLinks:

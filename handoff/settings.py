@@ -27,7 +27,8 @@ STORAGE_QUEUES: tuple[str, ...] = (DELIVERY_QUEUE, DELIVERY_POISON_QUEUE)
 HANDOFF_TABLE = "handoffs"
 AUDIT_TABLE = "handoffaudit"
 LINK_TABLE = "handofflinks"
-STORAGE_TABLES: tuple[str, ...] = (HANDOFF_TABLE, AUDIT_TABLE, LINK_TABLE)
+CHAIN_TABLE = "handoffchains"
+STORAGE_TABLES: tuple[str, ...] = (HANDOFF_TABLE, AUDIT_TABLE, LINK_TABLE, CHAIN_TABLE)
 
 # Name of the app's own storage connection (separate from AzureWebJobsStorage, the host's).
 STORAGE_CONNECTION = "HANDOFF_STORAGE"
@@ -69,6 +70,9 @@ class Settings(BaseModel):
     )
     sweep_after_seconds: int = _setting("HANDOFF_SWEEP_AFTER_SECONDS", default=300, ge=10)
     http_timeout_seconds: float = _setting("HANDOFF_HTTP_TIMEOUT_SECONDS", default=30.0, gt=0)
+    max_chain_depth: int = _setting("HANDOFF_MAX_CHAIN_DEPTH", default=5, ge=0, le=100)
+    max_pair_repeats: int = _setting("HANDOFF_MAX_PAIR_REPEATS", default=2, ge=1, le=100)
+    mcp_allowed_hosts: str | None = _setting("HANDOFF_MCP_ALLOWED_HOSTS", default=None)
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:

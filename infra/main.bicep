@@ -156,6 +156,7 @@ var tableNames = [
   'handoffs'
   'handoffaudit'
   'handofflinks'
+  'handoffchains'
 ]
 
 var agentIds = union(sreAgentResourceIds, filter(map(split(sreAgentResourceIdList, ','), id => trim(id)), id => !empty(id)))

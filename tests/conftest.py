@@ -55,14 +55,11 @@ def registry_config(fakes: FakeStack) -> dict:
 
 
 @pytest.fixture(scope="session")
-def broker(
-    azurite: Azurite, fakes: FakeStack, registry_config: dict, tmp_path_factory
-) -> Iterator[BrokerProcess]:
-    """The broker under the local host, as a subprocess, wired to Azurite and the fakes."""
-    workdir = tmp_path_factory.mktemp("broker")
-    config_path = workdir / "handoff.config.json"
+def broker_env(azurite: Azurite, fakes: FakeStack, registry_config: dict, tmp_path_factory) -> dict[str, str]:
+    """App settings of the broker under test: Azurite, the fakes, the test registry, fast retries."""
+    config_path = tmp_path_factory.mktemp("registry") / "handoff.config.json"
     config_path.write_text(json.dumps(registry_config))
-    env = {
+    return {
         **fakes.env(),
         "HANDOFF_CONFIG": str(config_path),
         "HANDOFF_STORAGE": azurite.connection_string,
@@ -72,7 +69,13 @@ def broker(
         "HANDOFF_RETRY_MAX_SECONDS": "2",
         "HANDOFF_MAX_DELIVERY_ATTEMPTS": "4",
     }
-    process = BrokerProcess(env, workdir / "host.log")
+
+
+@pytest.fixture(scope="session")
+def broker(broker_env: dict[str, str], tmp_path_factory) -> Iterator[BrokerProcess]:
+    """The broker under the local host, as a subprocess, wired to Azurite and the fakes."""
+    workdir = tmp_path_factory.mktemp("broker")
+    process = BrokerProcess(broker_env, workdir / "host.log")
     try:
         process.wait_healthy()
         yield process

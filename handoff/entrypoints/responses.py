@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import azure.functions as func
@@ -49,12 +49,32 @@ REST_AUTH_LEVEL = func.AuthLevel(get_settings().http_auth_level)
 
 def caller_of(req: func.HttpRequest) -> Caller:
     """The caller of an HTTP request (see :func:`handoff.auth.caller_from_headers`)."""
-    settings = get_settings()
+    return caller_of_headers(dict(req.headers), get_settings().http_auth_level)
+
+
+def caller_of_headers(headers: Mapping[str, str], auth_level: str) -> Caller:
+    """The caller of a request with these headers, served by a function at ``auth_level``.
+
+    The one rule for every HTTP entrypoint: REST functions run at the deployment's auth level, the MCP
+    function always at ``function`` (see :mod:`handoff.entrypoints.mcp_api`).
+    """
     return caller_from_headers(
-        dict(req.headers),
-        in_azure=bool(settings.website_hostname),
-        keys_enforced=settings.http_auth_level == "function",
+        dict(headers),
+        in_azure=bool(get_settings().website_hostname),
+        keys_enforced=auth_level == "function",
     )
+
+
+def to_problem(exc: Exception, instance: str) -> Problem:
+    """The problem to answer for an exception: problems as they are, unreachable storage as 503,
+    anything else as a 500 that reveals nothing internal (the exception is logged)."""
+    if isinstance(exc, Problem):
+        return exc
+    if isinstance(exc, StorageUnavailable):
+        log.warning("storage unavailable while serving %s", instance)
+        return ServiceUnavailable("storage is unavailable; retry later", headers={"Retry-After": "10"})
+    log.error("unhandled error serving %s", instance, exc_info=exc)
+    return InternalError("an unexpected error occurred; it has been logged")
 
 
 def handle(
@@ -66,13 +86,5 @@ def handle(
     instance = req.url.split("?", 1)[0]
     try:
         return action(Caller("local") if public else caller_of(req))
-    except Problem as problem:
-        return problem_response(problem, instance)
-    except StorageUnavailable:
-        log.warning("storage unavailable while serving %s", instance)
-        return problem_response(
-            ServiceUnavailable("storage is unavailable; retry later", headers={"Retry-After": "10"}), instance
-        )
-    except Exception:
-        log.exception("unhandled error serving %s", instance)
-        return problem_response(InternalError("an unexpected error occurred; it has been logged"), instance)
+    except Exception as exc:
+        return problem_response(to_problem(exc, instance), instance)

@@ -1,0 +1,181 @@
+"""Safe chains: how deep a chain of handoffs may grow and how often two agents may pass work back and forth.
+
+A chain is every handoff that shares a root (``parentHandoffId`` links a handoff to the one it continues).
+Two rules, both checked here and nowhere else, before a handoff is stored:
+
+- **Depth**: a handoff's depth is the number of its ancestors (a root handoff has depth 0). A handoff
+  deeper than ``HANDOFF_MAX_CHAIN_DEPTH`` (default 5) is refused with ``409``.
+- **Ping-pong**: within one chain the same ordered pair of agents (A → B) may appear at most
+  ``HANDOFF_MAX_PAIR_REPEATS`` times (default 2); the next one is refused with ``409`` naming the chain.
+
+A refused handoff is never created, so the refusal is audited on the parent's audit log.
+
+The pair rule must hold under concurrent requests, so it is enforced by storage, not by counting: each
+ordered pair has ``limit`` numbered slots per chain, and a handoff takes a free slot with an
+insert-if-absent write. Two requests racing for the last slot cannot both win; the loser re-reads and
+is refused. See :class:`ChainStore`.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Protocol
+
+from pydantic import BaseModel, ConfigDict
+
+from handoff.auth import Caller
+from handoff.errors import Conflict, FieldError
+from handoff.models import ChainLink, HandoffChain
+from handoff.records import HandoffRecord, HandoffStore
+
+
+class ChainMember(BaseModel):
+    """One handoff as the chain index knows it (partition = the chain's root id)."""
+
+    model_config = ConfigDict(frozen=True)
+
+    handoff_id: str
+    root_id: str
+    parent_id: str | None = None
+    source_agent: str
+    target_agent: str
+    depth: int = 0
+    created_at: datetime
+
+
+class PairSlot(BaseModel):
+    """A slot of an ordered agent pair in a chain, held by one handoff. ``new`` when this request took it."""
+
+    model_config = ConfigDict(frozen=True)
+
+    member: ChainMember
+    slot: int
+    new: bool
+
+
+class PairFull(Exception):
+    """Every slot of the ordered pair is held by other handoffs of the chain."""
+
+    def __init__(self, holders: list[str]) -> None:
+        super().__init__(", ".join(holders))
+        self.holders = holders
+
+
+class ChainStore(Protocol):
+    """The chain index: members of each chain and the pair slots that enforce the ping-pong limit."""
+
+    def reserve(self, member: ChainMember, limit: int) -> PairSlot:
+        """Take a free slot (1..``limit``) of ``member``'s ordered pair in its chain and record the member,
+        in one atomic write; when the handoff already holds a slot (an idempotent replay), return that
+        slot with ``new=False``. Raise :class:`PairFull` with the holders' ids when none is free."""
+
+    def release(self, slot: PairSlot) -> None:
+        """Give back a slot this request took (and its member record) when the handoff was not created."""
+
+    def members(self, root_id: str) -> list[ChainMember]:
+        """Every recorded handoff of the chain."""
+
+
+class ChainRules:
+    """The safe-chain rules, applied by :class:`handoff.service.HandoffService` when it accepts a handoff."""
+
+    def __init__(
+        self,
+        *,
+        store: HandoffStore,
+        chains: ChainStore | None,
+        max_depth: int,
+        max_pair_repeats: int,
+        base_url: str,
+    ) -> None:
+        # Without a chain index (a service built bare, as some tests do) only the depth rule applies:
+        # it needs nothing but the parent record.
+        self.store = store
+        self.chains = chains
+        self.max_depth = max_depth
+        self.max_pair_repeats = max_pair_repeats
+        self.base_url = base_url
+
+    def check_depth(self, parent: HandoffRecord, source: str, target: str, caller: Caller) -> int:
+        """The new handoff's depth; 409 (audited on the parent) when it is deeper than the limit."""
+        depth = parent.stored.depth + 1
+        if depth <= self.max_depth:
+            return depth
+        self.store.append_audit(
+            parent.id,
+            "chainRefused",
+            caller.describe(),
+            {"rule": "depth", "depth": depth, "limit": self.max_depth, "source": source, "target": target,
+             "rootHandoffId": parent.stored.root_id},
+        )  # fmt: skip
+        raise Conflict(
+            f"chain {parent.stored.root_id} is too deep: this handoff would have depth {depth} "
+            f"(ancestors through parentHandoffId) and the limit is {self.max_depth}; "
+            "finish the investigation in this thread or hand back instead",
+            errors=[
+                FieldError(field="/parentHandoffId", message=f"chain depth limit {self.max_depth} reached")
+            ],
+        )
+
+    def reserve(self, member: ChainMember, parent: HandoffRecord | None, caller: Caller) -> PairSlot | None:
+        """Take the member's pair slot; 409 (audited on the parent) when the pair is used up in the chain."""
+        if self.chains is None:
+            return None
+        try:
+            return self.chains.reserve(member, self.max_pair_repeats)
+        except PairFull as full:
+            pair = f"{member.source_agent} → {member.target_agent}"
+            if parent is not None:
+                self.store.append_audit(
+                    parent.id,
+                    "chainRefused",
+                    caller.describe(),
+                    {"rule": "pingPong", "source": member.source_agent, "target": member.target_agent,
+                     "limit": self.max_pair_repeats, "rootHandoffId": member.root_id,
+                     "existingHandoffIds": full.holders},
+                )  # fmt: skip
+            raise Conflict(
+                f"chain {member.root_id} already has {len(full.holders)} handoffs {pair} "
+                f"({', '.join(full.holders)}); at most {self.max_pair_repeats} are allowed per chain, "
+                "so the agents do not pass the investigation back and forth forever",
+                errors=[
+                    FieldError(
+                        field="/target/agent",
+                        message=f"{pair} used {len(full.holders)} times in chain {member.root_id}",
+                    )
+                ],
+            ) from None
+
+    def release(self, slot: PairSlot | None) -> None:
+        """Undo :meth:`reserve` of a handoff that was not created (only slots this request took)."""
+        if slot is not None and slot.new and self.chains is not None:
+            self.chains.release(slot)
+
+    def view(self, record: HandoffRecord) -> HandoffChain:
+        """Parent and children of the handoff, from the chain index."""
+        found = self.chains.members(record.stored.root_id) if self.chains is not None else []
+        members = {m.handoff_id: m for m in found}
+        parent_id = record.stored.request.parent_handoff_id
+        parent = None
+        if parent_id:
+            known = members.get(parent_id)
+            # Handoffs stored before the chain index existed are known by id only.
+            parent = self._link(known) if known else ChainLink(id=parent_id, link=self._url(parent_id))
+        children = sorted(
+            (self._link(m) for m in members.values() if m.parent_id == record.id),
+            key=lambda link: (link.created_at is None, link.created_at, link.id),
+        )
+        return HandoffChain(parent=parent, children=children)
+
+    def _link(self, member: ChainMember) -> ChainLink:
+        return ChainLink(
+            id=member.handoff_id,
+            source=member.source_agent,
+            target=member.target_agent,
+            depth=member.depth,
+            created_at=member.created_at,
+            link=self._url(member.handoff_id),
+        )
+
+    def _url(self, handoff_id: str) -> str:
+        return f"{self.base_url}/api/handoffs/{handoff_id}"

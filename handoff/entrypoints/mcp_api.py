@@ -1,0 +1,26 @@
+"""The MCP endpoint, ``/api/mcp``: how SRE Agents call the broker as tools (see docs/mcp.md).
+
+The function always runs at the ``function`` auth level, whatever ``HANDOFF_HTTP_AUTH_LEVEL`` says: an SRE
+Agent MCP connector sends static headers, so in Azure the function key (``x-functions-key``) is what
+authenticates it; the path is excluded from App Service Authentication by default (docs/deploy.md).
+
+The MCP SDK is imported inside the function, on the first MCP request, so importing ``function_app``
+stays cheap.
+"""
+
+from __future__ import annotations
+
+import azure.functions as func
+
+from handoff.tools import MCP_ROUTE
+
+bp = func.Blueprint()
+
+
+@bp.route(route=MCP_ROUTE, methods=["GET", "POST", "DELETE"], auth_level=func.AuthLevel.FUNCTION)
+async def mcp(req: func.HttpRequest, context: func.Context) -> func.HttpResponse:
+    """MCP Streamable HTTP (stateless, JSON responses): POST carries JSON-RPC; GET and DELETE answer
+    405, as a server without sessions or server-initiated streams does."""
+    from handoff.entrypoints.mcp_server import get_middleware
+
+    return await get_middleware().handle_async(req, context)
