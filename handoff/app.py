@@ -38,6 +38,7 @@ def validate_startup() -> None:
 def get_service() -> HandoffService:
     """The process-wide service with its storage, queue and agent adapters."""
     with _lock:
+        from handoff.adapters.a2a_client import A2AClientGateway
         from handoff.adapters.http import make_http_client
         from handoff.adapters.identity import make_credential
         from handoff.adapters.sre_agent import SreAgentGateway
@@ -48,13 +49,13 @@ def get_service() -> HandoffService:
         if settings.storage_connection_string:
             clients.ensure()
         store = TableHandoffStore(clients, probe=StorageClients(settings, fast=True))
-        agents = SreAgentGateway(
-            settings, make_credential(settings), make_http_client(settings.http_timeout_seconds)
-        )
+        credential = make_credential(settings)
+        agents = SreAgentGateway(settings, credential, make_http_client(settings.http_timeout_seconds))
         return HandoffService(
             settings=settings,
             registry=get_registry(),
             store=store,
             queue=StorageDeliveryQueue(clients),
             agents=agents,
+            remote_agents=A2AClientGateway(settings, credential),
         )

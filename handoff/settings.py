@@ -69,6 +69,9 @@ class Settings(BaseModel):
     )
     sweep_after_seconds: int = _setting("HANDOFF_SWEEP_AFTER_SECONDS", default=300, ge=10)
     http_timeout_seconds: float = _setting("HANDOFF_HTTP_TIMEOUT_SECONDS", default=30.0, gt=0)
+    # Follow-up work after delivery: polling A2A tasks and watching SRE Agent threads (auto hand-back).
+    poll_interval_seconds: float = _setting("HANDOFF_POLL_INTERVAL_SECONDS", default=30.0, ge=0, le=3600)
+    a2a_max_poll_minutes: float = _setting("HANDOFF_A2A_MAX_POLL_MINUTES", default=240.0, gt=0, le=10080)
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
