@@ -8,6 +8,7 @@ from collections.abc import Iterator
 import pytest
 
 from devserver.azurite import Azurite, start_azurite
+from devserver.fakes.a2a_peer import FakeA2APeer
 from devserver.fakes.stack import FakeStack, start_fake_stack
 from tests.support.broker import BrokerProcess
 
@@ -34,13 +35,14 @@ def fakes() -> Iterator[FakeStack]:
 
 
 @pytest.fixture(scope="session")
-def registry_config(fakes: FakeStack) -> dict:
+def registry_config(fakes: FakeStack, a2a_peer: FakeA2APeer) -> dict:
     """The registry the broker runs with: ops and checkout with endpoints, payments looked up in ARM."""
     config = fakes.registry_config()
     for agent in config["agents"]:
         agent["description"] = f"{agent['name']} test agent"
         if agent["name"] == "payments":
             del agent["endpoint"]
+    config["agents"].extend(a2a_registry_entries(a2a_peer))
     return config
 
 
@@ -61,6 +63,7 @@ def broker(
         "HANDOFF_RETRY_BASE_SECONDS": "0.2",
         "HANDOFF_RETRY_MAX_SECONDS": "2",
         "HANDOFF_MAX_DELIVERY_ATTEMPTS": "4",
+        **FOLLOW_UP_ENV,
     }
     process = BrokerProcess(env, workdir / "host.log")
     try:
@@ -78,3 +81,38 @@ def clean_fakes(fakes: FakeStack) -> Iterator[FakeStack]:
     yield fakes
     for agent in fakes.agents.values():
         agent.clear_faults()
+
+
+# ---------------------------------------------------------------- A2A partner and follow-up work
+
+# Poll A2A tasks and watch SRE Agent threads every half second (the queue's delays are whole
+# seconds, so in practice as soon as the host polls again).
+FOLLOW_UP_ENV = {"HANDOFF_POLL_INTERVAL_SECONDS": "0.5"}
+
+
+@pytest.fixture(scope="session")
+def a2a_peer() -> Iterator[FakeA2APeer]:
+    """A partner agent served by a2a-sdk's own server components (JSON-RPC, v1.0)."""
+    peer = FakeA2APeer("partner").start()
+    yield peer
+    peer.stop()
+
+
+def a2a_registry_entries(peer: FakeA2APeer) -> list[dict]:
+    """Registry entries for the A2A partner: no resourceId, delivery over A2A on loopback."""
+    return [
+        {
+            "name": "partner",
+            "description": "Partner APM specialist reached over A2A",
+            "delivery": {"mode": "a2a", "url": peer.rpc_url},
+            "allowInsecureLocal": True,
+        }
+    ]
+
+
+@pytest.fixture
+def clean_peer(a2a_peer: FakeA2APeer) -> Iterator[FakeA2APeer]:
+    """The A2A partner with its default script, no faults and no recorded executions."""
+    a2a_peer.reset()
+    yield a2a_peer
+    a2a_peer.reset()
