@@ -442,7 +442,10 @@ class HandoffService:
         try:
             self._acquire_lease(handoff_id)
         except LeaseBusy:
-            self.queue.send(message, 15)
+            # Follow-up polls often meet the delivery that scheduled them still holding the lease:
+            # come back after one poll interval rather than the delivery back-off.
+            busy_delay = 15 if op not in FOLLOW_UP_OPS else max(1.0, self.settings.poll_interval_seconds)
+            self.queue.send(message, busy_delay)
             return
         try:
             record = self.get_record(handoff_id)

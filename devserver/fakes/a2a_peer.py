@@ -130,11 +130,15 @@ class FakeA2APeer(FakeService):
             name=name,
             description="A simulated partner APM agent (A2A).",
             version="1.0",
-            supported_interfaces=[AgentInterface(url="http://127.0.0.1", protocol_binding="JSONRPC", protocol_version="1.0")],
+            supported_interfaces=[
+                AgentInterface(url="http://127.0.0.1", protocol_binding="JSONRPC", protocol_version="1.0")
+            ],
             capabilities=AgentCapabilities(streaming=False, push_notifications=False),
             default_input_modes=["application/json", "text/plain"],
             default_output_modes=["application/json", "text/plain"],
-            skills=[AgentSkill(id="apm", name="APM investigation", description="Looks at traces.", tags=["apm"])],
+            skills=[
+                AgentSkill(id="apm", name="APM investigation", description="Looks at traces.", tags=["apm"])
+            ],
         )
         self.task_store = InMemoryTaskStore()
         handler = DefaultRequestHandler(

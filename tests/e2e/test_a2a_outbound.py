@@ -47,7 +47,7 @@ def test_partner_task_result_is_handed_back_into_the_source_thread(broker, clean
 def test_partner_answer_without_a_handback_shape_is_reported(broker, clean_fakes, clean_peer):
     clean_peer.set_script(behaviour="completeText")
 
-    handoff_id, source_thread, _ = _hand_off_to_partner(broker, clean_fakes.agents["ops"])
+    handoff_id, _, _ = _hand_off_to_partner(broker, clean_fakes.agents["ops"])
 
     done = broker.wait_status(handoff_id, "handedBack", timeout=20)
     assert done["handbacks"][0]["outcome"] == "reported"
@@ -89,7 +89,9 @@ def test_partner_task_that_ends_without_result_is_reported_to_the_source(
     done = broker.wait_status(handoff_id, status, timeout=20)
     assert done["handbacks"] == []
     assert said in done["lastError"]
-    notices = [m for m in messages_mentioning(ops, source_thread, handoff_id) if f"**Status:** {status}" in m["text"]]
+    notices = [
+        m for m in messages_mentioning(ops, source_thread, handoff_id) if f"**Status:** {status}" in m["text"]
+    ]
     assert len(notices) == 1 and said in notices[0]["text"]
     events = broker.client.get(f"/api/handoffs/{handoff_id}/audit").json()["events"]
     ended = [e for e in events if e["type"] == event]
