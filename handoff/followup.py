@@ -227,7 +227,7 @@ class FollowUp:
             )
             if task.task_id.startswith("message:"):
                 # The peer answered with a message and no task: that message is the result.
-                svc.record_handback(
+                self._hand_back(
                     stored.id, handback_from_task(task, target.name), target.name, f"a2a:{target.name}"
                 )
             else:
@@ -254,7 +254,7 @@ class FollowUp:
             )
         if task.state == "COMPLETED":
             request = handback_from_task(task, target.name)
-            svc.record_handback(record.id, request, target.name, f"a2a:{target.name}")
+            self._hand_back(record.id, request, target.name, f"a2a:{target.name}")
             return
         status = A2A_END_STATES.get(task.state)
         if status is not None:
@@ -355,7 +355,7 @@ class FollowUp:
                 summary=answer[:MAX_SUMMARY],
             )
             svc._touch(record.id, lambda s: setattr(s, "watch", "done"))
-            svc.record_handback(record.id, request, target.name, "broker", automatic=True)
+            self._hand_back(record.id, request, target.name, "broker", automatic=True)
             return
         wait = min(svc.settings.poll_interval_seconds, max(0.0, (due - now).total_seconds()))
         self._schedule("watch", record.id, wait)
@@ -366,6 +366,19 @@ class FollowUp:
         svc.store.append_audit(record.id, event, "broker", details)
 
     # ------------------------------------------------------------------ helpers
+
+    def _hand_back(
+        self, handoff_id: str, request: HandbackRequest, agent: str, actor: str, *, automatic: bool = False
+    ) -> None:
+        """Record a hand-back and post it into A's thread now: this worker holds the handoff's lease,
+        so the queued hand-back message would only wait for it. If posting fails, that queued message
+        retries it the usual way."""
+        svc = self.service
+        handback = svc.record_handback(handoff_id, request, agent, actor, automatic=automatic)
+        try:
+            svc._deliver_handback(svc.get_record(handoff_id), handback.seq)
+        except AgentCallError as exc:
+            log.info("hand-back %s of %s left to the queue: %s", handback.seq, handoff_id, exc.reason)
 
     def _remote(self) -> Any:
         gateway = self.service.remote_agents

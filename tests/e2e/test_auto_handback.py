@@ -63,7 +63,8 @@ def test_explicit_handback_within_the_wait_wins(broker, clean_fakes, checkout):
     assert back.status_code == 202, back.text
 
     broker.wait_for(handoff_id, lambda _: "watchEnded" in broker.audit_types(handoff_id), timeout=20)
-    done = broker.wait_status(handoff_id, "handedBack")
+    # a hand-back that meets another worker's lease waits out the delivery back-off (15 s)
+    done = broker.wait_status(handoff_id, "handedBack", timeout=40)
     assert [(h["automatic"], h["outcome"]) for h in done["handbacks"]] == [(False, "rootCauseFound")]
     ended = next(e for e in _events(broker, handoff_id) if e["type"] == "watchEnded")
     assert ended["details"]["reason"] == "handedBack"
