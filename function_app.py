@@ -3,7 +3,7 @@
 import azure.functions as func
 
 from handoff.app import validate_startup
-from handoff.entrypoints import http_api, mcp_api, worker
+from handoff.entrypoints import a2a_api, http_api, mcp_api, worker
 
 validate_startup()
 
@@ -11,3 +11,4 @@ app = func.FunctionApp(http_auth_level=func.AuthLevel.FUNCTION)
 app.register_functions(http_api.bp)
 app.register_functions(worker.bp)
 app.register_functions(mcp_api.bp)
+app.register_functions(a2a_api.bp)

@@ -48,6 +48,7 @@ def get_service() -> HandoffService:
 
 
 def _build_service() -> HandoffService:
+    from handoff.adapters.a2a_client import A2AClientGateway
     from handoff.adapters.chains import TableChainStore
     from handoff.adapters.http import make_http_client
     from handoff.adapters.identity import make_credential
@@ -59,9 +60,8 @@ def _build_service() -> HandoffService:
     if settings.storage_connection_string:
         clients.ensure()
     store = TableHandoffStore(clients, probe=StorageClients(settings, fast=True))
-    agents = SreAgentGateway(
-        settings, make_credential(settings), make_http_client(settings.http_timeout_seconds)
-    )
+    credential = make_credential(settings)
+    agents = SreAgentGateway(settings, credential, make_http_client(settings.http_timeout_seconds))
     return HandoffService(
         settings=settings,
         registry=get_registry(),
@@ -69,4 +69,5 @@ def _build_service() -> HandoffService:
         queue=StorageDeliveryQueue(clients),
         agents=agents,
         chains=TableChainStore(clients),
+        remote_agents=A2AClientGateway(settings, credential),
     )

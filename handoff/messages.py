@@ -20,6 +20,7 @@ OUTCOME_LABELS = {
     "needsAction": "needs action",
     "unableToDetermine": "unable to determine",
     "declined": "declined",
+    "reported": "reported",
 }
 _STRING_CAPS = (4096, 1024, 256)
 
@@ -256,10 +257,14 @@ def handback_message(record: HandoffRecord, handback: StoredHandback, ctx: Messa
         "",
         f"**Outcome:** {request.outcome}",
         "",
-        "## Summary",
-        request.summary,
-        "",
     ]
+    if handback.automatic:
+        lines += [
+            f"_{ctx.target_label} did not hand back itself; this is its final reply, handed back "
+            "automatically by the broker._",
+            "",
+        ]
+    lines += ["## Summary", request.summary, ""]
     if request.root_cause:
         lines += ["## Root cause", request.root_cause, ""]
     if request.recommended_actions:
@@ -277,3 +282,74 @@ def handback_message(record: HandoffRecord, handback: StoredHandback, ctx: Messa
         marker(stored.id, f"handback:{handback.seq}"),
     ]
     return "\n".join(lines)
+
+
+# ---------------------------------------------------------------- follow-up (A2A tasks, watched threads)
+
+REMOTE_STATUS_TEXT = {
+    "inputRequired": "needs input before it can go on",
+    "failed": "could not complete the investigation",
+    "rejected": "rejected the handoff",
+    "canceled": "canceled the investigation",
+}
+
+
+def a2a_payload(record: HandoffRecord, ctx: MessageContext) -> dict[str, Any]:
+    """The structured ``data`` part sent to an A2A agent: the handoff with the links to answer it."""
+    stored = record.stored
+    handoff_url = f"{ctx.base_url}/api/handoffs/{stored.id}"
+    return {
+        "handoffId": stored.id,
+        "rootHandoffId": stored.root_id,
+        "intent": stored.request.intent,
+        "source": {"agent": stored.source_agent, "threadId": stored.request.source.thread_id,
+                   "threadUrl": ctx.source_thread_url},
+        "target": {"agent": stored.target_agent},
+        "parentHandoffId": stored.request.parent_handoff_id,
+        "correlationId": stored.request.correlation_id,
+        "context": stored.request.context.to_wire(),
+        "handoffUrl": handoff_url,
+        "handbackUrl": f"{handoff_url}/handback",
+        "handbackFields": ["outcome", "summary", "rootCause", "recommendedActions", "evidence"],
+    }  # fmt: skip
+
+
+def remote_status_message(record: HandoffRecord, ctx: MessageContext, status: str, detail: str) -> str:
+    """Posted into A's thread when an A2A target's task ends without a result (or needs input)."""
+    stored = record.stored
+    what = REMOTE_STATUS_TEXT.get(status, status)
+    lines = [
+        f"[Handoff {stored.id}] {ctx.target_label} {what}: {stored.request.context.title}",
+        "",
+        f"**Status:** {status}",
+    ]
+    if detail:
+        lines += ["", detail]
+    lines += [
+        "",
+        f"Handoff: {ctx.base_url}/api/handoffs/{stored.id}",
+        "",
+        marker(stored.id, f"remote:{status}"),
+    ]
+    return "\n".join(lines)
+
+
+def watch_notice_message(record: HandoffRecord, ctx: MessageContext, kind: str, text: str, ref: str) -> str:
+    """Posted into A's thread when B waits for an approval or an answer, so automatic hand-back stops."""
+    stored = record.stored
+    waits_for = "an approval" if kind == "approval" else "an answer to a question"
+    where = ctx.target_thread_url or "(thread link not available)"
+    return "\n".join(
+        [
+            f"[Handoff {stored.id}] {ctx.target_label} is waiting for {waits_for}: "
+            f"{stored.request.context.title}",
+            "",
+            f"> {text}",
+            "",
+            f"The broker stopped watching for an automatic hand-back. Answer in {ctx.target_label}'s "
+            f"thread: {where}",
+            f"Handoff: {ctx.base_url}/api/handoffs/{stored.id}",
+            "",
+            marker(stored.id, f"watch:{ref}"),
+        ]
+    )

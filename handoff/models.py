@@ -24,8 +24,11 @@ from handoff.errors import FieldError
 
 Severity = Literal["Sev0", "Sev1", "Sev2", "Sev3", "Sev4"]
 Intent = Literal["investigate", "rootCause", "mitigate", "consult"]
-Outcome = Literal["rootCauseFound", "mitigated", "needsAction", "unableToDetermine", "declined"]
-HandoffStatus = Literal["accepted", "delivered", "handedBack", "failed"]
+Outcome = Literal["rootCauseFound", "mitigated", "needsAction", "unableToDetermine", "declined", "reported"]
+# inputRequired, rejected and canceled come from A2A targets (their task states of the same names).
+HandoffStatus = Literal[
+    "accepted", "delivered", "handedBack", "failed", "inputRequired", "rejected", "canceled"
+]
 
 _ARM_ID = re.compile(
     r"^/subscriptions/[^/]+(/resourceGroups/[^/]+)?(/providers/[^/]+(/[^/]+/[^/]+)+)?/?$", re.IGNORECASE
@@ -163,6 +166,17 @@ class TargetRef(WireModel):
     agent: ShortText
 
 
+class AutoHandback(WireModel):
+    """Watch B's thread after delivery and hand B's final reply back when B does not hand back itself."""
+
+    after_minutes: float = Field(
+        ge=0, le=10080, description="Minutes after B's reply is complete before the broker hands it back."
+    )
+    max_watch_minutes: float = Field(
+        default=240, gt=0, le=10080, description="Stop watching B's thread this long after delivery."
+    )
+
+
 class HandoffRequest(WireModel):
     """Body of ``POST /api/handoffs``."""
 
@@ -172,6 +186,7 @@ class HandoffRequest(WireModel):
     context: HandoffContext
     parent_handoff_id: ShortText | None = None
     correlation_id: ShortText | None = None
+    auto_handback: AutoHandback | None = None
 
 
 class HandbackRequest(WireModel):
@@ -196,6 +211,7 @@ class ThreadEndpoint(WireModel):
     resource_id: str | None = None
     thread_id: str | None = None
     thread_url: str | None = None
+    task_id: str | None = Field(default=None, description="The A2A task id, for agents reached over A2A.")
 
 
 class HandbackView(WireModel):
@@ -212,6 +228,9 @@ class HandbackView(WireModel):
     evidence: list[Evidence] = Field(default_factory=list)
     delivery: Literal["pending", "posted", "failed", "noSourceThread"] = "pending"
     posted_at: datetime | None = None
+    automatic: bool = Field(
+        default=False, description="True when the broker handed back B's final reply because B did not."
+    )
 
 
 class ChainLink(WireModel):

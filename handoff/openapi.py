@@ -164,6 +164,45 @@ def openapi_document() -> dict[str, Any]:
                 },
             }
         },
+        "/api/a2a": {
+            "post": {
+                "operationId": "a2aJsonRpc",
+                "summary": "A2A v1.0 JSON-RPC: SendMessage (a HandoffRequest as the data part), GetTask",
+                "description": "Send the A2A-Version: 1.0 header. SendMessage answers at once with a task "
+                "whose id is the handoff id (the message id is the idempotency key); GetTask reports the "
+                "handoff: SUBMITTED, WORKING, COMPLETED (the hand-back as an artifact), FAILED, REJECTED, "
+                "CANCELED or INPUT_REQUIRED. Errors are JSON-RPC errors whose data carries the problem "
+                "details with field pointers. See docs/a2a.md.",
+                "requestBody": {
+                    "required": True,
+                    "content": {
+                        "application/json": {"schema": {"type": "object", "required": ["jsonrpc", "method"]}}
+                    },
+                },
+                "responses": {
+                    "200": {
+                        "description": "JSON-RPC response (result or error)",
+                        "content": {"application/json": {"schema": {"type": "object"}}},
+                    },
+                    "401": _problem(
+                        "No Entra principal (anonymous functions behind App Service Authentication)"
+                    ),
+                },
+            }
+        },
+        "/api/a2a/.well-known/agent-card.json": {
+            "get": {
+                "operationId": "a2aAgentCard",
+                "security": [],
+                "summary": "The broker's A2A agent card; its interface URL is /api/a2a",
+                "responses": {
+                    "200": {
+                        "description": "Agent card (A2A v1.0)",
+                        "content": {"application/json": {"schema": {"type": "object"}}},
+                    }
+                },
+            }
+        },
         "/api/health": {
             "get": {
                 "operationId": "health",

@@ -4,6 +4,7 @@ storage, the delivery queue and the agents. Adapters implement the ports; the do
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Literal, Protocol
 
@@ -55,6 +56,12 @@ class HandoffState(BaseModel):
     crosslink_attempted: bool = False
     handbacks: dict[int, HandbackDelivery] = Field(default_factory=dict)
     lease_until: datetime | None = None
+    # A2A targets: the peer's task and its last known state (a TaskState name such as "WORKING").
+    remote_task_id: str | None = None
+    remote_state: str | None = None
+    # Automatic hand-back: watching B's thread, and since when B's reply has been complete.
+    watch: Literal["watching", "stopped", "done"] | None = None
+    reply_complete_at: datetime | None = None
 
 
 class StoredHandback(BaseModel):
@@ -67,6 +74,7 @@ class StoredHandback(BaseModel):
     request: HandbackRequest
     agent: str
     caller: str
+    automatic: bool = False
 
 
 class HandoffRecord(BaseModel):
@@ -167,3 +175,44 @@ class AgentGateway(Protocol):
 
     def has_message(self, agent: Any, thread_id: str, needle: str) -> bool:
         """Whether a recent message of the thread contains ``needle``."""
+
+    def get_thread(self, agent: Any, thread_id: str) -> dict[str, Any]:
+        """The thread object (``GET /api/v1/threads/{id}``), camelCase as the agent answers."""
+
+    def list_messages(self, agent: Any, thread_id: str) -> list[dict[str, Any]]:
+        """The thread's recent messages, oldest first."""
+
+
+@dataclass(frozen=True)
+class RemoteArtifact:
+    """One artifact of a remote (A2A) task: its text parts joined, and its first JSON data part."""
+
+    name: str | None
+    text: str
+    data: dict[str, Any] | None
+
+
+@dataclass(frozen=True)
+class RemoteTask:
+    """What the broker needs to know about a task on an A2A peer (free of any SDK type)."""
+
+    task_id: str
+    context_id: str
+    state: str  # the TaskState name without its prefix: SUBMITTED, WORKING, COMPLETED, ...
+    status_text: str = ""
+    artifacts: tuple[RemoteArtifact, ...] = ()
+
+
+class RemoteAgentGateway(Protocol):
+    """Agents reached over A2A: send the handoff as a message, then follow the task it started."""
+
+    def send_message(
+        self, agent: Any, *, message_id: str, context_id: str, text: str, data: dict[str, Any]
+    ) -> RemoteTask:
+        """``SendMessage`` (returning at once); the task the peer created for it."""
+
+    def get_task(self, agent: Any, task_id: str) -> RemoteTask:
+        """``GetTask``: the task's current state and artifacts."""
+
+    def find_task(self, agent: Any, *, context_id: str, message_id: str) -> RemoteTask | None:
+        """The peer's task that ``message_id`` started, if the peer can list tasks; None otherwise."""

@@ -16,6 +16,8 @@ from urllib.parse import urlsplit
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 from pydantic.alias_generators import to_camel
 
+from handoff.models import AutoHandback
+
 DEFAULT_TOKEN_SCOPE = "https://azuresre.dev/.default"  # noqa: S105 - a scope, not a secret
 # The SRE Agent first-party app ID. Microsoft's own MCP client and the HTTP trigger docs use it as the
 # audience while the API reference documents https://azuresre.dev; see docs/architecture.md.
@@ -47,14 +49,34 @@ class HttpTriggerDelivery(_ConfigModel):
     trigger_url: str
 
 
-Delivery = Annotated[ThreadDelivery | HttpTriggerDelivery, Field(discriminator="mode")]
+class A2ADelivery(_ConfigModel):
+    """Deliver to an A2A (v1.0) agent: ``SendMessage`` to its JSON-RPC endpoint ``url``.
+
+    The peer's own token, if it wants one, comes either from an app setting named by
+    ``bearerTokenSetting`` (the setting holds the token; the registry never does) or from the
+    broker's managed identity for ``tokenScope``. Neither: no ``Authorization`` header.
+    """
+
+    mode: Literal["a2a"]
+    url: str
+    bearer_token_setting: Annotated[str, Field(pattern=r"^[A-Za-z_][A-Za-z0-9_]{0,127}$")] | None = None
+    token_scope: str | None = Field(default=None, min_length=1, max_length=512)
+
+    @model_validator(mode="after")
+    def _one_auth(self) -> A2ADelivery:
+        if self.bearer_token_setting and self.token_scope:
+            raise ValueError("set bearerTokenSetting or tokenScope, not both")
+        return self
+
+
+Delivery = Annotated[ThreadDelivery | HttpTriggerDelivery | A2ADelivery, Field(discriminator="mode")]
 
 
 class AgentConfig(_ConfigModel):
     """One registered agent."""
 
     name: Annotated[str, Field(pattern=AGENT_NAME_PATTERN)]
-    resource_id: str
+    resource_id: str | None = Field(default=None, description="Required except for A2A agents.")
     endpoint: str | None = None
     delivery: Delivery = Field(default_factory=ThreadDelivery)
     description: str | None = Field(default=None, max_length=500)
@@ -66,11 +88,14 @@ class AgentConfig(_ConfigModel):
         description="Entra object or application IDs allowed to act as this agent when calling the broker.",
     )
     display_name: str | None = Field(default=None, max_length=100)
+    auto_handback: AutoHandback | None = Field(
+        default=None, description="Hand B's final reply back when B does not (SRE Agent targets only)."
+    )
 
     @field_validator("resource_id")
     @classmethod
-    def _agent_resource_id(cls, value: str) -> str:
-        if not _AGENT_ID.match(value):
+    def _agent_resource_id(cls, value: str | None) -> str | None:
+        if value is not None and not _AGENT_ID.match(value):
             raise ValueError(
                 "must be a Microsoft.App/agents resource ID: "
                 "/subscriptions/<id>/resourceGroups/<rg>/providers/Microsoft.App/agents/<name>"
@@ -79,6 +104,15 @@ class AgentConfig(_ConfigModel):
 
     @model_validator(mode="after")
     def _safe_urls(self) -> AgentConfig:
+        if isinstance(self.delivery, A2ADelivery):
+            check_a2a_url(self.delivery.url, self.allow_insecure_local, "delivery.url")
+            if self.endpoint is not None:
+                raise ValueError("endpoint: an A2A agent is reached at delivery.url; remove endpoint")
+            if self.auto_handback is not None:
+                raise ValueError("autoHandback: an A2A agent reports through its task; remove autoHandback")
+            return self
+        if self.resource_id is None:
+            raise ValueError("resourceId: required (only A2A agents, delivery mode 'a2a', have none)")
         if self.endpoint is not None:
             check_agent_url(self.endpoint, self.allow_insecure_local, "endpoint")
         if isinstance(self.delivery, HttpTriggerDelivery):
@@ -88,7 +122,12 @@ class AgentConfig(_ConfigModel):
     @property
     def resource_name(self) -> str:
         """Last segment of the resource ID: what Microsoft's client sends as ``startMessage.agent``."""
-        return self.resource_id.rstrip("/").rsplit("/", 1)[-1]
+        return (self.resource_id or self.name).rstrip("/").rsplit("/", 1)[-1]
+
+    @property
+    def is_a2a(self) -> bool:
+        """Whether the agent is reached over A2A rather than the SRE Agent API."""
+        return isinstance(self.delivery, A2ADelivery)
 
     @property
     def label(self) -> str:
@@ -105,7 +144,9 @@ class RegistryFile(_ConfigModel):
     def _unique(self) -> RegistryFile:
         seen: dict[str, int] = {}
         for index, agent in enumerate(self.agents):
-            for key in (agent.name.lower(), agent.resource_id.lower()):
+            for key in (agent.name.lower(), (agent.resource_id or "").lower()):
+                if not key:
+                    continue
                 if key in seen:
                     raise ValueError(f"agents[{index}] repeats agents[{seen[key]}] ({key})")
                 seen[key] = index
@@ -128,6 +169,22 @@ def check_agent_url(url: str, allow_insecure_local: bool, field: str) -> None:
     raise ValueError(f"{field} must be https on a host ending in .azuresre.ai{hint}, got {url!r}")
 
 
+def check_a2a_url(url: str, allow_insecure_local: bool, field: str) -> None:
+    """Refuse A2A peer URLs the broker must not call (SSRF guard for partner agents).
+
+    Allowed: any ``https`` URL with a host; or, only when the agent sets ``allowInsecureLocal``, any
+    scheme on a loopback host. The SRE Agent rule (:func:`check_agent_url`) is not relaxed by this.
+    """
+    parts = urlsplit(url)
+    host = (parts.hostname or "").lower()
+    if parts.scheme == "https" and host and not parts.username and not parts.password:
+        return
+    if allow_insecure_local and parts.scheme in ("http", "https") and _is_loopback(host):
+        return
+    hint = " (set allowInsecureLocal only for loopback test agents)" if _is_loopback(host) else ""
+    raise ValueError(f"{field} must be an https URL without credentials{hint}, got {url!r}")
+
+
 def _is_loopback(host: str) -> bool:
     if host == "localhost":
         return True
@@ -145,7 +202,8 @@ class Registry:
         self._by_key: dict[str, AgentConfig] = {}
         for agent in self.agents:
             self._by_key[agent.name.lower()] = agent
-            self._by_key[agent.resource_id.lower().rstrip("/")] = agent
+            if agent.resource_id:
+                self._by_key[agent.resource_id.lower().rstrip("/")] = agent
 
     def find(self, ref: str) -> AgentConfig | None:
         """The agent registered under ``ref`` (a name or a resource ID), or None."""
@@ -193,7 +251,7 @@ def _describe(exc: ValidationError) -> str:
         for part in item["loc"]:
             if isinstance(part, int):
                 path += f"[{part}]"
-            elif part in ("thread", "httpTrigger"):
+            elif part in ("thread", "httpTrigger", "a2a"):
                 continue  # discriminated-union tag, not a field of the file
             else:
                 path += f".{part}" if path else str(part)

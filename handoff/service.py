@@ -31,6 +31,7 @@ from handoff.errors import (
     Unprocessable,
     single_field,
 )
+from handoff.followup import FOLLOW_UP_OPS, FollowUp
 from handoff.messages import (
     MessageContext,
     crosslink_message,
@@ -61,6 +62,7 @@ from handoff.records import (
     HandoffState,
     HandoffStore,
     LinkRecord,
+    RemoteAgentGateway,
     StoredHandback,
     StoredRequest,
 )
@@ -140,6 +142,7 @@ class HandoffService:
         agents: AgentGateway,
         clock: Callable[[], datetime] = utcnow,
         chains: ChainStore | None = None,
+        remote_agents: RemoteAgentGateway | None = None,
     ) -> None:
         self.settings = settings
         self.registry = registry
@@ -154,6 +157,8 @@ class HandoffService:
             max_pair_repeats=settings.max_pair_repeats,
             base_url=settings.base_url,
         )
+        self.remote_agents = remote_agents
+        self.followup = FollowUp(self)
 
     # ------------------------------------------------------------------ accept
 
@@ -178,6 +183,10 @@ class HandoffService:
         if source.name == target.name:
             raise single_field(Unprocessable, "/target/agent", "an agent cannot hand off to itself")
         authorize_as_agent(caller, source)
+        if source.is_a2a and request.source.thread_id:
+            raise single_field(
+                Unprocessable, "/source/threadId", "an A2A agent has no SRE Agent thread; leave threadId out"
+            )
         root_id, depth, parent = None, 0, None
         if request.parent_handoff_id:
             parent = self.store.get(request.parent_handoff_id)
@@ -306,6 +315,7 @@ class HandoffService:
                 evidence=hb.request.evidence,
                 delivery=state.handbacks.get(hb.seq, HandbackDelivery()).status,
                 posted_at=state.handbacks.get(hb.seq, HandbackDelivery()).posted_at,
+                automatic=hb.automatic,
             )
             for hb in record.handbacks
         ]
@@ -324,6 +334,7 @@ class HandoffService:
                 resource_id=target.resource_id if target else None,
                 thread_id=state.target_thread_id,
                 thread_url=thread_url(target.resource_id if target else None, state.target_thread_id),
+                task_id=state.remote_task_id,
             ),
             context=stored.request.context,
             parent_handoff_id=stored.request.parent_handoff_id,
@@ -413,11 +424,18 @@ class HandoffService:
             raise Conflict(
                 f"handoff {record.id} is '{record.state.status}': a hand-back is accepted only after delivery"
             )
+        self.record_handback(record.id, request, agent.name, caller.describe())
+        return self.view(self.get_record(record.id))
+
+    def record_handback(
+        self, handoff_id: str, request: HandbackRequest, agent: str, actor: str, *, automatic: bool = False
+    ) -> StoredHandback:
+        """Store a hand-back and queue its delivery into A's thread (REST, A2A results, auto hand-back)."""
         now = self.clock()
         handback = self.store.add_handback(
-            record.id,
+            handoff_id,
             lambda seq: StoredHandback(
-                seq=seq, received_at=now, request=request, agent=agent.name, caller=caller.describe()
+                seq=seq, received_at=now, request=request, agent=agent, caller=actor, automatic=automatic
             ),
         )
 
@@ -425,15 +443,13 @@ class HandoffService:
             state.handbacks.setdefault(handback.seq, HandbackDelivery())
             state.updated_at = now
 
-        self.store.update_state(record.id, pending)
-        self.store.append_audit(
-            record.id,
-            "handBackReceived",
-            caller.describe(),
-            {"seq": handback.seq, "agent": agent.name, "outcome": request.outcome},
-        )
-        self._enqueue({"op": "handback", "handoffId": record.id, "seq": handback.seq, "attempt": 1})
-        return self.view(self.get_record(record.id))
+        self.store.update_state(handoff_id, pending)
+        details: dict[str, Any] = {"seq": handback.seq, "agent": agent, "outcome": request.outcome}
+        if automatic:
+            details["automatic"] = True
+        self.store.append_audit(handoff_id, "handBackReceived", actor, details)
+        self._enqueue({"op": "handback", "handoffId": handoff_id, "seq": handback.seq, "attempt": 1})
+        return handback
 
     # ------------------------------------------------------------------ queue work
 
@@ -443,24 +459,32 @@ class HandoffService:
         op = message.get("op")
         attempt = int(message.get("attempt", 1))
         record = self.store.get(handoff_id) if _plausible_id(handoff_id) else None
-        if record is None or op not in ("deliver", "handback"):
+        if record is None or op not in ("deliver", "handback", *FOLLOW_UP_OPS):
             log.warning("dropping delivery message for unknown handoff or op: %s", message)
             return
         try:
             self._acquire_lease(handoff_id)
         except LeaseBusy:
-            self.queue.send(message, 15)
+            # Follow-up polls often meet the delivery that scheduled them still holding the lease:
+            # come back after one poll interval rather than the delivery back-off.
+            busy_delay = 15 if op not in FOLLOW_UP_OPS else max(1.0, self.settings.poll_interval_seconds)
+            self.queue.send(message, busy_delay)
             return
         try:
             record = self.get_record(handoff_id)
             if op == "deliver":
                 self._deliver(record)
-            else:
+            elif op == "handback":
                 self._deliver_handback(record, int(message["seq"]))
+            else:
+                self.followup.process(record, message)
         except AgentCallError as exc:
-            self._after_failure(record, message, attempt, exc)
+            if op in FOLLOW_UP_OPS:
+                self.followup.after_failure(record, message, attempt, exc)
+            else:
+                self._after_failure(record, message, attempt, exc)
         except Exception as exc:
-            if dequeue_count >= self.settings.max_dequeue_count:
+            if dequeue_count >= self.settings.max_dequeue_count and op not in FOLLOW_UP_OPS:
                 # The host moves this message to the poison queue after this failure: say so now.
                 self._fail(record, message, f"unexpected error: {type(exc).__name__}", "poisoned")
             raise
@@ -517,6 +541,9 @@ class HandoffService:
         if state.status == "failed":
             return
         target = self.registry.by_name(stored.target_agent)
+        if target.is_a2a:
+            self.followup.deliver_a2a(record, target)
+            return
         ctx = self._message_context(record)
         if not state.target_thread_id and state.status == "accepted":
             thread_id = None
@@ -549,6 +576,7 @@ class HandoffService:
                 stored.id, "delivered", "broker", {"threadId": thread_id, "threadUrl": url}
             )
             self._store_links(record, thread_id)
+            self.followup.start_watch(record, target, thread_id)
             record = self.get_record(stored.id)
             ctx = self._message_context(record)
         self._crosslink(record, ctx)

@@ -73,6 +73,9 @@ class Settings(BaseModel):
     max_chain_depth: int = _setting("HANDOFF_MAX_CHAIN_DEPTH", default=5, ge=0, le=100)
     max_pair_repeats: int = _setting("HANDOFF_MAX_PAIR_REPEATS", default=2, ge=1, le=100)
     mcp_allowed_hosts: str | None = _setting("HANDOFF_MCP_ALLOWED_HOSTS", default=None)
+    # Follow-up work after delivery: polling A2A tasks and watching SRE Agent threads (auto hand-back).
+    poll_interval_seconds: float = _setting("HANDOFF_POLL_INTERVAL_SECONDS", default=30.0, ge=0, le=3600)
+    a2a_max_poll_minutes: float = _setting("HANDOFF_A2A_MAX_POLL_MINUTES", default=240.0, gt=0, le=10080)
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:

@@ -8,6 +8,7 @@ from collections.abc import Iterator
 import pytest
 
 from devserver.azurite import Azurite, start_azurite
+from devserver.fakes.a2a_peer import FakeA2APeer
 from devserver.fakes.stack import FakeStack, start_fake_stack
 from tests.support.broker import BrokerProcess
 
@@ -35,9 +36,9 @@ def fakes() -> Iterator[FakeStack]:
 
 
 @pytest.fixture(scope="session")
-def registry_config(fakes: FakeStack) -> dict:
+def registry_config(fakes: FakeStack, a2a_peer: FakeA2APeer) -> dict:
     """The registry the broker runs with: ops and checkout with endpoints, payments looked up in ARM,
-    inventory reached through one of its HTTP triggers (the nested answer form)."""
+    inventory reached through one of its HTTP triggers (the nested answer form), and A2A partners."""
     config = fakes.registry_config()
     inventory = fakes.agents["inventory"]
     trigger = inventory.add_trigger(
@@ -51,6 +52,7 @@ def registry_config(fakes: FakeStack) -> dict:
             del agent["endpoint"]
         if agent["name"] == "inventory":
             agent["delivery"] = {"mode": "httpTrigger", "triggerUrl": inventory.trigger_url(trigger)}
+    config["agents"].extend(a2a_registry_entries(a2a_peer))
     return config
 
 
@@ -68,6 +70,7 @@ def broker_env(azurite: Azurite, fakes: FakeStack, registry_config: dict, tmp_pa
         "HANDOFF_RETRY_BASE_SECONDS": "0.2",
         "HANDOFF_RETRY_MAX_SECONDS": "2",
         "HANDOFF_MAX_DELIVERY_ATTEMPTS": "4",
+        **FOLLOW_UP_ENV,
     }
 
 
@@ -91,3 +94,38 @@ def clean_fakes(fakes: FakeStack) -> Iterator[FakeStack]:
     yield fakes
     for agent in fakes.agents.values():
         agent.clear_faults()
+
+
+# ---------------------------------------------------------------- A2A partner and follow-up work
+
+# Poll A2A tasks and watch SRE Agent threads every half second (the queue's delays are whole
+# seconds, so in practice as soon as the host polls again).
+FOLLOW_UP_ENV = {"HANDOFF_POLL_INTERVAL_SECONDS": "0.5"}
+
+
+@pytest.fixture(scope="session")
+def a2a_peer() -> Iterator[FakeA2APeer]:
+    """A partner agent served by a2a-sdk's own server components (JSON-RPC, v1.0)."""
+    peer = FakeA2APeer("partner").start()
+    yield peer
+    peer.stop()
+
+
+def a2a_registry_entries(peer: FakeA2APeer) -> list[dict]:
+    """Registry entries for the A2A partner: no resourceId, delivery over A2A on loopback."""
+    return [
+        {
+            "name": "partner",
+            "description": "Partner APM specialist reached over A2A",
+            "delivery": {"mode": "a2a", "url": peer.rpc_url},
+            "allowInsecureLocal": True,
+        }
+    ]
+
+
+@pytest.fixture
+def clean_peer(a2a_peer: FakeA2APeer) -> Iterator[FakeA2APeer]:
+    """The A2A partner with its default script, no faults and no recorded executions."""
+    a2a_peer.reset()
+    yield a2a_peer
+    a2a_peer.reset()

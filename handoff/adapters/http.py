@@ -5,6 +5,7 @@ from __future__ import annotations
 import email.utils
 import time
 from datetime import UTC, datetime
+from typing import Any
 
 import httpx
 
@@ -16,11 +17,24 @@ USER_AGENT = "handoff-broker/0.1"
 def make_http_client(timeout_seconds: float) -> httpx.Client:
     """A pooled client for calls to agents, ARM and other services (no automatic retries: the
     delivery queue retries, so a function never sleeps)."""
-    return httpx.Client(
-        timeout=httpx.Timeout(timeout_seconds, connect=min(10.0, timeout_seconds)),
-        headers={"User-Agent": USER_AGENT},
-        follow_redirects=False,
-    )
+    return httpx.Client(**_client_options(timeout_seconds))
+
+
+def _client_options(timeout_seconds: float, headers: dict[str, str] | None = None) -> dict[str, Any]:
+    return {
+        "timeout": httpx.Timeout(timeout_seconds, connect=min(10.0, timeout_seconds)),
+        "headers": {"User-Agent": USER_AGENT, **(headers or {})},
+        "follow_redirects": False,
+    }
+
+
+def make_async_http_client(
+    timeout_seconds: float, headers: dict[str, str] | None = None
+) -> httpx.AsyncClient:
+    """The async twin of :func:`make_http_client` (same timeouts, no redirects, same User-Agent), for
+    SDKs that only take an ``httpx.AsyncClient`` (the A2A client). One per call: an async client
+    belongs to the event loop it was created on."""
+    return httpx.AsyncClient(**_client_options(timeout_seconds, headers))
 
 
 def retry_after_seconds(response: httpx.Response) -> float | None:

@@ -163,3 +163,26 @@ class SreAgentGateway:
         }
         messages = _items(self._request(agent, "GET", url, params=params).json())
         return any(needle in str(message.get("text") or "") for message in messages)
+
+    def get_thread(self, agent: AgentConfig, thread_id: str) -> dict[str, Any]:
+        """``GET /api/v1/threads/{id}``: the thread object with ``lastMessage`` (how Microsoft's client
+        decides whether the agent's reply is complete)."""
+        url = f"{self.endpoint(agent)}/api/v1/threads/{thread_id}"
+        data = self._request(agent, "GET", url).json()
+        if not isinstance(data, dict):
+            raise AgentCallError(f"GET {url} answered without a thread object", transient=True)
+        return data
+
+    def list_messages(self, agent: AgentConfig, thread_id: str) -> list[dict[str, Any]]:
+        """The thread's most recent messages (up to 50), oldest first."""
+        url = f"{self.endpoint(agent)}/api/v1/threads/{thread_id}/messages"
+        params = {
+            "$top": str(RECENT),
+            "$orderby": "timeStamp desc",
+            "top": str(RECENT),
+            "orderby": "timestamp desc",
+        }
+        messages = _items(self._request(agent, "GET", url, params=params).json())
+        # Newest first was asked for so the window holds the latest; servers that ignore the order
+        # answer oldest first. Sort by timestamp either way (ISO 8601 strings sort in time order).
+        return sorted(messages, key=lambda m: str(m.get("timeStamp") or m.get("timestamp") or ""))

@@ -1,0 +1,212 @@
+"""A partner agent that speaks A2A v1.0, built from ``a2a-sdk``'s own server components.
+
+The protocol side is entirely the SDK's: ``DefaultRequestHandler`` with an ``InMemoryTaskStore``, its
+JSON-RPC route and agent card route. Only the agent's behaviour is scripted (:class:`ScriptedExecutor`):
+it records every message it executes, then completes with an artifact, asks for input, rejects or
+fails. Served through :class:`FakeService`, so requests are recorded and faults can be injected; with
+``perform=True, drop=True`` the SDK handles a request and then the connection is dropped before the
+caller sees the answer (the peer accepted, the caller does not know).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from starlette.responses import Response
+
+from devserver.fakes._service import Call, FakeService
+
+RPC_PATH = "/a2a"
+CARD_PATH = f"{RPC_PATH}/.well-known/agent-card.json"
+Behaviour = Literal["complete", "completeText", "inputRequired", "reject", "fail", "working"]
+
+
+@dataclass
+class Execution:
+    """One message the peer's agent executed."""
+
+    message_id: str
+    context_id: str
+    task_id: str
+    text: str
+    data: dict[str, Any] | None
+    behaviour: str
+
+
+@dataclass
+class PeerScript:
+    """What the agent does with the next messages (changed by tests between handoffs)."""
+
+    behaviour: Behaviour = "complete"
+    work_seconds: float = 0.3
+    result: dict[str, Any] = field(
+        default_factory=lambda: {
+            "outcome": "rootCauseFound",
+            "summary": "Datadog APM shows p99 latency from the payments gateway after its TLS change",
+            "rootCause": "The gateway's new TLS policy forces a full handshake on every call",
+            "recommendedActions": ["Re-enable session resumption on the gateway"],
+        }
+    )
+    detail: str = "Which environment should I look at, prod-eu or prod-us?"
+
+
+def _executor_class() -> type:
+    from a2a.helpers.proto_helpers import get_data_parts, get_text_parts, new_task_from_user_message
+    from a2a.server.agent_execution import AgentExecutor
+    from a2a.server.tasks import TaskUpdater
+    from a2a.types import Part
+    from google.protobuf import struct_pb2
+
+    class ScriptedExecutor(AgentExecutor):
+        """Records each message, then acts as the peer's script says."""
+
+        def __init__(self, peer: FakeA2APeer) -> None:
+            self.peer = peer
+
+        async def execute(self, context: Any, event_queue: Any) -> None:
+            message = context.message
+            script = self.peer.script
+            data = next((d for d in get_data_parts(message.parts) if isinstance(d, dict)), None)
+            with self.peer.lock:
+                self.peer.executions.append(
+                    Execution(
+                        message_id=message.message_id,
+                        context_id=context.context_id,
+                        task_id=context.task_id,
+                        text="\n".join(get_text_parts(message.parts)),
+                        data=data,
+                        behaviour=script.behaviour,
+                    )
+                )
+            if context.current_task is None:
+                await event_queue.enqueue_event(new_task_from_user_message(message))
+            updater = TaskUpdater(event_queue, context.task_id, context.context_id)
+            await updater.start_work()
+            if script.behaviour == "working":
+                return
+            await asyncio.sleep(script.work_seconds)
+            note = updater.new_agent_message([Part(text=script.detail)])
+            if script.behaviour == "inputRequired":
+                await updater.requires_input(note)
+            elif script.behaviour == "reject":
+                await updater.reject(updater.new_agent_message([Part(text="Out of scope for this agent.")]))
+            elif script.behaviour == "fail":
+                await updater.failed(updater.new_agent_message([Part(text="The APM backend timed out.")]))
+            else:
+                parts = [Part(text=script.result.get("summary", "done"))]
+                if script.behaviour == "complete":
+                    value = struct_pb2.Value()
+                    value.struct_value.update(script.result)
+                    parts.append(Part(data=value, media_type="application/json"))
+                await updater.add_artifact(parts, name="findings")
+                await updater.complete()
+
+        async def cancel(self, context: Any, event_queue: Any) -> None:
+            updater = TaskUpdater(event_queue, context.task_id, context.context_id)
+            await updater.cancel()
+
+    return ScriptedExecutor
+
+
+class FakeA2APeer(FakeService):
+    """An A2A agent on ``/a2a`` with its card at ``/a2a/.well-known/agent-card.json``."""
+
+    service_name = "a2a-peer"
+
+    def __init__(self, name: str = "partner") -> None:
+        super().__init__()
+        from a2a.server.request_handlers import DefaultRequestHandler
+        from a2a.server.routes import create_agent_card_routes, create_jsonrpc_routes
+        from a2a.server.tasks import InMemoryTaskStore
+        from a2a.types import AgentCapabilities, AgentCard, AgentInterface, AgentSkill
+        from starlette.applications import Starlette
+
+        self.name = name
+        self.script = PeerScript()
+        self.executions: list[Execution] = []
+        self.card = AgentCard(
+            name=name,
+            description="A simulated partner APM agent (A2A).",
+            version="1.0",
+            supported_interfaces=[
+                AgentInterface(url="http://127.0.0.1", protocol_binding="JSONRPC", protocol_version="1.0")
+            ],
+            capabilities=AgentCapabilities(streaming=False, push_notifications=False),
+            default_input_modes=["application/json", "text/plain"],
+            default_output_modes=["application/json", "text/plain"],
+            skills=[
+                AgentSkill(id="apm", name="APM investigation", description="Looks at traces.", tags=["apm"])
+            ],
+        )
+        self.task_store = InMemoryTaskStore()
+        handler = DefaultRequestHandler(
+            agent_executor=_executor_class()(self), task_store=self.task_store, agent_card=self.card
+        )
+        self.app = Starlette(
+            routes=[
+                *create_agent_card_routes(self.card, card_url=CARD_PATH),
+                *create_jsonrpc_routes(handler, RPC_PATH),
+            ]
+        )
+        self.route("POST", RPC_PATH, self._forward, auth=False)
+        self.route("GET", CARD_PATH, self._forward, auth=False)
+
+    def start(self, *, port: int = 0) -> FakeA2APeer:
+        """Serve, then point the card's interface at the real port."""
+        super().start(port=port)
+        self.card.supported_interfaces[0].url = self.rpc_url
+        return self
+
+    @property
+    def rpc_url(self) -> str:
+        """The JSON-RPC endpoint (what the broker's registry names as ``delivery.url``)."""
+        return f"{self.url}{RPC_PATH}"
+
+    def set_script(self, **changes: Any) -> None:
+        """Change what the agent does with the next messages (``behaviour``, ``work_seconds``, ...)."""
+        with self.lock:
+            for key, value in changes.items():
+                setattr(self.script, key, value)
+
+    def executions_for(self, handoff_id: str) -> list[Execution]:
+        """Messages executed for a handoff (found through the handoff id in their data part)."""
+        with self.lock:
+            return [e for e in self.executions if (e.data or {}).get("handoffId") == handoff_id]
+
+    def reset(self) -> None:
+        """Forget executions and restore the default script (tasks stay in the SDK's store)."""
+        super().reset()
+        with self.lock:
+            self.executions.clear()
+            self.script = PeerScript()
+
+    async def _forward(self, call: Call) -> Response:
+        """Run the SDK's Starlette app for this request and return its answer."""
+        scope = dict(call.request.scope)
+        body = call.body
+        sent = False
+
+        async def receive() -> dict[str, Any]:
+            nonlocal sent
+            if sent:
+                return {"type": "http.disconnect"}
+            sent = True
+            return {"type": "http.request", "body": body, "more_body": False}
+
+        status = 500
+        headers: list[tuple[bytes, bytes]] = []
+        chunks: list[bytes] = []
+
+        async def send(message: dict[str, Any]) -> None:
+            nonlocal status, headers
+            if message["type"] == "http.response.start":
+                status = message["status"]
+                headers = list(message.get("headers", []))
+            elif message["type"] == "http.response.body":
+                chunks.append(message.get("body", b""))
+
+        await self.app(scope, receive, send)
+        kept = {k.decode(): v.decode() for k, v in headers if k.lower() not in (b"content-length",)}
+        return Response(content=b"".join(chunks), status_code=status, headers=kept)

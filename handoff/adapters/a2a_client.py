@@ -1,0 +1,233 @@
+"""A2A (v1.0, JSON-RPC binding) client for partner agents, built on ``a2a-sdk``'s own client.
+
+The SDK is imported inside the methods (it pulls in protobuf and google-api-core, too heavy for a cold
+start that does not need it). The SDK client is async; queue workers are synchronous, so every call
+runs in its own event loop with its own ``httpx.AsyncClient`` from the one client factory.
+
+The registry's ``delivery.url`` is the peer's JSON-RPC endpoint itself: the broker does not follow
+the URL an agent card names, so the SSRF rule checked on ``delivery.url`` is the one that applies.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+from collections.abc import Awaitable, Callable
+from typing import Any, TypeVar
+
+import httpx
+
+from handoff.adapters.http import classify, make_async_http_client, transport_error
+from handoff.records import AgentCallError, RemoteArtifact, RemoteTask
+from handoff.registry import A2ADelivery, AgentConfig
+from handoff.settings import Settings
+
+T = TypeVar("T")
+PROTOCOL_VERSION = "1.0"
+STATE_PREFIX = "TASK_STATE_"
+LIST_PAGE_SIZE = 50
+
+
+class A2AClientGateway:
+    """Implements :class:`handoff.records.RemoteAgentGateway` with the ``a2a-sdk`` client."""
+
+    def __init__(self, settings: Settings, credential: Any) -> None:
+        self.settings = settings
+        self.credential = credential
+
+    # ---------------------------------------------------------------- RemoteAgentGateway
+
+    def send_message(
+        self, agent: AgentConfig, *, message_id: str, context_id: str, text: str, data: dict[str, Any]
+    ) -> RemoteTask:
+        """``SendMessage`` with ``return_immediately``: a text part for people, a data part for models."""
+        from a2a.types import Message, Part, Role, SendMessageConfiguration, SendMessageRequest
+        from google.protobuf import struct_pb2
+
+        value = struct_pb2.Value()
+        value.struct_value.update(json.loads(json.dumps(data)))
+        request = SendMessageRequest(
+            message=Message(
+                message_id=message_id,
+                context_id=context_id,
+                role=Role.ROLE_USER,
+                parts=[
+                    Part(text=text, media_type="text/markdown"),
+                    Part(data=value, media_type="application/json"),
+                ],
+                metadata=_struct({"handoffId": data.get("handoffId")}),
+            ),
+            configuration=SendMessageConfiguration(
+                return_immediately=True,
+                accepted_output_modes=["text/plain", "text/markdown", "application/json"],
+            ),
+        )
+
+        async def call(client: Any) -> RemoteTask:
+            async for event in client.send_message(request):
+                if event.HasField("task"):
+                    return _task(event.task)
+                if event.HasField("message"):
+                    # A peer that answers with a message and no task did the work at once: treat the
+                    # message as the completed result.
+                    return _message_as_task(event.message, message_id, context_id)
+            raise AgentCallError("SendMessage answered with neither a task nor a message", transient=True)
+
+        return self._run(agent, "SendMessage", call)
+
+    def get_task(self, agent: AgentConfig, task_id: str) -> RemoteTask:
+        """``GetTask`` with the task's artifacts."""
+        from a2a.types import GetTaskRequest
+
+        async def call(client: Any) -> RemoteTask:
+            return _task(await client.get_task(GetTaskRequest(id=task_id, history_length=0)))
+
+        return self._run(agent, "GetTask", call)
+
+    def find_task(self, agent: AgentConfig, *, context_id: str, message_id: str) -> RemoteTask | None:
+        """``ListTasks`` of the context, looking for the task whose history holds ``message_id``.
+
+        Peers that do not list tasks answer with an error: then None, and the caller sends again
+        with the same ``message_id`` (which a peer may deduplicate on).
+        """
+        from a2a.types import ListTasksRequest
+        from a2a.utils.errors import A2AError, InternalError
+
+        async def call(client: Any) -> RemoteTask | None:
+            try:
+                page = await client.list_tasks(
+                    ListTasksRequest(context_id=context_id, page_size=LIST_PAGE_SIZE, include_artifacts=True)
+                )
+            except A2AError as exc:
+                if isinstance(exc, InternalError):
+                    raise
+                return None
+            for task in page.tasks:
+                if any(message.message_id == message_id for message in task.history):
+                    return _task(task)
+            return None
+
+        return self._run(agent, "ListTasks", call)
+
+    # ---------------------------------------------------------------- plumbing
+
+    def _headers(self, agent: AgentConfig) -> dict[str, str]:
+        delivery = agent.delivery
+        assert isinstance(delivery, A2ADelivery)
+        if delivery.bearer_token_setting:
+            # The app setting is named in the registry (for example a Key Vault reference), so its
+            # name cannot be a fixed Settings field.
+            token = os.environ.get(delivery.bearer_token_setting)
+            if not token:
+                raise AgentCallError(
+                    f"app setting {delivery.bearer_token_setting} (the bearer token for agent "
+                    f"{agent.name}) is not set",
+                    transient=False,
+                )
+            return {"Authorization": f"Bearer {token}"}
+        if delivery.token_scope:
+            return {"Authorization": f"Bearer {self.credential.get_token(delivery.token_scope).token}"}
+        return {}
+
+    def _run(self, agent: AgentConfig, method: str, call: Callable[[Any], Awaitable[T]]) -> T:
+        delivery = agent.delivery
+        assert isinstance(delivery, A2ADelivery)
+        headers = self._headers(agent)
+        url = delivery.url
+
+        async def main() -> T:
+            from a2a.client import ClientConfig, ClientFactory
+            from a2a.types import AgentCapabilities, AgentCard, AgentInterface
+
+            card = AgentCard(
+                name=agent.name,
+                description=agent.description or agent.name,
+                version="1",
+                supported_interfaces=[
+                    AgentInterface(url=url, protocol_binding="JSONRPC", protocol_version=PROTOCOL_VERSION)
+                ],
+                capabilities=AgentCapabilities(streaming=False, push_notifications=False),
+            )
+            async with make_async_http_client(self.settings.http_timeout_seconds, headers) as http:
+                config = ClientConfig(streaming=False, polling=True, httpx_client=http)
+                client = ClientFactory(config).create(card)
+                return await call(client)
+
+        try:
+            return asyncio.run(main())
+        except AgentCallError:
+            raise
+        except Exception as exc:
+            raise _call_error(method, url, exc) from None
+
+
+def _call_error(method: str, url: str, exc: Exception) -> AgentCallError:
+    """Classify an SDK failure: HTTP answers as everywhere else, JSON-RPC errors as permanent except
+    the server's internal error, broken transport and bodies as transient."""
+    from a2a.client import A2AClientError, A2AClientTimeoutError
+    from a2a.utils.errors import A2AError, InternalError
+
+    cause = exc.__cause__
+    if isinstance(cause, httpx.HTTPStatusError):
+        return classify("POST", url, cause.response)
+    if isinstance(cause, httpx.HTTPError):
+        return transport_error("POST", url, cause)
+    if isinstance(exc, A2AClientTimeoutError):
+        return AgentCallError(f"{method} {url} timed out", transient=True)
+    if isinstance(exc, A2AClientError):
+        return AgentCallError(f"{method} {url} failed: {type(exc).__name__}", transient=True)
+    if isinstance(exc, A2AError):
+        detail = f"{method} {url} answered {type(exc).__name__}: {str(exc.message or exc)[:200]}"
+        return AgentCallError(detail, transient=isinstance(exc, InternalError))
+    if isinstance(exc, httpx.HTTPError):
+        return transport_error("POST", url, exc)
+    return AgentCallError(f"{method} {url} failed: {type(exc).__name__}", transient=True)
+
+
+def _struct(values: dict[str, Any]) -> Any:
+    from google.protobuf import struct_pb2
+
+    struct = struct_pb2.Struct()
+    struct.update({key: value for key, value in values.items() if value is not None})
+    return struct
+
+
+def _part_data(part: Any) -> Any:
+    from google.protobuf.json_format import MessageToDict
+
+    return MessageToDict(part.data) if part.HasField("data") else None
+
+
+def _artifact(name: str | None, parts: Any) -> RemoteArtifact:
+    texts = [part.text for part in parts if part.HasField("text")]
+    data = next((value for value in (_part_data(part) for part in parts) if isinstance(value, dict)), None)
+    return RemoteArtifact(name=name or None, text="\n\n".join(texts), data=data)
+
+
+def _state_name(state: int) -> str:
+    from a2a.types import TaskState
+
+    return TaskState.Name(state).removeprefix(STATE_PREFIX)
+
+
+def _task(task: Any) -> RemoteTask:
+    status_text = ""
+    if task.status.HasField("message"):
+        status_text = "\n".join(part.text for part in task.status.message.parts if part.HasField("text"))
+    return RemoteTask(
+        task_id=task.id,
+        context_id=task.context_id,
+        state=_state_name(task.status.state),
+        status_text=status_text,
+        artifacts=tuple(_artifact(artifact.name, artifact.parts) for artifact in task.artifacts),
+    )
+
+
+def _message_as_task(message: Any, message_id: str, context_id: str) -> RemoteTask:
+    return RemoteTask(
+        task_id=message.task_id or f"message:{message.message_id or message_id}",
+        context_id=message.context_id or context_id,
+        state="COMPLETED",
+        artifacts=(_artifact("reply", message.parts),),
+    )
