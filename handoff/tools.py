@@ -68,7 +68,7 @@ class AgentSummary(WireModel):
     name: str
     display_name: str | None = None
     description: str | None = None
-    resource_id: str
+    resource_id: str | None = None
     delivery: str
 
 
