@@ -9,13 +9,19 @@ from __future__ import annotations
 import logging
 import threading
 from functools import lru_cache
+from typing import TYPE_CHECKING
 
 from handoff.registry import Registry
 from handoff.service import HandoffService
 from handoff.settings import get_settings
 
+if TYPE_CHECKING:
+    from handoff.adapters.storage import StorageClients
+    from handoff.alert_service import AlertService
+
 log = logging.getLogger("handoff")
 _lock = threading.Lock()
+_extensions: dict[str, object] = {}
 
 
 @lru_cache(maxsize=1)
@@ -51,10 +57,26 @@ def get_service() -> HandoffService:
         agents = SreAgentGateway(
             settings, make_credential(settings), make_http_client(settings.http_timeout_seconds)
         )
-        return HandoffService(
+        service = HandoffService(
             settings=settings,
             registry=get_registry(),
             store=store,
             queue=StorageDeliveryQueue(clients),
             agents=agents,
         )
+        _attach_alerts(service, clients)
+        return service
+
+
+def _attach_alerts(service: HandoffService, clients: StorageClients) -> None:
+    # Built with the service because the delivery worker runs the alert notes' queue work.
+    from handoff.adapters.alert_storage import TableAlertStore
+    from handoff.alert_service import AlertService
+
+    _extensions["alerts"] = AlertService(service, TableAlertStore(clients))
+
+
+def get_alert_service() -> AlertService:
+    """The Azure Monitor alerts use cases (share the service's storage, queue and agents)."""
+    get_service()
+    return _extensions["alerts"]  # type: ignore[return-value]
