@@ -95,8 +95,9 @@ class AlertStore(Protocol):
     def insert(self, partition: str, row: str, doc: BaseModel) -> bool:
         """Insert a document if absent (atomic); False when the row exists."""
 
-    def read(self, partition: str, row: str, model: type[ModelT]) -> ModelT | None:
-        """The document, or None."""
+    def read(self, partition: str, row: str, model: type[ModelT], *, fresh: bool = True) -> ModelT | None:
+        """The document, or None. ``fresh=False`` may answer from this process's latest copy (for
+        fields that never change once set)."""
 
     def update(
         self, partition: str, row: str, model: type[ModelT], mutate: Callable[[ModelT | None], ModelT | None]
@@ -152,6 +153,8 @@ class AlertService:
         self.handoffs = handoffs
         self.store = store
         self.sleep = sleep
+        self._known_handoffs: set[str] = set()  # handoffs this process has seen stored (skip re-checks)
+        self._note_queued_for: dict[str, datetime] = {}  # handoff -> when its queued note is due
         for op in NOTE_OPS:
             handoffs.op_handlers[op] = self.process
 
@@ -203,10 +206,12 @@ class AlertService:
             last_fired_reported=alert.fired_at,
             claimed_at=now,
         )
-        if self.store.insert(_alert_partition(alert.key), "alert", claim):
+        partition = _alert_partition(alert.key)
+        known = self.store.read(partition, "alert", AlertRecord, fresh=False)
+        if known is None and self.store.insert(partition, "alert", claim):
             routed = self._place(alert, route, claim, caller)
         else:
-            routed = self._repeat(alert, caller)
+            routed = self._repeat(alert, caller, known if known and known.handoff_id else None)
         return AlertReceipt(alert_id=alert.alert_id, monitor_condition="Fired", routed=[routed]), True
 
     def _place(self, alert: Alert, route: AlertRoute, claim: AlertRecord, caller: Caller) -> AlertRouted:
@@ -305,7 +310,12 @@ class AlertService:
     def _repair(self, alert: Alert, record: AlertRecord, caller: Caller) -> None:
         """Recreate the handoff if the first receiver stopped between placing the alert and storing it."""
         assert record.handoff_id is not None
+        if record.handoff_id in self._known_handoffs:
+            return
         if self.handoffs.store.get(record.handoff_id) is not None:
+            if len(self._known_handoffs) > 10_000:
+                self._known_handoffs.clear()
+            self._known_handoffs.add(record.handoff_id)
             return
         route = self._route_named(record.route)
         if route is None:
@@ -317,9 +327,9 @@ class AlertService:
         if state is not None:
             self._ensure_storm(state, route, record.target, record.handoff_id, caller)
 
-    def _repeat(self, alert: Alert, caller: Caller) -> AlertRouted:
+    def _repeat(self, alert: Alert, caller: Caller, placed: AlertRecord | None = None) -> AlertRouted:
         """A further ``Fired`` for a known alert id: count it, audit it, maybe schedule a note."""
-        record = self._placed(alert, caller)
+        record = placed or self._placed(alert, caller)
         self._repair(alert, record, caller)
         now = self._now()
         reopened = {"value": False}
@@ -421,7 +431,11 @@ class AlertService:
             delay["seconds"] = (due - now).total_seconds()
             return note
 
-        self.store.update(_note_partition(handoff_id), "state", NoteState, schedule)
+        note = self.store.update(_note_partition(handoff_id), "state", NoteState, schedule)
+        if note is not None and note.scheduled and note.scheduled_for:
+            if len(self._note_queued_for) > 10_000:
+                self._note_queued_for.clear()
+            self._note_queued_for[handoff_id] = note.scheduled_for
         if "seconds" in delay:
             self.handoffs.queue.send(
                 {"op": "alertNote", "handoffId": handoff_id, "attempt": 1}, delay["seconds"]

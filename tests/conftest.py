@@ -41,6 +41,29 @@ def registry_config(fakes: FakeStack) -> dict:
         agent["description"] = f"{agent['name']} test agent"
         if agent["name"] == "payments":
             del agent["endpoint"]
+    # ---- Azure Monitor alert routes (tests/e2e/test_alerts*.py) ----
+    # Tests pick a route with the customProperties key "testRoute". Samples and duplicates go to checkout
+    # (storm threshold raised so every sample keeps its own handoff); storms go to ops alone.
+    config.setdefault("alertRoutes", []).extend(
+        [
+            {
+                "name": "alert-samples",
+                "target": "checkout",
+                "match": {"customProperties": {"testRoute": "samples"}},
+                "alertStorm": {"threshold": 1000},
+            },
+            {
+                "name": "alert-storm",
+                "target": "ops",
+                "intent": "mitigate",
+                "match": {"customProperties": {"testRoute": "storm"}, "signalType": "Metric"},
+                "alertStorm": {"windowSeconds": 600},
+                "sharedMemory": ["ops-incidents"],
+            },
+        ]
+    )
+    config.setdefault("alertStorm", {"threshold": 5, "windowSeconds": 60})
+    # ---- end of alert routes ----
     return config
 
 
