@@ -3,7 +3,7 @@
 import azure.functions as func
 
 from handoff.app import validate_startup
-from handoff.entrypoints import a2a_api, http_api, mcp_api, worker
+from handoff.entrypoints import a2a_api, alerts_api, http_api, mcp_api, worker
 
 validate_startup()
 
@@ -12,3 +12,4 @@ app.register_functions(http_api.bp)
 app.register_functions(worker.bp)
 app.register_functions(mcp_api.bp)
 app.register_functions(a2a_api.bp)
+app.register_functions(alerts_api.bp)

@@ -9,10 +9,14 @@ from __future__ import annotations
 import logging
 import threading
 from functools import lru_cache
+from typing import TYPE_CHECKING
 
 from handoff.registry import Registry
 from handoff.service import HandoffService
 from handoff.settings import get_settings
+
+if TYPE_CHECKING:
+    from handoff.alert_service import AlertService
 
 log = logging.getLogger("handoff")
 _lock = threading.Lock()
@@ -35,6 +39,7 @@ def validate_startup() -> None:
 
 
 _service: HandoffService | None = None
+_alert_service: AlertService | None = None
 
 
 def get_service() -> HandoffService:
@@ -47,13 +52,23 @@ def get_service() -> HandoffService:
     return _service
 
 
+def get_alert_service() -> AlertService:
+    """The Azure Monitor alerts use cases (they share the service's storage, queue and agents)."""
+    get_service()
+    assert _alert_service is not None
+    return _alert_service
+
+
 def _build_service() -> HandoffService:
+    global _alert_service
     from handoff.adapters.a2a_client import A2AClientGateway
+    from handoff.adapters.alert_storage import TableAlertStore
     from handoff.adapters.chains import TableChainStore
     from handoff.adapters.http import make_http_client
     from handoff.adapters.identity import make_credential
     from handoff.adapters.sre_agent import SreAgentGateway
     from handoff.adapters.storage import StorageClients, StorageDeliveryQueue, TableHandoffStore
+    from handoff.alert_service import AlertService
 
     settings = get_settings()
     clients = StorageClients(settings)
@@ -62,7 +77,7 @@ def _build_service() -> HandoffService:
     store = TableHandoffStore(clients, probe=StorageClients(settings, fast=True))
     credential = make_credential(settings)
     agents = SreAgentGateway(settings, credential, make_http_client(settings.http_timeout_seconds))
-    return HandoffService(
+    service = HandoffService(
         settings=settings,
         registry=get_registry(),
         store=store,
@@ -71,3 +86,6 @@ def _build_service() -> HandoffService:
         chains=TableChainStore(clients),
         remote_agents=A2AClientGateway(settings, credential),
     )
+    # Built with the service because the delivery worker runs the alert notes' queue work.
+    _alert_service = AlertService(service, TableAlertStore(clients))
+    return service

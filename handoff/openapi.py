@@ -8,6 +8,7 @@ from typing import Any
 from pydantic import BaseModel
 from pydantic.json_schema import models_json_schema
 
+from handoff.alert_service import AlertReceipt
 from handoff.errors import ProblemDetails
 from handoff.models import (
     AuditLog,
@@ -43,7 +44,16 @@ _COMMON_ERRORS = {"404": _problem("No such handoff"), "503": _problem("Storage u
 @lru_cache(maxsize=1)
 def openapi_document() -> dict[str, Any]:
     """The API description (routes, request and response schemas, problem responses)."""
-    models = [HandoffRequest, HandbackRequest, HandoffView, AuditLog, ThreadLinks, Health, ProblemDetails]
+    models = [
+        HandoffRequest,
+        HandbackRequest,
+        HandoffView,
+        AuditLog,
+        ThreadLinks,
+        Health,
+        ProblemDetails,
+        AlertReceipt,
+    ]
     _, schema = models_json_schema(
         [
             (model, "validation" if model in (HandoffRequest, HandbackRequest) else "serialization")
@@ -203,6 +213,7 @@ def openapi_document() -> dict[str, Any]:
                 },
             }
         },
+        "/api/alerts": _alerts_operation(),
         "/api/health": {
             "get": {
                 "operationId": "health",
@@ -227,6 +238,53 @@ def openapi_document() -> dict[str, Any]:
         "paths": paths,
         "components": {
             "schemas": schema.get("$defs", {}),
-            "securitySchemes": {"functionKey": {"type": "apiKey", "in": "header", "name": "x-functions-key"}},
+            "securitySchemes": {
+                "functionKey": {"type": "apiKey", "in": "header", "name": "x-functions-key"},
+                "secureWebhook": {
+                    "type": "http",
+                    "scheme": "bearer",
+                    "bearerFormat": "JWT",
+                    "description": "Microsoft Entra token of Azure Monitor Action Groups (secure webhook): "
+                    "audience HANDOFF_ALERTS_AUDIENCE, tenant HANDOFF_ALERTS_TENANT_ID, app role "
+                    "ActionGroupsSecureWebhook, calling app 461e8683-5575-4561-ac7f-899cc907d62a.",
+                },
+            },
         },
+    }
+
+
+def _alerts_operation() -> dict[str, Any]:
+    """``POST /api/alerts``, with the security this deployment actually applies (read from settings)."""
+    from handoff.settings import get_settings
+
+    settings = get_settings()
+    requirement: dict[str, list[str]] = {}
+    if settings.http_auth_level == "function":
+        requirement["functionKey"] = []  # the key may also be sent as ?code=<key>, as Action Groups do
+    if settings.secure_webhook:
+        requirement["secureWebhook"] = []
+    return {
+        "post": {
+            "operationId": "receiveAlert",
+            "summary": "Azure Monitor alert (common alert schema) from an Action Group webhook",
+            "description": "Routes the alert by the registry's alertRoutes to a handoff; one handoff per "
+            "alertId (repeats and Resolved update it). Requires every scheme listed under security: a "
+            "function key unless the app runs anonymous functions behind App Service Authentication, and "
+            "a secure-webhook token when HANDOFF_ALERTS_AUDIENCE and HANDOFF_ALERTS_TENANT_ID are set.",
+            "security": [requirement] if requirement else [],
+            "requestBody": {
+                "required": True,
+                "content": {
+                    "application/json": {"schema": {"type": "object", "required": ["schemaId", "data"]}}
+                },
+            },
+            "responses": {
+                "202": _json(AlertReceipt, "Handoffs created or updated"),
+                "200": _json(AlertReceipt, "No route matched, or Resolved for an alert never seen: recorded"),
+                "400": _problem("Not the common alert schema: enable it on the action group"),
+                "401": _problem("Secure-webhook token missing or invalid"),
+                "413": _problem("Body larger than 1 MiB"),
+                "503": _problem("Storage (or the tenant's signing keys) unavailable; Azure Monitor retries"),
+            },
+        }
     }

@@ -16,7 +16,7 @@ from urllib.parse import urlsplit
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 from pydantic.alias_generators import to_camel
 
-from handoff.models import AutoHandback
+from handoff.models import AutoHandback, Intent, Severity
 
 DEFAULT_TOKEN_SCOPE = "https://azuresre.dev/.default"  # noqa: S105 - a scope, not a secret
 # The SRE Agent first-party app ID. Microsoft's own MCP client and the HTTP trigger docs use it as the
@@ -26,6 +26,9 @@ AGENT_NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$"
 _AGENT_ID = re.compile(
     r"^/subscriptions/[^/]+/resourceGroups/[^/]+/providers/Microsoft\.App/agents/[^/]+$", re.IGNORECASE
 )
+# Sources of handoffs that are not agents: the broker itself starts these handoffs (there is no source
+# thread, so no cross-link, and hand-backs are kept but not posted anywhere). Name -> label in messages.
+SYSTEM_SOURCES: dict[str, str] = {"azure-monitor": "Azure Monitor"}
 
 
 class ConfigError(ValueError):
@@ -135,21 +138,113 @@ class AgentConfig(_ConfigModel):
         return self.display_name or self.name
 
 
+# ---------------------------------------------------------------- alert routing rules
+
+_RESOURCE_TYPE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9.]*(/[A-Za-z0-9][A-Za-z0-9_.-]*)+$")
+
+
+class AlertStorm(_ConfigModel):
+    """Alert storm limits: more than ``threshold`` new handoffs to one target within ``windowSeconds``
+    and further distinct alerts join one storm handoff."""
+
+    threshold: int = Field(default=5, ge=1, le=10_000)
+    window_seconds: int = Field(default=60, ge=1, le=86_400)
+
+
+class AlertStormOverride(_ConfigModel):
+    """A route's override of the file-wide ``alertStorm`` (unset fields keep the file-wide value)."""
+
+    threshold: int | None = Field(default=None, ge=1, le=10_000)
+    window_seconds: int | None = Field(default=None, ge=1, le=86_400)
+
+
+class AlertMatch(_ConfigModel):
+    """Conditions of an alert route; every key given must hold (AND). Empty: matches every alert."""
+
+    resource_id_prefix: str | None = Field(default=None, min_length=2, max_length=1024)
+    resource_type: str | None = Field(default=None, max_length=300)
+    alert_rule: str | None = Field(default=None, min_length=1, max_length=260)
+    severity: tuple[Severity, ...] | None = Field(default=None, min_length=1)
+    signal_type: str | None = Field(default=None, min_length=1, max_length=64)
+    monitoring_service: str | None = Field(default=None, min_length=1, max_length=128)
+    custom_properties: dict[str, str] | None = Field(default=None, min_length=1)
+
+    @field_validator("resource_id_prefix")
+    @classmethod
+    def _prefix(cls, value: str | None) -> str | None:
+        if value is not None and not re.match(r"^/subscriptions/[^/]+(/[^/]+)*/?$", value, re.IGNORECASE):
+            raise ValueError(
+                "must be the start of an Azure resource ID, such as /subscriptions/<id>/resourceGroups/<rg>"
+            )
+        return value
+
+    @field_validator("resource_type")
+    @classmethod
+    def _type(cls, value: str | None) -> str | None:
+        if value is not None and not _RESOURCE_TYPE.match(value):
+            raise ValueError(
+                "must be a resource type such as Microsoft.Web/sites or Microsoft.Web/sites/slots"
+            )
+        return value
+
+
+class AlertRoute(_ConfigModel):
+    """One routing rule for Azure Monitor alerts: the first route whose ``match`` holds wins."""
+
+    name: Annotated[str, Field(pattern=AGENT_NAME_PATTERN)]
+    target: str = Field(min_length=1)
+    intent: Intent = "investigate"
+    match: AlertMatch = Field(default_factory=AlertMatch)
+    alert_storm: AlertStormOverride | None = None
+    shared_memory: tuple[Annotated[str, Field(min_length=1, max_length=128)], ...] = Field(
+        default=(), description="Shared-memory destinations the alert's findings are written to."
+    )
+
+    def storm(self, defaults: AlertStorm) -> AlertStorm:
+        """The storm limits for this route: its override on top of the file-wide values."""
+        override = self.alert_storm
+        if override is None:
+            return defaults
+        return AlertStorm(
+            threshold=override.threshold or defaults.threshold,
+            window_seconds=override.window_seconds or defaults.window_seconds,
+        )
+
+
 class RegistryFile(_ConfigModel):
     """The whole configuration file."""
 
     agents: list[AgentConfig] = Field(min_length=1)
+    alert_routes: list[AlertRoute] = Field(default_factory=list)
+    alert_storm: AlertStorm = Field(default_factory=AlertStorm)
 
     @model_validator(mode="after")
     def _unique(self) -> RegistryFile:
         seen: dict[str, int] = {}
         for index, agent in enumerate(self.agents):
+            if agent.name.lower() in SYSTEM_SOURCES:
+                raise ValueError(
+                    f"agents[{index}].name '{agent.name}' is reserved for handoffs the broker starts"
+                )
             for key in (agent.name.lower(), (agent.resource_id or "").lower()):
                 if not key:
                     continue
                 if key in seen:
                     raise ValueError(f"agents[{index}] repeats agents[{seen[key]}] ({key})")
                 seen[key] = index
+        return self
+
+    @model_validator(mode="after")
+    def _routes(self) -> RegistryFile:
+        agents = {key for agent in self.agents for key in (agent.name.lower(), agent.resource_id.lower())}
+        names: dict[str, int] = {}
+        for index, route in enumerate(self.alert_routes):
+            label = f"alertRoutes[{index}] (rule '{route.name}')"
+            if route.target.strip().lower().rstrip("/") not in agents:
+                raise ValueError(f"{label}.target: '{route.target}' is not a registered agent")
+            if route.name.lower() in names:
+                raise ValueError(f"{label} repeats the name of alertRoutes[{names[route.name.lower()]}]")
+            names[route.name.lower()] = index
         return self
 
 
@@ -197,8 +292,15 @@ def _is_loopback(host: str) -> bool:
 class Registry:
     """Registered agents, looked up by name or by resource ID (case-insensitive, as ARM compares)."""
 
-    def __init__(self, agents: list[AgentConfig]) -> None:
+    def __init__(
+        self,
+        agents: list[AgentConfig],
+        alert_routes: list[AlertRoute] | None = None,
+        alert_storm: AlertStorm | None = None,
+    ) -> None:
         self.agents = list(agents)
+        self.alert_routes = list(alert_routes or [])
+        self.alert_storm = alert_storm or AlertStorm()
         self._by_key: dict[str, AgentConfig] = {}
         for agent in self.agents:
             self._by_key[agent.name.lower()] = agent
@@ -222,8 +324,8 @@ class Registry:
         try:
             parsed = RegistryFile.model_validate(data)
         except ValidationError as exc:
-            raise ConfigError(f"{source} is invalid:\n{_describe(exc)}") from None
-        return cls(parsed.agents)
+            raise ConfigError(f"{source} is invalid:\n{_describe(exc, data)}") from None
+        return cls(parsed.agents, parsed.alert_routes, parsed.alert_storm)
 
     @classmethod
     def load(cls, path: Path) -> Registry:
@@ -244,11 +346,11 @@ class Registry:
         return cls.from_data(data, str(path))
 
 
-def _describe(exc: ValidationError) -> str:
+def _describe(exc: ValidationError, data: Any = None) -> str:
     lines = []
     for item in exc.errors(include_url=False):
-        path = ""
-        for part in item["loc"]:
+        path = _rule_label(data, item["loc"])
+        for part in item["loc"][2 if path else 0 :]:
             if isinstance(part, int):
                 path += f"[{part}]"
             elif part in ("thread", "httpTrigger", "a2a"):
@@ -258,3 +360,14 @@ def _describe(exc: ValidationError) -> str:
         message = str(item["msg"]).removeprefix("Value error, ")
         lines.append(f"  {path or '(root)'}: {message}")
     return "\n".join(lines)
+
+
+def _rule_label(data: Any, loc: tuple[Any, ...]) -> str:
+    """``alertRoutes[1] (rule 'shop')`` for errors inside an alert route, so the message names the rule."""
+    if len(loc) < 2 or loc[0] != "alertRoutes" or not isinstance(loc[1], int):
+        return ""
+    try:
+        name = data["alertRoutes"][loc[1]]["name"]
+    except (TypeError, KeyError, IndexError):
+        name = None
+    return f"alertRoutes[{loc[1]}] (rule '{name}')" if isinstance(name, str) else f"alertRoutes[{loc[1]}]"

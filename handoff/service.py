@@ -66,7 +66,7 @@ from handoff.records import (
     StoredHandback,
     StoredRequest,
 )
-from handoff.registry import AgentConfig, HttpTriggerDelivery, Registry
+from handoff.registry import SYSTEM_SOURCES, AgentConfig, HttpTriggerDelivery, Registry
 from handoff.settings import Settings
 
 log = logging.getLogger("handoff")
@@ -159,6 +159,8 @@ class HandoffService:
         )
         self.remote_agents = remote_agents
         self.followup = FollowUp(self)
+        # Queue-message kinds handled outside this class (``op`` -> handler(message, dequeue_count)).
+        self.op_handlers: dict[str, Callable[[dict[str, Any], int], None]] = {}
 
     # ------------------------------------------------------------------ accept
 
@@ -245,6 +247,51 @@ class HandoffService:
         record = self.store.get(handoff_id)
         assert record is not None
         return self.view(record), True
+
+    def accept_system(
+        self,
+        request: HandoffRequest,
+        handoff_id: str,
+        caller: Caller,
+        details: dict[str, Any] | None = None,
+    ) -> tuple[HandoffRecord, bool]:
+        """Store and enqueue a handoff the broker starts itself (``request.source.agent`` is one of
+        :data:`~handoff.registry.SYSTEM_SOURCES`, e.g. ``azure-monitor`` for alerts).
+
+        Such a handoff has no source thread: nothing is cross-linked, and hand-backs are kept with
+        delivery ``noSourceThread``. The id is chosen by the caller, so storage's insert-if-absent makes a
+        repeat a no-op; returns the record and whether it is new.
+        """
+        source = request.source.agent
+        if source not in SYSTEM_SOURCES or request.source.thread_id:
+            raise ValueError(f"{source!r} is not a system source of handoffs (or has a thread)")
+        target = self._registered(request.target.agent, "/target/agent")
+        now = self.clock()
+        normalized = request.model_copy(
+            update={"target": request.target.model_copy(update={"agent": target.name})}
+        )
+        stored = StoredRequest(
+            id=handoff_id,
+            request=normalized,
+            source_agent=source,
+            target_agent=target.name,
+            root_id=handoff_id,
+            body_hash=canonical_hash(normalized),
+            created_at=now,
+            caller=caller.describe(),
+        )
+        created = self.store.create(stored, HandoffState(updated_at=now))
+        if created:
+            self.store.append_audit(
+                handoff_id,
+                "accepted",
+                caller.describe(),
+                {"source": source, "target": target.name, "intent": request.intent, **(details or {})},
+            )
+            self._enqueue({"op": "deliver", "handoffId": handoff_id, "attempt": 1})
+        record = self.store.get(handoff_id)
+        assert record is not None
+        return record, created
 
     def _replay(self, stored: StoredRequest) -> tuple[HandoffView, bool]:
         existing = self.store.get(stored.id)
@@ -457,6 +504,9 @@ class HandoffService:
         """Run one delivery-queue message. Transient failures reschedule through the queue."""
         handoff_id = str(message.get("handoffId", ""))
         op = message.get("op")
+        if op in self.op_handlers:
+            self.op_handlers[str(op)](message, dequeue_count)
+            return
         attempt = int(message.get("attempt", 1))
         record = self.store.get(handoff_id) if _plausible_id(handoff_id) else None
         if record is None or op not in ("deliver", "handback", *FOLLOW_UP_OPS):
@@ -515,7 +565,9 @@ class HandoffService:
         target = self.registry.find(record.stored.target_agent)
         return MessageContext(
             base_url=self.settings.base_url,
-            source_label=source.label if source else record.stored.source_agent,
+            source_label=source.label
+            if source
+            else SYSTEM_SOURCES.get(record.stored.source_agent, record.stored.source_agent),
             target_label=target.label if target else record.stored.target_agent,
             target_agent_name=record.stored.target_agent,
             source_thread_url=thread_url(

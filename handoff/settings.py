@@ -28,7 +28,9 @@ HANDOFF_TABLE = "handoffs"
 AUDIT_TABLE = "handoffaudit"
 LINK_TABLE = "handofflinks"
 CHAIN_TABLE = "handoffchains"
-STORAGE_TABLES: tuple[str, ...] = (HANDOFF_TABLE, AUDIT_TABLE, LINK_TABLE, CHAIN_TABLE)
+# Azure Monitor alerts: one row per alert id (insert-if-absent dedupe), storm and note state, alert log.
+ALERT_TABLE = "handoffalerts"
+STORAGE_TABLES: tuple[str, ...] = (HANDOFF_TABLE, AUDIT_TABLE, LINK_TABLE, CHAIN_TABLE, ALERT_TABLE)
 
 # Name of the app's own storage connection (separate from AzureWebJobsStorage, the host's).
 STORAGE_CONNECTION = "HANDOFF_STORAGE"
@@ -76,6 +78,12 @@ class Settings(BaseModel):
     # Follow-up work after delivery: polling A2A tasks and watching SRE Agent threads (auto hand-back).
     poll_interval_seconds: float = _setting("HANDOFF_POLL_INTERVAL_SECONDS", default=30.0, ge=0, le=3600)
     a2a_max_poll_minutes: float = _setting("HANDOFF_A2A_MAX_POLL_MINUTES", default=240.0, gt=0, le=10080)
+    # Azure Monitor alerts. With an audience and a tenant, /api/alerts requires a secure-webhook token.
+    alerts_audience: str | None = _setting("HANDOFF_ALERTS_AUDIENCE", deploy=True, default=None)
+    alerts_tenant_id: str | None = _setting("HANDOFF_ALERTS_TENANT_ID", deploy=True, default=None)
+    alerts_authority: str = _setting("HANDOFF_ALERTS_AUTHORITY", default="https://login.microsoftonline.com")
+    alerts_refire_note_seconds: int = _setting("HANDOFF_ALERTS_REFIRE_NOTE_SECONDS", default=900, ge=0)
+    alerts_storm_update_seconds: int = _setting("HANDOFF_ALERTS_STORM_UPDATE_SECONDS", default=60, ge=0)
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
@@ -112,6 +120,16 @@ class Settings(BaseModel):
     def max_dequeue_count(self) -> int:
         """host.json ``maxDequeueCount``: after this many failed runs the host poisons a message."""
         return int(host_queue_options().get("maxDequeueCount", 5))
+
+    @property
+    def alerts_audiences(self) -> tuple[str, ...]:
+        """Accepted ``aud`` values of secure-webhook tokens (comma-separated: app ID URI and client ID)."""
+        return tuple(part.strip() for part in (self.alerts_audience or "").split(",") if part.strip())
+
+    @property
+    def secure_webhook(self) -> bool:
+        """Whether /api/alerts validates secure-webhook tokens (an audience and a tenant are set)."""
+        return bool(self.alerts_audiences and self.alerts_tenant_id)
 
     @property
     def base_url(self) -> str:

@@ -157,6 +157,7 @@ var tableNames = [
   'handoffaudit'
   'handofflinks'
   'handoffchains'
+  'handoffalerts'
 ]
 
 var agentIds = union(sreAgentResourceIds, filter(map(split(sreAgentResourceIdList, ','), id => trim(id)), id => !empty(id)))
@@ -243,6 +244,7 @@ module api 'app/api.bicep' = {
     easyAuthClientId: easyAuthClientId
     easyAuthAllowedApplications: allowedApplications
     easyAuthExtraAudiences: secureWebhookEnabled ? [alertsEntraAppIdentifierUri] : []
+    alertsAudience: secureWebhookEnabled ? alertsEntraAppIdentifierUri : ''
     easyAuthExcludedPaths: easyAuthExcludedPaths
   }
   // The identity must hold its storage roles before the host starts with identity-based connections.

@@ -53,6 +53,29 @@ def registry_config(fakes: FakeStack, a2a_peer: FakeA2APeer) -> dict:
         if agent["name"] == "inventory":
             agent["delivery"] = {"mode": "httpTrigger", "triggerUrl": inventory.trigger_url(trigger)}
     config["agents"].extend(a2a_registry_entries(a2a_peer))
+    # ---- Azure Monitor alert routes (tests/e2e/test_alerts*.py) ----
+    # Tests pick a route with the customProperties key "testRoute". Samples and duplicates go to checkout
+    # (storm threshold raised so every sample keeps its own handoff); storms go to ops alone.
+    config.setdefault("alertRoutes", []).extend(
+        [
+            {
+                "name": "alert-samples",
+                "target": "checkout",
+                "match": {"customProperties": {"testRoute": "samples"}},
+                "alertStorm": {"threshold": 1000},
+            },
+            {
+                "name": "alert-storm",
+                "target": "ops",
+                "intent": "mitigate",
+                "match": {"customProperties": {"testRoute": "storm"}, "signalType": "Metric"},
+                "alertStorm": {"windowSeconds": 600},
+                "sharedMemory": ["ops-incidents"],
+            },
+        ]
+    )
+    config.setdefault("alertStorm", {"threshold": 5, "windowSeconds": 60})
+    # ---- end of alert routes ----
     return config
 
 

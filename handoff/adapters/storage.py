@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import json
 import re
+import threading
 import time
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
@@ -85,6 +86,31 @@ def _load(model: type[ModelT], entity: dict[str, Any]) -> ModelT:
     return model.model_validate_json(_doc(entity))
 
 
+class KeyedLocks:
+    """One lock per key (created on demand, dropped when unused): in-process turn-taking for writers of
+    one row, so optimistic concurrency in storage only has to settle races between processes."""
+
+    def __init__(self) -> None:
+        self._guard = threading.Lock()
+        self._locks: dict[str, tuple[threading.Lock, int]] = {}
+
+    @contextlib.contextmanager
+    def hold(self, key: str) -> Iterator[None]:
+        with self._guard:
+            lock, users = self._locks.get(key, (threading.Lock(), 0))
+            self._locks[key] = (lock, users + 1)
+        try:
+            with lock:
+                yield
+        finally:
+            with self._guard:
+                lock, users = self._locks[key]
+                if users <= 1:
+                    del self._locks[key]
+                else:
+                    self._locks[key] = (lock, users - 1)
+
+
 class StorageClients:
     """Table and queue clients built once from the ``HANDOFF_STORAGE`` connection settings."""
 
@@ -156,6 +182,8 @@ class TableHandoffStore:
         self.audit = clients.table(AUDIT_TABLE)
         self.links = clients.table(LINK_TABLE)
         self._probe = (probe or clients).table(HANDOFF_TABLE)
+        self._audit_rows = KeyedLocks()
+        self._audit_next: dict[str, int] = {}  # next sequence number this process expects, per handoff
 
     def create(self, stored: StoredRequest, state: HandoffState) -> bool:
         request_entity = {
@@ -253,12 +281,24 @@ class TableHandoffStore:
         detail_json = json.dumps(details, ensure_ascii=False, default=str)
         if len(detail_json) > MAX_DETAIL_CHARS:
             detail_json = json.dumps({"truncated": True, "preview": detail_json[:1000]})
+        # Writers of one handoff in this process take turns and start from the number they expect, so a
+        # burst of events (an alert storm) does not re-read the partition for every collision; other
+        # processes are still kept apart by insert-if-absent.
+        with self._audit_rows.hold(handoff_id):
+            event = self._append_audit(handoff_id, type, actor, detail_json)
+        if len(self._audit_next) > 10_000:
+            self._audit_next.clear()
+        return event
+
+    def _append_audit(self, handoff_id: str, type: str, actor: str, detail_json: str) -> AuditEvent:
+        seq = self._audit_next.get(handoff_id)
         while True:
-            with storage_errors():
-                rows = self.audit.query_entities(
-                    "PartitionKey eq @pk", parameters={"pk": handoff_id}, select=["RowKey"]
-                )
-                seq = 1 + max((int(e["RowKey"]) for e in rows), default=0)
+            if seq is None:
+                with storage_errors():
+                    rows = self.audit.query_entities(
+                        "PartitionKey eq @pk", parameters={"pk": handoff_id}, select=["RowKey"]
+                    )
+                    seq = 1 + max((int(e["RowKey"]) for e in rows), default=0)
             at = datetime.now(UTC)
             entity = {
                 "PartitionKey": handoff_id,
@@ -272,7 +312,9 @@ class TableHandoffStore:
                 with storage_errors():
                     self.audit.create_entity(entity)
             except ResourceExistsError:
-                continue  # another writer took this sequence number; take the next
+                seq = None  # another writer took this sequence number; read the latest and take the next
+                continue
+            self._audit_next[handoff_id] = seq + 1
             return AuditEvent(seq=seq, at=at, type=type, actor=actor, details=json.loads(detail_json))
 
     def list_audit(self, handoff_id: str) -> list[AuditEvent]:

@@ -26,6 +26,9 @@ param easyAuthEnabled bool = false
 param easyAuthClientId string = ''
 param easyAuthAllowedApplications array = []
 param easyAuthExtraAudiences array = []
+@description('Secure-webhook token audience for /api/alerts (the Application ID URI); empty: no token check.')
+param alertsAudience string = ''
+
 param easyAuthExcludedPaths array = [
   '/api/health'
 ]
@@ -61,6 +64,9 @@ var appSettings = {
   // Behind App Service Authentication the REST functions are anonymous and every caller brings an Entra
   // token; otherwise they require a function key.
   HANDOFF_HTTP_AUTH_LEVEL: easyAuthEnabled ? 'anonymous' : 'function'
+  // Azure Monitor secure webhook: /api/alerts validates the Entra token itself when an audience is set.
+  HANDOFF_ALERTS_AUDIENCE: alertsAudience
+  HANDOFF_ALERTS_TENANT_ID: tenant().tenantId
 }
 
 resource appServicePlan 'Microsoft.Web/serverfarms@2024-04-01' = {

@@ -1,0 +1,42 @@
+"""``POST /api/alerts``: Azure Monitor Action Groups post alerts (common alert schema) here."""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from typing import TYPE_CHECKING
+
+import azure.functions as func
+
+from handoff.app import get_alert_service
+from handoff.auth import Caller
+from handoff.entrypoints.responses import REST_AUTH_LEVEL, handle, json_response
+from handoff.settings import get_settings
+
+if TYPE_CHECKING:
+    from handoff.adapters.entra_token import SecureWebhookValidator
+
+bp = func.Blueprint()
+
+
+@lru_cache(maxsize=1)
+def get_webhook_validator() -> SecureWebhookValidator:
+    """The secure-webhook token validator (built on the first secured request; caches signing keys)."""
+    from handoff.adapters.entra_token import SecureWebhookValidator
+    from handoff.adapters.http import make_http_client
+
+    settings = get_settings()
+    return SecureWebhookValidator(settings, make_http_client(min(10.0, settings.http_timeout_seconds)))
+
+
+@bp.route(route="alerts", methods=["POST"], auth_level=REST_AUTH_LEVEL)
+def receive_alert(req: func.HttpRequest) -> func.HttpResponse:
+    """202 with the handoffs created or updated; 200 with ``routed: []`` when no route matches (or a
+    ``Resolved`` arrives for an alert never seen firing); 400 unless it is the common alert schema."""
+
+    def action(caller: Caller) -> func.HttpResponse:
+        if get_settings().secure_webhook:
+            get_webhook_validator().validate(req.headers.get("Authorization"))
+        receipt, routed = get_alert_service().receive(req.get_body(), caller)
+        return json_response(receipt, 202 if routed else 200)
+
+    return handle(req, action)
