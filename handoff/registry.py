@@ -236,7 +236,12 @@ class RegistryFile(_ConfigModel):
 
     @model_validator(mode="after")
     def _routes(self) -> RegistryFile:
-        agents = {key for agent in self.agents for key in (agent.name.lower(), agent.resource_id.lower())}
+        agents = {
+            key.rstrip("/")
+            for agent in self.agents
+            for key in (agent.name.lower(), (agent.resource_id or "").lower())
+            if key
+        }
         names: dict[str, int] = {}
         for index, route in enumerate(self.alert_routes):
             label = f"alertRoutes[{index}] (rule '{route.name}')"
