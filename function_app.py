@@ -3,10 +3,12 @@
 import azure.functions as func
 
 from handoff.app import validate_startup
-from handoff.entrypoints import http_api, worker
+from handoff.entrypoints import history_api, http_api, shared_memory_worker, worker
 
 validate_startup()
 
 app = func.FunctionApp(http_auth_level=func.AuthLevel.FUNCTION)
 app.register_functions(http_api.bp)
 app.register_functions(worker.bp)
+app.register_functions(shared_memory_worker.bp)
+app.register_functions(history_api.bp)

@@ -16,6 +16,8 @@ from urllib.parse import urlsplit
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 from pydantic.alias_generators import to_camel
 
+from handoff.shared_memory.config import BACKEND_TYPES, SharedMemoryConfig, unknown_backends
+
 DEFAULT_TOKEN_SCOPE = "https://azuresre.dev/.default"  # noqa: S105 - a scope, not a secret
 # The SRE Agent first-party app ID. Microsoft's own MCP client and the HTTP trigger docs use it as the
 # audience while the API reference documents https://azuresre.dev; see docs/architecture.md.
@@ -66,6 +68,10 @@ class AgentConfig(_ConfigModel):
         description="Entra object or application IDs allowed to act as this agent when calling the broker.",
     )
     display_name: str | None = Field(default=None, max_length=100)
+    shared_memory: tuple[str, ...] = Field(
+        default=(),
+        description="Names of shared-memory backends written for every handoff this agent receives.",
+    )
 
     @field_validator("resource_id")
     @classmethod
@@ -100,6 +106,18 @@ class RegistryFile(_ConfigModel):
     """The whole configuration file."""
 
     agents: list[AgentConfig] = Field(min_length=1)
+    shared_memory: SharedMemoryConfig | None = None
+
+    @model_validator(mode="after")
+    def _known_backends(self) -> RegistryFile:
+        for index, agent in enumerate(self.agents):
+            unknown = unknown_backends(agent.shared_memory, self.shared_memory)
+            if unknown:
+                raise ValueError(
+                    f"agents[{index}].sharedMemory names unknown backend(s) {', '.join(unknown)}; "
+                    "define them under sharedMemory.backends"
+                )
+        return self
 
     @model_validator(mode="after")
     def _unique(self) -> RegistryFile:
@@ -140,8 +158,9 @@ def _is_loopback(host: str) -> bool:
 class Registry:
     """Registered agents, looked up by name or by resource ID (case-insensitive, as ARM compares)."""
 
-    def __init__(self, agents: list[AgentConfig]) -> None:
+    def __init__(self, agents: list[AgentConfig], shared_memory: SharedMemoryConfig | None = None) -> None:
         self.agents = list(agents)
+        self.shared_memory = shared_memory or SharedMemoryConfig()
         self._by_key: dict[str, AgentConfig] = {}
         for agent in self.agents:
             self._by_key[agent.name.lower()] = agent
@@ -165,7 +184,7 @@ class Registry:
             parsed = RegistryFile.model_validate(data)
         except ValidationError as exc:
             raise ConfigError(f"{source} is invalid:\n{_describe(exc)}") from None
-        return cls(parsed.agents)
+        return cls(parsed.agents, parsed.shared_memory)
 
     @classmethod
     def load(cls, path: Path) -> Registry:
@@ -193,7 +212,7 @@ def _describe(exc: ValidationError) -> str:
         for part in item["loc"]:
             if isinstance(part, int):
                 path += f"[{part}]"
-            elif part in ("thread", "httpTrigger"):
+            elif part in ("thread", "httpTrigger", *BACKEND_TYPES):
                 continue  # discriminated-union tag, not a field of the file
             else:
                 path += f".{part}" if path else str(part)

@@ -151,11 +151,15 @@ var deploymentStorageContainerName = 'app-package-${take(functionAppName, 32)}-$
 var queueNames = [
   'handoff-deliveries'
   'handoff-deliveries-poison'
+  'shared-memory-writes'
+  'shared-memory-writes-poison'
 ]
 var tableNames = [
   'handoffs'
   'handoffaudit'
   'handofflinks'
+  'handoffhistory'
+  'sharedmemory'
 ]
 
 var agentIds = union(sreAgentResourceIds, filter(map(split(sreAgentResourceIdList, ','), id => trim(id)), id => !empty(id)))

@@ -11,7 +11,11 @@ RID = "/subscriptions/s/resourceGroups/rg/providers/Microsoft.App/agents/{}"
 REGISTRY = Registry.from_data(
     {
         "agents": [
-            {"name": "ops", "resourceId": RID.format("ops"), "callers": ["11111111-aaaa-4aaa-8aaa-000000000001"]},
+            {
+                "name": "ops",
+                "resourceId": RID.format("ops"),
+                "callers": ["11111111-aaaa-4aaa-8aaa-000000000001"],
+            },
             {"name": "checkout", "resourceId": RID.format("checkout")},
         ]
     }
