@@ -10,6 +10,7 @@ import pytest
 from devserver.azurite import Azurite, start_azurite
 from devserver.fakes.stack import FakeStack, start_fake_stack
 from tests.support.broker import BrokerProcess
+from tests.support.vendors import SHARED_MEMORY_ENV, VendorFakes, shared_memory_config, start_vendor_fakes
 
 
 @pytest.fixture(scope="session")
@@ -26,7 +27,7 @@ def fakes() -> Iterator[FakeStack]:
     # payments accepts only the SRE Agent app-ID audience, as some deployments do, so the broker's
     # 401 → fallback-scope path runs for real.
     stack = start_fake_stack(
-        ("ops", "checkout", "payments"),
+        ("ops", "checkout", "payments", "inventory"),
         agent_options={"payments": {"accepted_audiences": ("59f0a04a-b322-4310-adc9-39ac41e9631e",)}},
     )
     yield stack
@@ -44,14 +45,32 @@ def registry_config(fakes: FakeStack) -> dict:
     return config
 
 
+# ---------------------------------------------------------------- shared memory
+# The inventory agent writes shared memory to simulated GitHub, PagerDuty, ServiceNow and Jira.
+
+
+@pytest.fixture(scope="session")
+def vendors() -> Iterator[VendorFakes]:
+    """Simulated GitHub, PagerDuty, ServiceNow and Jira (real HTTP servers checking vendor schemas)."""
+    started = start_vendor_fakes()
+    yield started
+    started.stop()
+
+
+@pytest.fixture(scope="session")
+def shared_memory_registry(registry_config: dict, vendors: VendorFakes) -> dict:
+    """``registry_config`` plus the shared-memory backends, used by the inventory agent."""
+    return shared_memory_config(registry_config, vendors)
+
+
 @pytest.fixture(scope="session")
 def broker(
-    azurite: Azurite, fakes: FakeStack, registry_config: dict, tmp_path_factory
+    azurite: Azurite, fakes: FakeStack, shared_memory_registry: dict, tmp_path_factory
 ) -> Iterator[BrokerProcess]:
     """The broker under the local host, as a subprocess, wired to Azurite and the fakes."""
     workdir = tmp_path_factory.mktemp("broker")
     config_path = workdir / "handoff.config.json"
-    config_path.write_text(json.dumps(registry_config))
+    config_path.write_text(json.dumps(shared_memory_registry))
     env = {
         **fakes.env(),
         "HANDOFF_CONFIG": str(config_path),
@@ -61,6 +80,7 @@ def broker(
         "HANDOFF_RETRY_BASE_SECONDS": "0.2",
         "HANDOFF_RETRY_MAX_SECONDS": "2",
         "HANDOFF_MAX_DELIVERY_ATTEMPTS": "4",
+        **SHARED_MEMORY_ENV,
     }
     process = BrokerProcess(env, workdir / "host.log")
     try:

@@ -180,6 +180,10 @@ class TableWriteState:
             return "claimed", None, True
         return "busy", None, False
 
+    def abandon_chain(self, key: str) -> None:
+        with storage_errors():
+            self.table.delete_entity("chain", encode_key(key))
+
     def release_chain(self, key: str) -> None:
         with storage_errors():
             self.table.upsert_entity(

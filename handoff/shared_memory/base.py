@@ -87,6 +87,9 @@ class CoordinationState(Protocol):
     def set_chain(self, key: str, number: int) -> None:
         """Record the chain's issue number."""
 
+    def abandon_chain(self, key: str) -> None:
+        """Drop a claim before anything was sent."""
+
     def release_chain(self, key: str) -> None:
         """Give up a claim whose creation may or may not have happened (the next claimant probes)."""
 
@@ -105,7 +108,7 @@ class WriterContext:
     settings: Settings
     state: CoordinationState
     clock: Callable[[], datetime]
-    environ: Any = os.environ
+    environ: Any = field(default_factory=lambda: os.environ)
 
     def secret(self, setting: str) -> str:
         """The credential in app setting ``setting``, read at use time (Key Vault references are

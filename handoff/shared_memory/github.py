@@ -97,7 +97,11 @@ class GitHubWriter:
             if found:
                 self.ctx.state.set_chain(key, found)
                 return found
-        self._take_slot(repo)
+        try:
+            self._take_slot(repo)
+        except WriteError:
+            self.ctx.state.abandon_chain(key)  # nothing was sent: the next attempt claims afresh
+            raise
         title = f"Investigation: {job.root_title or job.record.stored.request.context.title}"[:250]
         body = "\n".join(
             [
