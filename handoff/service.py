@@ -581,6 +581,8 @@ class HandoffService:
         delivery = record.state.handbacks.get(seq)
         if handback is None or delivery is None or delivery.status != "pending":
             return
+        # The findings are history as soon as they are recorded, whether or not A's thread takes them.
+        self.index_handback(record.id, seq)
         source_thread = record.stored.request.source.thread_id
         now = self.clock()
         if not source_thread:
@@ -689,7 +691,6 @@ class HandoffService:
             log.exception("could not index hand-back %s of %s in the history", seq, handoff_id)
 
     def _after_handback(self, handoff_id: str, seq: int) -> None:
-        self.index_handback(handoff_id, seq)
         self._notify(handoff_id, "handedBack", {"seq": seq})
 
     def _notify(self, handoff_id: str, point: str, details: dict[str, Any]) -> None:

@@ -111,7 +111,7 @@ class TableHistoryIndex:
         if query.agent:
             agent = self.registry.find(query.agent)
             params["agent"] = (agent.name if agent else query.agent.strip()).lower()
-            clauses.append("(SourceKey eq @agent or TargetKey eq @agent)")
+            clauses.append("( SourceKey eq @agent or TargetKey eq @agent )")
         items: list[HistoryItem] = []
         last_key = None
         scanned = 0

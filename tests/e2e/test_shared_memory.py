@@ -189,7 +189,7 @@ def test_backend_down_delays_only_its_own_writes(broker, vendors):
     _hand_back(broker, second)
     broker.wait_status(second, "handedBack", timeout=20)
     _settled(broker, second, {"gh", "jira"})
-    assert [n for n in vendors.pagerduty.notes(incident["id"])] == []
+    assert vendors.pagerduty.notes(incident["id"]) == []
     retries = [e for e in _events(broker, first) if e["type"] == "sharedMemoryRetryScheduled"]
     assert retries and all(e["details"]["backend"] == "pd" for e in retries)
     vendors.pagerduty.clear_faults()
