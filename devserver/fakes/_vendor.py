@@ -20,7 +20,7 @@ from devserver.fakes.openapi_check import OpenApiSpec
 
 
 class VendorFake(FakeService):
-    """A :class:`FakeService` with a vendor document, rate-limit headers and shared helpers."""
+    """A :class:`FakeService` with a vendor document, rate-limit headers and common checks."""
 
     spec_file: str | None = None
 

@@ -55,7 +55,7 @@ class FakeGitHub(VendorFake):
         self.route("GET", base + "/{number}/comments", self._list_comments)
         self.route("POST", base + "/{number}/comments", self._create_comment)
 
-    # -------------------------------------------------------------- test helpers
+    # -------------------------------------------------------------- inspection and setup
     def add_repo(self, full_name: str) -> None:
         """Create an empty repository ``owner/name``."""
         with self.lock:

@@ -10,7 +10,7 @@ import azure.functions as func
 from handoff.app import get_shared_memory
 from handoff.auth import Caller
 from handoff.entrypoints.responses import REST_AUTH_LEVEL, handle, json_response
-from handoff.errors import BadRequest, FieldError
+from handoff.errors import BadRequest, FieldError, NotFound
 from handoff.settings import SHARED_MEMORY_QUEUE, STORAGE_CONNECTION
 
 log = logging.getLogger("handoff")
@@ -36,9 +36,7 @@ def shared_memory_writes(req: func.HttpRequest) -> func.HttpResponse:
     def action(_caller: Caller) -> func.HttpResponse:
         handoff_id = req.route_params["id"]
         service = get_shared_memory()
-        if service._record(handoff_id) is None:
-            from handoff.errors import NotFound
-
+        if service.record_of(handoff_id) is None:
             raise NotFound(f"no handoff with id {handoff_id}")
         return json_response({"handoffId": handoff_id, "writes": service.writes(handoff_id)})
 

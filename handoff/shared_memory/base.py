@@ -7,10 +7,12 @@ Adding a backend: a module with a ``Writer`` class and a ``make_writer`` entry i
 
 from __future__ import annotations
 
+import base64
 import os
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any, Protocol
 
 import httpx
@@ -194,9 +196,6 @@ def rate_limit_wait(response: httpx.Response) -> float | None:
 
 
 def _reset_seconds(value: str) -> float | None:
-    import time
-    from datetime import UTC
-
     try:
         number = float(value)
     except ValueError:
@@ -215,8 +214,6 @@ def _reset_seconds(value: str) -> float | None:
 
 def basic_or_bearer(secret: str) -> str:
     """``user:password`` (or ``email:api-token``) becomes HTTP Basic; anything else a bearer token."""
-    import base64
-
     if ":" in secret:
         return "Basic " + base64.b64encode(secret.encode()).decode()
     return f"Bearer {secret}"

@@ -10,6 +10,7 @@ delivery queue never wait for it.
 from __future__ import annotations
 
 import logging
+import uuid
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol
@@ -147,7 +148,7 @@ class SharedMemoryService:
         handoff_id = str(message.get("handoffId", ""))
         point, backend_name = str(message.get("point", "")), str(message.get("backend", ""))
         seq, attempt = int(message.get("seq", 0)), int(message.get("attempt", 1))
-        record = self._record(handoff_id)
+        record = self.record_of(handoff_id)
         backend = self.registry.shared_memory.find(backend_name)
         if record is None or backend is None:
             log.warning("dropping shared-memory message for unknown handoff or backend: %s", message)
@@ -179,10 +180,9 @@ class SharedMemoryService:
                 )
             raise
 
-    def _record(self, handoff_id: str) -> HandoffRecord | None:
+    def record_of(self, handoff_id: str) -> HandoffRecord | None:
+        """The handoff, or None when the id is not one (or unknown)."""
         try:
-            import uuid
-
             uuid.UUID(handoff_id)
         except ValueError:
             return None
@@ -411,7 +411,7 @@ class SharedMemoryService:
 
     def replay(self, handoff_id: str, backend: str | None = None, actor: str = "broker") -> dict[str, Any]:
         """Re-queue the handoff's failed writes (optionally of one backend) with a fresh 24-hour budget."""
-        record = self._record(handoff_id)
+        record = self.record_of(handoff_id)
         if record is None:
             raise NotFound(f"no handoff with id {handoff_id}")
         if backend is not None and self.registry.shared_memory.find(backend) is None:
