@@ -56,6 +56,16 @@ def _settled(broker: Any, handoff_id: str, backends: set[str], timeout: float = 
     raise AssertionError(f"shared-memory writes did not settle: {[e['type'] for e in events]}")
 
 
+ALL = {"gh", "pd", "jira", "snow", "snow-comments"}
+
+
+def _jira_incident(vendors: Any) -> dict[str, Any]:
+    """A Jira issue of this test only, so injected faults cannot touch other tests' writes."""
+    key = f"OPS-{uuid.uuid4().int % 10**6 + 100}"
+    vendors.jira.add_issue(key)
+    return {"id": key, "platform": "jira"}
+
+
 def _marker(handoff_id: str, backend: str, point: str = "handedBack", seq: int = 1) -> str:
     return f"handoff-memory: {handoff_id}/{point}:{seq}/{backend}"
 
@@ -110,7 +120,7 @@ def test_content_per_backend_github_markdown_pagerduty_plain_text_jira_adf(broke
     incident = _pd_incident(vendors)
     handoff_id = _start(broker, incident)
     _hand_back(broker, handoff_id)
-    _settled(broker, handoff_id, {"gh", "pd", "jira"})
+    _settled(broker, handoff_id, ALL)
 
     comment = next(
         c
@@ -149,7 +159,7 @@ def test_servicenow_work_notes_and_comments(broker, vendors):
     sys_id = vendors.servicenow.add_record(number)
     handoff_id = _start(broker, {"id": number, "platform": "servicenow"})
     _hand_back(broker, handoff_id)
-    _settled(broker, handoff_id, {"snow", "snow-comments", "pd"})
+    _settled(broker, handoff_id, ALL)
     work_notes = vendors.servicenow.journal(sys_id, "work_notes")
     comments = vendors.servicenow.journal(sys_id, "comments")
     assert [_marker(handoff_id, "snow") in j["value"] for j in work_notes] == [True]
@@ -165,10 +175,10 @@ def test_github_issue_is_opened_once_per_investigation_chain(broker, vendors):
     vendors.github.inject("POST", f"/repos/{REPO}/issues", 503, perform=True)
     root = _start(broker, None)
     _hand_back(broker, root)
-    _settled(broker, root, {"gh"})
+    _settled(broker, root, ALL)
     child = _start(broker, None, parentHandoffId=root)
     _hand_back(broker, child)
-    _settled(broker, child, {"gh"})
+    _settled(broker, child, ALL)
     issues = _chain_issue(vendors, root)
     assert len(issues) == 1
     bodies = [c["body"] for c in vendors.github.comments(REPO, issues[0]["number"])]
@@ -193,8 +203,8 @@ def test_backend_down_delays_only_its_own_writes(broker, vendors):
     retries = [e for e in _events(broker, first) if e["type"] == "sharedMemoryRetryScheduled"]
     assert retries and all(e["details"]["backend"] == "pd" for e in retries)
     vendors.pagerduty.clear_faults()
-    _settled(broker, first, {"pd"})
-    _settled(broker, second, {"pd"})
+    _settled(broker, first, ALL)
+    _settled(broker, second, ALL)
     notes = [n["content"] for n in vendors.pagerduty.notes(incident["id"])]
     assert sum(_marker(first, "pd") in n for n in notes) == 1
     assert sum(_marker(second, "pd") in n for n in notes) == 1
@@ -208,7 +218,7 @@ def test_rate_limits_are_honoured(broker, vendors):
     vendors.pagerduty.rate_limit(times=1, reset_seconds=2)
     vendors.jira.rate_limit(times=1, retry_after=2)
     _hand_back(broker, handoff_id)
-    events = _settled(broker, handoff_id, {"gh", "pd", "jira"})
+    events = _settled(broker, handoff_id, ALL)
     retries = {
         e["details"]["backend"]: e["details"] for e in events if e["type"] == "sharedMemoryRetryScheduled"
     }
@@ -228,7 +238,7 @@ def test_github_content_writes_are_spaced_per_repository(broker, vendors):
         for handoff_id in ids:
             _hand_back(broker, handoff_id)
         for handoff_id in ids:
-            _settled(broker, handoff_id, {"gh"})
+            _settled(broker, handoff_id, ALL)
     finally:
         vendors.github.min_content_interval = 0.0
     assert vendors.github.secondary_hits == 0
@@ -240,7 +250,7 @@ def test_pagerduty_note_cap_stops_with_an_audit_warning(broker, vendors):
     vendors.pagerduty.add_incident(incident_id, notes=1990)
     handoff_id = _start(broker, {"id": incident_id, "platform": "pagerduty"})
     _hand_back(broker, handoff_id)
-    events = _settled(broker, handoff_id, {"pd"})
+    events = _settled(broker, handoff_id, ALL)
     warning = next(e for e in events if e["type"] == "sharedMemoryWarning")
     assert "2,000" in warning["details"]["reason"]
     assert len(vendors.pagerduty.notes(incident_id)) == 1990
@@ -248,12 +258,12 @@ def test_pagerduty_note_cap_stops_with_an_audit_warning(broker, vendors):
 
 def test_failed_write_is_audited_and_replayable(broker, vendors):
     vendors.clear_faults()
-    vendors.jira.inject(
-        "POST", "/rest/api/3/issue/*/comment", 400, body={"errorMessages": ["nope"], "errors": {}}
-    )
-    handoff_id = _start(broker, None)
+    incident = _jira_incident(vendors)
+    path = f"/rest/api/3/issue/{incident['id']}/comment"
+    vendors.jira.inject("POST", path, 400, body={"errorMessages": ["nope"], "errors": {}})
+    handoff_id = _start(broker, incident)
     _hand_back(broker, handoff_id)
-    events = _settled(broker, handoff_id, {"jira"})
+    events = _settled(broker, handoff_id, ALL)
     failed = next(e for e in events if e["type"] == "sharedMemoryFailed")
     assert failed["details"]["backend"] == "jira" and "400" in failed["details"]["reason"]
     writes = broker.client.get(f"/api/handoffs/{handoff_id}/shared-memory").json()["writes"]
@@ -266,21 +276,24 @@ def test_failed_write_is_audited_and_replayable(broker, vendors):
     assert replay.json()["replayed"] == [{"backend": "jira", "point": "handedBack", "seq": 1}]
     deadline = time.monotonic() + 20
     while time.monotonic() < deadline:
-        if any(_marker(handoff_id, "jira") in str(c["body"]) for c in vendors.jira.comments(JIRA_ISSUE)):
+        if any(_marker(handoff_id, "jira") in str(c["body"]) for c in vendors.jira.comments(incident["id"])):
             break
         time.sleep(0.1)
-    assert sum(_marker(handoff_id, "jira") in str(c["body"]) for c in vendors.jira.comments(JIRA_ISSUE)) == 1
+    assert (
+        sum(_marker(handoff_id, "jira") in str(c["body"]) for c in vendors.jira.comments(incident["id"])) == 1
+    )
     again = broker.client.post(f"/api/handoffs/{handoff_id}/shared-memory/replay")
     assert again.status_code == 200 and again.json()["replayed"] == []
 
 
 def test_write_that_keeps_failing_gives_up_after_the_max_age(broker, vendors):
     vendors.clear_faults()
-    vendors.jira.inject("POST", "/rest/api/3/issue/*/comment", 503, times=None)
+    incident = _jira_incident(vendors)
+    vendors.jira.inject("POST", f"/rest/api/3/issue/{incident['id']}/comment", 503, times=None)
     try:
-        handoff_id = _start(broker, None)
+        handoff_id = _start(broker, incident)
         _hand_back(broker, handoff_id)
-        events = _settled(broker, handoff_id, {"jira"}, timeout=30)
+        events = _settled(broker, handoff_id, ALL, timeout=30)
     finally:
         vendors.jira.clear_faults()
     failed = next(e for e in events if e["type"] == "sharedMemoryFailed")
