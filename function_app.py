@@ -3,7 +3,15 @@
 import azure.functions as func
 
 from handoff.app import validate_startup
-from handoff.entrypoints import a2a_api, alerts_api, http_api, mcp_api, worker
+from handoff.entrypoints import (
+    a2a_api,
+    alerts_api,
+    history_api,
+    http_api,
+    mcp_api,
+    shared_memory_worker,
+    worker,
+)
 
 validate_startup()
 
@@ -13,3 +21,5 @@ app.register_functions(worker.bp)
 app.register_functions(mcp_api.bp)
 app.register_functions(a2a_api.bp)
 app.register_functions(alerts_api.bp)
+app.register_functions(shared_memory_worker.bp)
+app.register_functions(history_api.bp)

@@ -17,6 +17,8 @@ from handoff.settings import get_settings
 
 if TYPE_CHECKING:
     from handoff.alert_service import AlertService
+    from handoff.history import HistorySearch
+    from handoff.shared_memory.service import SharedMemoryService
 
 log = logging.getLogger("handoff")
 _lock = threading.Lock()
@@ -64,13 +66,18 @@ def _build_service() -> HandoffService:
     from handoff.adapters.a2a_client import A2AClientGateway
     from handoff.adapters.alert_storage import TableAlertStore
     from handoff.adapters.chains import TableChainStore
+    from handoff.adapters.history_store import TableHistoryIndex
     from handoff.adapters.http import make_http_client
     from handoff.adapters.identity import make_credential
+    from handoff.adapters.shared_memory_store import StorageQueue
     from handoff.adapters.sre_agent import SreAgentGateway
     from handoff.adapters.storage import StorageClients, StorageDeliveryQueue, TableHandoffStore
     from handoff.alert_service import AlertService
+    from handoff.settings import SHARED_MEMORY_POISON_QUEUE, SHARED_MEMORY_QUEUE
+    from handoff.shared_memory.service import SharedMemoryPublisher
 
     settings = get_settings()
+    registry = get_registry()
     clients = StorageClients(settings)
     if settings.storage_connection_string:
         clients.ensure()
@@ -79,13 +86,46 @@ def _build_service() -> HandoffService:
     agents = SreAgentGateway(settings, credential, make_http_client(settings.http_timeout_seconds))
     service = HandoffService(
         settings=settings,
-        registry=get_registry(),
+        registry=registry,
         store=store,
         queue=StorageDeliveryQueue(clients),
         agents=agents,
         chains=TableChainStore(clients),
         remote_agents=A2AClientGateway(settings, credential),
+        lifecycle=SharedMemoryPublisher(
+            registry, StorageQueue(clients, SHARED_MEMORY_QUEUE, SHARED_MEMORY_POISON_QUEUE), store
+        ),
+        history=TableHistoryIndex(clients, registry),
     )
     # Built with the service because the delivery worker runs the alert notes' queue work.
     _alert_service = AlertService(service, TableAlertStore(clients))
     return service
+
+
+@lru_cache(maxsize=1)
+def get_shared_memory() -> SharedMemoryService:
+    """The process-wide shared-memory writer service (its own queue, state table and HTTP client)."""
+    from handoff.adapters.http import make_http_client
+    from handoff.adapters.shared_memory_store import StorageQueue, TableWriteState
+    from handoff.adapters.storage import StorageClients
+    from handoff.settings import SHARED_MEMORY_POISON_QUEUE, SHARED_MEMORY_QUEUE
+    from handoff.shared_memory.service import SharedMemoryService
+
+    settings = get_settings()
+    service = get_service()
+    clients = StorageClients(settings)
+    return SharedMemoryService(
+        settings=settings,
+        registry=get_registry(),
+        store=service.store,
+        queue=StorageQueue(clients, SHARED_MEMORY_QUEUE, SHARED_MEMORY_POISON_QUEUE),
+        state=TableWriteState(clients),
+        http=make_http_client(settings.shared_memory_timeout_seconds),
+    )
+
+
+def get_history() -> HistorySearch:
+    """The history search over the index the service writes at every hand-back."""
+    history = get_service().history
+    assert history is not None
+    return history  # type: ignore[return-value]

@@ -48,6 +48,9 @@ class MessageContext:
     source_thread_url: str | None
     target_thread_url: str | None
     budget_bytes: int
+    # Earlier investigations of the same resources ("seen before"), newest first; see
+    # HistoryIndex.recent_for_resources. Only the start message shows them.
+    seen_before: tuple[dict[str, Any], ...] = ()
 
 
 def fence_for(text: str, minimum: int = 3) -> str:
@@ -167,6 +170,8 @@ def _render_start(record: HandoffRecord, ctx: MessageContext, context: dict[str,
     lines += ["", "## Summary", context["summary"], ""]
     if context.get("resources"):
         lines += ["## Resources", *_bullets(context["resources"]), ""]
+    if ctx.seen_before:
+        lines += seen_before_section(ctx.seen_before, ctx.base_url)
     if context.get("evidence"):
         lines += ["## Evidence", *_render_evidence(context["evidence"], handoff_url)]
     if context.get("hypotheses"):
@@ -353,3 +358,23 @@ def watch_notice_message(record: HandoffRecord, ctx: MessageContext, kind: str, 
             marker(stored.id, f"watch:{ref}"),
         ]
     )
+
+
+def seen_before_section(items: tuple[dict[str, Any], ...], base_url: str) -> list[str]:
+    """Lines of the "Seen before" section: earlier investigations of the same resources."""
+    lines = ["## Seen before", "Earlier investigations of these resources (newest first):"]
+    for item in items:
+        outcome = OUTCOME_LABELS.get(str(item.get("outcome")), str(item.get("outcome")))
+        when = str(item.get("handedBackAt", ""))[:16].replace("T", " ")
+        lines.append(
+            f"- {when} UTC — **{item.get('title', '')}** — {outcome} "
+            f"({item.get('source')} → {item.get('target')}, handoff {item.get('handoffId')}: "
+            f"{base_url}/api/handoffs/{item.get('handoffId')})"
+        )
+        if item.get("rootCause"):
+            cause = str(item["rootCause"])
+            lines.append(f"  - Root cause: {cause[:400]}{' …' if len(cause) > 400 else ''}")
+        for action in list(item.get("recommendedActions") or [])[:3]:
+            lines.append(f"  - Action: {str(action)[:200]}")
+    lines.append("")
+    return lines

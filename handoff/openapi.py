@@ -10,6 +10,7 @@ from pydantic.json_schema import models_json_schema
 
 from handoff.alert_service import AlertReceipt
 from handoff.errors import ProblemDetails
+from handoff.messages import OUTCOME_LABELS
 from handoff.models import (
     AuditLog,
     HandbackRequest,
@@ -44,6 +45,8 @@ _COMMON_ERRORS = {"404": _problem("No such handoff"), "503": _problem("Storage u
 @lru_cache(maxsize=1)
 def openapi_document() -> dict[str, Any]:
     """The API description (routes, request and response schemas, problem responses)."""
+    from handoff.history import HistoryPage
+
     models = [
         HandoffRequest,
         HandbackRequest,
@@ -53,6 +56,7 @@ def openapi_document() -> dict[str, Any]:
         Health,
         ProblemDetails,
         AlertReceipt,
+        HistoryPage,
     ]
     _, schema = models_json_schema(
         [
@@ -225,6 +229,7 @@ def openapi_document() -> dict[str, Any]:
             }
         },
     }
+    paths.update(_history_and_shared_memory_paths(HistoryPage))
     return {
         "openapi": "3.1.0",
         "info": {
@@ -287,4 +292,82 @@ def _alerts_operation() -> dict[str, Any]:
                 "503": _problem("Storage (or the tenant's signing keys) unavailable; Azure Monitor retries"),
             },
         }
+    }
+
+
+def _history_and_shared_memory_paths(history_page: type[BaseModel]) -> dict[str, Any]:
+    """``GET /api/history`` and the shared-memory routes of a handoff."""
+
+    def query(name: str, schema: dict[str, Any], description: str) -> dict[str, Any]:
+        return {"name": name, "in": "query", "required": False, "schema": schema, "description": description}
+
+    return {
+        "/api/history": {
+            "get": {
+                "operationId": "searchHistory",
+                "summary": "Earlier investigations, newest first",
+                "parameters": [
+                    query(
+                        "resource",
+                        {"type": "string"},
+                        "A resource ID in the handoff, or a resource-group or "
+                        "subscription prefix (case-insensitive)",
+                    ),
+                    query("alertRule", {"type": "string"}, "The alert rule that opened the handoff"),
+                    query("agent", {"type": "string"}, "Source or target agent (name or resource ID)"),
+                    query("outcome", {"type": "string", "enum": list(OUTCOME_LABELS)}, "Hand-back outcome"),
+                    query("since", {"type": "string", "format": "date-time"}, "Handed back at or after"),
+                    query("until", {"type": "string", "format": "date-time"}, "Handed back at or before"),
+                    query(
+                        "q", {"type": "string"}, "Words that must all appear in title, summary or root cause"
+                    ),
+                    query(
+                        "top", {"type": "integer", "minimum": 1, "maximum": 100, "default": 20}, "Page size"
+                    ),
+                    query("continuationToken", {"type": "string"}, "From the previous page"),
+                ],
+                "responses": {
+                    "200": _json(history_page, "One page of investigations"),
+                    "400": _problem("Unknown parameter or bad continuation token"),
+                    "422": _problem("A parameter breaks its schema; errors name it"),
+                    "503": _problem("Storage unavailable"),
+                },
+            }
+        },
+        "/api/handoffs/{id}/shared-memory": {
+            "get": {
+                "operationId": "getSharedMemoryWrites",
+                "summary": "State of the handoff's writes to GitHub, PagerDuty, ServiceNow and Jira",
+                "parameters": [_ID],
+                "responses": {
+                    "200": {"description": "Writes with backend, point, status, destination"},
+                    **_COMMON_ERRORS,
+                },
+            }
+        },
+        "/api/handoffs/{id}/shared-memory/replay": {
+            "post": {
+                "operationId": "replaySharedMemory",
+                "summary": "Re-queue the handoff's failed shared-memory writes",
+                "parameters": [_ID],
+                "requestBody": {
+                    "required": False,
+                    "content": {
+                        "application/json": {
+                            "schema": {
+                                "type": "object",
+                                "additionalProperties": False,
+                                "properties": {"backend": {"type": "string"}},
+                            }
+                        }
+                    },
+                },
+                "responses": {
+                    "202": {"description": "Failed writes re-queued (listed in replayed)"},
+                    "200": {"description": "Nothing to replay"},
+                    "422": _problem("Unknown backend"),
+                    **_COMMON_ERRORS,
+                },
+            }
+        },
     }

@@ -216,3 +216,44 @@ class RemoteAgentGateway(Protocol):
 
     def find_task(self, agent: Any, *, context_id: str, message_id: str) -> RemoteTask | None:
         """The peer's task that ``message_id`` started, if the peer can list tasks; None otherwise."""
+
+
+# ---------------------------------------------------------------- lifecycle and history ports
+
+LifecyclePoint = Literal["delivered", "handedBack", "failed", "alertResolved"]
+LIFECYCLE_POINTS: tuple[str, ...] = ("delivered", "handedBack", "failed", "alertResolved")
+
+
+class LifecycleListener(Protocol):
+    """Told about a handoff's lifecycle points after the service has recorded them.
+
+    Implementations only enqueue work (investigate first, persist second): they must return quickly,
+    and whatever they raise is logged and swallowed by the service, so a listener can never delay or
+    fail a handoff.
+    """
+
+    def on_lifecycle(self, record: HandoffRecord, point: str, details: dict[str, Any]) -> None:
+        """``point`` is one of :data:`LIFECYCLE_POINTS`; ``details`` are secret-free facts of the event
+        (for a hand-back its ``seq``; optionally ``sharedMemory``: extra backend names)."""
+
+
+class NoLifecycleListener:
+    """The default listener: does nothing."""
+
+    def on_lifecycle(self, record: HandoffRecord, point: str, details: dict[str, Any]) -> None:
+        """Ignore the event."""
+
+
+class HistoryIndex(Protocol):
+    """Searchable index of past investigations, written at every hand-back."""
+
+    def index_handback(
+        self, record: HandoffRecord, handback: StoredHandback, alert_rule: str | None = None
+    ) -> None:
+        """Write (idempotently) the index entries of one hand-back."""
+
+    def recent_for_resources(
+        self, resources: list[str], exclude_root: str, limit: int
+    ) -> list[dict[str, Any]]:
+        """Up to ``limit`` earlier investigations of these resources (else of their resource groups),
+        newest first, none from the chain ``exclude_root``."""

@@ -17,6 +17,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from pydantic.alias_generators import to_camel
 
 from handoff.models import AutoHandback, Intent, Severity
+from handoff.shared_memory.config import BACKEND_TYPES, SharedMemoryConfig, unknown_backends
 
 DEFAULT_TOKEN_SCOPE = "https://azuresre.dev/.default"  # noqa: S105 - a scope, not a secret
 # The SRE Agent first-party app ID. Microsoft's own MCP client and the HTTP trigger docs use it as the
@@ -93,6 +94,10 @@ class AgentConfig(_ConfigModel):
     display_name: str | None = Field(default=None, max_length=100)
     auto_handback: AutoHandback | None = Field(
         default=None, description="Hand B's final reply back when B does not (SRE Agent targets only)."
+    )
+    shared_memory: tuple[str, ...] = Field(
+        default=(),
+        description="Names of shared-memory backends written for every handoff this agent receives.",
     )
 
     @field_validator("resource_id")
@@ -217,6 +222,18 @@ class RegistryFile(_ConfigModel):
     agents: list[AgentConfig] = Field(min_length=1)
     alert_routes: list[AlertRoute] = Field(default_factory=list)
     alert_storm: AlertStorm = Field(default_factory=AlertStorm)
+    shared_memory: SharedMemoryConfig | None = None
+
+    @model_validator(mode="after")
+    def _known_backends(self) -> RegistryFile:
+        for index, agent in enumerate(self.agents):
+            unknown = unknown_backends(agent.shared_memory, self.shared_memory)
+            if unknown:
+                raise ValueError(
+                    f"agents[{index}].sharedMemory names unknown backend(s) {', '.join(unknown)}; "
+                    "define them under sharedMemory.backends"
+                )
+        return self
 
     @model_validator(mode="after")
     def _unique(self) -> RegistryFile:
@@ -302,10 +319,12 @@ class Registry:
         agents: list[AgentConfig],
         alert_routes: list[AlertRoute] | None = None,
         alert_storm: AlertStorm | None = None,
+        shared_memory: SharedMemoryConfig | None = None,
     ) -> None:
         self.agents = list(agents)
         self.alert_routes = list(alert_routes or [])
         self.alert_storm = alert_storm or AlertStorm()
+        self.shared_memory = shared_memory or SharedMemoryConfig()
         self._by_key: dict[str, AgentConfig] = {}
         for agent in self.agents:
             self._by_key[agent.name.lower()] = agent
@@ -330,7 +349,7 @@ class Registry:
             parsed = RegistryFile.model_validate(data)
         except ValidationError as exc:
             raise ConfigError(f"{source} is invalid:\n{_describe(exc, data)}") from None
-        return cls(parsed.agents, parsed.alert_routes, parsed.alert_storm)
+        return cls(parsed.agents, parsed.alert_routes, parsed.alert_storm, parsed.shared_memory)
 
     @classmethod
     def load(cls, path: Path) -> Registry:
@@ -358,7 +377,7 @@ def _describe(exc: ValidationError, data: Any = None) -> str:
         for part in item["loc"][2 if path else 0 :]:
             if isinstance(part, int):
                 path += f"[{part}]"
-            elif part in ("thread", "httpTrigger", "a2a"):
+            elif part in ("thread", "httpTrigger", "a2a", *BACKEND_TYPES):
                 continue  # discriminated-union tag, not a field of the file
             else:
                 path += f".{part}" if path else str(part)

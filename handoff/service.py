@@ -13,6 +13,7 @@ import logging
 import random
 import uuid
 from collections.abc import Callable
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from typing import Any, TypeVar
 
@@ -61,7 +62,10 @@ from handoff.records import (
     HandoffRecord,
     HandoffState,
     HandoffStore,
+    HistoryIndex,
+    LifecycleListener,
     LinkRecord,
+    NoLifecycleListener,
     RemoteAgentGateway,
     StoredHandback,
     StoredRequest,
@@ -74,6 +78,7 @@ log = logging.getLogger("handoff")
 MAX_BODY_BYTES = 256 * 1024
 IDEMPOTENCY_NAMESPACE = uuid.UUID("6f0d6a3e-54a7-4f53-9f83-2d4f9a1c7e10")
 LEASE = timedelta(minutes=3)
+SEEN_BEFORE_LIMIT = 3
 ModelT = TypeVar("ModelT", bound=BaseModel)
 
 
@@ -143,6 +148,8 @@ class HandoffService:
         clock: Callable[[], datetime] = utcnow,
         chains: ChainStore | None = None,
         remote_agents: RemoteAgentGateway | None = None,
+        lifecycle: LifecycleListener | None = None,
+        history: HistoryIndex | None = None,
     ) -> None:
         self.settings = settings
         self.registry = registry
@@ -161,6 +168,8 @@ class HandoffService:
         self.followup = FollowUp(self)
         # Queue-message kinds handled outside this class (``op`` -> handler(message, dequeue_count)).
         self.op_handlers: dict[str, Callable[[dict[str, Any], int], None]] = {}
+        self.lifecycle: LifecycleListener = lifecycle or NoLifecycleListener()
+        self.history = history
 
     # ------------------------------------------------------------------ accept
 
@@ -610,6 +619,7 @@ class HandoffService:
                 self.store.append_audit(
                     stored.id, "deliveryAttempt", "broker", {"attempt": state.attempts, "mode": mode}
                 )
+                ctx = replace(ctx, seen_before=self._seen_before(record))
                 if isinstance(target.delivery, HttpTriggerDelivery):
                     thread_id = self.agents.fire_trigger(target, trigger_payload(record, ctx))
                 else:
@@ -627,6 +637,7 @@ class HandoffService:
             self.store.append_audit(
                 stored.id, "delivered", "broker", {"threadId": thread_id, "threadUrl": url}
             )
+            self._notify(stored.id, "delivered", {"threadId": thread_id})
             self._store_links(record, thread_id)
             self.followup.start_watch(record, target, thread_id)
             record = self.get_record(stored.id)
@@ -673,6 +684,8 @@ class HandoffService:
         delivery = record.state.handbacks.get(seq)
         if handback is None or delivery is None or delivery.status != "pending":
             return
+        # The findings are history as soon as they are recorded, whether or not A's thread takes them.
+        self.index_handback(record.id, seq)
         source_thread = record.stored.request.source.thread_id
         now = self.clock()
         if not source_thread:
@@ -684,6 +697,7 @@ class HandoffService:
 
             self._touch(record.id, no_thread)
             self.store.append_audit(record.id, "handedBack", "broker", {"seq": seq, "posted": False})
+            self._after_handback(record.id, seq)
             return
         source = self.registry.by_name(record.stored.source_agent)
         needle = marker(record.id, f"handback:{seq}")
@@ -704,6 +718,7 @@ class HandoffService:
         self.store.append_audit(
             record.id, "handedBack", "broker", {"seq": seq, "sourceThreadId": source_thread}
         )
+        self._after_handback(record.id, seq)
 
     def _after_failure(
         self, record: HandoffRecord, message: dict[str, Any], attempt: int, exc: AgentCallError
@@ -756,6 +771,52 @@ class HandoffService:
 
             self._touch(record.id, failed)
             self.store.append_audit(record.id, "deliveryFailed", "broker", {"reason": reason, "how": how})
+            self._notify(record.id, "failed", {"reason": reason})
+
+    # ------------------------------------------------------------------ lifecycle, history
+
+    def publish_alert_resolved(self, handoff_id: str, details: dict[str, Any] | None = None) -> None:
+        """Tell the lifecycle listener that the alert behind ``handoff_id`` resolved (after the caller has
+        recorded its own ``alertResolved`` audit event). ``details`` may carry ``sharedMemory`` (extra
+        backend names from the alert route) and ``pagerdutyIncidentId`` (the alert's custom property)."""
+        self._notify(handoff_id, "alertResolved", dict(details or {}))
+
+    def index_handback(self, handoff_id: str, seq: int, alert_rule: str | None = None) -> None:
+        """Write the history index entries of hand-back ``seq`` (idempotent). Every hand-back path calls
+        this once the hand-back is recorded; a failure is logged and never fails the hand-back."""
+        if self.history is None:
+            return
+        try:
+            record = self.get_record(handoff_id)
+            handback = next((hb for hb in record.handbacks if hb.seq == seq), None)
+            if handback is not None:
+                self.history.index_handback(record, handback, alert_rule)
+        except Exception:
+            log.exception("could not index hand-back %s of %s in the history", seq, handoff_id)
+
+    def _after_handback(self, handoff_id: str, seq: int) -> None:
+        self._notify(handoff_id, "handedBack", {"seq": seq})
+
+    def _notify(self, handoff_id: str, point: str, details: dict[str, Any]) -> None:
+        """Call the lifecycle listener; it only enqueues work, and nothing it raises reaches the handoff."""
+        if isinstance(self.lifecycle, NoLifecycleListener):
+            return
+        try:
+            self.lifecycle.on_lifecycle(self.get_record(handoff_id), point, details)
+        except Exception:
+            log.exception("lifecycle listener failed for %s at %s", handoff_id, point)
+
+    def _seen_before(self, record: HandoffRecord) -> tuple[dict[str, Any], ...]:
+        """Earlier investigations of the handoff's resources for its start message (never its own chain)."""
+        resources = list(record.stored.request.context.resources)
+        if self.history is None or not resources:
+            return ()
+        try:
+            found = self.history.recent_for_resources(resources, record.stored.root_id, SEEN_BEFORE_LIMIT)
+        except Exception:
+            log.exception("could not read the history for %s", record.id)
+            return ()
+        return tuple(found)
 
     # ------------------------------------------------------------------ sweeper
 

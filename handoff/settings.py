@@ -23,14 +23,31 @@ APP_ROOT = Path(__file__).resolve().parent.parent
 # them on first use so a fresh Azurite works without a setup step.
 DELIVERY_QUEUE = "handoff-deliveries"
 DELIVERY_POISON_QUEUE = f"{DELIVERY_QUEUE}-poison"
-STORAGE_QUEUES: tuple[str, ...] = (DELIVERY_QUEUE, DELIVERY_POISON_QUEUE)
+SHARED_MEMORY_QUEUE = "shared-memory-writes"
+SHARED_MEMORY_POISON_QUEUE = f"{SHARED_MEMORY_QUEUE}-poison"
+STORAGE_QUEUES: tuple[str, ...] = (
+    DELIVERY_QUEUE,
+    DELIVERY_POISON_QUEUE,
+    SHARED_MEMORY_QUEUE,
+    SHARED_MEMORY_POISON_QUEUE,
+)
 HANDOFF_TABLE = "handoffs"
 AUDIT_TABLE = "handoffaudit"
 LINK_TABLE = "handofflinks"
 CHAIN_TABLE = "handoffchains"
 # Azure Monitor alerts: one row per alert id (insert-if-absent dedupe), storm and note state, alert log.
 ALERT_TABLE = "handoffalerts"
-STORAGE_TABLES: tuple[str, ...] = (HANDOFF_TABLE, AUDIT_TABLE, LINK_TABLE, CHAIN_TABLE, ALERT_TABLE)
+HISTORY_TABLE = "handoffhistory"
+SHARED_MEMORY_TABLE = "sharedmemory"
+STORAGE_TABLES: tuple[str, ...] = (
+    HANDOFF_TABLE,
+    AUDIT_TABLE,
+    LINK_TABLE,
+    CHAIN_TABLE,
+    ALERT_TABLE,
+    HISTORY_TABLE,
+    SHARED_MEMORY_TABLE,
+)
 
 # Name of the app's own storage connection (separate from AzureWebJobsStorage, the host's).
 STORAGE_CONNECTION = "HANDOFF_STORAGE"
@@ -84,6 +101,28 @@ class Settings(BaseModel):
     alerts_authority: str = _setting("HANDOFF_ALERTS_AUTHORITY", default="https://login.microsoftonline.com")
     alerts_refire_note_seconds: int = _setting("HANDOFF_ALERTS_REFIRE_NOTE_SECONDS", default=900, ge=0)
     alerts_storm_update_seconds: int = _setting("HANDOFF_ALERTS_STORM_UPDATE_SECONDS", default=60, ge=0)
+    # Shared memory (writes to GitHub, PagerDuty, ServiceNow, Jira); see docs/shared-memory.md.
+    shared_memory_retry_base_seconds: float = _setting(
+        "HANDOFF_SHARED_MEMORY_RETRY_BASE_SECONDS", default=5.0, ge=0
+    )
+    shared_memory_retry_max_seconds: float = _setting(
+        "HANDOFF_SHARED_MEMORY_RETRY_MAX_SECONDS", default=120.0, ge=0
+    )
+    shared_memory_max_age_seconds: float = _setting(
+        "HANDOFF_SHARED_MEMORY_MAX_AGE_SECONDS", default=24 * 3600.0, gt=0
+    )
+    shared_memory_github_spacing_seconds: float = _setting(
+        "HANDOFF_SHARED_MEMORY_GITHUB_SPACING_SECONDS", default=1.0, ge=0
+    )
+    shared_memory_github_hourly_limit: int = _setting(
+        "HANDOFF_SHARED_MEMORY_GITHUB_HOURLY_LIMIT", default=500, ge=1
+    )
+    shared_memory_pagerduty_note_limit: int = _setting(
+        "HANDOFF_SHARED_MEMORY_PAGERDUTY_NOTE_LIMIT", default=1990, ge=1, le=2000
+    )
+    shared_memory_timeout_seconds: float = _setting(
+        "HANDOFF_SHARED_MEMORY_TIMEOUT_SECONDS", default=15.0, gt=0
+    )
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:

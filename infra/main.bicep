@@ -151,6 +151,8 @@ var deploymentStorageContainerName = 'app-package-${take(functionAppName, 32)}-$
 var queueNames = [
   'handoff-deliveries'
   'handoff-deliveries-poison'
+  'shared-memory-writes'
+  'shared-memory-writes-poison'
 ]
 var tableNames = [
   'handoffs'
@@ -158,6 +160,8 @@ var tableNames = [
   'handofflinks'
   'handoffchains'
   'handoffalerts'
+  'handoffhistory'
+  'sharedmemory'
 ]
 
 var agentIds = union(sreAgentResourceIds, filter(map(split(sreAgentResourceIdList, ','), id => trim(id)), id => !empty(id)))

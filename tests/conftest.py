@@ -11,6 +11,7 @@ from devserver.azurite import Azurite, start_azurite
 from devserver.fakes.a2a_peer import FakeA2APeer
 from devserver.fakes.stack import FakeStack, start_fake_stack
 from tests.support.broker import BrokerProcess
+from tests.support.vendors import SHARED_MEMORY_ENV, VendorFakes, shared_memory_config, start_vendor_fakes
 
 
 @pytest.fixture(scope="session")
@@ -79,11 +80,32 @@ def registry_config(fakes: FakeStack, a2a_peer: FakeA2APeer) -> dict:
     return config
 
 
+# ---------------------------------------------------------------- shared memory
+# The inventory agent writes shared memory to simulated GitHub, PagerDuty, ServiceNow and Jira.
+
+
 @pytest.fixture(scope="session")
-def broker_env(azurite: Azurite, fakes: FakeStack, registry_config: dict, tmp_path_factory) -> dict[str, str]:
-    """App settings of the broker under test: Azurite, the fakes, the test registry, fast retries."""
+def vendors() -> Iterator[VendorFakes]:
+    """Simulated GitHub, PagerDuty, ServiceNow and Jira (real HTTP servers checking vendor schemas)."""
+    started = start_vendor_fakes()
+    yield started
+    started.stop()
+
+
+@pytest.fixture(scope="session")
+def shared_memory_registry(registry_config: dict, vendors: VendorFakes) -> dict:
+    """``registry_config`` plus the shared-memory backends, used by the inventory agent."""
+    return shared_memory_config(registry_config, vendors)
+
+
+@pytest.fixture(scope="session")
+def broker_env(
+    azurite: Azurite, fakes: FakeStack, shared_memory_registry: dict, tmp_path_factory
+) -> dict[str, str]:
+    """App settings of the broker under test: Azurite, the fakes, the test registry (with the
+    shared-memory backends), fast retries."""
     config_path = tmp_path_factory.mktemp("registry") / "handoff.config.json"
-    config_path.write_text(json.dumps(registry_config))
+    config_path.write_text(json.dumps(shared_memory_registry))
     return {
         **fakes.env(),
         "HANDOFF_CONFIG": str(config_path),
@@ -94,6 +116,7 @@ def broker_env(azurite: Azurite, fakes: FakeStack, registry_config: dict, tmp_pa
         "HANDOFF_RETRY_MAX_SECONDS": "2",
         "HANDOFF_MAX_DELIVERY_ATTEMPTS": "4",
         **FOLLOW_UP_ENV,
+        **SHARED_MEMORY_ENV,
     }
 
 

@@ -127,6 +127,7 @@ class Fault:
     perform: bool = False
     drop: bool = False
     body: Any = None
+    headers: dict[str, str] | None = None
     hits: int = 0
     _regex: re.Pattern[str] = field(init=False, repr=False)
 
@@ -149,7 +150,18 @@ class Fault:
     def from_json(cls, data: Mapping[str, Any]) -> Fault:
         """Build from the control API's camelCase JSON (snake_case keys are accepted too)."""
         aliases = {"retryAfter": "retry_after"}
-        known = {"method", "path", "status", "times", "retry_after", "delay", "perform", "drop", "body"}
+        known = {
+            "method",
+            "path",
+            "status",
+            "times",
+            "retry_after",
+            "delay",
+            "perform",
+            "drop",
+            "body",
+            "headers",
+        }
         kwargs: dict[str, Any] = {}
         for key, value in data.items():
             name = aliases.get(key, key)
@@ -172,13 +184,14 @@ class Fault:
             "perform": self.perform,
             "drop": self.drop,
             "body": self.body,
+            "headers": self.headers,
             "hits": self.hits,
         }
 
     def response(self) -> Response:
         """The injected error response."""
         status = self.status or 503
-        headers: dict[str, str] = {}
+        headers: dict[str, str] = dict(self.headers or {})
         if self.retry_after is not None:
             value = self.retry_after
             if isinstance(value, float) and value.is_integer():
@@ -326,6 +339,7 @@ class FakeService:
         perform: bool = False,
         drop: bool = False,
         body: Any = None,
+        headers: dict[str, str] | None = None,
     ) -> Fault:
         """Queue a fault; see :class:`Fault`. Faults are consulted in the order they were added."""
         fault = Fault(
@@ -338,6 +352,7 @@ class FakeService:
             perform=perform,
             drop=drop,
             body=body,
+            headers=headers,
         )
         with self.lock:
             self._faults.append(fault)

@@ -39,6 +39,7 @@ from handoff.settings import (
     DELIVERY_QUEUE,
     HANDOFF_TABLE,
     LINK_TABLE,
+    STORAGE_QUEUES,
     STORAGE_TABLES,
     Settings,
 )
@@ -169,7 +170,7 @@ class StorageClients:
         for name in STORAGE_TABLES:
             with contextlib.suppress(ResourceExistsError):
                 self.tables.create_table(name)
-        for name in (DELIVERY_QUEUE, DELIVERY_POISON_QUEUE):
+        for name in STORAGE_QUEUES:
             with contextlib.suppress(ResourceExistsError):
                 self.queue(name).create_queue()
 

@@ -1,0 +1,24 @@
+"""History search: earlier investigations by resource (or resource-group / subscription prefix),
+alert rule, agent, outcome, time and free text."""
+
+from __future__ import annotations
+
+import azure.functions as func
+
+from handoff.app import get_history
+from handoff.auth import Caller
+from handoff.entrypoints.responses import REST_AUTH_LEVEL, handle, json_response
+from handoff.history import parse_history_query
+
+bp = func.Blueprint()
+
+
+@bp.route(route="history", methods=["GET"], auth_level=REST_AUTH_LEVEL)
+def history(req: func.HttpRequest) -> func.HttpResponse:
+    """One page of earlier investigations, newest first, with a ``continuationToken`` for the next."""
+
+    def action(_caller: Caller) -> func.HttpResponse:
+        query = parse_history_query(dict(req.params))
+        return json_response(get_history().search(query))
+
+    return handle(req, action)

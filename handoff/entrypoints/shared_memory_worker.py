@@ -1,0 +1,73 @@
+"""Shared-memory writes: the queue worker, and the replay of writes that failed for good."""
+
+from __future__ import annotations
+
+import json
+import logging
+
+import azure.functions as func
+
+from handoff.app import get_shared_memory
+from handoff.auth import Caller
+from handoff.entrypoints.responses import REST_AUTH_LEVEL, handle, json_response
+from handoff.errors import BadRequest, FieldError, NotFound
+from handoff.settings import SHARED_MEMORY_QUEUE, STORAGE_CONNECTION
+
+log = logging.getLogger("handoff")
+bp = func.Blueprint()
+
+
+@bp.queue_trigger(arg_name="msg", queue_name=SHARED_MEMORY_QUEUE, connection=STORAGE_CONNECTION)
+def write_shared_memory(msg: func.QueueMessage) -> None:
+    """Perform one shared-memory write; failures are rescheduled by the service."""
+    try:
+        message = json.loads(msg.get_body())
+    except ValueError:
+        log.error("shared-memory message %s is not JSON; moving it to the poison queue", msg.id)
+        get_shared_memory().queue.send_poison({"reason": "not JSON", "messageId": msg.id})
+        return
+    get_shared_memory().process(message, msg.dequeue_count or 1)
+
+
+@bp.route(route="handoffs/{id}/shared-memory", methods=["GET"], auth_level=REST_AUTH_LEVEL)
+def shared_memory_writes(req: func.HttpRequest) -> func.HttpResponse:
+    """The state of every shared-memory write of a handoff."""
+
+    def action(_caller: Caller) -> func.HttpResponse:
+        handoff_id = req.route_params["id"]
+        service = get_shared_memory()
+        if service.record_of(handoff_id) is None:
+            raise NotFound(f"no handoff with id {handoff_id}")
+        return json_response({"handoffId": handoff_id, "writes": service.writes(handoff_id)})
+
+    return handle(req, action)
+
+
+@bp.route(route="handoffs/{id}/shared-memory/replay", methods=["POST"], auth_level=REST_AUTH_LEVEL)
+def replay_shared_memory(req: func.HttpRequest) -> func.HttpResponse:
+    """Re-queue the handoff's failed shared-memory writes; body ``{"backend": name}`` (optional)."""
+
+    def action(caller: Caller) -> func.HttpResponse:
+        body = req.get_body()
+        backend = None
+        if body.strip():
+            try:
+                data = json.loads(body)
+            except ValueError:
+                raise BadRequest(
+                    "request body is not valid JSON", errors=[FieldError(field="/", message="not valid JSON")]
+                ) from None
+            if (
+                not isinstance(data, dict)
+                or set(data) - {"backend"}
+                or not isinstance(data.get("backend", ""), str)
+            ):
+                raise BadRequest(
+                    "body may only carry a string 'backend'",
+                    errors=[FieldError(field="/backend", message="must be a backend name")],
+                )
+            backend = data.get("backend")
+        result = get_shared_memory().replay(req.route_params["id"], backend, caller.describe())
+        return json_response(result, 202 if result["replayed"] else 200)
+
+    return handle(req, action)

@@ -1,0 +1,89 @@
+"""ServiceNow: a journal entry (``work_notes`` or ``comments``) on the incident through the Table API.
+
+Journal fields append a new entry on every write; entries are read back from ``sys_journal_field``
+to find an earlier write's marker. The credential is ``user:password`` (Basic) or an OAuth token.
+"""
+
+from __future__ import annotations
+
+import re
+
+from handoff.shared_memory.base import (
+    Destination,
+    WriteJob,
+    WriterContext,
+    basic_or_bearer,
+    request,
+)
+from handoff.shared_memory.config import ServiceNowBackend
+from handoff.shared_memory.content import plain_text
+
+_SYS_ID = re.compile(r"^[0-9a-f]{32}$")
+
+
+class ServiceNowWriter:
+    """Writes plain-text journal entries."""
+
+    def __init__(self, backend: ServiceNowBackend, ctx: WriterContext) -> None:
+        self.backend = backend
+        self.ctx = ctx
+
+    def _headers(self) -> dict[str, str]:
+        return {
+            "Authorization": basic_or_bearer(self.ctx.secret(self.backend.secret_setting)),
+            "Accept": "application/json",
+            "Content-Type": "application/json",
+        }
+
+    def _table_url(self, table: str, sys_id: str = "") -> str:
+        return f"{self.backend.api_base}/api/now/table/{table}" + (f"/{sys_id}" if sys_id else "")
+
+    def destination(self, job: WriteJob) -> Destination | None:
+        incident = job.record.stored.request.context.incident
+        if not incident or (incident.platform or "").lower() != "servicenow":
+            return None
+        ref = incident.id.strip()
+        table = self.backend.table
+        if _SYS_ID.match(ref):
+            return Destination(f"{table}/{ref}", {"sysId": ref, "number": None})
+        response = request(
+            self.ctx.http,
+            "GET",
+            self._table_url(table),
+            params={
+                "sysparm_query": f"number={ref}",
+                "sysparm_fields": "sys_id,number",
+                "sysparm_limit": "1",
+            },
+            headers=self._headers(),
+            expect=(200,),
+        )
+        found = response.json().get("result", [])
+        if not found:
+            return None
+        return Destination(f"{table}/{ref}", {"sysId": found[0]["sys_id"], "number": ref})
+
+    def find(self, dest: Destination, job: WriteJob) -> str | None:
+        query = f"element_id={dest.data['sysId']}^element={self.backend.field}^valueLIKE{job.note.marker}"
+        response = request(
+            self.ctx.http,
+            "GET",
+            self._table_url("sys_journal_field"),
+            params={"sysparm_query": query, "sysparm_fields": "sys_id", "sysparm_limit": "1"},
+            headers=self._headers(),
+            expect=(200,),
+        )
+        found = response.json().get("result", [])
+        return f"{dest.label} {self.backend.field} {found[0]['sys_id']}" if found else None
+
+    def write(self, dest: Destination, job: WriteJob) -> str:
+        request(
+            self.ctx.http,
+            "PATCH",
+            self._table_url(self.backend.table, dest.data["sysId"]),
+            params={"sysparm_fields": "sys_id,number"},
+            json={self.backend.field: plain_text(job.note)},
+            headers=self._headers(),
+            expect=(200,),
+        )
+        return f"{dest.label} {self.backend.field}"

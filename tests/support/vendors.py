@@ -1,0 +1,132 @@
+"""Simulated GitHub, PagerDuty, ServiceNow and Jira for the broker under test, and its shared-memory
+configuration (backends used by the ``inventory`` agent; credentials travel in the broker's env)."""
+
+from __future__ import annotations
+
+import copy
+from dataclasses import dataclass
+from typing import Any
+
+from devserver.fakes.github import FakeGitHub
+from devserver.fakes.jira import FakeJira
+from devserver.fakes.pagerduty import FakePagerDuty
+from devserver.fakes.servicenow import FakeServiceNow
+
+REPO = "contoso/shop"
+JIRA_ISSUE = "OPS-1"
+FROM_EMAIL = "oncall@contoso.com"
+GITHUB_TOKEN = "ghp_test_token"
+PAGERDUTY_KEY = "pd_test_key"
+SERVICENOW_USER = ("handoff.bot", "snow_test_password")
+JIRA_USER = ("bot@contoso.com", "jira_test_token")
+MEMORY_AGENT = "inventory"
+
+# Credentials the broker reads at use time (app settings named by each backend's secretSetting), and
+# timings compressed so retries, spacing and the give-up age run in seconds.
+SHARED_MEMORY_ENV = {
+    "TEST_GITHUB_TOKEN": GITHUB_TOKEN,
+    "TEST_PAGERDUTY_TOKEN": PAGERDUTY_KEY,
+    "TEST_SERVICENOW_CREDENTIALS": ":".join(SERVICENOW_USER),
+    "TEST_JIRA_CREDENTIALS": ":".join(JIRA_USER),
+    "HANDOFF_SHARED_MEMORY_RETRY_BASE_SECONDS": "0.3",
+    "HANDOFF_SHARED_MEMORY_RETRY_MAX_SECONDS": "1",
+    "HANDOFF_SHARED_MEMORY_MAX_AGE_SECONDS": "8",
+    "HANDOFF_SHARED_MEMORY_GITHUB_SPACING_SECONDS": "0.4",
+}
+
+
+@dataclass
+class VendorFakes:
+    """The four running simulated services."""
+
+    github: FakeGitHub
+    pagerduty: FakePagerDuty
+    servicenow: FakeServiceNow
+    jira: FakeJira
+
+    def all(self) -> list[Any]:
+        """Every fake."""
+        return [self.github, self.pagerduty, self.servicenow, self.jira]
+
+    def clear_faults(self) -> None:
+        """Remove queued faults everywhere."""
+        for fake in self.all():
+            fake.clear_faults()
+
+    def stop(self) -> None:
+        """Stop every server."""
+        for fake in self.all():
+            fake.stop()
+
+
+def start_vendor_fakes() -> VendorFakes:
+    """Start the four simulated services on free ports."""
+    fakes = VendorFakes(
+        github=FakeGitHub(tokens=(GITHUB_TOKEN,), repos=(REPO,)),
+        pagerduty=FakePagerDuty(tokens=(PAGERDUTY_KEY,), users=(FROM_EMAIL,)),
+        servicenow=FakeServiceNow(users=(SERVICENOW_USER,)),
+        jira=FakeJira(credentials=(JIRA_USER,)),
+    )
+    try:
+        for fake in fakes.all():
+            fake.start()
+    except BaseException:
+        fakes.stop()
+        raise
+    fakes.jira.add_issue(JIRA_ISSUE)
+    return fakes
+
+
+def shared_memory_config(registry: dict[str, Any], vendors: VendorFakes) -> dict[str, Any]:
+    """``registry`` with a ``sharedMemory`` section and the inventory agent writing to every backend."""
+    config = copy.deepcopy(registry)
+    local = {"allowInsecureLocal": True}
+    config["sharedMemory"] = {
+        "backends": [
+            {
+                "name": "gh",
+                "type": "github",
+                "baseUrl": vendors.github.url,
+                "repo": REPO,
+                "secretSetting": "TEST_GITHUB_TOKEN",
+                **local,
+            },
+            {
+                "name": "pd",
+                "type": "pagerduty",
+                "baseUrl": vendors.pagerduty.url,
+                "fromEmail": FROM_EMAIL,
+                "secretSetting": "TEST_PAGERDUTY_TOKEN",
+                **local,
+            },
+            {
+                "name": "snow",
+                "type": "servicenow",
+                "baseUrl": vendors.servicenow.url,
+                "secretSetting": "TEST_SERVICENOW_CREDENTIALS",
+                **local,
+            },
+            {
+                "name": "snow-comments",
+                "type": "servicenow",
+                "baseUrl": vendors.servicenow.url,
+                "field": "comments",
+                "secretSetting": "TEST_SERVICENOW_CREDENTIALS",
+                **local,
+            },
+            {
+                "name": "jira",
+                "type": "jira",
+                "baseUrl": vendors.jira.url,
+                "project": "OPS",
+                "issue": JIRA_ISSUE,
+                "secretSetting": "TEST_JIRA_CREDENTIALS",
+                "on": ["handedBack", "failed", "alertResolved"],
+                **local,
+            },
+        ]
+    }
+    for agent in config["agents"]:
+        if agent["name"] == MEMORY_AGENT:
+            agent["sharedMemory"] = ["gh", "pd", "snow", "snow-comments", "jira"]
+    return config
