@@ -264,7 +264,12 @@ class AlertService:
             context=alert_context(alert, route.name),
             correlation_id=alert.alert_id if len(alert.alert_id) <= 512 else None,
         )
-        details = {"alertId": alert.alert_id, "route": route.name, "sharedMemory": list(route.shared_memory)}
+        details = {
+            "alertId": alert.alert_id,
+            "alertRule": alert.rule,
+            "route": route.name,
+            "sharedMemory": list(route.shared_memory),
+        }
         return self.handoffs.accept_system(request, handoff_id, caller, details)
 
     def _ensure_storm(
@@ -395,6 +400,11 @@ class AlertService:
         if changed["value"]:
             # The lifecycle point other features hook into: one alertResolved event per resolution.
             self._audit(handoff_id, "alertResolved", caller, facts)
+            # Shared memory writes at this point too (after the event is recorded, never blocking it).
+            incident = alert.custom_properties.get("pagerdutyIncidentId")
+            self.handoffs.publish_alert_resolved(
+                handoff_id, {"pagerdutyIncidentId": str(incident)} if incident else {}
+            )
             self.handoffs.queue.send(
                 {
                     "op": "alertResolved",

@@ -30,6 +30,10 @@ class StoredRequest(BaseModel):
     idempotency_key: str | None = None
     created_at: datetime
     caller: str
+    # Set for handoffs the broker starts from an alert: the route's shared-memory backends (written at
+    # every lifecycle point, like the target agent's) and the alert rule (for the history index).
+    shared_memory: tuple[str, ...] = ()
+    alert_rule: str | None = None
 
 
 class HandbackDelivery(BaseModel):

@@ -233,6 +233,13 @@ class RegistryFile(_ConfigModel):
                     f"agents[{index}].sharedMemory names unknown backend(s) {', '.join(unknown)}; "
                     "define them under sharedMemory.backends"
                 )
+        for index, route in enumerate(self.alert_routes):
+            unknown = unknown_backends(route.shared_memory, self.shared_memory)
+            if unknown:
+                raise ValueError(
+                    f"alertRoutes[{index}] (rule '{route.name}').sharedMemory names unknown backend(s) "
+                    f"{', '.join(unknown)}; define them under sharedMemory.backends"
+                )
         return self
 
     @model_validator(mode="after")

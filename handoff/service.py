@@ -288,6 +288,8 @@ class HandoffService:
             body_hash=canonical_hash(normalized),
             created_at=now,
             caller=caller.describe(),
+            shared_memory=tuple(str(name) for name in (details or {}).get("sharedMemory") or ()),
+            alert_rule=(details or {}).get("alertRule"),
         )
         created = self.store.create(stored, HandoffState(updated_at=now))
         if created:
@@ -790,7 +792,7 @@ class HandoffService:
             record = self.get_record(handoff_id)
             handback = next((hb for hb in record.handbacks if hb.seq == seq), None)
             if handback is not None:
-                self.history.index_handback(record, handback, alert_rule)
+                self.history.index_handback(record, handback, alert_rule or record.stored.alert_rule)
         except Exception:
             log.exception("could not index hand-back %s of %s in the history", seq, handoff_id)
 

@@ -71,7 +71,15 @@ def registry_config(fakes: FakeStack, a2a_peer: FakeA2APeer) -> dict:
                 "intent": "mitigate",
                 "match": {"customProperties": {"testRoute": "storm"}, "signalType": "Metric"},
                 "alertStorm": {"windowSeconds": 600},
-                "sharedMemory": ["ops-incidents"],
+            },
+            {
+                # An alert route that writes shared memory (the Jira backend, which also writes when
+                # the alert resolves; defined with the other backends in tests/support/vendors.py).
+                "name": "alert-memory",
+                "target": "checkout",
+                "match": {"customProperties": {"testRoute": "memory"}},
+                "alertStorm": {"threshold": 1000},
+                "sharedMemory": ["jira"],
             },
         ]
     )

@@ -62,7 +62,7 @@ def destinations(
     (for example the names on the alert route that opened the handoff), those whose ``on`` includes
     ``point``, each once."""
     agent = registry.find(record.stored.target_agent)
-    names = list(agent.shared_memory if agent else ()) + list(extra)
+    names = list(agent.shared_memory if agent else ()) + list(record.stored.shared_memory) + list(extra)
     result: list[str] = []
     for name in names:
         backend = registry.shared_memory.find(name)
