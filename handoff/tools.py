@@ -21,7 +21,8 @@ from urllib.parse import urlsplit
 from pydantic import BaseModel, Field
 
 from handoff.auth import Caller
-from handoff.errors import FieldError, Problem
+from handoff.errors import FieldError, Problem, ServiceUnavailable
+from handoff.history import HistoryQuery
 from handoff.models import HandbackRequest, HandoffRequest, ShortText, WireModel
 from handoff.service import HandoffService, parse_body
 from handoff.settings import Settings
@@ -129,6 +130,13 @@ def _agents(service: HandoffService, _caller: Caller, _args: NoArguments) -> Bas
     )
 
 
+def _history(service: HandoffService, _caller: Caller, args: HistoryQuery) -> BaseModel:
+    history = service.history
+    if history is None or not hasattr(history, "search"):
+        raise ServiceUnavailable("the history index is not configured")
+    return history.search(args)  # type: ignore[no-any-return]
+
+
 TOOLS: tuple[ToolSpec, ...] = (
     ToolSpec(
         name="handoff_create",
@@ -192,6 +200,19 @@ TOOLS: tuple[ToolSpec, ...] = (
         ),
         arguments=NoArguments,
         run=_agents,
+        read_only=True,
+    ),
+    ToolSpec(
+        name="handoff_history",
+        title="Search earlier investigations",
+        description=(
+            "Search investigations that were handed off and answered before, newest first: by resource ID "
+            "(or a resource-group or subscription prefix), alert rule, agent, outcome, time range or free "
+            "text over title, summary and root cause. Use it before investigating from scratch: a past "
+            "root cause and its recommended actions may apply again."
+        ),
+        arguments=HistoryQuery,
+        run=_history,
         read_only=True,
     ),
 )

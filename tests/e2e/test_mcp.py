@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import uuid
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -14,7 +15,14 @@ from mcp import Client
 from handoff.models import HandbackRequest, HandoffRequest
 from tests.e2e.helpers import handback_body, handoff_body, messages_mentioning, threads_mentioning
 
-TOOL_NAMES = {"handoff_create", "handoff_get", "handoff_hand_back", "handoff_links", "handoff_list_agents"}
+TOOL_NAMES = {
+    "handoff_create",
+    "handoff_get",
+    "handoff_hand_back",
+    "handoff_links",
+    "handoff_list_agents",
+    "handoff_history",
+}
 INITIALIZE = {
     "jsonrpc": "2.0",
     "id": 1,
@@ -110,6 +118,25 @@ def test_create_delivers_and_hand_back_returns_to_source_thread(broker, clean_fa
     broker.wait_status(handoff_id, "handedBack")
     summary = handback_body()["summary"]
     assert len(messages_mentioning(ops, source_thread, summary)) == 1
+
+
+def test_history_tool_finds_an_earlier_investigation_of_a_resource(broker, clean_fakes):
+    body = handoff_body(None)
+    resource = f"{body['context']['resources'][0]}-{uuid.uuid4().hex[:6]}"
+    body["context"]["resources"] = [resource]
+    handoff_id = broker.client.post("/api/handoffs", json=body).json()["id"]
+    broker.wait_status(handoff_id, "delivered")
+    assert broker.client.post(f"/api/handoffs/{handoff_id}/handback", json=handback_body()).status_code == 202
+    broker.wait_status(handoff_id, "handedBack")
+
+    result = call(broker, "handoff_history", {"resource": resource.upper()})
+
+    assert not result.is_error, text_of(result)
+    items = result.structured_content["items"]
+    assert [item["handoffId"] for item in items] == [handoff_id]
+    assert items[0]["rootCause"] == handback_body()["rootCause"]
+    bad = call(broker, "handoff_history", {"outcome": "solved"})
+    assert bad.is_error and "/outcome" in text_of(bad)
 
 
 def test_list_agents_describes_each_agent(broker, registry_config):
