@@ -72,15 +72,6 @@ def registry_config(fakes: FakeStack, a2a_peer: FakeA2APeer) -> dict:
                 "match": {"customProperties": {"testRoute": "storm"}, "signalType": "Metric"},
                 "alertStorm": {"windowSeconds": 600},
             },
-            {
-                # An alert route that writes shared memory (the Jira backend, which also writes when
-                # the alert resolves; defined with the other backends in tests/support/vendors.py).
-                "name": "alert-memory",
-                "target": "checkout",
-                "match": {"customProperties": {"testRoute": "memory"}},
-                "alertStorm": {"threshold": 1000},
-                "sharedMemory": ["jira"],
-            },
         ]
     )
     config.setdefault("alertStorm", {"threshold": 5, "windowSeconds": 60})
@@ -102,8 +93,19 @@ def vendors() -> Iterator[VendorFakes]:
 
 @pytest.fixture(scope="session")
 def shared_memory_registry(registry_config: dict, vendors: VendorFakes) -> dict:
-    """``registry_config`` plus the shared-memory backends, used by the inventory agent."""
-    return shared_memory_config(registry_config, vendors)
+    """``registry_config`` plus the shared-memory backends, used by the inventory agent and by an alert
+    route (the Jira backend also writes when the alert resolves)."""
+    config = shared_memory_config(registry_config, vendors)
+    config["alertRoutes"].append(
+        {
+            "name": "alert-memory",
+            "target": "checkout",
+            "match": {"customProperties": {"testRoute": "memory"}},
+            "alertStorm": {"threshold": 1000},
+            "sharedMemory": ["jira"],
+        }
+    )
+    return config
 
 
 @pytest.fixture(scope="session")

@@ -142,11 +142,29 @@ def test_route_storm_override_and_shared_memory_are_kept():
             }
         ],
         alertStorm={"threshold": 3, "windowSeconds": 60},
+        sharedMemory={
+            "backends": [
+                {
+                    "name": "ops-notes",
+                    "type": "github",
+                    "baseUrl": "https://api.github.com",
+                    "repo": "contoso/ops",
+                    "secretSetting": "GITHUB_TOKEN",
+                }
+            ]
+        },
     )
     [route] = reg.alert_routes
     limits = route.storm(reg.alert_storm)
     assert (limits.threshold, limits.window_seconds) == (3, 10)
     assert route.shared_memory == ("ops-notes",)
+
+
+def test_a_route_naming_an_unknown_backend_fails_start_up():
+    with pytest.raises(
+        ConfigError, match=r"alertRoutes\[0\] \(rule 'a'\)\.sharedMemory names unknown backend"
+    ):
+        registry([{"name": "a", "target": "checkout", "sharedMemory": ["nowhere"]}])
 
 
 def test_an_agent_may_not_take_the_alert_source_name():
