@@ -1,7 +1,7 @@
 """Check requests (and responses) against a vendor's published OpenAPI 3.0 operations.
 
 The fakes for GitHub, PagerDuty and Jira load the cut-down vendor documents in
-``../shared/reference/openapi/`` (relative to the repository root) and check every request against
+``devserver/fakes/vendor_openapi/`` (the vendors' published documents) and check every request against
 the operation it calls: path, method, path/query/header parameters and the JSON body. OpenAPI 3.0
 tells validators to ignore ``Accept``, ``Content-Type`` and ``Authorization`` header parameters; the
 checks here do not skip them, and each fake adds the vendor's own rules the documents leave out.
@@ -20,9 +20,8 @@ from typing import Any
 
 from jsonschema import Draft4Validator, FormatChecker
 
-ROOT = Path(__file__).resolve().parents[2]
 REFERENCE_DIR = Path(
-    os.environ.get("HANDOFF_REFERENCE_OPENAPI", ROOT.parent / "shared" / "reference" / "openapi")
+    os.environ.get("HANDOFF_REFERENCE_OPENAPI", Path(__file__).resolve().parent / "vendor_openapi")
 )
 
 
