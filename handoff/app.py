@@ -69,9 +69,8 @@ def _build_service() -> HandoffService:
     from handoff.adapters.history_store import TableHistoryIndex
     from handoff.adapters.http import make_http_client
     from handoff.adapters.identity import make_credential
-    from handoff.adapters.shared_memory_store import StorageQueue
     from handoff.adapters.sre_agent import SreAgentGateway
-    from handoff.adapters.storage import StorageClients, StorageDeliveryQueue, TableHandoffStore
+    from handoff.adapters.storage import StorageClients, StorageQueue, TableHandoffStore, delivery_queue
     from handoff.alert_service import AlertService
     from handoff.settings import SHARED_MEMORY_POISON_QUEUE, SHARED_MEMORY_QUEUE
     from handoff.shared_memory.service import SharedMemoryPublisher
@@ -88,7 +87,7 @@ def _build_service() -> HandoffService:
         settings=settings,
         registry=registry,
         store=store,
-        queue=StorageDeliveryQueue(clients),
+        queue=delivery_queue(clients),
         agents=agents,
         chains=TableChainStore(clients),
         remote_agents=A2AClientGateway(settings, credential),
@@ -106,8 +105,8 @@ def _build_service() -> HandoffService:
 def get_shared_memory() -> SharedMemoryService:
     """The process-wide shared-memory writer service (its own queue, state table and HTTP client)."""
     from handoff.adapters.http import make_http_client
-    from handoff.adapters.shared_memory_store import StorageQueue, TableWriteState
-    from handoff.adapters.storage import StorageClients
+    from handoff.adapters.shared_memory_store import TableWriteState
+    from handoff.adapters.storage import StorageClients, StorageQueue
     from handoff.settings import SHARED_MEMORY_POISON_QUEUE, SHARED_MEMORY_QUEUE
     from handoff.shared_memory.service import SharedMemoryService
 

@@ -9,7 +9,6 @@
 
 from __future__ import annotations
 
-import json
 import time
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -202,21 +201,3 @@ class TableWriteState:
                 {"PartitionKey": "chain", "RowKey": encode_key(key), "Status": "created", "Number": number},
                 mode=UpdateMode.REPLACE,
             )
-
-
-class StorageQueue:
-    """A work queue and its poison queue on Queue Storage (base64 text, as host.json says)."""
-
-    def __init__(self, clients: StorageClients, name: str, poison: str) -> None:
-        self.queue = clients.queue(name)
-        self.poison = clients.queue(poison)
-
-    def send(self, message: dict[str, Any], delay_seconds: float = 0) -> None:
-        with storage_errors():
-            self.queue.send_message(
-                json.dumps(message), visibility_timeout=max(0, min(int(delay_seconds), 604_800))
-            )
-
-    def send_poison(self, message: dict[str, Any]) -> None:
-        with storage_errors():
-            self.poison.send_message(json.dumps(message))

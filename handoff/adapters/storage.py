@@ -365,19 +365,24 @@ class TableHandoffStore:
             next(iter(self._probe.query_entities("PartitionKey eq 'health'", results_per_page=1)), None)
 
 
-class StorageDeliveryQueue:
-    """Implements :class:`handoff.records.DeliveryQueue` on Queue Storage (base64 text, as host.json)."""
+class StorageQueue:
+    """A work queue and its poison queue on Queue Storage (base64 text, as host.json says).
+    Implements :class:`handoff.records.DeliveryQueue`."""
 
-    def __init__(self, clients: StorageClients) -> None:
-        self.queue = clients.queue(DELIVERY_QUEUE)
-        self.poison = clients.queue(DELIVERY_POISON_QUEUE)
+    def __init__(self, clients: StorageClients, name: str, poison: str) -> None:
+        self.queue = clients.queue(name)
+        self.poison = clients.queue(poison)
 
     def send(self, message: dict[str, Any], delay_seconds: float = 0) -> None:
+        delay = max(0, min(int(delay_seconds), 604_800))  # the service's limit: 7 days
         with storage_errors():
-            self.queue.send_message(
-                json.dumps(message), visibility_timeout=max(0, min(int(delay_seconds), 604_800))
-            )
+            self.queue.send_message(json.dumps(message), visibility_timeout=delay)
 
     def send_poison(self, message: dict[str, Any]) -> None:
         with storage_errors():
             self.poison.send_message(json.dumps(message))
+
+
+def delivery_queue(clients: StorageClients) -> StorageQueue:
+    """The queue that drives deliveries, hand-backs and follow-up work."""
+    return StorageQueue(clients, DELIVERY_QUEUE, DELIVERY_POISON_QUEUE)

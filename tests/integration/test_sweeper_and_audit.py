@@ -9,7 +9,7 @@ from pathlib import Path
 
 from azure.storage.queue import QueueClient, TextBase64DecodePolicy
 
-from handoff.adapters.storage import StorageClients, StorageDeliveryQueue, TableHandoffStore
+from handoff.adapters.storage import StorageClients, TableHandoffStore, delivery_queue
 from handoff.models import HandoffRequest
 from handoff.records import HandoffState, StoredRequest
 from handoff.registry import Registry
@@ -38,7 +38,7 @@ def test_sweeper_requeues_a_handoff_stranded_in_accepted(azurite, registry_confi
         settings=settings,
         registry=Registry.from_data(registry_config),
         store=store,
-        queue=StorageDeliveryQueue(clients),
+        queue=delivery_queue(clients),
         agents=_NoAgents(),  # type: ignore[arg-type]
         clock=lambda: later,
     )
