@@ -153,16 +153,9 @@ class SreAgentGateway:
 
     def has_message(self, agent: AgentConfig, thread_id: str, needle: str) -> bool:
         """Whether one of the thread's recent messages contains ``needle``."""
-        url = f"{self.endpoint(agent)}/api/v1/threads/{thread_id}/messages"
-        # Both spellings are seen in the wild; servers ignore the one they do not know.
-        params = {
-            "$top": str(RECENT),
-            "$orderby": "timeStamp desc",
-            "top": str(RECENT),
-            "orderby": "timestamp desc",
-        }
-        messages = _items(self._request(agent, "GET", url, params=params).json())
-        return any(needle in str(message.get("text") or "") for message in messages)
+        return any(
+            needle in str(message.get("text") or "") for message in self.list_messages(agent, thread_id)
+        )
 
     def get_thread(self, agent: AgentConfig, thread_id: str) -> dict[str, Any]:
         """``GET /api/v1/threads/{id}``: the thread object with ``lastMessage`` (how Microsoft's client
@@ -176,6 +169,7 @@ class SreAgentGateway:
     def list_messages(self, agent: AgentConfig, thread_id: str) -> list[dict[str, Any]]:
         """The thread's most recent messages (up to 50), oldest first."""
         url = f"{self.endpoint(agent)}/api/v1/threads/{thread_id}/messages"
+        # Both spellings are seen in the wild; servers ignore the one they do not know.
         params = {
             "$top": str(RECENT),
             "$orderby": "timeStamp desc",
