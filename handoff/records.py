@@ -132,8 +132,9 @@ class HandoffStore(Protocol):
     def links_of(self, agent: str, thread_id: str) -> list[LinkRecord]:
         """Links whose ``agent``/``thread_id`` side is the given thread."""
 
-    def stale_accepted(self, older_than: datetime) -> list[str]:
-        """Ids of handoffs still ``accepted`` with no state change since ``older_than``."""
+    def stale_pending(self, older_than: datetime) -> list[str]:
+        """Ids of handoffs with work left (still ``accepted``, or a hand-back not yet posted) and no
+        state change since ``older_than``."""
 
     def ping(self) -> None:
         """Raise if storage cannot be reached (fast, no retries)."""

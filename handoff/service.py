@@ -823,15 +823,30 @@ class HandoffService:
     # ------------------------------------------------------------------ sweeper
 
     def sweep(self) -> int:
-        """Re-enqueue handoffs left ``accepted`` with no delivery activity (e.g. a failed enqueue)."""
+        """Re-enqueue work left with no activity (e.g. its enqueue failed and the caller got a 503):
+        handoffs still ``accepted`` and hand-backs not yet posted. Returns the messages sent."""
         cutoff = self.clock() - timedelta(seconds=self.settings.sweep_after_seconds)
         count = 0
-        for handoff_id in self.store.stale_accepted(cutoff):
-            self.queue.send({"op": "deliver", "handoffId": handoff_id, "attempt": 1})
-            self.store.append_audit(
-                handoff_id, "redeliveryScheduled", SYSTEM.describe(), {"reason": "no delivery activity"}
-            )
-            count += 1
+        for handoff_id in self.store.stale_pending(cutoff):
+            record = self.store.get(handoff_id)
+            if record is None:
+                continue
+            messages: list[dict[str, Any]] = []
+            if record.state.status == "accepted":
+                messages.append({"op": "deliver", "handoffId": handoff_id, "attempt": 1})
+            for seq, delivery in sorted(record.state.handbacks.items()):
+                if delivery.status == "pending":
+                    messages.append({"op": "handback", "handoffId": handoff_id, "seq": seq, "attempt": 1})
+            for message in messages:
+                self.queue.send(message)
+                self.store.append_audit(
+                    handoff_id,
+                    "redeliveryScheduled",
+                    SYSTEM.describe(),
+                    {"op": message["op"], **({"seq": message["seq"]} if "seq" in message else {}),
+                     "reason": "no activity"},
+                )  # fmt: skip
+            count += len(messages)
         return count
 
 

@@ -213,6 +213,10 @@ class TableHandoffStore:
             "RowKey": "state",
             "Status": state.status,
             "UpdatedAt": state.updated_at,
+            # Indexed for the sweeper: work is left while the handoff is undelivered or a hand-back
+            # waits to be posted.
+            "PendingWork": state.status == "accepted"
+            or any(delivery.status == "pending" for delivery in state.handbacks.values()),
             **_chunks(state.model_dump_json()),
         }
 
@@ -351,10 +355,10 @@ class TableHandoffStore:
             )
             return [LinkRecord.model_validate_json(row["Doc0"]) for row in rows]
 
-    def stale_accepted(self, older_than: datetime) -> list[str]:
+    def stale_pending(self, older_than: datetime) -> list[str]:
         with storage_errors():
             rows = self.handoffs.query_entities(
-                "RowKey eq 'state' and Status eq 'accepted' and UpdatedAt lt @cutoff",
+                "RowKey eq 'state' and PendingWork eq true and UpdatedAt lt @cutoff",
                 parameters={"cutoff": older_than},
                 select=["PartitionKey"],
             )

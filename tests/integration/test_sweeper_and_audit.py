@@ -10,12 +10,12 @@ from pathlib import Path
 from azure.storage.queue import QueueClient, TextBase64DecodePolicy
 
 from handoff.adapters.storage import StorageClients, TableHandoffStore, delivery_queue
-from handoff.models import HandoffRequest
-from handoff.records import HandoffState, StoredRequest
+from handoff.models import HandbackRequest, HandoffRequest
+from handoff.records import HandbackDelivery, HandoffState, StoredHandback, StoredRequest
 from handoff.registry import Registry
 from handoff.service import HandoffService
 from handoff.settings import AUDIT_TABLE, DELIVERY_QUEUE, Settings
-from tests.e2e.helpers import handoff_body
+from tests.e2e.helpers import handback_body, handoff_body
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -27,7 +27,7 @@ class _NoAgents:
         raise AssertionError(f"unexpected agent call {name}")
 
 
-def test_sweeper_requeues_a_handoff_stranded_in_accepted(azurite, registry_config):
+def test_sweeper_requeues_stranded_deliveries_and_hand_backs(azurite, registry_config):
     settings = Settings.from_env({"HANDOFF_STORAGE": azurite.connection_string})
     clients = StorageClients(settings)
     clients.ensure()
@@ -50,14 +50,34 @@ def test_sweeper_requeues_a_handoff_stranded_in_accepted(azurite, registry_confi
     assert store.create(stored, HandoffState(updated_at=now))
     assert not store.create(stored, HandoffState(updated_at=now))  # insert-if-absent
 
-    assert service.sweep() >= 1
+    # A delivered handoff whose hand-back was stored but never queued (same failure, later step).
+    other_id = "5a0e9a4e-1111-4111-8111-000000000002"
+    delivered = HandoffState(updated_at=now, status="delivered", target_thread_id="t-b")
+    other = stored.model_copy(update={"id": other_id, "root_id": other_id})
+    assert store.create(other, delivered)
+    handback = HandbackRequest.model_validate(handback_body())
+    store.add_handback(
+        other_id,
+        lambda seq: StoredHandback(
+            seq=seq, received_at=now, request=handback, agent="checkout", caller="local"
+        ),
+    )
+    store.update_state(other_id, lambda state: state.handbacks.setdefault(1, HandbackDelivery()))
+    # And one with nothing left to do: the sweeper must leave it alone.
+    done_id = "5a0e9a4e-1111-4111-8111-000000000003"
+    assert store.create(stored.model_copy(update={"id": done_id, "root_id": done_id}), delivered)
+
+    assert service.sweep() >= 2
 
     queue = QueueClient.from_connection_string(
         azurite.connection_string, DELIVERY_QUEUE, message_decode_policy=TextBase64DecodePolicy()
     )
     queued = [json.loads(m.content) for m in queue.peek_messages(max_messages=32)]
     assert {"op": "deliver", "handoffId": handoff_id, "attempt": 1} in queued
+    assert {"op": "handback", "handoffId": other_id, "seq": 1, "attempt": 1} in queued
+    assert not [m for m in queued if m.get("handoffId") == done_id]
     assert [e.type for e in store.list_audit(handoff_id)] == ["redeliveryScheduled"]
+    assert [e.details["op"] for e in store.list_audit(other_id)] == ["handback"]
 
 
 def test_audit_events_are_only_ever_inserted():
