@@ -40,6 +40,22 @@ class HandoffRef(WireModel):
     handoff_id: ShortText = Field(description="Id of the handoff, as returned by handoff_create.")
 
 
+class HandoffCreateArguments(HandoffRequest):
+    """Arguments of ``handoff_create``: the REST handoff body plus the ``Idempotency-Key`` header."""
+
+    idempotency_key: str | None = Field(
+        default=None,
+        min_length=1,
+        max_length=200,
+        description="Optional. A key unique to this handoff (for example the incident id and the target); "
+        "calling again with the same key returns the same handoff instead of opening a second one.",
+    )
+
+    def request(self) -> HandoffRequest:
+        """The REST handoff body these arguments carry."""
+        return HandoffRequest(**{name: getattr(self, name) for name in HandoffRequest.model_fields})
+
+
 class HandbackArguments(HandbackRequest):
     """Arguments of ``handoff_hand_back``: the handoff id plus the REST hand-back body."""
 
@@ -98,8 +114,8 @@ class ToolSpec:
         return self.arguments.model_json_schema(by_alias=True)
 
 
-def _create(service: HandoffService, caller: Caller, args: HandoffRequest) -> BaseModel:
-    view, _created = service.accept_request(args, caller)
+def _create(service: HandoffService, caller: Caller, args: HandoffCreateArguments) -> BaseModel:
+    view, _created = service.accept_request(args.request(), caller, args.idempotency_key)
     return view
 
 
@@ -150,7 +166,7 @@ TOOLS: tuple[ToolSpec, ...] = (
             "thread so the answer can come back, and parentHandoffId when you continue a handoff you "
             "received. Returns the handoff id and status (poll with handoff_get)."
         ),
-        arguments=HandoffRequest,
+        arguments=HandoffCreateArguments,
         run=_create,
         read_only=False,
     ),

@@ -70,7 +70,9 @@ def test_initialize_ping_and_list_tools(broker, mode):
     assert set(tools) == TOOL_NAMES
     # Input schemas are the REST models' own schemas.
     create_schema = tools["handoff_create"].input_schema
-    assert create_schema["properties"] == HandoffRequest.model_json_schema(by_alias=True)["properties"]
+    rest_create = HandoffRequest.model_json_schema(by_alias=True)["properties"]
+    assert {name: create_schema["properties"][name] for name in rest_create} == rest_create
+    assert set(create_schema["properties"]) == set(rest_create) | {"idempotencyKey"}
     assert set(create_schema["required"]) == {"source", "target", "context"}
     hand_back = tools["handoff_hand_back"].input_schema
     rest_fields = HandbackRequest.model_json_schema(by_alias=True)["properties"]
@@ -80,6 +82,20 @@ def test_initialize_ping_and_list_tools(broker, mode):
     assert tools["handoff_create"].annotations.read_only_hint is False
     for tool in tools.values():
         assert len(tool.description) > 80  # written for a model choosing among many tools
+
+
+def test_create_with_an_idempotency_key_does_not_open_a_second_handoff(broker, clean_fakes):
+    body = {**handoff_body(None), "idempotencyKey": f"mcp-{uuid.uuid4()}"}
+    first = call(broker, "handoff_create", body)
+    again = call(broker, "handoff_create", body)
+    assert not first.is_error and not again.is_error, text_of(again)
+    handoff_id = first.structured_content["id"]
+    assert again.structured_content["id"] == handoff_id
+    broker.wait_status(handoff_id, "delivered")
+    assert len(threads_mentioning(clean_fakes.agents["checkout"], handoff_id)) == 1
+    changed = {**body, "intent": "consult"}
+    conflict = call(broker, "handoff_create", changed)
+    assert conflict.is_error and "Idempotency-Key" in text_of(conflict)
 
 
 def test_create_delivers_and_hand_back_returns_to_source_thread(broker, clean_fakes):

@@ -44,7 +44,10 @@ def test_azure_name_public_url_and_extra_hosts():
 def test_tool_schemas_are_the_rest_models():
     by_name = {tool.name: tool for tool in TOOLS}
 
-    assert by_name["handoff_create"].input_schema() == HandoffRequest.model_json_schema(by_alias=True)
+    create = by_name["handoff_create"].input_schema()["properties"]
+    rest = HandoffRequest.model_json_schema(by_alias=True)["properties"]
+    assert {name: create[name] for name in rest} == rest
+    assert set(create) == set(rest) | {"idempotencyKey"}
     hand_back = by_name["handoff_hand_back"].input_schema()["properties"]
     assert set(hand_back) == set(HandbackRequest.model_json_schema(by_alias=True)["properties"]) | {
         "handoffId"
