@@ -374,7 +374,7 @@ class FollowUp:
         so the queued hand-back message would only wait for it. If posting fails, that queued message
         retries it the usual way."""
         svc = self.service
-        handback = svc.record_handback(handoff_id, request, agent, actor, automatic=automatic)
+        handback, _created = svc.record_handback(handoff_id, request, agent, actor, automatic=automatic)
         try:
             svc._deliver_handback(svc.get_record(handoff_id), handback.seq)
         except AgentCallError as exc:

@@ -117,15 +117,24 @@ def openapi_document() -> dict[str, Any]:
         "/api/handoffs/{id}/handback": {
             "post": {
                 "operationId": "handBack",
-                "parameters": [_ID],
+                "parameters": [
+                    _ID,
+                    {
+                        "name": "Idempotency-Key",
+                        "in": "header",
+                        "required": False,
+                        "schema": {"type": "string", "maxLength": 200},
+                    },
+                ],
                 "requestBody": {
                     "required": True,
                     "content": {"application/json": {"schema": _ref(HandbackRequest)}},
                 },
                 "responses": {
                     "202": _json(HandoffView, "Hand-back stored and queued for the source thread"),
+                    "200": _json(HandoffView, "Replay of an earlier hand-back with the same Idempotency-Key"),
                     "403": _problem("Not the handoff's target agent"),
-                    "409": _problem("The handoff is not delivered yet"),
+                    "409": _problem("Not delivered yet, or Idempotency-Key reused with a different body"),
                     "422": _problem("Body breaks the schema"),
                     **_COMMON_ERRORS,
                 },

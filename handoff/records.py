@@ -79,6 +79,7 @@ class StoredHandback(BaseModel):
     agent: str
     caller: str
     automatic: bool = False
+    body_hash: str | None = None  # set when the hand-back came with an Idempotency-Key
 
 
 class HandoffRecord(BaseModel):
@@ -117,8 +118,12 @@ class HandoffStore(Protocol):
     def update_state(self, handoff_id: str, mutate: Callable[[HandoffState], None]) -> HandoffState:
         """Apply ``mutate`` to the current state and save it, retrying on concurrent writes."""
 
-    def add_handback(self, handoff_id: str, make: Callable[[int], StoredHandback]) -> StoredHandback:
-        """Insert the next hand-back (sequence numbers start at 1)."""
+    def add_handback(
+        self, handoff_id: str, make: Callable[[int], StoredHandback], claim: str | None = None
+    ) -> tuple[StoredHandback, bool]:
+        """Insert the next hand-back (sequence numbers start at 1) and whether it is new. With ``claim``
+        (a key derived from an Idempotency-Key) the insert is atomic with claiming it: when the claim
+        exists already, nothing is inserted and the hand-back that holds it is returned."""
 
     def append_audit(self, handoff_id: str, type: str, actor: str, details: dict[str, Any]) -> AuditEvent:
         """Insert the next audit event; never updates or deletes one."""

@@ -460,15 +460,23 @@ class HandoffService:
 
     # ------------------------------------------------------------------ hand-back
 
-    def hand_back(self, handoff_id: str, body: bytes, caller: Caller) -> HandoffView:
-        """Record B's findings and queue their delivery into A's thread."""
+    def hand_back(
+        self, handoff_id: str, body: bytes, caller: Caller, idempotency_key: str | None = None
+    ) -> tuple[HandoffView, bool]:
+        """Record B's findings and queue their delivery into A's thread. Returns the handoff and whether
+        the hand-back is new (an ``Idempotency-Key`` replay with the same body is not; with another
+        body it is refused with 409)."""
         record = self.get_record(handoff_id)
         request = parse_body(body, HandbackRequest)
-        return self.hand_back_request(record, request, caller)
+        return self.hand_back_request(record, request, caller, idempotency_key)
 
     def hand_back_request(
-        self, record: HandoffRecord, request: HandbackRequest, caller: Caller
-    ) -> HandoffView:
+        self,
+        record: HandoffRecord,
+        request: HandbackRequest,
+        caller: Caller,
+        idempotency_key: str | None = None,
+    ) -> tuple[HandoffView, bool]:
         """:meth:`hand_back` for an already parsed request."""
         agent = self._registered(request.agent, "/agent")
         if agent.name != record.stored.target_agent:
@@ -482,20 +490,53 @@ class HandoffService:
             raise Conflict(
                 f"handoff {record.id} is '{record.state.status}': a hand-back is accepted only after delivery"
             )
-        self.record_handback(record.id, request, agent.name, caller.describe())
-        return self.view(self.get_record(record.id))
+        claim = body_hash = None
+        if idempotency_key is not None:
+            key = idempotency_key.strip()
+            if not key or len(key) > 200 or not key.isprintable():
+                raise single_field(BadRequest, "Idempotency-Key", "must be 1-200 printable characters")
+            claim = hashlib.sha256(f"{agent.name.lower()}\n{key}".encode()).hexdigest()[:40]
+            body_hash = canonical_hash(request)
+        handback, created = self.record_handback(
+            record.id, request, agent.name, caller.describe(), claim=claim, body_hash=body_hash
+        )
+        if not created and handback.body_hash != body_hash:
+            raise Conflict(
+                "Idempotency-Key was already used with a different hand-back for this handoff",
+                errors=[FieldError(field="Idempotency-Key", message="reused with a different body")],
+            )
+        return self.view(self.get_record(record.id)), created
 
     def record_handback(
-        self, handoff_id: str, request: HandbackRequest, agent: str, actor: str, *, automatic: bool = False
-    ) -> StoredHandback:
-        """Store a hand-back and queue its delivery into A's thread (REST, A2A results, auto hand-back)."""
+        self,
+        handoff_id: str,
+        request: HandbackRequest,
+        agent: str,
+        actor: str,
+        *,
+        automatic: bool = False,
+        claim: str | None = None,
+        body_hash: str | None = None,
+    ) -> tuple[StoredHandback, bool]:
+        """Store a hand-back and queue its delivery into A's thread (REST, A2A results, auto hand-back).
+        With ``claim`` an earlier hand-back holding it is returned instead (not new, nothing queued)."""
         now = self.clock()
-        handback = self.store.add_handback(
+        handback, created = self.store.add_handback(
             handoff_id,
             lambda seq: StoredHandback(
-                seq=seq, received_at=now, request=request, agent=agent, caller=actor, automatic=automatic
+                seq=seq,
+                received_at=now,
+                request=request,
+                agent=agent,
+                caller=actor,
+                automatic=automatic,
+                body_hash=body_hash,
             ),
+            claim,
         )
+        if not created and handback.seq in self.get_record(handoff_id).state.handbacks:
+            return handback, False
+        # New, or a replay of one whose first request stopped before queueing it: finish that now.
 
         def pending(state: HandoffState) -> None:
             state.handbacks.setdefault(handback.seq, HandbackDelivery())
@@ -507,7 +548,7 @@ class HandoffService:
             details["automatic"] = True
         self.store.append_audit(handoff_id, "handBackReceived", actor, details)
         self._enqueue({"op": "handback", "handoffId": handoff_id, "seq": handback.seq, "attempt": 1})
-        return handback
+        return handback, created
 
     # ------------------------------------------------------------------ queue work
 

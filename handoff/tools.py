@@ -124,7 +124,8 @@ def _get(service: HandoffService, _caller: Caller, args: HandoffRef) -> BaseMode
 
 
 def _hand_back(service: HandoffService, caller: Caller, args: HandbackArguments) -> BaseModel:
-    return service.hand_back_request(service.get_record(args.handoff_id), args.request(), caller)
+    view, _created = service.hand_back_request(service.get_record(args.handoff_id), args.request(), caller)
+    return view
 
 
 def _links(service: HandoffService, _caller: Caller, args: ThreadRef) -> BaseModel:

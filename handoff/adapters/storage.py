@@ -22,6 +22,7 @@ from azure.core.exceptions import (
     HttpResponseError,
     ResourceExistsError,
     ResourceModifiedError,
+    ResourceNotFoundError,
     ServiceRequestError,
     ServiceResponseError,
 )
@@ -260,7 +261,10 @@ class TableHandoffStore:
             f"state of {handoff_id} kept changing; gave up after {MAX_OCC_RETRIES} tries"
         )
 
-    def add_handback(self, handoff_id: str, make: Callable[[int], StoredHandback]) -> StoredHandback:
+    def add_handback(
+        self, handoff_id: str, make: Callable[[int], StoredHandback], claim: str | None = None
+    ) -> tuple[StoredHandback, bool]:
+        claim_key = f"handbackclaim-{claim}" if claim else None
         while True:
             with storage_errors():
                 existing = self.handoffs.query_entities(
@@ -275,12 +279,29 @@ class TableHandoffStore:
                 "RowKey": f"handback-{seq:05d}",
                 **_chunks(handback.model_dump_json()),
             }
+            operations: list[tuple[str, dict[str, Any]]] = [("create", entity)]
+            if claim_key:
+                operations.append(("create", {"PartitionKey": handoff_id, "RowKey": claim_key, "Seq": seq}))
             try:
                 with storage_errors():
-                    self.handoffs.create_entity(entity)
-            except ResourceExistsError:
+                    self.handoffs.submit_transaction(operations)  # type: ignore[arg-type]
+            except TableTransactionError as exc:
+                if exc.error_code != "EntityAlreadyExists":
+                    raise
+                if claim_key:
+                    held = self._claimed(handoff_id, claim_key)
+                    if held is not None:
+                        return held, False
                 continue  # a concurrent hand-back took this number
-            return handback
+            return handback, True
+
+    def _claimed(self, handoff_id: str, claim_key: str) -> StoredHandback | None:
+        with storage_errors():
+            try:
+                claim = self.handoffs.get_entity(handoff_id, claim_key)
+            except ResourceNotFoundError:
+                return None
+            return _load(StoredHandback, self.handoffs.get_entity(handoff_id, f"handback-{claim['Seq']:05d}"))
 
     def append_audit(self, handoff_id: str, type: str, actor: str, details: dict[str, Any]) -> AuditEvent:
         detail_json = json.dumps(details, ensure_ascii=False, default=str)

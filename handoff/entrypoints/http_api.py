@@ -40,8 +40,10 @@ def hand_back(req: func.HttpRequest) -> func.HttpResponse:
     """Take the target agent's findings and queue their delivery into the source thread."""
 
     def action(caller: Caller) -> func.HttpResponse:
-        view = get_service().hand_back(req.route_params["id"], req.get_body(), caller)
-        return json_response(view, 202, {"Location": view.links["self"]})
+        view, created = get_service().hand_back(
+            req.route_params["id"], req.get_body(), caller, req.headers.get("Idempotency-Key")
+        )
+        return json_response(view, 202 if created else 200, {"Location": view.links["self"]})
 
     return handle(req, action)
 

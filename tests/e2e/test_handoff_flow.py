@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import concurrent.futures
 import time
+
+import httpx
 
 from tests.e2e.helpers import handback_body, handoff_body, messages_mentioning, payload_of, threads_mentioning
 
@@ -164,3 +167,28 @@ def test_openapi_document_describes_the_api(broker):
     )
     severity = document["components"]["schemas"]["HandoffContext"]["properties"]["severity"]
     assert severity["enum"] == ["Sev0", "Sev1", "Sev2", "Sev3", "Sev4"]
+
+
+def test_handback_idempotency_key_posts_once(broker, clean_fakes):
+    ops = clean_fakes.agents["ops"]
+    source_thread = ops.create_thread("Ops: retried hand-back")["id"]
+    handoff_id = broker.client.post("/api/handoffs", json=handoff_body(source_thread)).json()["id"]
+    broker.wait_status(handoff_id, "delivered")
+    key = {"Idempotency-Key": "checkout-findings-1"}
+    url = f"/api/handoffs/{handoff_id}/handback"
+
+    with concurrent.futures.ThreadPoolExecutor(6) as pool:
+        answers = list(
+            pool.map(lambda _: httpx.post(broker.url + url, json=handback_body(), headers=key), range(6))
+        )
+
+    assert sorted(a.status_code for a in answers) == [200] * 5 + [202]
+    done = broker.wait_status(handoff_id, "handedBack")
+    assert len(done["handbacks"]) == 1
+    replay = broker.client.post(url, json=handback_body(), headers=key)
+    assert replay.status_code == 200 and len(replay.json()["handbacks"]) == 1
+    conflict = broker.client.post(url, json=handback_body(outcome="mitigated"), headers=key)
+    assert conflict.status_code == 409 and conflict.json()["errors"][0]["field"] == "Idempotency-Key"
+    time.sleep(0.5)  # a second post would have been queued by now
+    assert len(messages_mentioning(ops, source_thread, f"[Handoff {handoff_id}] Hand-back")) == 1
+    assert broker.audit_types(handoff_id).count("handBackReceived") == 1
