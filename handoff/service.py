@@ -78,6 +78,9 @@ log = logging.getLogger("handoff")
 MAX_BODY_BYTES = 256 * 1024
 IDEMPOTENCY_NAMESPACE = uuid.UUID("6f0d6a3e-54a7-4f53-9f83-2d4f9a1c7e10")
 LEASE = timedelta(minutes=3)
+# A replayed hand-back whose first request stored it this long ago without queueing it is finished by
+# the replay (the first request must have died in between).
+REPLAY_TAKEOVER_SECONDS = 30
 SEEN_BEFORE_LIMIT = 3
 ModelT = TypeVar("ModelT", bound=BaseModel)
 
@@ -534,9 +537,12 @@ class HandoffService:
             ),
             claim,
         )
-        if not created and handback.seq in self.get_record(handoff_id).state.handbacks:
-            return handback, False
-        # New, or a replay of one whose first request stopped before queueing it: finish that now.
+        if not created:
+            # A replay. Finish the first request's work only if it evidently stopped between storing
+            # the hand-back and queueing it; while that request may still be running, leave it be.
+            stalled = now - handback.received_at > timedelta(seconds=REPLAY_TAKEOVER_SECONDS)
+            if handback.seq in self.get_record(handoff_id).state.handbacks or not stalled:
+                return handback, False
 
         def pending(state: HandoffState) -> None:
             state.handbacks.setdefault(handback.seq, HandbackDelivery())
