@@ -20,7 +20,7 @@ from urllib.parse import quote
 
 from pydantic import BaseModel, TypeAdapter, ValidationError
 
-from handoff.errors import BadRequest, FieldError, PayloadTooLarge
+from handoff.errors import BadRequest, FieldError, check_body_size
 from handoff.messages import marker
 from handoff.models import ArmResourceId, HandoffContext
 from handoff.registry import AlertMatch, AlertRoute
@@ -103,11 +103,7 @@ def alert_key(alert_id: str) -> str:
 
 def parse_alert(body: bytes) -> Alert:
     """Parse a webhook body: 400 unless it is a common-schema alert, saying how to enable the schema."""
-    if len(body) > MAX_ALERT_BYTES:
-        raise PayloadTooLarge(
-            f"alert body is {len(body)} bytes; the limit is {MAX_ALERT_BYTES} bytes",
-            errors=[FieldError(field="/", message=f"larger than {MAX_ALERT_BYTES} bytes")],
-        )
+    check_body_size(body, MAX_ALERT_BYTES, "alert body")
     try:
         data = json.loads(body)
     except (ValueError, UnicodeDecodeError):

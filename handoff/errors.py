@@ -95,6 +95,15 @@ class ServiceUnavailable(Problem):
     status, slug, title = 503, "service-unavailable", "Service unavailable"
 
 
+def check_body_size(body: bytes, limit: int, what: str = "request body") -> None:
+    """Refuse (413) a body over ``limit`` bytes; call after reading it whole."""
+    if len(body) > limit:
+        raise PayloadTooLarge(
+            f"{what} is {len(body)} bytes; the limit is {limit} bytes",
+            errors=[FieldError(field="/", message=f"larger than {limit} bytes")],
+        )
+
+
 def single_field(problem_type: type[Problem], field: str, message: str) -> Problem:
     """A problem about one field, with the field named in both ``detail`` and ``errors``."""
     return problem_type(f"{field}: {message}", errors=[FieldError(field=field, message=message)])

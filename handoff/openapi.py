@@ -39,6 +39,12 @@ def _problem(description: str) -> dict[str, Any]:
 
 
 _ID = {"name": "id", "in": "path", "required": True, "schema": {"type": "string", "format": "uuid"}}
+_IDEMPOTENCY_KEY = {
+    "name": "Idempotency-Key",
+    "in": "header",
+    "required": False,
+    "schema": {"type": "string", "maxLength": 200},
+}
 _COMMON_ERRORS = {"404": _problem("No such handoff"), "503": _problem("Storage unavailable")}
 
 
@@ -71,14 +77,7 @@ def openapi_document() -> dict[str, Any]:
             "post": {
                 "operationId": "createHandoff",
                 "summary": "Hand an investigation to another agent",
-                "parameters": [
-                    {
-                        "name": "Idempotency-Key",
-                        "in": "header",
-                        "required": False,
-                        "schema": {"type": "string", "maxLength": 200},
-                    }
-                ],
+                "parameters": [_IDEMPOTENCY_KEY],
                 "requestBody": {
                     "required": True,
                     "content": {"application/json": {"schema": _ref(HandoffRequest)}},
@@ -119,12 +118,7 @@ def openapi_document() -> dict[str, Any]:
                 "operationId": "handBack",
                 "parameters": [
                     _ID,
-                    {
-                        "name": "Idempotency-Key",
-                        "in": "header",
-                        "required": False,
-                        "schema": {"type": "string", "maxLength": 200},
-                    },
+                    _IDEMPOTENCY_KEY,
                 ],
                 "requestBody": {
                     "required": True,

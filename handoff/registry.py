@@ -6,7 +6,6 @@ the bad field (``agents[1].endpoint: ...``).
 
 from __future__ import annotations
 
-import ipaddress
 import json
 import re
 from pathlib import Path
@@ -17,6 +16,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from pydantic.alias_generators import to_camel
 
 from handoff.models import AutoHandback, Intent, Severity
+from handoff.net import is_loopback
 from handoff.shared_memory.config import BACKEND_TYPES, SharedMemoryConfig, unknown_backends
 
 DEFAULT_TOKEN_SCOPE = "https://azuresre.dev/.default"  # noqa: S105 - a scope, not a secret
@@ -287,9 +287,9 @@ def check_agent_url(url: str, allow_insecure_local: bool, field: str) -> None:
     host = (parts.hostname or "").lower()
     if parts.scheme == "https" and host.endswith(".azuresre.ai") and host != ".azuresre.ai":
         return
-    if allow_insecure_local and parts.scheme in ("http", "https") and _is_loopback(host):
+    if allow_insecure_local and parts.scheme in ("http", "https") and is_loopback(host):
         return
-    hint = " (set allowInsecureLocal only for loopback test agents)" if _is_loopback(host) else ""
+    hint = " (set allowInsecureLocal only for loopback test agents)" if is_loopback(host) else ""
     raise ValueError(f"{field} must be https on a host ending in .azuresre.ai{hint}, got {url!r}")
 
 
@@ -303,19 +303,10 @@ def check_a2a_url(url: str, allow_insecure_local: bool, field: str) -> None:
     host = (parts.hostname or "").lower()
     if parts.scheme == "https" and host and not parts.username and not parts.password:
         return
-    if allow_insecure_local and parts.scheme in ("http", "https") and _is_loopback(host):
+    if allow_insecure_local and parts.scheme in ("http", "https") and is_loopback(host):
         return
-    hint = " (set allowInsecureLocal only for loopback test agents)" if _is_loopback(host) else ""
+    hint = " (set allowInsecureLocal only for loopback test agents)" if is_loopback(host) else ""
     raise ValueError(f"{field} must be an https URL without credentials{hint}, got {url!r}")
-
-
-def _is_loopback(host: str) -> bool:
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
 
 
 class Registry:

@@ -27,9 +27,9 @@ from handoff.errors import (
     FieldError,
     Forbidden,
     NotFound,
-    PayloadTooLarge,
     ServiceUnavailable,
     Unprocessable,
+    check_body_size,
     single_field,
 )
 from handoff.followup import FOLLOW_UP_OPS, FollowUp
@@ -100,11 +100,7 @@ def utcnow() -> datetime:
 
 def parse_body(body: bytes, model: type[ModelT]) -> ModelT:
     """Parse a JSON request body: 413 when too large, 400 when not JSON, 422 when it breaks the schema."""
-    if len(body) > MAX_BODY_BYTES:
-        raise PayloadTooLarge(
-            f"request body is {len(body)} bytes; the limit is {MAX_BODY_BYTES} bytes",
-            errors=[FieldError(field="/", message=f"larger than {MAX_BODY_BYTES} bytes")],
-        )
+    check_body_size(body, MAX_BODY_BYTES)
     try:
         data = json.loads(body)
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:

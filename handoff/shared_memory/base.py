@@ -217,3 +217,12 @@ def basic_or_bearer(secret: str) -> str:
     if ":" in secret:
         return "Basic " + base64.b64encode(secret.encode()).decode()
     return f"Bearer {secret}"
+
+
+def json_api_headers(secret: str) -> dict[str, str]:
+    """Headers of a plain JSON REST API (Jira, ServiceNow) authenticated with :func:`basic_or_bearer`."""
+    return {
+        "Authorization": basic_or_bearer(secret),
+        "Accept": "application/json",
+        "Content-Type": "application/json",
+    }

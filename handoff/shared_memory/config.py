@@ -6,13 +6,13 @@ in Azure that app setting may be a Key Vault reference, which the platform resol
 
 from __future__ import annotations
 
-import ipaddress
 from typing import Annotated, Literal
 from urllib.parse import urlsplit
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 from pydantic.alias_generators import to_camel
 
+from handoff.net import is_loopback
 from handoff.records import LIFECYCLE_POINTS
 
 BACKEND_NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$"
@@ -43,7 +43,7 @@ class _BackendBase(BaseModel):
         host = (parts.hostname or "").lower()
         if parts.scheme == "https" and host:
             return self
-        if self.allow_insecure_local and parts.scheme in ("http", "https") and _is_loopback(host):
+        if self.allow_insecure_local and parts.scheme in ("http", "https") and is_loopback(host):
             return self
         raise ValueError(
             "baseUrl must be an https URL (http only on loopback with allowInsecureLocal), "
@@ -122,12 +122,3 @@ class SharedMemoryConfig(BaseModel):
 def unknown_backends(names: tuple[str, ...] | list[str], config: SharedMemoryConfig | None) -> list[str]:
     """The names in ``names`` that are not configured backends."""
     return [name for name in names if config is None or config.find(name) is None]
-
-
-def _is_loopback(host: str) -> bool:
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False

@@ -6,7 +6,7 @@ bearer token.
 
 from __future__ import annotations
 
-from handoff.shared_memory.base import Destination, WriteJob, WriterContext, basic_or_bearer, request
+from handoff.shared_memory.base import Destination, WriteJob, WriterContext, json_api_headers, request
 from handoff.shared_memory.config import JiraBackend
 from handoff.shared_memory.content import adf, adf_text
 
@@ -19,11 +19,7 @@ class JiraWriter:
         self.ctx = ctx
 
     def _headers(self) -> dict[str, str]:
-        return {
-            "Authorization": basic_or_bearer(self.ctx.secret(self.backend.secret_setting)),
-            "Accept": "application/json",
-            "Content-Type": "application/json",
-        }
+        return json_api_headers(self.ctx.secret(self.backend.secret_setting))
 
     def destination(self, job: WriteJob) -> Destination | None:
         incident = job.record.stored.request.context.incident

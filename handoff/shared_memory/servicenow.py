@@ -12,7 +12,7 @@ from handoff.shared_memory.base import (
     Destination,
     WriteJob,
     WriterContext,
-    basic_or_bearer,
+    json_api_headers,
     request,
 )
 from handoff.shared_memory.config import ServiceNowBackend
@@ -29,11 +29,7 @@ class ServiceNowWriter:
         self.ctx = ctx
 
     def _headers(self) -> dict[str, str]:
-        return {
-            "Authorization": basic_or_bearer(self.ctx.secret(self.backend.secret_setting)),
-            "Accept": "application/json",
-            "Content-Type": "application/json",
-        }
+        return json_api_headers(self.ctx.secret(self.backend.secret_setting))
 
     def _table_url(self, table: str, sys_id: str = "") -> str:
         return f"{self.backend.api_base}/api/now/table/{table}" + (f"/{sys_id}" if sys_id else "")
