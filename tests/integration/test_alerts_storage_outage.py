@@ -2,33 +2,7 @@
 
 from __future__ import annotations
 
-import json
-
-import pytest
-
-from devserver.azurite import start_azurite
 from tests.e2e.alert_payloads import envelope
-from tests.support.broker import BrokerProcess
-
-
-@pytest.fixture
-def own_storage_broker(fakes, registry_config, tmp_path):
-    azurite = start_azurite()
-    config = tmp_path / "handoff.config.json"
-    config.write_text(json.dumps(registry_config))
-    env = {
-        **fakes.env(),
-        "HANDOFF_CONFIG": str(config),
-        "HANDOFF_STORAGE": azurite.connection_string,
-        "AzureWebJobsStorage": azurite.connection_string,
-    }
-    broker = BrokerProcess(env, tmp_path / "host.log")
-    try:
-        broker.wait_healthy()
-        yield broker, azurite
-    finally:
-        broker.stop()
-        azurite.stop()
 
 
 def test_alerts_answer_503_while_storage_is_down_and_the_retry_lands(own_storage_broker):
