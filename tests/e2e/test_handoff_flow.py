@@ -14,8 +14,6 @@ def test_handoff_is_delivered_cross_linked_audited_and_handed_back(broker, clean
     ops, checkout = clean_fakes.agents["ops"], clean_fakes.agents["checkout"]
     source_thread = ops.create_thread("Ops: exception burst in checkout-api")["id"]
     body = handoff_body(source_thread)
-    started = time.monotonic()
-
     response = broker.client.post("/api/handoffs", json=body)
 
     assert response.status_code == 202, response.text
@@ -26,7 +24,7 @@ def test_handoff_is_delivered_cross_linked_audited_and_handed_back(broker, clean
     delivered = broker.wait_for(
         handoff_id, lambda b: b["status"] == "delivered" and b["target"].get("threadId")
     )
-    assert time.monotonic() - started < 5
+    # Delivery latency is measured in bench/handoff_latency.py, not asserted here.
     # exactly one thread on B, holding the whole context
     threads = threads_mentioning(checkout, handoff_id)
     assert len(threads) == 1
