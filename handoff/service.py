@@ -236,8 +236,9 @@ class HandoffService:
             source_agent=source.name, target_agent=target.name, depth=depth, created_at=now,
         )  # fmt: skip
         slot = self.chains.reserve(member, parent, caller)
+        state = HandoffState(updated_at=now)
         try:
-            created = self.store.create(stored, HandoffState(updated_at=now))
+            created = self.store.create(stored, state)
         except Exception:
             self.chains.release(slot)
             raise
@@ -252,9 +253,9 @@ class HandoffService:
              "parentHandoffId": request.parent_handoff_id, "idempotencyKey": key is not None},
         )  # fmt: skip
         self._enqueue({"op": "deliver", "handoffId": handoff_id, "attempt": 1})
-        record = self.store.get(handoff_id)
-        assert record is not None
-        return self.view(record), True
+        # Answer from what was just written: no read-back in the request path, and the answer is
+        # "accepted" even when a fast worker has already started delivering.
+        return self.view(HandoffRecord(stored=stored, state=state)), True
 
     def accept_system(
         self,
