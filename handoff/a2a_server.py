@@ -22,7 +22,7 @@ from typing import Any, TypeVar
 
 from pydantic import ValidationError
 
-from handoff.auth import Caller, caller_from_headers
+from handoff.auth import Caller
 from handoff.errors import NotFound, Problem, ServiceUnavailable
 from handoff.models import HandoffRequest, HandoffView, field_errors
 from handoff.registry import Registry
@@ -262,8 +262,9 @@ def make_request_handler(get_service: Callable[[], HandoffService]) -> Any:
             return task_of(view)
 
         async def on_get_task(self, params: Any, context: Any) -> Any:
+            caller: Caller = context.state["caller"]
             service = get_service()
-            return task_of(await run(lambda: service.get(params.id)))
+            return task_of(await run(lambda: service.get(params.id, caller)))
 
         async def on_list_tasks(self, params: Any, context: Any) -> Any:
             raise UnsupportedOperationError(message="ListTasks is not supported; use GetTask")
@@ -305,6 +306,7 @@ def get_a2a_app() -> Any:
     from starlette.applications import Starlette
 
     from handoff.app import get_registry, get_service
+    from handoff.entrypoints.responses import caller_of_headers
     from handoff.settings import get_settings
 
     settings = get_settings()
@@ -314,10 +316,9 @@ def get_a2a_app() -> Any:
 
         def build(self, request: Any) -> Any:
             context = super().build(request)
-            context.state["caller"] = caller_from_headers(
-                dict(request.headers),
-                in_azure=bool(settings.website_hostname),
-                keys_enforced=settings.http_auth_level == "function",
+            # handle() has already identified this request and counted it against its rate limit.
+            context.state["caller"] = caller_of_headers(
+                dict(request.headers), settings.http_auth_level, rate_limited=False
             )
             return context
 

@@ -11,13 +11,13 @@ import threading
 from functools import lru_cache
 from typing import TYPE_CHECKING
 
+from handoff.auth import Authorizer, KeyRing, RateLimiter
 from handoff.registry import Registry
 from handoff.service import HandoffService
 from handoff.settings import get_settings
 
 if TYPE_CHECKING:
     from handoff.alert_service import AlertService
-    from handoff.history import HistorySearch
     from handoff.shared_memory.service import SharedMemoryService
 
 log = logging.getLogger("handoff")
@@ -31,6 +31,19 @@ def get_registry() -> Registry:
     return Registry.load(settings.resolved_config_path)
 
 
+@lru_cache(maxsize=1)
+def get_keyring() -> KeyRing:
+    """The agents' and operators' caller keys (digests), from the app settings the registry names."""
+    return KeyRing(get_registry())
+
+
+@lru_cache(maxsize=1)
+def get_rate_limiter() -> RateLimiter:
+    """The per-caller request budget of this instance."""
+    settings = get_settings()
+    return RateLimiter(settings.rate_limit_per_minute, settings.rate_limit_burst)
+
+
 def validate_startup() -> None:
     """Fail start-up with a clear message when settings or the registry are invalid."""
     settings = get_settings()
@@ -38,6 +51,13 @@ def validate_startup() -> None:
     log.info(
         "handoff broker: %d agents registered from %s", len(registry.agents), settings.resolved_config_path
     )
+    if not registry.names_callers:
+        log.warning(
+            "the registry names no callers: every caller the platform lets in may act as any agent "
+            "and read every handoff (docs/security.md)"
+        )
+    for setting in get_keyring().missing:
+        log.error("key setting %s is unset or shorter than 16 characters: that key is refused", setting)
 
 
 _service: HandoffService | None = None
@@ -95,6 +115,7 @@ def _build_service() -> HandoffService:
             registry, StorageQueue(clients, SHARED_MEMORY_QUEUE, SHARED_MEMORY_POISON_QUEUE), store
         ),
         history=TableHistoryIndex(clients, registry),
+        authorizer=Authorizer(registry),
     )
     # Built with the service because the delivery worker runs the alert notes' queue work.
     _alert_service = AlertService(service, TableAlertStore(clients))
@@ -121,10 +142,3 @@ def get_shared_memory() -> SharedMemoryService:
         state=TableWriteState(clients),
         http=make_http_client(settings.shared_memory_timeout_seconds),
     )
-
-
-def get_history() -> HistorySearch:
-    """The history search over the index the service writes at every hand-back."""
-    history = get_service().history
-    assert history is not None
-    return history  # type: ignore[return-value]

@@ -151,9 +151,13 @@ class ChainRules:
         if slot is not None and slot.new and self.chains is not None:
             self.chains.release(slot)
 
+    def members(self, root_id: str) -> list[ChainMember]:
+        """Every recorded handoff of the chain (none without a chain index)."""
+        return self.chains.members(root_id) if self.chains is not None else []
+
     def view(self, record: HandoffRecord) -> HandoffChain:
         """Parent and children of the handoff, from the chain index."""
-        found = self.chains.members(record.stored.root_id) if self.chains is not None else []
+        found = self.members(record.stored.root_id)
         members = {m.handoff_id: m for m in found}
         parent_id = record.stored.request.parent_handoff_id
         parent = None

@@ -91,6 +91,10 @@ class Unprocessable(Problem):
     status, slug, title = 422, "validation-failed", "The request body is not valid"
 
 
+class TooManyRequests(Problem):
+    status, slug, title = 429, "too-many-requests", "Too many requests"
+
+
 class ServiceUnavailable(Problem):
     status, slug, title = 503, "service-unavailable", "Service unavailable"
 

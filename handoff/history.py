@@ -156,8 +156,9 @@ def decode_token(token: str) -> str:
 class HistorySearch(Protocol):
     """Reads the history index."""
 
-    def search(self, query: HistoryQuery) -> HistoryPage:
-        """One page of matching investigations, newest first."""
+    def search(self, query: HistoryQuery, agents: frozenset[str] | None = None) -> HistoryPage:
+        """One page of matching investigations, newest first; with ``agents``, only those in which one
+        of them handed off or received."""
 
 
 def matches_text(item: Mapping[str, Any], q: str | None) -> bool:

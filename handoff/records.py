@@ -144,6 +144,10 @@ class HandoffStore(Protocol):
     def ping(self) -> None:
         """Raise if storage cannot be reached (fast, no retries)."""
 
+    def secret(self, name: str) -> bytes:
+        """A random 32-byte secret of the broker's own, created on first use and the same ever after
+        (for every instance): keys ids that callers must not be able to compute."""
+
 
 class DeliveryQueue(Protocol):
     """The queue that drives delivery work."""

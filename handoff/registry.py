@@ -6,6 +6,7 @@ the bad field (``agents[1].endpoint: ...``).
 
 from __future__ import annotations
 
+import fnmatch
 import json
 import re
 from pathlib import Path
@@ -30,6 +31,18 @@ _AGENT_ID = re.compile(
 # Sources of handoffs that are not agents: the broker itself starts these handoffs (there is no source
 # thread, so no cross-link, and hand-backs are kept but not posted anywhere). Name -> label in messages.
 SYSTEM_SOURCES: dict[str, str] = {"azure-monitor": "Azure Monitor"}
+
+
+SettingName = Annotated[str, Field(pattern=r"^[A-Za-z_][A-Za-z0-9_]{0,127}$")]
+
+
+def _is_glob(rule: str) -> bool:
+    return any(char in rule for char in "*?[")
+
+
+def may_hand_off(source: AgentConfig, target: AgentConfig) -> bool:
+    """Whether ``source``'s ``mayHandOffTo`` names ``target`` (by name or glob, case-insensitive)."""
+    return any(fnmatch.fnmatchcase(target.name.lower(), rule.lower()) for rule in source.may_hand_off_to)
 
 
 class ConfigError(ValueError):
@@ -63,7 +76,7 @@ class A2ADelivery(_ConfigModel):
 
     mode: Literal["a2a"]
     url: str
-    bearer_token_setting: Annotated[str, Field(pattern=r"^[A-Za-z_][A-Za-z0-9_]{0,127}$")] | None = None
+    bearer_token_setting: SettingName | None = None
     token_scope: str | None = Field(default=None, min_length=1, max_length=512)
 
     @model_validator(mode="after")
@@ -98,6 +111,14 @@ class AgentConfig(_ConfigModel):
     shared_memory: tuple[str, ...] = Field(
         default=(),
         description="Names of shared-memory backends written for every handoff this agent receives.",
+    )
+    key_setting: SettingName | None = Field(
+        default=None,
+        description="App setting holding this agent's own caller key (sent as X-Handoff-Agent-Key).",
+    )
+    may_hand_off_to: tuple[Annotated[str, Field(min_length=1, max_length=128)], ...] = Field(
+        default=("*",),
+        description="Agents this agent may hand off to: names or globs (fnmatch, case-insensitive).",
     )
 
     @field_validator("resource_id")
@@ -216,10 +237,22 @@ class AlertRoute(_ConfigModel):
         )
 
 
+class Operators(_ConfigModel):
+    """Who may read every handoff and steer the broker (replay, and later the operator tools)."""
+
+    callers: tuple[str, ...] = Field(
+        default=(), description="Entra object or application IDs of operators (App Service Authentication)."
+    )
+    key_setting: SettingName | None = Field(
+        default=None, description="App setting holding the operators' key (sent as X-Handoff-Agent-Key)."
+    )
+
+
 class RegistryFile(_ConfigModel):
     """The whole configuration file."""
 
     agents: list[AgentConfig] = Field(min_length=1)
+    operators: Operators | None = None
     alert_routes: list[AlertRoute] = Field(default_factory=list)
     alert_storm: AlertStorm = Field(default_factory=AlertStorm)
     shared_memory: SharedMemoryConfig | None = None
@@ -256,6 +289,22 @@ class RegistryFile(_ConfigModel):
                 if key in seen:
                     raise ValueError(f"agents[{index}] repeats agents[{seen[key]}] ({key})")
                 seen[key] = index
+        return self
+
+    @model_validator(mode="after")
+    def _hand_off_rules(self) -> RegistryFile:
+        names = {agent.name.lower() for agent in self.agents}
+        for index, agent in enumerate(self.agents):
+            for rule in agent.may_hand_off_to:
+                if not _is_glob(rule) and rule.lower() not in names:
+                    raise ValueError(
+                        f"agents[{index}].mayHandOffTo: '{rule}' is neither a registered agent nor a glob"
+                    )
+        settings = [agent.key_setting for agent in self.agents if agent.key_setting]
+        if self.operators and self.operators.key_setting:
+            settings.append(self.operators.key_setting)
+        if len({name.lower() for name in settings}) != len(settings):
+            raise ValueError("keySetting: every agent (and the operators) needs its own key setting")
         return self
 
     @model_validator(mode="after")
@@ -318,8 +367,10 @@ class Registry:
         alert_routes: list[AlertRoute] | None = None,
         alert_storm: AlertStorm | None = None,
         shared_memory: SharedMemoryConfig | None = None,
+        operators: Operators | None = None,
     ) -> None:
         self.agents = list(agents)
+        self.operators = operators or Operators()
         self.alert_routes = list(alert_routes or [])
         self.alert_storm = alert_storm or AlertStorm()
         self.shared_memory = shared_memory or SharedMemoryConfig()
@@ -332,6 +383,16 @@ class Registry:
     def find(self, ref: str) -> AgentConfig | None:
         """The agent registered under ``ref`` (a name or a resource ID), or None."""
         return self._by_key.get(ref.strip().lower().rstrip("/"))
+
+    @property
+    def names_callers(self) -> bool:
+        """Whether the registry says who its callers are (agents' ``callers`` or ``keySetting``, or
+        ``operators``). Until it does, every caller the platform let in may act as any agent."""
+        return bool(
+            self.operators.callers
+            or self.operators.key_setting
+            or any(agent.callers or agent.key_setting for agent in self.agents)
+        )
 
     def by_name(self, name: str) -> AgentConfig:
         """The agent with this registered name (KeyError when unknown)."""
@@ -347,7 +408,9 @@ class Registry:
             parsed = RegistryFile.model_validate(data)
         except ValidationError as exc:
             raise ConfigError(f"{source} is invalid:\n{_describe(exc, data)}") from None
-        return cls(parsed.agents, parsed.alert_routes, parsed.alert_storm, parsed.shared_memory)
+        return cls(
+            parsed.agents, parsed.alert_routes, parsed.alert_storm, parsed.shared_memory, parsed.operators
+        )
 
     @classmethod
     def load(cls, path: Path) -> Registry:

@@ -8,6 +8,7 @@ the agents are reached through the ports in :mod:`handoff.records`.
 from __future__ import annotations
 
 import hashlib
+import hmac
 import json
 import logging
 import random
@@ -19,7 +20,7 @@ from typing import Any, TypeVar
 
 from pydantic import BaseModel, ValidationError
 
-from handoff.auth import SYSTEM, Caller, authorize_as_agent
+from handoff.auth import SYSTEM, Authorizer, Caller
 from handoff.chains import ChainMember, ChainRules, ChainStore
 from handoff.errors import (
     BadRequest,
@@ -33,6 +34,7 @@ from handoff.errors import (
     single_field,
 )
 from handoff.followup import FOLLOW_UP_OPS, FollowUp
+from handoff.history import HistoryPage, HistoryQuery
 from handoff.messages import (
     MessageContext,
     crosslink_message,
@@ -76,7 +78,6 @@ from handoff.settings import Settings
 log = logging.getLogger("handoff")
 
 MAX_BODY_BYTES = 256 * 1024
-IDEMPOTENCY_NAMESPACE = uuid.UUID("6f0d6a3e-54a7-4f53-9f83-2d4f9a1c7e10")
 LEASE = timedelta(minutes=3)
 # A replayed hand-back whose first request stored it this long ago without queueing it is finished by
 # the replay (the first request must have died in between).
@@ -149,9 +150,11 @@ class HandoffService:
         remote_agents: RemoteAgentGateway | None = None,
         lifecycle: LifecycleListener | None = None,
         history: HistoryIndex | None = None,
+        authorizer: Authorizer | None = None,
     ) -> None:
         self.settings = settings
         self.registry = registry
+        self.authorizer = authorizer or Authorizer(registry)
         self.store = store
         self.queue = queue
         self.agents = agents
@@ -169,6 +172,7 @@ class HandoffService:
         self.op_handlers: dict[str, Callable[[dict[str, Any], int], None]] = {}
         self.lifecycle: LifecycleListener = lifecycle or NoLifecycleListener()
         self.history = history
+        self._id_secret: bytes | None = None
 
     # ------------------------------------------------------------------ accept
 
@@ -192,23 +196,21 @@ class HandoffService:
         target = self._registered(request.target.agent, "/target/agent")
         if source.name == target.name:
             raise single_field(Unprocessable, "/target/agent", "an agent cannot hand off to itself")
-        authorize_as_agent(caller, source)
+        self.authorizer.hand_off(caller, source, target)
         if source.is_a2a and request.source.thread_id:
             raise single_field(
                 Unprocessable, "/source/threadId", "an A2A agent has no SRE Agent thread; leave threadId out"
             )
         root_id, depth, parent = None, 0, None
         if request.parent_handoff_id:
-            parent = self.store.get(request.parent_handoff_id)
-            if parent is None:
-                raise single_field(Unprocessable, "/parentHandoffId", "no handoff with this id")
+            parent = self._parent(request.parent_handoff_id, caller)
             root_id = parent.stored.root_id
             depth = self.chains.check_depth(parent, source.name, target.name, caller)
         if idempotency_key is not None:
             key = idempotency_key.strip()
             if not key or len(key) > 200 or not key.isprintable():
                 raise single_field(BadRequest, "Idempotency-Key", "must be 1-200 printable characters")
-            handoff_id = str(uuid.uuid5(IDEMPOTENCY_NAMESPACE, f"{source.name.lower()}\n{key}"))
+            handoff_id = self._idempotent_id(source.name, key)
         else:
             key = None
             handoff_id = str(uuid.uuid4())
@@ -318,6 +320,57 @@ class HandoffService:
             self._enqueue({"op": "deliver", "handoffId": stored.id, "attempt": 1})
         return self.view(existing), False
 
+    def _idempotent_id(self, source: str, key: str) -> str:
+        """The handoff id for (source, Idempotency-Key): a UUID from an HMAC under the broker's own secret,
+        so equal keys meet in storage's insert-if-absent yet nobody can compute the id from the key."""
+        if self._id_secret is None:
+            self._id_secret = self.store.secret("idempotency")
+        digest = hmac.new(self._id_secret, f"{source.lower()}\n{key}".encode(), hashlib.sha256).digest()
+        return str(uuid.UUID(bytes=digest[:16], version=4))
+
+    def _parent(self, parent_id: str, caller: Caller) -> HandoffRecord:
+        """The parent of a new handoff: it must exist and the caller must be part of its chain (422
+        either way, with the same words, so the answer does not tell which)."""
+        parent = self.store.get(parent_id) if _plausible_id(parent_id) else None
+        if parent is not None and self._may_see(caller, parent):
+            return parent
+        if parent is not None:
+            self.authorizer.refuse(caller, "attach a child to", parent_id, Forbidden("not in its chain"))
+        raise single_field(Unprocessable, "/parentHandoffId", "no handoff with this id")
+
+    def _may_see(self, caller: Caller, record: HandoffRecord) -> bool:
+        """Whether ``caller`` is an operator or an agent of the record's chain (the chain index is read
+        only when the record's own two agents do not settle it)."""
+        identity = self.authorizer.identity(caller)
+        if identity.operator or identity.agents is None:
+            return True
+        own = {record.stored.source_agent, record.stored.target_agent}
+        return identity.is_any(own) or identity.is_any(self.chain_agents(record))
+
+    def chain_agents(self, record: HandoffRecord) -> set[str]:
+        """The agents of the handoff's chain (from the chain index)."""
+        agents = {record.stored.source_agent, record.stored.target_agent}
+        for member in self.chains.members(record.stored.root_id):
+            agents.update((member.source_agent, member.target_agent))
+        return agents
+
+    def readable_record(self, handoff_id: str, caller: Caller, action: str = "read") -> HandoffRecord:
+        """The stored handoff if ``caller`` may see it: an agent of its chain or an operator. Otherwise the
+        same 404 as for an id that does not exist, so existence does not leak."""
+        record = self.get_record(handoff_id)
+        if self._may_see(caller, record):
+            return record
+        raise self.authorizer.not_found(caller, action, handoff_id, f"no handoff with id '{handoff_id}'")
+
+    def search_history(self, query: HistoryQuery, caller: Caller) -> HistoryPage:
+        """``GET /api/history``: earlier investigations the caller's agents took part in (all of them for an
+        operator)."""
+        if self.history is None or not hasattr(self.history, "search"):
+            raise ServiceUnavailable("the history index is not configured")
+        identity = self.authorizer.identity(caller)
+        agents = None if identity.operator or identity.agents is None else identity.agents
+        return self.history.search(query, agents)  # type: ignore[no-any-return]
+
     def _registered(self, ref: str, field: str) -> AgentConfig:
         agent = self.registry.find(ref)
         if agent is None:
@@ -342,14 +395,14 @@ class HandoffService:
             raise NotFound(f"no handoff with id '{handoff_id}'")
         return record
 
-    def get(self, handoff_id: str) -> HandoffView:
+    def get(self, handoff_id: str, caller: Caller) -> HandoffView:
         """``GET /api/handoffs/{id}``, with the handoff's place in its chain (parent and children)."""
-        record = self.get_record(handoff_id)
+        record = self.readable_record(handoff_id, caller)
         return self.view(record).model_copy(update={"chain": self.chains.view(record)})
 
-    def audit(self, handoff_id: str) -> AuditLog:
+    def audit(self, handoff_id: str, caller: Caller) -> AuditLog:
         """``GET /api/handoffs/{id}/audit``: every event, in order."""
-        self.get_record(handoff_id)
+        self.readable_record(handoff_id, caller, "read the audit of")
         return AuditLog(handoff_id=handoff_id, events=self.store.list_audit(handoff_id))
 
     def view(self, record: HandoffRecord) -> HandoffView:
@@ -409,11 +462,21 @@ class HandoffService:
             depth=stored.depth,
         )
 
-    def thread_links(self, agent_ref: str, thread_id: str) -> ThreadLinks:
-        """Every thread linked to this one, following chains in both directions."""
+    def thread_links(self, agent_ref: str, thread_id: str, caller: Caller) -> ThreadLinks:
+        """Every thread linked to this one, following chains in both directions (for the agent that owns
+        the thread, or an operator)."""
         agent = self.registry.find(agent_ref)
         if agent is None:
             raise single_field(NotFound, "agent", f"'{agent_ref}' is not a registered agent")
+        if not self.authorizer.may_read(caller, {agent.name}):
+            raise self.authorizer.refuse(
+                caller,
+                "read thread links of",
+                agent.name,
+                Forbidden(
+                    f"caller {caller.describe()} may not read the links of agent '{agent.name}' threads"
+                ),
+            )
         start = (agent.name, thread_id)
         seen = {start}
         frontier = [start]
@@ -466,7 +529,7 @@ class HandoffService:
         """Record B's findings and queue their delivery into A's thread. Returns the handoff and whether
         the hand-back is new (an ``Idempotency-Key`` replay with the same body is not; with another
         body it is refused with 409)."""
-        record = self.get_record(handoff_id)
+        record = self.readable_record(handoff_id, caller, "hand back on")
         request = parse_body(body, HandbackRequest)
         return self.hand_back_request(record, request, caller, idempotency_key)
 
@@ -480,12 +543,17 @@ class HandoffService:
         """:meth:`hand_back` for an already parsed request."""
         agent = self._registered(request.agent, "/agent")
         if agent.name != record.stored.target_agent:
-            raise Forbidden(
-                f"only the handoff's target agent '{record.stored.target_agent}' may hand back, "
-                f"not '{agent.name}'",
-                errors=[FieldError(field="/agent", message="not the target of this handoff")],
+            raise self.authorizer.refuse(
+                caller,
+                "hand back on",
+                record.id,
+                Forbidden(
+                    f"only the handoff's target agent '{record.stored.target_agent}' may hand back, "
+                    f"not '{agent.name}'",
+                    errors=[FieldError(field="/agent", message="not the target of this handoff")],
+                ),
             )
-        authorize_as_agent(caller, agent)
+        self.authorizer.act_as(caller, agent, "hand back as")
         if record.state.status not in ("delivered", "handedBack"):
             raise Conflict(
                 f"handoff {record.id} is '{record.state.status}': a hand-back is accepted only after delivery"

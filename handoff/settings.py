@@ -81,6 +81,11 @@ class Settings(BaseModel):
     public_base_url: str | None = _setting("HANDOFF_PUBLIC_URL", default=None)
     website_hostname: str | None = _setting("WEBSITE_HOSTNAME", platform=True, default=None)
     identity_endpoint: str | None = _setting("IDENTITY_ENDPOINT", platform=True, default=None)
+    # Set by App Service when App Service Authentication is on: only then are X-MS-CLIENT-PRINCIPAL*
+    # headers the platform's word rather than the caller's.
+    website_auth_enabled: bool = _setting("WEBSITE_AUTH_ENABLED", platform=True, default=False)
+    rate_limit_per_minute: int = _setting("HANDOFF_RATE_LIMIT_PER_MINUTE", default=600, ge=0)
+    rate_limit_burst: int = _setting("HANDOFF_RATE_LIMIT_BURST", default=100, ge=1)
     max_delivery_attempts: int = _setting("HANDOFF_MAX_DELIVERY_ATTEMPTS", default=8, ge=1, le=50)
     retry_base_seconds: float = _setting("HANDOFF_RETRY_BASE_SECONDS", default=2.0, ge=0)
     retry_max_seconds: float = _setting("HANDOFF_RETRY_MAX_SECONDS", default=300.0, ge=0)

@@ -21,7 +21,7 @@ from urllib.parse import urlsplit
 from pydantic import BaseModel, Field
 
 from handoff.auth import Caller
-from handoff.errors import FieldError, Problem, ServiceUnavailable
+from handoff.errors import FieldError, Problem
 from handoff.history import HistoryQuery
 from handoff.models import HandbackRequest, HandoffRequest, ShortText, WireModel
 from handoff.service import HandoffService, parse_body
@@ -119,17 +119,18 @@ def _create(service: HandoffService, caller: Caller, args: HandoffCreateArgument
     return view
 
 
-def _get(service: HandoffService, _caller: Caller, args: HandoffRef) -> BaseModel:
-    return service.get(args.handoff_id)
+def _get(service: HandoffService, caller: Caller, args: HandoffRef) -> BaseModel:
+    return service.get(args.handoff_id, caller)
 
 
 def _hand_back(service: HandoffService, caller: Caller, args: HandbackArguments) -> BaseModel:
-    view, _created = service.hand_back_request(service.get_record(args.handoff_id), args.request(), caller)
+    record = service.readable_record(args.handoff_id, caller, "hand back on")
+    view, _created = service.hand_back_request(record, args.request(), caller)
     return view
 
 
-def _links(service: HandoffService, _caller: Caller, args: ThreadRef) -> BaseModel:
-    return service.thread_links(args.agent, args.thread_id)
+def _links(service: HandoffService, caller: Caller, args: ThreadRef) -> BaseModel:
+    return service.thread_links(args.agent, args.thread_id, caller)
 
 
 def _agents(service: HandoffService, _caller: Caller, _args: NoArguments) -> BaseModel:
@@ -147,11 +148,8 @@ def _agents(service: HandoffService, _caller: Caller, _args: NoArguments) -> Bas
     )
 
 
-def _history(service: HandoffService, _caller: Caller, args: HistoryQuery) -> BaseModel:
-    history = service.history
-    if history is None or not hasattr(history, "search"):
-        raise ServiceUnavailable("the history index is not configured")
-    return history.search(args)  # type: ignore[no-any-return]
+def _history(service: HandoffService, caller: Caller, args: HistoryQuery) -> BaseModel:
+    return service.search_history(args, caller)
 
 
 TOOLS: tuple[ToolSpec, ...] = (

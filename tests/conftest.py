@@ -125,6 +125,8 @@ def broker_env(
         "HANDOFF_RETRY_BASE_SECONDS": "0.2",
         "HANDOFF_RETRY_MAX_SECONDS": "2",
         "HANDOFF_MAX_DELIVERY_ATTEMPTS": "4",
+        # Tests poll quickly; the per-caller rate limit has its own tests (tests/e2e/test_authorization.py).
+        "HANDOFF_RATE_LIMIT_PER_MINUTE": "0",
         **FOLLOW_UP_ENV,
         **SHARED_MEMORY_ENV,
     }

@@ -90,7 +90,9 @@ class TableHistoryIndex:
 
     # -------------------------------------------------------------- reading
 
-    def search(self, query: HistoryQuery) -> HistoryPage:
+    def search(self, query: HistoryQuery, agents: frozenset[str] | None = None) -> HistoryPage:
+        if agents is not None and not agents:
+            return HistoryPage(items=[])
         clauses = ["PartitionKey eq @pk"]
         params: dict[str, Any] = {"pk": _pk(query.partition_scope)}
         if query.continuation_token:
@@ -112,6 +114,14 @@ class TableHistoryIndex:
             agent = self.registry.find(query.agent)
             params["agent"] = (agent.name if agent else query.agent.strip()).lower()
             clauses.append("( SourceKey eq @agent or TargetKey eq @agent )")
+        if agents is not None:
+            # Only investigations the caller's agents took part in (filtered by storage, so pages stay full).
+            names = sorted(name.lower() for name in agents)
+            params.update({f"seen{index}": name for index, name in enumerate(names)})
+            either = " or ".join(
+                f"SourceKey eq @seen{index} or TargetKey eq @seen{index}" for index in range(len(names))
+            )
+            clauses.append(f"( {either} )")
         items: list[HistoryItem] = []
         last_key = None
         scanned = 0

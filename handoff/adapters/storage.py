@@ -8,9 +8,11 @@ ever inserted: the row key is the event's sequence number and insert-if-absent m
 
 from __future__ import annotations
 
+import base64
 import contextlib
 import json
 import re
+import secrets
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -48,6 +50,8 @@ from handoff.settings import (
 CHUNK_CHARS = 16_000  # 16k UTF-16 units at most 64 KiB: the Table property limit
 MAX_DETAIL_CHARS = 16_000
 MAX_OCC_RETRIES = 50
+# The broker's own secrets (keys of ids): a partition no handoff id can have, never listed by the API.
+SECRET_PARTITION = "~broker"  # noqa: S105 - a partition name, not a secret
 ModelT = TypeVar("ModelT", bound=BaseModel)
 _KEY_UNSAFE = re.compile(r"[%/\\#?\x00-\x1f\x7f-\x9f]")
 
@@ -388,6 +392,15 @@ class TableHandoffStore:
     def ping(self) -> None:
         with storage_errors():
             next(iter(self._probe.query_entities("PartitionKey eq 'health'", results_per_page=1)), None)
+
+    def secret(self, name: str) -> bytes:
+        # Insert-if-absent, then read: every instance ends up with the one secret the first one wrote.
+        entity = {"PartitionKey": SECRET_PARTITION, "RowKey": name, "Secret": secrets.token_urlsafe(32)}
+        with storage_errors():
+            with contextlib.suppress(ResourceExistsError):
+                self.handoffs.create_entity(entity)
+            stored = self.handoffs.get_entity(SECRET_PARTITION, name)
+        return base64.urlsafe_b64decode(stored["Secret"] + "=" * (-len(stored["Secret"]) % 4))
 
 
 class StorageQueue:

@@ -39,4 +39,5 @@ def receive_alert(req: func.HttpRequest) -> func.HttpResponse:
         receipt, routed = get_alert_service().receive(req.get_body(), caller)
         return json_response(receipt, 202 if routed else 200)
 
-    return handle(req, action)
+    # Alert storms are folded into storm handoffs by the service, not refused per caller.
+    return handle(req, action, rate_limited=False)

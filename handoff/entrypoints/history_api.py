@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import azure.functions as func
 
-from handoff.app import get_history
+from handoff.app import get_service
 from handoff.auth import Caller
 from handoff.entrypoints.responses import REST_AUTH_LEVEL, handle, json_response
 from handoff.history import parse_history_query
@@ -17,8 +17,8 @@ bp = func.Blueprint()
 def history(req: func.HttpRequest) -> func.HttpResponse:
     """One page of earlier investigations, newest first, with a ``continuationToken`` for the next."""
 
-    def action(_caller: Caller) -> func.HttpResponse:
+    def action(caller: Caller) -> func.HttpResponse:
         query = parse_history_query(dict(req.params))
-        return json_response(get_history().search(query))
+        return json_response(get_service().search_history(query, caller))
 
     return handle(req, action)

@@ -26,13 +26,13 @@ def create_handoff(req: func.HttpRequest) -> func.HttpResponse:
 @bp.route(route="handoffs/{id}", methods=["GET"], auth_level=REST_AUTH_LEVEL)
 def get_handoff(req: func.HttpRequest) -> func.HttpResponse:
     """The handoff: status, both threads with deep links, context, attempts and hand-backs."""
-    return handle(req, lambda _caller: json_response(get_service().get(req.route_params["id"])))
+    return handle(req, lambda caller: json_response(get_service().get(req.route_params["id"], caller)))
 
 
 @bp.route(route="handoffs/{id}/audit", methods=["GET"], auth_level=REST_AUTH_LEVEL)
 def get_handoff_audit(req: func.HttpRequest) -> func.HttpResponse:
     """The handoff's append-only audit events, in order."""
-    return handle(req, lambda _caller: json_response(get_service().audit(req.route_params["id"])))
+    return handle(req, lambda caller: json_response(get_service().audit(req.route_params["id"], caller)))
 
 
 @bp.route(route="handoffs/{id}/handback", methods=["POST"], auth_level=REST_AUTH_LEVEL)
@@ -53,7 +53,8 @@ def thread_links(req: func.HttpRequest) -> func.HttpResponse:
     """Every thread linked to this one (by registered agent name), following chains."""
     params = req.route_params
     return handle(
-        req, lambda _caller: json_response(get_service().thread_links(params["agent"], params["threadId"]))
+        req,
+        lambda caller: json_response(get_service().thread_links(params["agent"], params["threadId"], caller)),
     )
 
 
@@ -61,7 +62,7 @@ def thread_links(req: func.HttpRequest) -> func.HttpResponse:
 def links(req: func.HttpRequest) -> func.HttpResponse:
     """Like the thread links route, with ``agent`` (name or resource ID) and ``threadId`` as query."""
 
-    def action(_caller: Caller) -> func.HttpResponse:
+    def action(caller: Caller) -> func.HttpResponse:
         agent, thread_id = req.params.get("agent"), req.params.get("threadId")
         missing = [name for name, value in (("agent", agent), ("threadId", thread_id)) if not value]
         if missing:
@@ -69,7 +70,7 @@ def links(req: func.HttpRequest) -> func.HttpResponse:
                 f"missing query parameter(s): {', '.join(missing)}",
                 errors=[FieldError(field=name, message="required query parameter") for name in missing],
             )
-        return json_response(get_service().thread_links(agent or "", thread_id or ""))
+        return json_response(get_service().thread_links(agent or "", thread_id or "", caller))
 
     return handle(req, action)
 

@@ -47,22 +47,31 @@ def problem_response(problem: Problem, instance: str | None = None) -> func.Http
 REST_AUTH_LEVEL = func.AuthLevel(get_settings().http_auth_level)
 
 
-def caller_of(req: func.HttpRequest) -> Caller:
+def caller_of(req: func.HttpRequest, *, rate_limited: bool = True) -> Caller:
     """The caller of an HTTP request (see :func:`handoff.auth.caller_from_headers`)."""
-    return caller_of_headers(dict(req.headers), get_settings().http_auth_level)
+    return caller_of_headers(dict(req.headers), get_settings().http_auth_level, rate_limited=rate_limited)
 
 
-def caller_of_headers(headers: Mapping[str, str], auth_level: str) -> Caller:
-    """The caller of a request with these headers, served by a function at ``auth_level``.
+def caller_of_headers(headers: Mapping[str, str], auth_level: str, *, rate_limited: bool = True) -> Caller:
+    """The caller of a request with these headers, served by a function at ``auth_level``, within its
+    rate limit (429 otherwise).
 
     The one rule for every HTTP entrypoint: REST functions run at the deployment's auth level, the MCP
     function always at ``function`` (see :mod:`handoff.entrypoints.mcp_api`).
     """
-    return caller_from_headers(
+    from handoff.app import get_keyring, get_rate_limiter
+
+    settings = get_settings()
+    caller = caller_from_headers(
         dict(headers),
-        in_azure=bool(get_settings().website_hostname),
+        in_azure=bool(settings.website_hostname),
         keys_enforced=auth_level == "function",
+        easy_auth=settings.website_auth_enabled,
+        keys=get_keyring(),
     )
+    if rate_limited:
+        get_rate_limiter().check(caller)
+    return caller
 
 
 def to_problem(exc: Exception, instance: str) -> Problem:
@@ -78,13 +87,18 @@ def to_problem(exc: Exception, instance: str) -> Problem:
 
 
 def handle(
-    req: func.HttpRequest, action: Callable[[Caller], func.HttpResponse], *, public: bool = False
+    req: func.HttpRequest,
+    action: Callable[[Caller], func.HttpResponse],
+    *,
+    public: bool = False,
+    rate_limited: bool = True,
 ) -> func.HttpResponse:
     """Identify the caller and run ``action(caller)``; map problems to their status, unreachable
     storage to 503, anything else to a 500 problem that reveals nothing internal. ``public`` routes
-    (health, OpenAPI) need no caller."""
+    (health, OpenAPI) need no caller; routes that are not ``rate_limited`` (alerts, which have their
+    own storm handling) skip the per-caller budget."""
     instance = req.url.split("?", 1)[0]
     try:
-        return action(Caller("local") if public else caller_of(req))
+        return action(Caller("local") if public else caller_of(req, rate_limited=rate_limited))
     except Exception as exc:
         return problem_response(to_problem(exc, instance), instance)

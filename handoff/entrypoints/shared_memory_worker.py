@@ -7,10 +7,10 @@ import logging
 
 import azure.functions as func
 
-from handoff.app import get_shared_memory
+from handoff.app import get_service, get_shared_memory
 from handoff.auth import Caller
 from handoff.entrypoints.responses import REST_AUTH_LEVEL, handle, json_response
-from handoff.errors import BadRequest, FieldError, NotFound
+from handoff.errors import BadRequest, FieldError
 from handoff.settings import SHARED_MEMORY_QUEUE, STORAGE_CONNECTION
 
 log = logging.getLogger("handoff")
@@ -33,11 +33,10 @@ def write_shared_memory(msg: func.QueueMessage) -> None:
 def shared_memory_writes(req: func.HttpRequest) -> func.HttpResponse:
     """The state of every shared-memory write of a handoff."""
 
-    def action(_caller: Caller) -> func.HttpResponse:
+    def action(caller: Caller) -> func.HttpResponse:
         handoff_id = req.route_params["id"]
+        get_service().readable_record(handoff_id, caller, "read the shared-memory writes of")
         service = get_shared_memory()
-        if service.record_of(handoff_id) is None:
-            raise NotFound(f"no handoff with id {handoff_id}")
         return json_response({"handoffId": handoff_id, "writes": service.writes(handoff_id)})
 
     return handle(req, action)
@@ -48,6 +47,9 @@ def replay_shared_memory(req: func.HttpRequest) -> func.HttpResponse:
     """Re-queue the handoff's failed shared-memory writes; body ``{"backend": name}`` (optional)."""
 
     def action(caller: Caller) -> func.HttpResponse:
+        handoff_id = req.route_params["id"]
+        get_service().readable_record(handoff_id, caller, "replay the shared-memory writes of")
+        get_service().authorizer.require_operator(caller, "replay shared-memory writes", handoff_id)
         body = req.get_body()
         backend = None
         if body.strip():
@@ -67,7 +69,7 @@ def replay_shared_memory(req: func.HttpRequest) -> func.HttpResponse:
                     errors=[FieldError(field="/backend", message="must be a backend name")],
                 )
             backend = data.get("backend")
-        result = get_shared_memory().replay(req.route_params["id"], backend, caller.describe())
+        result = get_shared_memory().replay(handoff_id, backend, caller.describe())
         return json_response(result, 202 if result["replayed"] else 200)
 
     return handle(req, action)
