@@ -10,8 +10,29 @@ import pytest
 from devserver.azurite import Azurite, start_azurite
 from devserver.fakes.a2a_peer import FakeA2APeer
 from devserver.fakes.stack import FakeStack, start_fake_stack
+from tests.support import figures
 from tests.support.broker import BrokerProcess
 from tests.support.vendors import SHARED_MEMORY_ENV, VendorFakes, shared_memory_config, start_vendor_fakes
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line(
+        "markers", "attack(kind): a test that plays an attack of this kind (counted in the security figures)"
+    )
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    figures.collect(items)
+
+
+def pytest_terminal_summary(terminalreporter) -> None:
+    figures.summary(terminalreporter)
+
+
+@pytest.fixture(scope="session")
+def security_figures() -> dict[str, int]:
+    """Counts a test records for the security figures printed at the end of the run."""
+    return figures.FIGURES
 
 
 @pytest.fixture(scope="session")

@@ -93,6 +93,7 @@ def refusals(secured: BrokerProcess) -> int:
     return secured.logs().count("refused: caller=")
 
 
+@pytest.mark.attack("authorization")
 def test_a_caller_hands_off_only_as_itself_and_only_where_allowed(secured, clean_fakes):
     thread = clean_fakes.agents["ops"].create_thread("Ops")["id"]
     as_payments = secured.client.post(
@@ -124,6 +125,7 @@ def test_a_caller_hands_off_only_as_itself_and_only_where_allowed(secured, clean
     assert as_operator.status_code == 403  # operators read and steer; they are no agent
 
 
+@pytest.mark.attack("authorization")
 def test_a_function_key_alone_acts_as_nobody_once_callers_are_named(secured, anonymous, clean_fakes):
     view, thread = delivered_ops_to_checkout(secured, clean_fakes)
 
@@ -133,6 +135,7 @@ def test_a_function_key_alone_acts_as_nobody_once_callers_are_named(secured, ano
     assert anonymous.get("/api/history").json()["items"] == []
 
 
+@pytest.mark.attack("authorization")
 def test_an_outsider_reads_nothing_of_another_chain(secured, clean_fakes):
     view, source_thread = delivered_ops_to_checkout(secured, clean_fakes)
     handoff_id = view["id"]
@@ -191,6 +194,7 @@ def test_an_outsider_reads_nothing_of_another_chain(secured, clean_fakes):
     ]
 
 
+@pytest.mark.attack("authorization")
 def test_reads_over_mcp_and_a2a_are_filtered_the_same_way(secured, clean_fakes):
     view, _thread = delivered_ops_to_checkout(secured, clean_fakes)
 
@@ -232,6 +236,7 @@ def test_reads_over_mcp_and_a2a_are_filtered_the_same_way(secured, clean_fakes):
     assert get_task(as_principal(OPS))["result"]["id"] == view["id"]
 
 
+@pytest.mark.attack("authorization")
 def test_children_attach_only_to_a_chain_the_source_is_part_of_and_the_victim_audit_stays_clean(
     secured, clean_fakes
 ):
@@ -274,6 +279,7 @@ def test_children_attach_only_to_a_chain_the_source_is_part_of_and_the_victim_au
     assert child.status_code == 202, child.text
 
 
+@pytest.mark.attack("authorization")
 def test_only_the_target_hands_back_and_only_operators_replay(secured, clean_fakes):
     view, _thread = delivered_ops_to_checkout(secured, clean_fakes)
     url = f"/api/handoffs/{view['id']}"
@@ -292,6 +298,7 @@ def test_only_the_target_hands_back_and_only_operators_replay(secured, clean_fak
     assert "handBackReceived" not in secured.audit_types(view["id"])
 
 
+@pytest.mark.attack("authorization")
 def test_ids_cannot_be_computed_from_an_idempotency_key(secured, clean_fakes):
     thread = clean_fakes.agents["ops"].create_thread("Ops")["id"]
     key = f"inc-{uuid.uuid4().hex[:8]}-checkout"
@@ -313,6 +320,7 @@ def test_ids_cannot_be_computed_from_an_idempotency_key(secured, clean_fakes):
     assert again.status_code == 200 and again.json()["id"] == handoff_id
 
 
+@pytest.mark.attack("authorization")
 def test_one_caller_is_rate_limited_without_slowing_the_others(secured):
     answers = [
         secured.client.get(f"/api/handoffs/{uuid.uuid4()}", headers=as_principal(SPAMMER)) for _ in range(120)
