@@ -269,11 +269,12 @@ def test_children_attach_only_to_a_chain_the_source_is_part_of_and_the_victim_au
     after = secured.client.get(f"/api/handoffs/{view['id']}/audit").json()["events"]
     assert len(after) == victim_events, [event["type"] for event in after[victim_events:]]
     assert refusals(secured) >= before + 25
-    # The target of the chain may continue it.
+    # The target of the chain may continue it. (Not to payments: the suite's other broker shares this
+    # storage and may run the delivery, and payments' first ARM lookup is another test's to watch.)
     checkout_thread = view["target"]["threadId"]
     child = secured.client.post(
         "/api/handoffs",
-        json=handoff_body(checkout_thread, source="checkout", target="payments", parentHandoffId=view["id"]),
+        json=handoff_body(checkout_thread, source="checkout", target="ops", parentHandoffId=view["id"]),
         headers=as_principal(CHECKOUT),
     )
     assert child.status_code == 202, child.text
