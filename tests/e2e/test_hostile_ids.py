@@ -9,6 +9,8 @@ approval waiting in another thread stays Pending.
 
 from __future__ import annotations
 
+import http.client
+import json
 import re
 import uuid
 from typing import Any
@@ -167,6 +169,27 @@ def test_hostile_thread_ids_on_the_links_route_are_422(broker, shape):
 def test_hostile_thread_ids_on_the_links_query_are_422(broker, shape):
     problem = _problem(broker.client.get("/api/links", params={"agent": "ops", "threadId": shape}))
     assert _fields(problem) == ["threadId"] and "threadId" in problem["detail"]
+
+
+@pytest.mark.parametrize("where", ["route", "query"])
+def test_a_100k_character_thread_id_on_the_links_routes_is_422_not_500(broker, where):
+    """Longer than the test client's URL limit, so sent with the standard library's client."""
+    thread_id = "a" * 100_000
+    path = (
+        f"/api/threads/ops/{thread_id}/links"
+        if where == "route"
+        else f"/api/links?agent=ops&threadId={thread_id}"
+    )
+    connection = http.client.HTTPConnection("127.0.0.1", broker.port, timeout=30)
+    try:
+        connection.request("GET", path)
+        response = connection.getresponse()
+        status, content_type, body = response.status, response.getheader("content-type", ""), response.read()
+    finally:
+        connection.close()
+    assert status == 422, body[:300]
+    assert content_type.startswith("application/problem+json")
+    assert [error["field"] for error in json.loads(body)["errors"]] == ["threadId"]
 
 
 MCP_SHAPES = {name: SHAPES[name] for name in ("approve-another-thread", "dot-dot-path", "query", "dot-dot")}
