@@ -86,6 +86,7 @@ def _build_service() -> HandoffService:
     from handoff.adapters.a2a_client import A2AClientGateway
     from handoff.adapters.alert_storage import TableAlertStore
     from handoff.adapters.chains import TableChainStore
+    from handoff.adapters.egress import EgressPolicy
     from handoff.adapters.history_store import TableHistoryIndex
     from handoff.adapters.http import make_http_client
     from handoff.adapters.identity import make_credential
@@ -102,7 +103,8 @@ def _build_service() -> HandoffService:
         clients.ensure()
     store = TableHandoffStore(clients, probe=StorageClients(settings, fast=True))
     credential = make_credential(settings)
-    agents = SreAgentGateway(settings, credential, make_http_client(settings.http_timeout_seconds))
+    http = make_http_client(settings.http_timeout_seconds, EgressPolicy.from_settings(settings))
+    agents = SreAgentGateway(settings, credential, http)
     service = HandoffService(
         settings=settings,
         registry=registry,
@@ -125,6 +127,7 @@ def _build_service() -> HandoffService:
 @lru_cache(maxsize=1)
 def get_shared_memory() -> SharedMemoryService:
     """The process-wide shared-memory writer service (its own queue, state table and HTTP client)."""
+    from handoff.adapters.egress import EgressPolicy
     from handoff.adapters.http import make_http_client
     from handoff.adapters.shared_memory_store import TableWriteState
     from handoff.adapters.storage import StorageClients, StorageQueue
@@ -140,5 +143,5 @@ def get_shared_memory() -> SharedMemoryService:
         store=service.store,
         queue=StorageQueue(clients, SHARED_MEMORY_QUEUE, SHARED_MEMORY_POISON_QUEUE),
         state=TableWriteState(clients),
-        http=make_http_client(settings.shared_memory_timeout_seconds),
+        http=make_http_client(settings.shared_memory_timeout_seconds, EgressPolicy.from_settings(settings)),
     )

@@ -13,6 +13,7 @@ from typing import Annotated, Any, Literal
 from pydantic import (
     AfterValidator,
     BaseModel,
+    BeforeValidator,
     ConfigDict,
     Field,
     ValidationError,
@@ -50,10 +51,44 @@ def _http_url(value: str) -> str:
     return value
 
 
+# Ids that end up as one segment of an agent's URL path (thread ids). The SRE Agent API does not
+# document their shape, so the rule is exactly "one safe path segment": letters, digits, '-', '_', '.',
+# not '.' or '..', 1-256 characters. The pattern says the same for JSON Schema readers (no lookaround).
+PATH_SEGMENT_MAX = 256
+PATH_SEGMENT_PATTERN = r"^([A-Za-z0-9_-][A-Za-z0-9._-]*|\.[A-Za-z0-9_-][A-Za-z0-9._-]*|\.\.[A-Za-z0-9._-]+)$"
+PATH_SEGMENT_MESSAGE = (
+    f"must be 1-{PATH_SEGMENT_MAX} characters of letters, digits, '-', '_' and '.' (one URL path segment), "
+    "and not '.' or '..'"
+)
+_PATH_SEGMENT = re.compile(rf"[A-Za-z0-9._-]{{1,{PATH_SEGMENT_MAX}}}")
+
+
+def is_path_segment_id(value: object) -> bool:
+    """Whether ``value`` is a string that is safe as one URL path segment (see :data:`PathSegmentId`)."""
+    return isinstance(value, str) and _PATH_SEGMENT.fullmatch(value) is not None and value not in (".", "..")
+
+
+def check_path_segment_id(value: str) -> str:
+    """``value`` when it is a safe path-segment id; ``ValueError`` with the rule otherwise."""
+    if not is_path_segment_id(value):
+        raise ValueError(PATH_SEGMENT_MESSAGE)
+    return value
+
+
+def _path_segment_before(value: Any) -> Any:
+    # Before whitespace stripping: " t", "t\n" are refused, not quietly trimmed into another id.
+    return check_path_segment_id(value) if isinstance(value, str) else value
+
+
 ArmResourceId = Annotated[str, Field(max_length=1024), AfterValidator(_arm_id)]
 HttpUrl = Annotated[str, Field(max_length=4096), AfterValidator(_http_url)]
 ShortText = Annotated[str, Field(min_length=1, max_length=512)]
 LongText = Annotated[str, Field(min_length=1, max_length=65536)]
+PathSegmentId = Annotated[
+    str,
+    Field(min_length=1, max_length=PATH_SEGMENT_MAX, pattern=PATH_SEGMENT_PATTERN),
+    BeforeValidator(_path_segment_before),
+]
 
 
 class WireModel(BaseModel):
@@ -157,7 +192,7 @@ class SourceRef(WireModel):
     """Who hands off: a registered agent (name or resource ID) and its thread."""
 
     agent: ShortText
-    thread_id: ShortText | None = None
+    thread_id: PathSegmentId | None = None
 
 
 class TargetRef(WireModel):
@@ -193,7 +228,7 @@ class HandbackRequest(WireModel):
     """Body of ``POST /api/handoffs/{id}/handback``: agent B's findings."""
 
     agent: ShortText
-    thread_id: ShortText | None = None
+    thread_id: PathSegmentId | None = None
     outcome: Outcome
     summary: LongText
     root_cause: LongText | None = None

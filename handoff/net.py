@@ -1,8 +1,10 @@
-"""Small network helpers shared by the registry's URL rules."""
+"""Small network helpers shared by the registry's URL rules, the settings and the egress policy."""
 
 from __future__ import annotations
 
 import ipaddress
+
+IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
 
 
 def is_loopback(host: str) -> bool:
@@ -13,3 +15,17 @@ def is_loopback(host: str) -> bool:
         return ipaddress.ip_address(host).is_loopback
     except ValueError:
         return False
+
+
+def parse_networks(value: str | None) -> tuple[IPNetwork, ...]:
+    """Comma-separated CIDRs (``10.20.0.0/16, fd12:3456::/48``); ``ValueError`` naming a bad one."""
+    networks = []
+    for part in (value or "").split(","):
+        text = part.strip()
+        if not text:
+            continue
+        try:
+            networks.append(ipaddress.ip_network(text, strict=True))
+        except ValueError as exc:
+            raise ValueError(f"{text!r} is not a network in CIDR notation ({exc})") from None
+    return tuple(networks)

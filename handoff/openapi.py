@@ -12,6 +12,8 @@ from handoff.alert_service import AlertReceipt
 from handoff.errors import ProblemDetails
 from handoff.messages import OUTCOME_LABELS
 from handoff.models import (
+    PATH_SEGMENT_MAX,
+    PATH_SEGMENT_PATTERN,
     AuditLog,
     HandbackRequest,
     HandoffRequest,
@@ -46,6 +48,14 @@ _IDEMPOTENCY_KEY = {
     "schema": {"type": "string", "maxLength": 200},
 }
 _COMMON_ERRORS = {"404": _problem("No such handoff"), "503": _problem("Storage unavailable")}
+# A thread id is one URL path segment (handoff.models.PathSegmentId).
+_THREAD_ID = {
+    "type": "string",
+    "minLength": 1,
+    "maxLength": PATH_SEGMENT_MAX,
+    "pattern": PATH_SEGMENT_PATTERN,
+}
+_BAD_THREAD_ID = _problem("threadId is not one URL path segment")
 
 
 @lru_cache(maxsize=1)
@@ -139,9 +149,13 @@ def openapi_document() -> dict[str, Any]:
                 "operationId": "getThreadLinks",
                 "parameters": [
                     {"name": "agent", "in": "path", "required": True, "schema": {"type": "string"}},
-                    {"name": "threadId", "in": "path", "required": True, "schema": {"type": "string"}},
+                    {"name": "threadId", "in": "path", "required": True, "schema": _THREAD_ID},
                 ],
-                "responses": {"200": _json(ThreadLinks, "Linked threads"), "404": _problem("Unknown agent")},
+                "responses": {
+                    "200": _json(ThreadLinks, "Linked threads"),
+                    "404": _problem("Unknown agent"),
+                    "422": _BAD_THREAD_ID,
+                },
             }
         },
         "/api/links": {
@@ -149,11 +163,12 @@ def openapi_document() -> dict[str, Any]:
                 "operationId": "getLinks",
                 "parameters": [
                     {"name": "agent", "in": "query", "required": True, "schema": {"type": "string"}},
-                    {"name": "threadId", "in": "query", "required": True, "schema": {"type": "string"}},
+                    {"name": "threadId", "in": "query", "required": True, "schema": _THREAD_ID},
                 ],
                 "responses": {
                     "200": _json(ThreadLinks, "Linked threads"),
                     "400": _problem("Missing parameter"),
+                    "422": _BAD_THREAD_ID,
                 },
             }
         },

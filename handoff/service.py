@@ -45,6 +45,7 @@ from handoff.messages import (
     trigger_payload,
 )
 from handoff.models import (
+    PATH_SEGMENT_MESSAGE,
     AuditLog,
     HandbackRequest,
     HandbackView,
@@ -55,6 +56,7 @@ from handoff.models import (
     ThreadLink,
     ThreadLinks,
     field_errors,
+    is_path_segment_id,
 )
 from handoff.records import (
     AgentCallError,
@@ -465,6 +467,8 @@ class HandoffService:
     def thread_links(self, agent_ref: str, thread_id: str, caller: Caller) -> ThreadLinks:
         """Every thread linked to this one, following chains in both directions (for the agent that owns
         the thread, or an operator)."""
+        if not is_path_segment_id(thread_id):
+            raise single_field(Unprocessable, "threadId", PATH_SEGMENT_MESSAGE)
         agent = self.registry.find(agent_ref)
         if agent is None:
             raise single_field(NotFound, "agent", f"'{agent_ref}' is not a registered agent")

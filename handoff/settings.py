@@ -14,8 +14,11 @@ from collections.abc import Mapping
 from functools import lru_cache
 from pathlib import Path
 from typing import Any, Literal
+from urllib.parse import urlsplit
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from handoff.net import is_loopback, parse_networks
 
 APP_ROOT = Path(__file__).resolve().parent.parent
 
@@ -128,6 +131,27 @@ class Settings(BaseModel):
     shared_memory_timeout_seconds: float = _setting(
         "HANDOFF_SHARED_MEMORY_TIMEOUT_SECONDS", default=15.0, gt=0
     )
+    # Egress policy of every outbound call (docs/security.md): networks that may be reached although
+    # private (comma-separated CIDRs, for agents behind private endpoints) and the answer size cap.
+    egress_allowed_networks: str | None = _setting("HANDOFF_EGRESS_ALLOWED_NETWORKS", default=None)
+    max_response_bytes: int = _setting("HANDOFF_MAX_RESPONSE_BYTES", default=4 * 1024 * 1024, ge=1024)
+
+    @field_validator("egress_allowed_networks")
+    @classmethod
+    def _networks(cls, value: str | None) -> str | None:
+        parse_networks(value)
+        return value
+
+    @field_validator("arm_endpoint", "alerts_authority")
+    @classmethod
+    def _service_url(cls, value: str) -> str:
+        parts = urlsplit(value)
+        host = (parts.hostname or "").lower()
+        if parts.scheme == "https" and host and not parts.query and not parts.fragment:
+            return value
+        if parts.scheme == "http" and is_loopback(host):
+            return value  # a local fake (tests, make run): set explicitly, never from a request
+        raise ValueError(f"must be an https URL (http only on a loopback host), got {value!r}")
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:

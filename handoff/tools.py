@@ -23,7 +23,7 @@ from pydantic import BaseModel, Field
 from handoff.auth import Caller
 from handoff.errors import FieldError, Problem
 from handoff.history import HistoryQuery
-from handoff.models import HandbackRequest, HandoffRequest, ShortText, WireModel
+from handoff.models import HandbackRequest, HandoffRequest, PathSegmentId, ShortText, WireModel
 from handoff.service import HandoffService, parse_body
 from handoff.settings import Settings
 
@@ -72,7 +72,9 @@ class ThreadRef(WireModel):
     """Arguments of ``handoff_links`` (the query parameters of ``GET /api/links``)."""
 
     agent: ShortText = Field(description="Registered agent name (or resource ID) that owns the thread.")
-    thread_id: ShortText = Field(description="Id of the thread, as in the portal URL .../thread/<threadId>.")
+    thread_id: PathSegmentId = Field(
+        description="Id of the thread, as in the portal URL .../thread/<threadId>."
+    )
 
 
 class NoArguments(WireModel):

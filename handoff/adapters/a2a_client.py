@@ -18,6 +18,7 @@ from typing import Any, TypeVar
 
 import httpx
 
+from handoff.adapters.egress import EgressPolicy
 from handoff.adapters.http import classify, make_async_http_client, transport_error
 from handoff.records import AgentCallError, RemoteArtifact, RemoteTask
 from handoff.registry import A2ADelivery, AgentConfig
@@ -149,7 +150,12 @@ class A2AClientGateway:
                 ],
                 capabilities=AgentCapabilities(streaming=False, push_notifications=False),
             )
-            async with make_async_http_client(self.settings.http_timeout_seconds, headers) as http:
+            async with make_async_http_client(
+                self.settings.http_timeout_seconds,
+                headers,
+                EgressPolicy.from_settings(self.settings),
+                allow_insecure_local=agent.allow_insecure_local,
+            ) as http:
                 config = ClientConfig(streaming=False, polling=True, httpx_client=http)
                 client = ClientFactory(config).create(card)
                 return await call(client)

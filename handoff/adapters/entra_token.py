@@ -12,7 +12,7 @@ from typing import Any
 
 import httpx
 
-from handoff.adapters.http import classify, describe, monotonic, transport_error
+from handoff.adapters.http import classify, describe, monotonic, safe_url, transport_error
 from handoff.errors import ServiceUnavailable, Unauthorized
 from handoff.records import AgentCallError
 from handoff.settings import Settings
@@ -32,8 +32,8 @@ class SecureWebhookValidator:
             raise ValueError("secure webhook is not configured (audience and tenant)")
         self.tenant = str(settings.alerts_tenant_id).strip()
         self.audiences = settings.alerts_audiences
-        self.metadata_url = (
-            f"{settings.alerts_authority.rstrip('/')}/{self.tenant}/v2.0/.well-known/openid-configuration"
+        self.metadata_url = safe_url(
+            settings.alerts_authority, self.tenant, "v2.0", ".well-known", "openid-configuration"
         )
         self.client = client
         self._lock = threading.Lock()
@@ -110,6 +110,9 @@ class SecureWebhookValidator:
             jwks_uri = metadata.get("jwks_uri")
             if not isinstance(jwks_uri, str):
                 raise AgentCallError("OpenID metadata has no jwks_uri", transient=True)
+            if not _same_origin(jwks_uri, self.metadata_url):
+                # Only the configured authority is called, never a host a metadata document names.
+                raise AgentCallError("OpenID metadata names a jwks_uri on another host", transient=True)
             keys = jwt.PyJWKSet.from_dict(self._get_json(jwks_uri))
         except (AgentCallError, jwt.PyJWTError, ValueError) as exc:
             reason = exc.reason if isinstance(exc, AgentCallError) else type(exc).__name__
@@ -137,3 +140,8 @@ class SecureWebhookValidator:
         if not isinstance(data, dict):
             raise AgentCallError(f"GET {url} did not answer a JSON object", transient=True)
         return data
+
+
+def _same_origin(url: str, other: str) -> bool:
+    a, b = httpx.URL(url), httpx.URL(other)
+    return (a.scheme, a.host, a.port) == (b.scheme, b.host, b.port)

@@ -1,40 +1,110 @@
-"""The one HTTP client factory and the one way to classify an outside system's answer."""
+"""The one HTTP client factory, the one URL builder and the one way to classify an outside system's
+answer."""
 
 from __future__ import annotations
 
 import email.utils
 import time
+from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any
+from urllib.parse import quote, urlsplit
 
 import httpx
 
+from handoff.adapters.egress import (
+    ALLOW_INSECURE_LOCAL,
+    AsyncEgressTransport,
+    EgressError,
+    EgressPolicy,
+    EgressTransport,
+)
 from handoff.records import AgentCallError
 
 USER_AGENT = "handoff-broker/0.1"
+# Far above any URL the broker needs (ids are at most 256 characters), far below what servers accept.
+MAX_URL_LENGTH = 8192
 
 
-def make_http_client(timeout_seconds: float) -> httpx.Client:
+def make_http_client(
+    timeout_seconds: float, policy: EgressPolicy | None = None, *, allow_insecure_local: bool = False
+) -> httpx.Client:
     """A pooled client for calls to agents, ARM and other services (no automatic retries: the
-    delivery queue retries, so a function never sleeps)."""
-    return httpx.Client(**_client_options(timeout_seconds))
+    delivery queue retries, so a function never sleeps).
+
+    Every request goes through the egress policy (:mod:`handoff.adapters.egress`): https only, no
+    private, link-local, metadata or loopback addresses, the answer capped in size, no redirects
+    followed. ``allow_insecure_local`` is the default for the client's requests; a request can carry
+    its own with ``extensions=insecure_local(...)``. ``policy`` defaults to the app settings' one.
+    """
+    transport = EgressTransport(
+        policy or default_policy(), allow_insecure_local=allow_insecure_local, total_timeout=timeout_seconds
+    )
+    return httpx.Client(transport=transport, **_client_options(timeout_seconds))
 
 
 def _client_options(timeout_seconds: float, headers: dict[str, str] | None = None) -> dict[str, Any]:
     return {
         "timeout": httpx.Timeout(timeout_seconds, connect=min(10.0, timeout_seconds)),
-        "headers": {"User-Agent": USER_AGENT, **(headers or {})},
+        # identity: the size cap counts what arrives (gzip and deflate are still decoded under the cap).
+        "headers": {"User-Agent": USER_AGENT, "Accept-Encoding": "identity", **(headers or {})},
         "follow_redirects": False,
+        # No proxies or .netrc from the environment: the egress policy must see the real destination.
+        "trust_env": False,
     }
 
 
 def make_async_http_client(
-    timeout_seconds: float, headers: dict[str, str] | None = None
+    timeout_seconds: float,
+    headers: dict[str, str] | None = None,
+    policy: EgressPolicy | None = None,
+    *,
+    allow_insecure_local: bool = False,
 ) -> httpx.AsyncClient:
-    """The async twin of :func:`make_http_client` (same timeouts, no redirects, same User-Agent), for
-    SDKs that only take an ``httpx.AsyncClient`` (the A2A client). One per call: an async client
-    belongs to the event loop it was created on."""
-    return httpx.AsyncClient(**_client_options(timeout_seconds, headers))
+    """The async twin of :func:`make_http_client` (same policy, timeouts, no redirects, same
+    User-Agent), for SDKs that only take an ``httpx.AsyncClient`` (the A2A client). One per call: an
+    async client belongs to the event loop it was created on."""
+    transport = AsyncEgressTransport(
+        policy or default_policy(), allow_insecure_local=allow_insecure_local, total_timeout=timeout_seconds
+    )
+    return httpx.AsyncClient(transport=transport, **_client_options(timeout_seconds, headers))
+
+
+def default_policy() -> EgressPolicy:
+    """The egress policy of the app settings."""
+    from handoff.settings import get_settings
+
+    return EgressPolicy.from_settings(get_settings())
+
+
+def insecure_local(allowed: bool) -> dict[str, Any]:
+    """Request ``extensions`` saying whether the call is made for a registry entry (or a setting) that
+    allows plain http to loopback (``allowInsecureLocal``)."""
+    return {ALLOW_INSECURE_LOCAL: bool(allowed)}
+
+
+def safe_url(base: str, *segments: str, query: Mapping[str, str] | None = None) -> str:
+    """``base`` followed by each of ``segments`` as exactly one percent-encoded path segment.
+
+    The one way the broker puts ids into an outside system's URL: ``/``, ``?``, ``#``, ``%``, spaces
+    and control characters in a segment are encoded (``quote(segment, safe="")``), so a segment can
+    never add a path level, a query or a fragment. Segments that URL normalisation would resolve away
+    (empty, ``.``, ``..``) are refused with ``ValueError``, as are a base that is not an absolute
+    http(s) URL or that carries a query or fragment, and a URL longer than :data:`MAX_URL_LENGTH`.
+    ``query`` is encoded as httpx encodes ``params``.
+    """
+    parts = urlsplit(base)
+    if parts.scheme not in ("http", "https") or not parts.netloc or parts.query or parts.fragment:
+        raise ValueError(f"base URL must be an absolute http(s) URL without query or fragment, got {base!r}")
+    encoded = []
+    for segment in segments:
+        if not isinstance(segment, str) or segment in ("", ".", ".."):
+            raise ValueError(f"{segment!r} cannot be a URL path segment")
+        encoded.append(quote(segment, safe=""))
+    url = base.rstrip("/") + "".join(f"/{segment}" for segment in encoded)
+    if len(url) > MAX_URL_LENGTH:
+        raise ValueError(f"the URL would be longer than {MAX_URL_LENGTH} characters")
+    return str(httpx.URL(url, params=dict(query))) if query else url
 
 
 def retry_after_seconds(response: httpx.Response) -> float | None:
@@ -75,7 +145,10 @@ def classify(method: str, url: str, response: httpx.Response) -> AgentCallError:
 
 
 def transport_error(method: str, url: str, exc: httpx.HTTPError) -> AgentCallError:
-    """Timeouts and connection failures are transient."""
+    """Timeouts and connection failures are transient; a call the egress policy refused (a forbidden
+    address or scheme, an answer over the size cap) is not, and says why."""
+    if isinstance(exc, EgressError):
+        return AgentCallError(str(exc), transient=False)
     path = httpx.URL(url).copy_with(query=None)
     return AgentCallError(f"{method} {path} failed: {type(exc).__name__}", transient=True)
 

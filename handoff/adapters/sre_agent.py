@@ -13,7 +13,9 @@ from typing import Any
 
 import httpx
 
-from handoff.adapters.http import classify, monotonic, transport_error
+from handoff.adapters.http import classify, insecure_local, monotonic, safe_url, transport_error
+from handoff.models import PATH_SEGMENT_MESSAGE, is_path_segment_id
+from handoff.net import is_loopback
 from handoff.records import AgentCallError
 from handoff.registry import AgentConfig, check_agent_url
 from handoff.settings import Settings
@@ -24,6 +26,25 @@ SERVICE_USER_ID = "handoff-broker"
 SERVICE_DISPLAY_NAME = "Handoff Broker"
 RECENT = 50
 ENDPOINT_TTL_SECONDS = 3600.0
+
+
+def agent_url(base: str, *segments: str, query: dict[str, str] | None = None) -> str:
+    """The URL of an agent call: ``base`` plus each segment percent-encoded as one path segment
+    (:func:`handoff.adapters.http.safe_url`). A segment that cannot be one is a permanent failure."""
+    try:
+        return safe_url(base, *segments, query=query)
+    except ValueError as exc:
+        raise AgentCallError(f"cannot build an agent URL: {exc}", transient=False) from None
+
+
+def checked_thread_id(value: Any, where: str) -> str:
+    """A thread id an agent answered with, once it passes the same rule as ids callers send."""
+    if not is_path_segment_id(value):
+        shown = repr(value)[:80]
+        raise AgentCallError(
+            f"{where} answered with an unusable thread id {shown}: {PATH_SEGMENT_MESSAGE}", transient=False
+        )
+    return str(value)
 
 
 def _items(data: Any) -> list[dict[str, Any]]:
@@ -53,11 +74,17 @@ class SreAgentGateway:
             cached = self._endpoints.get(agent.name)
         if cached and cached[1] > monotonic():
             return cached[0]
-        url = f"{self.settings.arm_endpoint.rstrip('/')}{agent.resource_id}"
+        arm = self.settings.arm_endpoint
+        url = agent_url(
+            arm, *(agent.resource_id or "").strip("/").split("/"), query={"api-version": ARM_API_VERSION}
+        )
         token = self.credential.get_token(ARM_SCOPE).token
         try:
             response = self.client.get(
-                url, params={"api-version": ARM_API_VERSION}, headers={"Authorization": f"Bearer {token}"}
+                url,
+                headers={"Authorization": f"Bearer {token}"},
+                # The ARM endpoint is a setting: plain http only when it names a loopback fake.
+                extensions=insecure_local(is_loopback(httpx.URL(arm).host)),
             )
         except httpx.HTTPError as exc:
             raise transport_error("GET", url, exc) from None
@@ -89,7 +116,13 @@ class SreAgentGateway:
             token = self.credential.get_token(scope).token
             headers = {"Authorization": f"Bearer {token}", "Accept": "application/json"}
             try:
-                response = self.client.request(method, url, headers=headers, **kwargs)
+                response = self.client.request(
+                    method,
+                    url,
+                    headers=headers,
+                    extensions=insecure_local(agent.allow_insecure_local),
+                    **kwargs,
+                )
             except httpx.HTTPError as exc:
                 raise transport_error(method, url, exc) from None
             if response.status_code != 401:
@@ -104,7 +137,7 @@ class SreAgentGateway:
 
     def create_thread(self, agent: AgentConfig, text: str) -> str:
         """``POST /api/v1/threads`` with a start message; returns the new thread's ``id``."""
-        url = f"{self.endpoint(agent)}/api/v1/threads"
+        url = agent_url(self.endpoint(agent), "api", "v1", "threads")
         body = {
             "startMessage": {
                 "text": text,
@@ -117,7 +150,7 @@ class SreAgentGateway:
         thread_id = data.get("id") if isinstance(data, dict) else None
         if not thread_id:
             raise AgentCallError(f"POST {url} answered without a thread id", transient=False)
-        return str(thread_id)
+        return checked_thread_id(thread_id, f"POST {url}")
 
     def fire_trigger(self, agent: AgentConfig, payload: dict[str, Any]) -> str | None:
         """``POST {triggerUrl}``; the thread id is at the top level or under ``execution``."""
@@ -131,23 +164,26 @@ class SreAgentGateway:
             return None
         if not isinstance(data, dict):
             return None
-        thread_id = data.get("threadId") or (data.get("execution") or {}).get("threadId")
-        return str(thread_id) if thread_id else None
+        execution = data.get("execution")
+        thread_id = data.get("threadId") or (
+            execution.get("threadId") if isinstance(execution, dict) else None
+        )
+        return checked_thread_id(thread_id, f"POST {agent.name}'s trigger") if thread_id else None
 
     def find_thread(self, agent: AgentConfig, needle: str) -> str | None:
         """Newest-first scan of the agent's recent threads for ``needle`` in title or start message."""
-        url = f"{self.endpoint(agent)}/api/v1/threads"
         params = {"$orderby": "createdTimestamp desc", "$top": str(RECENT)}
-        for thread in _items(self._request(agent, "GET", url, params=params).json()):
+        url = agent_url(self.endpoint(agent), "api", "v1", "threads", query=params)
+        for thread in _items(self._request(agent, "GET", url).json()):
             start = thread.get("startMessage") or {}
             text = start.get("text") if isinstance(start, dict) else start
             if needle in str(thread.get("title") or "") or needle in str(text or ""):
-                return str(thread.get("id"))
+                return checked_thread_id(thread.get("id"), f"GET {agent.name}'s threads")
         return None
 
     def post_message(self, agent: AgentConfig, thread_id: str, text: str) -> None:
         """``POST /api/v1/threads/{id}/messages``."""
-        url = f"{self.endpoint(agent)}/api/v1/threads/{thread_id}/messages"
+        url = agent_url(self.endpoint(agent), "api", "v1", "threads", thread_id, "messages")
         body = {"text": text, "userId": SERVICE_USER_ID, "displayName": SERVICE_DISPLAY_NAME}
         self._request(agent, "POST", url, json=body)
 
@@ -160,7 +196,7 @@ class SreAgentGateway:
     def get_thread(self, agent: AgentConfig, thread_id: str) -> dict[str, Any]:
         """``GET /api/v1/threads/{id}``: the thread object with ``lastMessage`` (how Microsoft's client
         decides whether the agent's reply is complete)."""
-        url = f"{self.endpoint(agent)}/api/v1/threads/{thread_id}"
+        url = agent_url(self.endpoint(agent), "api", "v1", "threads", thread_id)
         data = self._request(agent, "GET", url).json()
         if not isinstance(data, dict):
             raise AgentCallError(f"GET {url} answered without a thread object", transient=True)
@@ -168,7 +204,6 @@ class SreAgentGateway:
 
     def list_messages(self, agent: AgentConfig, thread_id: str) -> list[dict[str, Any]]:
         """The thread's most recent messages (up to 50), oldest first."""
-        url = f"{self.endpoint(agent)}/api/v1/threads/{thread_id}/messages"
         # Both spellings are seen in the wild; servers ignore the one they do not know.
         params = {
             "$top": str(RECENT),
@@ -176,7 +211,8 @@ class SreAgentGateway:
             "top": str(RECENT),
             "orderby": "timestamp desc",
         }
-        messages = _items(self._request(agent, "GET", url, params=params).json())
+        url = agent_url(self.endpoint(agent), "api", "v1", "threads", thread_id, "messages", query=params)
+        messages = _items(self._request(agent, "GET", url).json())
         # Newest first was asked for so the window holds the latest; servers that ignore the order
         # answer oldest first. Sort by timestamp either way (ISO 8601 strings sort in time order).
         return sorted(messages, key=lambda m: str(m.get("timeStamp") or m.get("timestamp") or ""))

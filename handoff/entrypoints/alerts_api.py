@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from functools import lru_cache
 from typing import TYPE_CHECKING
+from urllib.parse import urlsplit
 
 import azure.functions as func
 
@@ -21,11 +22,19 @@ bp = func.Blueprint()
 @lru_cache(maxsize=1)
 def get_webhook_validator() -> SecureWebhookValidator:
     """The secure-webhook token validator (built on the first secured request; caches signing keys)."""
+    from handoff.adapters.egress import EgressPolicy
     from handoff.adapters.entra_token import SecureWebhookValidator
     from handoff.adapters.http import make_http_client
+    from handoff.net import is_loopback
 
     settings = get_settings()
-    return SecureWebhookValidator(settings, make_http_client(min(10.0, settings.http_timeout_seconds)))
+    client = make_http_client(
+        min(10.0, settings.http_timeout_seconds),
+        EgressPolicy.from_settings(settings),
+        # HANDOFF_ALERTS_AUTHORITY is a setting: plain http only when it names a loopback fake.
+        allow_insecure_local=is_loopback(urlsplit(settings.alerts_authority).hostname or ""),
+    )
+    return SecureWebhookValidator(settings, client)
 
 
 @bp.route(route="alerts", methods=["POST"], auth_level=REST_AUTH_LEVEL)

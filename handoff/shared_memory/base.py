@@ -17,7 +17,14 @@ from typing import Any, Protocol
 
 import httpx
 
-from handoff.adapters.http import classify, describe, retry_after_seconds, transport_error
+from handoff.adapters.http import (
+    classify,
+    describe,
+    insecure_local,
+    retry_after_seconds,
+    safe_url,
+    transport_error,
+)
 from handoff.records import HandoffRecord
 from handoff.settings import Settings
 from handoff.shared_memory.content import Note
@@ -134,15 +141,32 @@ class Writer(Protocol):
         """Append the note; returns a URL or id of what was written."""
 
 
-def request(
-    http: httpx.Client, method: str, url: str, *, expect: tuple[int, ...] = (200, 201), **kwargs: Any
-) -> httpx.Response:
-    """Send one request; a non-expected answer raises :class:`WriteError` with rate limits read."""
+def vendor_url(base: str, *segments: str | int) -> str:
+    """``base`` plus each segment as one percent-encoded path segment (ids from handoffs and from
+    vendor answers never add path levels, queries or fragments); a segment that cannot be one is a
+    permanent failure."""
     try:
-        response = http.request(method, url, **kwargs)
+        return safe_url(base, *(str(segment) for segment in segments))
+    except ValueError as exc:
+        raise WriteError(f"cannot build the URL: {exc}", transient=False) from None
+
+
+def request(
+    http: httpx.Client,
+    method: str,
+    url: str,
+    *,
+    expect: tuple[int, ...] = (200, 201),
+    allow_insecure_local: bool = False,
+    **kwargs: Any,
+) -> httpx.Response:
+    """Send one request; a non-expected answer raises :class:`WriteError` with rate limits read.
+    ``allow_insecure_local``: the backend's ``allowInsecureLocal`` (plain http to loopback)."""
+    try:
+        response = http.request(method, url, extensions=insecure_local(allow_insecure_local), **kwargs)
     except httpx.HTTPError as exc:
         error = transport_error(method, url, exc)
-        raise WriteError(error.reason, transient=True) from None
+        raise WriteError(error.reason, transient=error.transient) from None
     if response.status_code in expect:
         return response
     raise error_for(method, url, response)

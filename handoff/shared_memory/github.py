@@ -12,7 +12,7 @@ import re
 from datetime import timedelta
 from typing import Any
 
-from handoff.shared_memory.base import Destination, WriteError, WriteJob, WriterContext, request
+from handoff.shared_memory.base import Destination, WriteError, WriteJob, WriterContext, request, vendor_url
 from handoff.shared_memory.config import GitHubBackend
 from handoff.shared_memory.content import chain_marker, markdown
 
@@ -37,8 +37,8 @@ class GitHubWriter:
             "X-GitHub-Api-Version": API_VERSION,
         }
 
-    def _url(self, repo: str, path: str = "") -> str:
-        return f"{self.backend.api_base}/repos/{repo}{path}"
+    def _url(self, repo: str, *segments: str | int) -> str:
+        return vendor_url(self.backend.api_base, "repos", *repo.split("/"), *segments)
 
     def content_gate(self, repo: str) -> str:
         """Spacing key of content writes: the repository on this GitHub host."""
@@ -119,10 +119,11 @@ class GitHubWriter:
             response = request(
                 self.ctx.http,
                 "POST",
-                self._url(repo, "/issues"),
+                self._url(repo, "issues"),
                 json=payload,
                 headers=self._headers(),
                 expect=(201,),
+                allow_insecure_local=self.backend.allow_insecure_local,
             )
         except WriteError:
             # GitHub may have opened it before the answer was lost: the next attempt probes first.
@@ -137,9 +138,10 @@ class GitHubWriter:
         response = request(
             self.ctx.http,
             "GET",
-            self._url(repo, f"/issues/{number}"),
+            self._url(repo, "issues", number),
             headers=self._headers(),
             expect=(200, 301, 404, 410),
+            allow_insecure_local=self.backend.allow_insecure_local,
         )
         return response.json() if response.status_code == 200 else None
 
@@ -177,10 +179,11 @@ class GitHubWriter:
             response = request(
                 self.ctx.http,
                 "GET",
-                self._url(repo, f"/issues/{number}/comments"),
+                self._url(repo, "issues", number, "comments"),
                 params={"since": since, "per_page": 100, "page": page},
                 headers=self._headers(),
                 expect=(200,),
+                allow_insecure_local=self.backend.allow_insecure_local,
             )
             comments = response.json()
             for comment in comments:
@@ -196,10 +199,11 @@ class GitHubWriter:
         response = request(
             self.ctx.http,
             "POST",
-            self._url(repo, f"/issues/{number}/comments"),
+            self._url(repo, "issues", number, "comments"),
             json={"body": markdown(job.note)},
             headers=self._headers(),
             expect=(201,),
+            allow_insecure_local=self.backend.allow_insecure_local,
         )
         data = response.json()
         return str(data.get("html_url") or data.get("url"))

@@ -6,7 +6,14 @@ bearer token.
 
 from __future__ import annotations
 
-from handoff.shared_memory.base import Destination, WriteJob, WriterContext, json_api_headers, request
+from handoff.shared_memory.base import (
+    Destination,
+    WriteJob,
+    WriterContext,
+    json_api_headers,
+    request,
+    vendor_url,
+)
 from handoff.shared_memory.config import JiraBackend
 from handoff.shared_memory.content import adf, adf_text
 
@@ -34,7 +41,7 @@ class JiraWriter:
         return Destination(key, {"key": key})
 
     def _url(self, key: str) -> str:
-        return f"{self.backend.api_base}/rest/api/3/issue/{key}/comment"
+        return vendor_url(self.backend.api_base, "rest", "api", "3", "issue", key, "comment")
 
     def find(self, dest: Destination, job: WriteJob) -> str | None:
         response = request(
@@ -44,6 +51,7 @@ class JiraWriter:
             params={"orderBy": "-created", "maxResults": 100},
             headers=self._headers(),
             expect=(200,),
+            allow_insecure_local=self.backend.allow_insecure_local,
         )
         for comment in response.json().get("comments", []):
             if job.note.marker in adf_text(comment.get("body")):
@@ -58,6 +66,7 @@ class JiraWriter:
             json={"body": adf(job.note)},
             headers=self._headers(),
             expect=(201,),
+            allow_insecure_local=self.backend.allow_insecure_local,
         )
         data = response.json()
         return str(data.get("self") or data.get("id"))

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from handoff.shared_memory.base import Destination, WriteError, WriteJob, WriterContext, request
+from handoff.shared_memory.base import Destination, WriteError, WriteJob, WriterContext, request, vendor_url
 from handoff.shared_memory.config import PagerDutyBackend
 from handoff.shared_memory.content import plain_text
 
@@ -38,8 +38,15 @@ class PagerDutyWriter:
         return Destination(f"incident {incident_id}", {"incident": incident_id})
 
     def _notes(self, incident: str) -> list[dict[str, Any]]:
-        url = f"{self.backend.api_base}/incidents/{incident}/notes"
-        response = request(self.ctx.http, "GET", url, headers=self._headers(), expect=(200,))
+        url = vendor_url(self.backend.api_base, "incidents", incident, "notes")
+        response = request(
+            self.ctx.http,
+            "GET",
+            url,
+            headers=self._headers(),
+            expect=(200,),
+            allow_insecure_local=self.backend.allow_insecure_local,
+        )
         return list(response.json().get("notes", []))
 
     def find(self, dest: Destination, job: WriteJob) -> str | None:
@@ -62,7 +69,7 @@ class PagerDutyWriter:
                 transient=False,
                 skip=True,
             )
-        url = f"{self.backend.api_base}/incidents/{incident}/notes"
+        url = vendor_url(self.backend.api_base, "incidents", incident, "notes")
         response = request(
             self.ctx.http,
             "POST",
@@ -70,6 +77,7 @@ class PagerDutyWriter:
             json={"note": {"content": plain_text(job.note)}},
             headers=self._headers(post=True),
             expect=(200, 201),
+            allow_insecure_local=self.backend.allow_insecure_local,
         )
         note_id = response.json().get("note", {}).get("id")
         return f"incident {incident} note {note_id}"

@@ -8,12 +8,15 @@ from __future__ import annotations
 
 import re
 
+from handoff.models import is_path_segment_id
 from handoff.shared_memory.base import (
     Destination,
+    WriteError,
     WriteJob,
     WriterContext,
     json_api_headers,
     request,
+    vendor_url,
 )
 from handoff.shared_memory.config import ServiceNowBackend
 from handoff.shared_memory.content import plain_text
@@ -32,7 +35,7 @@ class ServiceNowWriter:
         return json_api_headers(self.ctx.secret(self.backend.secret_setting))
 
     def _table_url(self, table: str, sys_id: str = "") -> str:
-        return f"{self.backend.api_base}/api/now/table/{table}" + (f"/{sys_id}" if sys_id else "")
+        return vendor_url(self.backend.api_base, "api", "now", "table", table, *([sys_id] if sys_id else []))
 
     def destination(self, job: WriteJob) -> Destination | None:
         incident = job.record.stored.request.context.incident
@@ -42,6 +45,11 @@ class ServiceNowWriter:
         table = self.backend.table
         if _SYS_ID.match(ref):
             return Destination(f"{table}/{ref}", {"sysId": ref, "number": None})
+        if not is_path_segment_id(ref):
+            # '^' or '=' would add conditions to the encoded query below (and so pick another record).
+            raise WriteError(
+                f"incident id {ref[:80]!r} is not a ServiceNow number or sys_id", transient=False
+            )
         response = request(
             self.ctx.http,
             "GET",
@@ -53,6 +61,7 @@ class ServiceNowWriter:
             },
             headers=self._headers(),
             expect=(200,),
+            allow_insecure_local=self.backend.allow_insecure_local,
         )
         found = response.json().get("result", [])
         if not found:
@@ -68,6 +77,7 @@ class ServiceNowWriter:
             params={"sysparm_query": query, "sysparm_fields": "sys_id", "sysparm_limit": "1"},
             headers=self._headers(),
             expect=(200,),
+            allow_insecure_local=self.backend.allow_insecure_local,
         )
         found = response.json().get("result", [])
         return f"{dest.label} {self.backend.field} {found[0]['sys_id']}" if found else None
@@ -81,5 +91,6 @@ class ServiceNowWriter:
             json={self.backend.field: plain_text(job.note)},
             headers=self._headers(),
             expect=(200,),
+            allow_insecure_local=self.backend.allow_insecure_local,
         )
         return f"{dest.label} {self.backend.field}"

@@ -1,0 +1,115 @@
+"""Shared-memory writers build vendor URLs with the one URL builder and send through the egress policy.
+
+Incident ids come from callers (``context.incident.id``) and sys_ids from vendor answers; the writers run
+for real over the egress transport with an injected resolver and an ``httpx.MockTransport`` vendor.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from types import SimpleNamespace
+
+import httpx
+import pytest
+
+from handoff.adapters.egress import EgressPolicy, EgressTransport
+from handoff.models import IncidentRef
+from handoff.settings import Settings
+from handoff.shared_memory.base import WriteError, WriterContext, request
+from handoff.shared_memory.config import GitHubBackend, JiraBackend, PagerDutyBackend, ServiceNowBackend
+from handoff.shared_memory.github import GitHubWriter
+from handoff.shared_memory.jira import JiraWriter
+from handoff.shared_memory.pagerduty import PagerDutyWriter
+from handoff.shared_memory.servicenow import ServiceNowWriter
+
+
+class Vendor:
+    def __init__(self, body: object) -> None:
+        self.body = body
+        self.requests: list[httpx.Request] = []
+
+    def handler(self, request: httpx.Request) -> httpx.Response:
+        self.requests.append(request)
+        return httpx.Response(200, json=self.body)
+
+
+def context(vendor: Vendor, address: str = "20.42.65.92") -> WriterContext:
+    policy = EgressPolicy(resolver=lambda host, port: [address])
+    http = httpx.Client(transport=EgressTransport(policy, inner=lambda: httpx.MockTransport(vendor.handler)))
+    return WriterContext(
+        http=http,
+        settings=Settings.from_env({}),
+        state=None,  # type: ignore[arg-type]
+        clock=lambda: datetime.now(UTC),
+        environ={"TOKEN": "secret"},
+    )
+
+
+def job_for(incident_id: str, platform: str) -> SimpleNamespace:
+    incident = IncidentRef(id=incident_id, platform=platform)
+    return SimpleNamespace(record=SimpleNamespace(stored=SimpleNamespace(request=SimpleNamespace(
+        context=SimpleNamespace(incident=incident, evidence=[])))), details={})  # fmt: skip
+
+
+def test_a_pagerduty_incident_id_cannot_leave_the_incident_path():
+    vendor = Vendor({"notes": []})
+    backend = PagerDutyBackend(
+        name="pd", type="pagerduty", base_url="https://api.pagerduty.com", secret_setting="TOKEN",
+        from_email="oncall@contoso.com",
+    )  # fmt: skip
+    writer = PagerDutyWriter(backend, context(vendor))
+    dest = writer.destination(job_for("../../users/PABC?x=1#f", "pagerduty"))  # type: ignore[arg-type]
+    assert dest is not None
+    writer._notes(dest.data["incident"])
+    [sent] = vendor.requests
+    assert sent.url.raw_path == b"/incidents/..%2F..%2Fusers%2FPABC%3Fx%3D1%23f/notes"
+    assert sent.headers["host"] == "api.pagerduty.com"
+
+
+def test_a_jira_key_stays_one_segment():
+    backend = JiraBackend(
+        name="j", type="jira", base_url="https://contoso.atlassian.net", secret_setting="TOKEN"
+    )
+    writer = JiraWriter(backend, context(Vendor({})))
+    url = writer._url("SHOP-1/../../../rest/api/3/user?accountId=x")
+    assert httpx.URL(url).raw_path == (
+        b"/rest/api/3/issue/SHOP-1%2F..%2F..%2F..%2Frest%2Fapi%2F3%2Fuser%3FaccountId%3Dx/comment"
+    )
+
+
+def test_a_github_reference_with_dot_segments_is_a_permanent_failure_before_any_request():
+    vendor = Vendor({})
+    backend = GitHubBackend(
+        name="gh",
+        type="github",
+        base_url="https://api.github.com",
+        secret_setting="TOKEN",
+        repo="contoso/shop",
+    )
+    writer = GitHubWriter(backend, context(vendor))
+    dest = writer.destination(job_for("../..#1", "github"))  # type: ignore[arg-type]
+    assert dest is not None and dest.data["repo"] == "../.."
+    with pytest.raises(WriteError) as info:
+        writer._exists(dest.data["repo"], 1)
+    assert info.value.transient is False and vendor.requests == []
+
+
+def test_a_servicenow_number_cannot_add_conditions_to_the_encoded_query():
+    vendor = Vendor({"result": [{"sys_id": "0" * 32}]})
+    backend = ServiceNowBackend(
+        name="sn", type="servicenow", base_url="https://contoso.service-now.com", secret_setting="TOKEN"
+    )
+    writer = ServiceNowWriter(backend, context(vendor))
+    with pytest.raises(WriteError) as info:
+        writer.destination(job_for("INC0010001^ORnumberISNOTEMPTY", "servicenow"))  # type: ignore[arg-type]
+    assert info.value.transient is False and vendor.requests == []
+    dest = writer.destination(job_for("INC0010001", "servicenow"))  # type: ignore[arg-type]
+    assert dest is not None and dest.data["sysId"] == "0" * 32
+    assert vendor.requests[0].url.params["sysparm_query"] == "number=INC0010001"
+
+
+def test_a_vendor_on_a_private_address_is_a_permanent_write_failure():
+    vendor = Vendor({})
+    with pytest.raises(WriteError, match="private address") as info:
+        request(context(vendor, "10.1.2.3").http, "GET", "https://api.github.com/repos/o/r")
+    assert info.value.transient is False and vendor.requests == []
