@@ -158,7 +158,8 @@ RULES: tuple[_Rule, ...] = (
         re.compile(
             r"-----BEGIN[ A-Z0-9]*PRIVATE KEY(?: BLOCK)?-----"
             r"(?:(?:[^-]++|-(?!----))*+-----END[ A-Z0-9]*PRIVATE KEY(?: BLOCK)?-----"
-            r"|[A-Za-z0-9+/=\s\\]*+)"  # cut short (an error body's first 200 characters)
+            # cut short (an error body's first 200 characters): whole lines, and a last one at the end
+            r"|(?:(?:\s|\\n)*+[A-Za-z0-9+/=]{40,})*+(?:(?:\s|\\n)*+[A-Za-z0-9+/=]++\s*+\Z)?)"
         ),
     ),
     _Rule(

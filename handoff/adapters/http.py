@@ -10,6 +10,7 @@ from typing import Any
 import httpx
 
 from handoff.records import AgentCallError
+from handoff.redaction import redact
 
 USER_AGENT = "handoff-broker/0.1"
 
@@ -58,7 +59,7 @@ def retry_after_seconds(response: httpx.Response) -> float | None:
 def describe(method: str, url: str, response: httpx.Response) -> str:
     """A short, secret-free description of a failed call (no headers, first 200 chars of the body)."""
     path = httpx.URL(url).copy_with(query=None)
-    snippet = " ".join(response.text[:200].split()) if response.content else ""
+    snippet = " ".join(redact(response.text[:2000]).split())[:200] if response.content else ""
     return f"{method} {path} answered {response.status_code}" + (f": {snippet}" if snippet else "")
 
 
