@@ -170,7 +170,7 @@ RULES: tuple[_Rule, ...] = (
     ),
     _Rule(
         "github_token",
-        re.compile(r"(?P<secret>gh(?<![A-Za-z0-9_]..)[pousr]_[A-Za-z0-9]{36,251})(?![A-Za-z0-9_])"),
+        re.compile(r"(?P<secret>gh(?<![A-Za-z0-9]..)[pousr]_[A-Za-z0-9]{36,251})(?![A-Za-z0-9_])"),
     ),
     _Rule(
         "github_token",
@@ -257,7 +257,8 @@ RULES: tuple[_Rule, ...] = (
     ),
     _Rule(
         "url_password",
-        re.compile(r"://(?<=[A-Za-z0-9]://)[^\s:/?#@\[\]\"'<>`]*+:(?P<secret>[^\s/?#@\[\]\"'<>`]++)@"),
+        # a password may hold "#" and "?" (unencoded, as people type them); the host follows the last "@"
+        re.compile(r"://(?<=[A-Za-z0-9]://)[^\s:/?#@\[\]\"'<>`]*+:(?P<secret>[^\s/\[\]\"'<>`]+)@(?=[\w\[])"),
         check=_not_placeholder,
     ),
     _Rule(

@@ -355,6 +355,7 @@ def _secrets() -> list[Secret]:
             "url_password", "redis://:{s}@cache-prod.redis.cache.windows.net:6380/0", password(), "cache-prod"
         ),
         _case("url_password", "amqps://orders-app:{s}@mq.contoso.com/vhost", password(), "orders-app"),
+        _case("url_password", "sqlserver://sa:{s}@sql01:1433", "Pa#" + password() + "?x@y", "@sql01:1433"),
         _case("url_password", "mongodb+srv://admin:{s}@cluster0.ab1cd.mongodb.net/", password(), "cluster0"),
         _case("url_password", "https://deploy:{s}@contoso.scm.azurewebsites.net/api/zipdeploy", password()),
         # ---- labelled passwords, secrets, tokens, API keys
