@@ -77,18 +77,20 @@ Check = Callable[[re.Match[str]], bool]
 class _Rule:
     """One kind of secret: a pattern whose group ``secret`` is replaced (the whole match without one).
 
-    Where the pattern is tried: with ``needles``, only where one of them occurs (in the lowercased text,
-    or in the text itself when ``cased``), starting there or up to ``back`` characters before; without,
-    the pattern scans the text itself, which is as fast as a substring search because every such pattern
-    starts with a literal (the boundary checks come after it as look-behinds).
+    ``needles`` are literals every match contains (lowercase unless ``cased``). Where the pattern is
+    tried: only where a needle occurs (in the lowercased text, or in the text itself when ``cased``),
+    starting there or up to ``back`` characters before; or, with ``scan``, the pattern scans the text
+    itself, which is as fast as a substring search because every such pattern starts with a literal (the
+    boundary checks come after it as look-behinds).
     """
 
     kind: str | Callable[[re.Match[str]], str]
     pattern: re.Pattern[str]
-    needles: tuple[str, ...] = ()
+    needles: tuple[str, ...]
     check: Check | None = None
     back: int = 0
     cased: bool = False
+    scan: bool = False
 
     def kind_of(self, match: re.Match[str]) -> str:
         return self.kind if isinstance(self.kind, str) else self.kind(match)
@@ -161,37 +163,53 @@ RULES: tuple[_Rule, ...] = (
             # cut short (an error body's first 200 characters): whole lines, and a last one at the end
             r"|(?:(?:\s|\\n)*+[A-Za-z0-9+/=]{40,})*+(?:(?:\s|\\n)*+[A-Za-z0-9+/=]++\s*+\Z)?)"
         ),
+        ("-----begin",),
+        scan=True,
     ),
     _Rule(
         "jwt",
         re.compile(
             rf"(?P<secret>eyJ(?<![{_URL_B64}]...)[{_URL_B64}]{{8,}}\.eyJ[{_URL_B64}]{{8,}}\.[{_URL_B64}]*+)"
         ),
+        ("eyj",),
+        scan=True,
     ),
     _Rule(
         "github_token",
         re.compile(r"(?P<secret>gh(?<![A-Za-z0-9]..)[pousr]_[A-Za-z0-9]{36,251})(?![A-Za-z0-9_])"),
+        ("gh",),
+        scan=True,
     ),
     _Rule(
         "github_token",
         re.compile(r"(?P<secret>github_pat_(?<![A-Za-z0-9_].{11})[A-Za-z0-9_]{22,251})(?![A-Za-z0-9_])"),
+        ("github_pat_",),
+        scan=True,
     ),
     _Rule(
         "slack_webhook",
         re.compile(r"hooks\.slack\.com/(?:services|workflows|triggers)/(?P<secret>[\w/-]{20,})"),
+        ("hooks.slack.com/",),
+        scan=True,
     ),
     _Rule(
         "teams_webhook",
         re.compile(r"webhook\.office\.com/webhookb2/(?P<secret>[^\s\"'<>`]{20,})"),
+        ("webhook.office.com/webhookb2/",),
+        scan=True,
     ),
     _Rule(
         "slack_token",
         re.compile(r"(?P<secret>xox(?<![A-Za-z0-9-]...)[abposr]-[A-Za-z0-9-]{10,})"),
-        check=_has_digit_and_letter,
+        ("xox",),
+        _has_digit_and_letter,
+        scan=True,
     ),
     _Rule(
         "google_api_key",
         re.compile(r"(?P<secret>AIza(?<![A-Za-z0-9_-]....)[A-Za-z0-9_-]{35})(?![A-Za-z0-9_-])"),
+        ("aiza",),
+        scan=True,
     ),
     _Rule(
         "stripe_key",
@@ -202,10 +220,14 @@ RULES: tuple[_Rule, ...] = (
     _Rule(
         "npm_token",
         re.compile(r"(?P<secret>npm_(?<![A-Za-z0-9_]....)[A-Za-z0-9]{36})(?![A-Za-z0-9])"),
+        ("npm_",),
+        scan=True,
     ),
     _Rule(
         "aws_access_key_id",
         re.compile(r"(?P<secret>A(?:KIA|SIA)(?<![A-Za-z0-9]....)[A-Z2-7]{16})(?![A-Za-z0-9])"),
+        ("akia", "asia"),
+        scan=True,
     ),
     _Rule(
         "aws_secret_access_key",
@@ -259,7 +281,9 @@ RULES: tuple[_Rule, ...] = (
         "url_password",
         # a password may hold "#" and "?" (unencoded, as people type them); the host follows the last "@"
         re.compile(r"://(?<=[A-Za-z0-9]://)[^\s:/?#@\[\]\"'<>`]*+:(?P<secret>[^\s/\[\]\"'<>`]+)@(?=[\w\[])"),
-        check=_not_placeholder,
+        ("://",),
+        _not_placeholder,
+        scan=True,
     ),
     _Rule(
         "bearer_token",
@@ -362,7 +386,7 @@ def _apply(rule: _Rule, text: str, positions: _Positions, counts: Counter[str]) 
         base = raw.start()
         return raw.group(0)[: start - base] + marker(kind) + raw.group(0)[end - base :]
 
-    starts = positions.of(rule) if rule.needles else None
+    starts = None if rule.scan else positions.of(rule)
     if starts is None:
         return rule.pattern.sub(replace, text)
     pieces: list[str] = []
@@ -380,11 +404,20 @@ def _apply(rule: _Rule, text: str, positions: _Positions, counts: Counter[str]) 
     return "".join(pieces)
 
 
+# Every secret contains one of these (lowercase); a short text with none is returned at once.
+_TRIGGERS = tuple(sorted({needle.lower() for rule in RULES for needle in rule.needles}))
+_SHORT = 512
+
+
 def redact_text(text: str) -> tuple[str, dict[str, int]]:
     """``text`` with every recognised secret replaced by ``[redacted:<kind>]``, and the count per kind."""
     counts: Counter[str] = Counter()
     if not text:
         return text, {}
+    if len(text) <= _SHORT:
+        lowered = text.lower()
+        if not any(needle in lowered for needle in _TRIGGERS):
+            return text, {}
     positions = _Positions(text)
     for rule in RULES:
         redacted = _apply(rule, text, positions, counts)
@@ -445,6 +478,11 @@ def _walk(value: Any, counts: Counter[str], name_kind: str | None = None) -> Any
     if isinstance(value, str):
         return _redact_value(value, name_kind, counts)
     if isinstance(value, list):
+        if len(value) > 32:
+            # A long list (a KQL table's rows) usually holds no secret: one pass over its text says so.
+            strings: list[str] = []
+            if not _collect(value, strings) and not redact_text("\n".join(strings))[1]:
+                return value
         return [_walk(item, counts) for item in value]
     if isinstance(value, dict):
         result: dict[Any, Any] = {}
@@ -474,13 +512,16 @@ def _redact_secret_columns(table: dict[str, Any], counts: Counter[str]) -> None:
     kinds = {i: k for i, k in kinds.items() if k is not None}
     if not kinds:
         return
+    new_rows = []
     for row in rows:
-        if not isinstance(row, list):
-            continue
-        for index, kind in kinds.items():
-            if index < len(row) and isinstance(row[index], str) and not is_placeholder(row[index]):
-                row[index] = marker(kind)
-                counts[kind] += 1
+        if isinstance(row, list):
+            row = list(row)  # rows may be the caller's own lists (see _walk): never change those
+            for index, kind in kinds.items():
+                if index < len(row) and isinstance(row[index], str) and not is_placeholder(row[index]):
+                    row[index] = marker(kind)
+                    counts[kind] += 1
+        new_rows.append(row)
+    table["rows"] = new_rows
 
 
 def redact_json(value: Any) -> tuple[Any, dict[str, int]]:
@@ -492,8 +533,36 @@ def redact_json(value: Any) -> tuple[Any, dict[str, int]]:
     is a placeholder, and so are the cells of a KQL table (``{"kind": "kql", "columns", "rows"}``) under
     such a column. Numbers, booleans and null are kept: they are not credentials.
     """
+    strings: list[str] = []
+    # Most values hold no secret: one pass over all their text together says so (a secret found there,
+    # even one spanning two strings, sends the value through the walk below).
+    if not _collect(value, strings) and not redact_text("\n".join(strings))[1]:
+        return value, {}
     counts: Counter[str] = Counter()
     return _walk(value, counts), dict(counts)
+
+
+def _collect(value: Any, strings: list[str]) -> bool:
+    """Gather the strings (keys included) of a JSON value; True when a field or KQL column is named
+    like a credential (its value is redacted whatever it looks like)."""
+    named = False
+    stack = [value]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, str):
+            strings.append(item)
+        elif isinstance(item, list):
+            stack.extend(item)
+        elif isinstance(item, dict):
+            for key, child in item.items():
+                if isinstance(key, str):
+                    strings.append(key)
+                    named = named or (isinstance(child, str) and secret_name_kind(key) is not None)
+                stack.append(child)
+            columns = item.get("columns")
+            if item.get("kind") == "kql" and isinstance(columns, list):
+                named = named or any(isinstance(c, str) and secret_name_kind(c) for c in columns)
+    return named
 
 
 def merge_counts(*many: Mapping[str, int]) -> dict[str, int]:
@@ -518,7 +587,8 @@ def redact_model(model: ModelT, fields: Iterable[str]) -> tuple[ModelT, dict[str
     counts: Counter[str] = Counter()
     for name in fields:
         if data.get(name) is not None:
-            data[name] = _walk(data[name], counts)
+            data[name], found = redact_json(data[name])
+            counts.update(found)
     if not counts:
         return model, {}
     for _ in range(1000):

@@ -320,3 +320,25 @@ def test_agent_and_vendor_errors_are_redacted():
         AgentCallError(f"failed with {token}", transient=True).reason == "failed with [redacted:github_token]"
     )
     assert WriteError(f"failed with {token}", transient=True).reason == "failed with [redacted:github_token]"
+
+
+def test_every_rule_says_which_literals_its_matches_contain():
+    for rule in RULES:
+        assert rule.needles, rule.kind
+        assert rule.cased or all(needle == needle.lower() for needle in rule.needles), rule.kind
+
+
+def test_long_tables_are_redacted_row_by_row_without_changing_the_input():
+    token = secret_corpus.github()
+    rows = [[f"op-{i}", "ok", ""] for i in range(200)]
+    rows[150] = ["op-150", f"failed with {token}", "Winter2026!"]
+    columns = ["operation", "result", "password"]
+    table = {"kind": "kql", "title": "t", "query": "q", "columns": columns, "rows": rows}
+
+    out, counts = redact_json({"evidence": [table]})
+
+    redacted_rows = out["evidence"][0]["rows"]
+    assert redacted_rows[150] == ["op-150", "failed with [redacted:github_token]", "[redacted:password]"]
+    assert redacted_rows[:150] == rows[:150] and redacted_rows[151:] == rows[151:]
+    assert counts == {"github_token": 1, "password": 1}
+    assert rows[150][1] == f"failed with {token}"  # the input is not changed
