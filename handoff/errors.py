@@ -1,10 +1,16 @@
-"""Problems: the one error type of the service layer, rendered as RFC 9457 problem details."""
+"""Problems: the one error type of the service layer, rendered as RFC 9457 problem details.
+
+A problem never echoes a secret: its detail, its field errors and its instance are redacted when they
+are made (see :mod:`handoff.redaction`), so REST, MCP and A2A errors are all covered.
+"""
 
 from __future__ import annotations
 
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from handoff.redaction import redact
 
 PROBLEM_CONTENT_TYPE = "application/problem+json"
 PROBLEM_TYPE_BASE = "https://handoff-broker.dev/problems/"
@@ -17,6 +23,11 @@ class FieldError(BaseModel):
 
     field: str
     message: str
+
+    @field_validator("field", "message")
+    @classmethod
+    def _redacted(cls, value: str) -> str:
+        return redact(value)
 
 
 class ProblemDetails(BaseModel):
@@ -40,6 +51,7 @@ class Problem(Exception):
     def __init__(
         self, detail: str, *, errors: list[FieldError] | None = None, headers: dict[str, str] | None = None
     ) -> None:
+        detail = redact(detail)
         super().__init__(detail)
         self.detail = detail
         self.errors = errors or []
@@ -52,7 +64,7 @@ class Problem(Exception):
             title=self.title,
             status=self.status,
             detail=self.detail,
-            instance=instance,
+            instance=redact(instance) if instance else instance,
             errors=self.errors,
         )
 

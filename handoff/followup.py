@@ -27,6 +27,7 @@ from handoff.messages import (
 )
 from handoff.models import AutoHandback, HandbackRequest
 from handoff.records import AgentCallError, HandoffRecord, HandoffState, RemoteTask
+from handoff.redaction import redact
 from handoff.registry import AgentConfig
 
 if TYPE_CHECKING:
@@ -269,6 +270,7 @@ class FollowUp:
 
     def _end_remote(self, record: HandoffRecord, status: str, detail: str) -> None:
         svc = self.service
+        detail = redact(detail)  # the partner's status text is posted, stored and audited
         ctx = svc._message_context(record)
         # Post first (idempotent through its marker), then change the status: a failed post is retried.
         self._post_once(record, f"remote:{status}", remote_status_message(record, ctx, status, detail))
@@ -330,6 +332,7 @@ class FollowUp:
         pending = pending_request(messages)
         if pending is not None:
             kind, text, ref = pending
+            text = redact(text)  # B's question is posted into A's thread and audited
             ctx = svc._message_context(record)
             self._post_once(record, f"watch:{ref}", watch_notice_message(record, ctx, kind, text, ref))
             self._end_watch(record, "stopped", "watchStopped", {"reason": kind, "text": text[:500]})

@@ -11,6 +11,7 @@ from typing import Any, Literal, Protocol
 from pydantic import BaseModel, ConfigDict, Field
 
 from handoff.models import AuditEvent, HandbackRequest, HandoffRequest, HandoffStatus
+from handoff.redaction import redact
 
 StepStatus = Literal["pending", "posted", "failed", "noSourceThread"]
 
@@ -165,6 +166,7 @@ class AgentCallError(Exception):
     def __init__(
         self, reason: str, *, transient: bool, status: int | None = None, retry_after: float | None = None
     ) -> None:
+        reason = redact(reason)  # it becomes lastError and audit text
         super().__init__(reason)
         self.reason = reason
         self.transient = transient

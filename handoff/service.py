@@ -74,6 +74,7 @@ from handoff.records import (
     StoredHandback,
     StoredRequest,
 )
+from handoff.redaction import HANDBACK_TEXT_FIELDS, HANDOFF_TEXT_FIELDS, redact, redact_model
 from handoff.registry import SYSTEM_SOURCES, AgentConfig, HttpTriggerDelivery, Registry
 from handoff.settings import Settings
 
@@ -217,6 +218,7 @@ class HandoffService:
             key = None
             handoff_id = str(uuid.uuid4())
         now = self.clock()
+        request, redactions = redact_model(request, HANDOFF_TEXT_FIELDS)  # before anything is stored
         normalized = request.model_copy(
             update={
                 "source": request.source.model_copy(update={"agent": source.name}),
@@ -231,7 +233,7 @@ class HandoffService:
             root_id=root_id or handoff_id,
             depth=depth,
             body_hash=canonical_hash(normalized),
-            idempotency_key=key,
+            idempotency_key=redact(key) if key else None,
             created_at=now,
             caller=caller.describe(),
         )
@@ -254,7 +256,8 @@ class HandoffService:
             "accepted",
             caller.describe(),
             {"source": source.name, "target": target.name, "intent": request.intent,
-             "parentHandoffId": request.parent_handoff_id, "idempotencyKey": key is not None},
+             "parentHandoffId": request.parent_handoff_id, "idempotencyKey": key is not None,
+             **({"redactions": redactions} if redactions else {})},
         )  # fmt: skip
         self._enqueue({"op": "deliver", "handoffId": handoff_id, "attempt": 1})
         # Answer from what was just written: no read-back in the request path, and the answer is
@@ -280,6 +283,7 @@ class HandoffService:
             raise ValueError(f"{source!r} is not a system source of handoffs (or has a thread)")
         target = self._registered(request.target.agent, "/target/agent")
         now = self.clock()
+        request, redactions = redact_model(request, HANDOFF_TEXT_FIELDS)
         normalized = request.model_copy(
             update={"target": request.target.model_copy(update={"agent": target.name})}
         )
@@ -301,7 +305,13 @@ class HandoffService:
                 handoff_id,
                 "accepted",
                 caller.describe(),
-                {"source": source, "target": target.name, "intent": request.intent, **(details or {})},
+                {
+                    "source": source,
+                    "target": target.name,
+                    "intent": request.intent,
+                    **(details or {}),
+                    **({"redactions": redactions} if redactions else {}),
+                },
             )
             self._enqueue({"op": "deliver", "handoffId": handoff_id, "attempt": 1})
         record = self.store.get(handoff_id)
@@ -562,6 +572,7 @@ class HandoffService:
             raise Conflict(
                 f"handoff {record.id} is '{record.state.status}': a hand-back is accepted only after delivery"
             )
+        request, redactions = redact_model(request, HANDBACK_TEXT_FIELDS)  # the hash is of what is stored
         claim = body_hash = None
         if idempotency_key is not None:
             key = idempotency_key.strip()
@@ -570,8 +581,9 @@ class HandoffService:
             claim = hashlib.sha256(f"{agent.name.lower()}\n{key}".encode()).hexdigest()[:40]
             body_hash = canonical_hash(request)
         handback, created = self.record_handback(
-            record.id, request, agent.name, caller.describe(), claim=claim, body_hash=body_hash
-        )
+            record.id, request, agent.name, caller.describe(), claim=claim, body_hash=body_hash,
+            redactions=redactions,
+        )  # fmt: skip
         if not created and handback.body_hash != body_hash:
             raise Conflict(
                 "Idempotency-Key was already used with a different hand-back for this handoff",
@@ -589,9 +601,13 @@ class HandoffService:
         automatic: bool = False,
         claim: str | None = None,
         body_hash: str | None = None,
+        redactions: dict[str, int] | None = None,
     ) -> tuple[StoredHandback, bool]:
         """Store a hand-back and queue its delivery into A's thread (REST, A2A results, auto hand-back).
-        With ``claim`` an earlier hand-back holding it is returned instead (not new, nothing queued)."""
+        With ``claim`` an earlier hand-back holding it is returned instead (not new, nothing queued).
+        Secrets are redacted first unless the caller did (``redactions``: what it replaced)."""
+        if redactions is None:
+            request, redactions = redact_model(request, HANDBACK_TEXT_FIELDS)
         now = self.clock()
         handback, created = self.store.add_handback(
             handoff_id,
@@ -621,6 +637,8 @@ class HandoffService:
         details: dict[str, Any] = {"seq": handback.seq, "agent": agent, "outcome": request.outcome}
         if automatic:
             details["automatic"] = True
+        if redactions:
+            details["redactions"] = redactions
         self.store.append_audit(handoff_id, "handBackReceived", actor, details)
         self._enqueue({"op": "handback", "handoffId": handoff_id, "seq": handback.seq, "attempt": 1})
         return handback, created

@@ -20,6 +20,7 @@ from handoff.adapters.egress import (
     EgressTransport,
 )
 from handoff.records import AgentCallError
+from handoff.redaction import redact
 
 USER_AGENT = "handoff-broker/0.1"
 # Far above any URL the broker needs (ids are at most 256 characters), far below what servers accept.
@@ -128,7 +129,7 @@ def retry_after_seconds(response: httpx.Response) -> float | None:
 def describe(method: str, url: str, response: httpx.Response) -> str:
     """A short, secret-free description of a failed call (no headers, first 200 chars of the body)."""
     path = httpx.URL(url).copy_with(query=None)
-    snippet = " ".join(response.text[:200].split()) if response.content else ""
+    snippet = " ".join(redact(response.text[:2000]).split())[:200] if response.content else ""
     return f"{method} {path} answered {response.status_code}" + (f": {snippet}" if snippet else "")
 
 

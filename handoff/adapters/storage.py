@@ -35,6 +35,7 @@ from pydantic import BaseModel
 from handoff.adapters.identity import make_credential
 from handoff.models import AuditEvent
 from handoff.records import HandoffRecord, HandoffState, LinkRecord, StoredHandback, StoredRequest
+from handoff.redaction import redact_json
 from handoff.service import StorageUnavailable
 from handoff.settings import (
     AUDIT_TABLE,
@@ -308,7 +309,8 @@ class TableHandoffStore:
             return _load(StoredHandback, self.handoffs.get_entity(handoff_id, f"handback-{claim['Seq']:05d}"))
 
     def append_audit(self, handoff_id: str, type: str, actor: str, details: dict[str, Any]) -> AuditEvent:
-        detail_json = json.dumps(details, ensure_ascii=False, default=str)
+        # The service redacts what it audits; this is the last line for any text that reaches here.
+        detail_json = json.dumps(redact_json(details)[0], ensure_ascii=False, default=str)
         if len(detail_json) > MAX_DETAIL_CHARS:
             detail_json = json.dumps({"truncated": True, "preview": detail_json[:1000]})
         # Writers of one handoff in this process take turns and start from the number they expect, so a

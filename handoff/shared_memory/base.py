@@ -26,6 +26,7 @@ from handoff.adapters.http import (
     transport_error,
 )
 from handoff.records import HandoffRecord
+from handoff.redaction import redact
 from handoff.settings import Settings
 from handoff.shared_memory.content import Note
 
@@ -50,6 +51,7 @@ class WriteError(Exception):
         skip: bool = False,
         status: int | None = None,
     ) -> None:
+        reason = redact(reason)  # it is stored with the write's state and audited
         super().__init__(reason)
         self.reason = reason
         self.transient = transient

@@ -1,0 +1,344 @@
+"""Secret redaction: the corpus (every fake secret caught with its kind, no look-alike touched), JSON
+values and wire models, and the places that apply it without I/O (problems, error texts)."""
+
+from __future__ import annotations
+
+import httpx
+import pytest
+
+from handoff.adapters.http import classify, describe
+from handoff.errors import FieldError, NotFound, Unprocessable, single_field
+from handoff.models import HandbackRequest, HandoffRequest
+from handoff.records import AgentCallError
+from handoff.redaction import (
+    HANDBACK_TEXT_FIELDS,
+    HANDOFF_TEXT_FIELDS,
+    RULES,
+    is_placeholder,
+    marker,
+    redact,
+    redact_json,
+    redact_model,
+    redact_text,
+    secret_name_kind,
+)
+from handoff.shared_memory.base import WriteError
+from tests.data import secret_corpus
+from tests.data.secret_corpus import LOOK_ALIKES, SECRETS
+
+# ---------------------------------------------------------------- the corpus
+
+
+@pytest.mark.parametrize("case", SECRETS, ids=[f"{c.kind}-{i}" for i, c in enumerate(SECRETS)])
+def test_every_secret_is_replaced_and_counted_as_its_kind(case):
+    out, counts = redact_text(case.text)
+
+    assert case.value not in out
+    assert counts.get(case.kind, 0) >= 1, counts
+    assert marker(case.kind) in out or case.kind == "private_key"
+    for part in case.keep:
+        assert part in out, f"lost {part!r}: {out}"
+
+
+@pytest.mark.parametrize("text", LOOK_ALIKES, ids=[f"look-alike-{i}" for i in range(len(LOOK_ALIKES))])
+def test_look_alikes_come_through_unchanged(text):
+    assert redact_text(text) == (text, {})
+
+
+def test_corpus_figures(capsys):
+    result = secret_corpus.figures()
+    with capsys.disabled():
+        print(
+            f"\nredaction corpus: {result.caught}/{result.secrets} secrets caught, {len(result.missed)} "
+            f"missed; {len(result.changed)}/{result.look_alikes} look-alikes changed"
+        )
+    assert result.secrets >= 60 and result.look_alikes >= 60
+    assert len({case.kind for case in SECRETS}) >= 20
+    assert (result.missed, result.wrong_kind, result.changed) == ([], [], [])
+
+
+def test_every_rule_has_a_secret_in_the_corpus():
+    kinds = {case.kind for case in SECRETS}
+    rule_kinds = {rule.kind for rule in RULES if isinstance(rule.kind, str)}
+    assert rule_kinds <= kinds
+    assert {"password", "secret", "client_secret", "token", "api_key"} <= kinds  # the key/value rule
+
+
+def test_redacting_twice_changes_nothing_more():
+    for case in SECRETS:
+        once = redact(case.text)
+        assert redact_text(once) == (once, {})
+
+
+def test_all_secrets_in_one_text_are_counted_per_kind():
+    text = "\n".join(case.text for case in SECRETS)
+    out, counts = redact_text(text)
+
+    assert not [case.kind for case in SECRETS if case.value in out]
+    expected: dict[str, int] = {}
+    for case in SECRETS:
+        expected[case.kind] = expected.get(case.kind, 0) + 1
+    assert {kind: counts.get(kind, 0) >= n for kind, n in expected.items()} == dict.fromkeys(expected, True)
+
+
+# ---------------------------------------------------------------- what is kept
+
+
+def test_keeps_key_names_users_hosts_and_sas_parameters():
+    sig = "k3Rj8vQ0%2BpX7wz5Lm2nB4cD6eF8gH0iJ1kL3mN5oP7q%3D"
+    url = f"https://acct.blob.core.windows.net/exports/a.csv?sv=2022-11-02&sp=r&sig={sig}&se=2026-12-01"
+
+    assert redact(url) == (
+        "https://acct.blob.core.windows.net/exports/a.csv?sv=2022-11-02&sp=r&sig=[redacted:sas_signature]"
+        "&se=2026-12-01"
+    )
+    assert redact("amqps://orders:Zx9!kP2@mq.contoso.com/v") == (
+        "amqps://orders:[redacted:url_password]@mq.contoso.com/v"
+    )
+    assert redact("Server=db;User ID=app;Password=Zx9!kP2;Encrypt=True") == (
+        "Server=db;User ID=app;Password=[redacted:password];Encrypt=True"
+    )
+    assert redact("the password is password=Zx9kP2.") == "the password is password=[redacted:password]."
+    assert (
+        redact('{"password": "Zx9!kP2", "user": "app"}')
+        == '{"password": "[redacted:password]", "user": "app"}'
+    )
+
+
+def test_placeholders_are_not_secrets():
+    for value in (
+        "",
+        "***",
+        "xxxx",
+        "<token>",
+        "${TOKEN}",
+        "$TOKEN",
+        "%TOKEN%",
+        "{{ token }}",
+        "null",
+        "None",
+    ):
+        assert is_placeholder(value), value
+    for value in ("hunter2!", "Zx9kP2", "ghp_x"):
+        assert not is_placeholder(value), value
+
+
+def test_loosely_labelled_values_must_look_like_credentials():
+    assert redact("password: reset") == "password: reset"
+    assert redact("password: hunter22") == "password: [redacted:password]"
+    assert redact("password = UserPassword") == "password = UserPassword"
+    assert redact("password = Hunter2!") == "password = [redacted:password]"
+    assert redact("password=hunter") == "password=[redacted:password]"  # key=value is deliberate
+    assert redact('password = "hunter"') == 'password = "[redacted:password]"'
+
+
+def test_secret_field_names():
+    assert secret_name_kind("dbPassword") == "password"
+    assert secret_name_kind("clientSecret") == "client_secret"
+    assert secret_name_kind("client_secret") == "client_secret"
+    assert secret_name_kind("accessToken") == "token"
+    assert secret_name_kind("apiKey") == "api_key"
+    assert secret_name_kind("AccountKey") == "account_key"
+    for name in ("tokenType", "passwordPolicy", "key", "max_tokens", "secretName", "signature", "id"):
+        assert secret_name_kind(name) is None, name
+
+
+# ---------------------------------------------------------------- JSON values and models
+
+
+def test_redact_json_walks_values_keys_and_secret_named_fields():
+    token = "ghp_" + "a1B2c3D4e5" * 3 + "F6g7H8"
+    value = {
+        "summary": f"clone with {token}",
+        "data": {"dbPassword": "plain", "tokenType": "Bearer", "secret": "", "count": 3, "password": 7},
+        "list": [[f"Bearer {token}", None, 1.5]],
+        token: "key that is a token",
+        "nested": {"apiKey": "${API_KEY}"},
+    }
+
+    out, counts = redact_json(value)
+
+    assert token not in str(out)
+    assert out["summary"] == "clone with [redacted:github_token]"
+    assert out["data"] == {
+        "dbPassword": "[redacted:password]",
+        "tokenType": "Bearer",
+        "secret": "",
+        "count": 3,
+        "password": 7,
+    }
+    assert out["list"] == [["Bearer [redacted:github_token]", None, 1.5]]
+    assert out["[redacted:github_token]"] == "key that is a token"
+    assert out["nested"] == {"apiKey": "${API_KEY}"}
+    assert counts == {"github_token": 3, "password": 1}
+    assert value["data"]["dbPassword"] == "plain"  # the input is not changed
+
+
+def test_redact_json_keeps_keys_that_collide_after_redaction():
+    a, b = "ghp_" + "A" * 36, "ghp_" + "B" * 36
+
+    out, counts = redact_json({a: 1, b: 2})
+
+    assert out == {"[redacted:github_token]": 1, "[redacted:github_token] #2": 2}
+    assert counts == {"github_token": 2}
+
+
+def test_kql_cells_under_credential_columns_are_redacted():
+    table = {
+        "kind": "kql",
+        "title": "Sign-ins",
+        "query": 'SigninLogs | where password == "" | project user, password, clientSecret',
+        "columns": ["user", "password", "clientSecret"],
+        "rows": [["alice", "Winter2026", "abc"], ["bob", "", None]],
+    }
+
+    out, counts = redact_json(table)
+
+    assert out["query"] == table["query"] and out["columns"] == table["columns"]
+    assert out["rows"] == [["alice", "[redacted:password]", "[redacted:client_secret]"], ["bob", "", None]]
+    assert counts == {"password": 1, "client_secret": 1}
+
+
+def _handoff(**context) -> HandoffRequest:
+    return HandoffRequest.model_validate(
+        {
+            "source": {"agent": "ops", "threadId": "t-1"},
+            "target": {"agent": "checkout"},
+            "context": {"title": "Exception burst", "summary": "5xx at 02:10", "severity": "Sev2", **context},
+        }
+    )
+
+
+def test_redact_model_returns_the_same_request_when_there_is_nothing_to_redact():
+    request = _handoff(hypotheses=["Pool exhausted"])
+
+    out, counts = redact_model(request, HANDOFF_TEXT_FIELDS)
+
+    assert out is request and counts == {}
+
+
+def test_redact_model_redacts_context_and_correlation_id_only():
+    jwt = secret_corpus.jwt()
+    request = _handoff(
+        summary=f"token rejected: Bearer {jwt}",
+        evidence=[
+            {
+                "kind": "link",
+                "title": "export",
+                "url": "https://a.blob.core.windows.net/c/x?sp=r&sig=" + "Q" * 43,
+            },
+            {"kind": "data", "title": "raw", "data": {"connection": {"password": "Zx9!kP2q"}}},
+        ],
+    ).model_copy(update={"correlation_id": "run password=Zx9!kP2q"})
+
+    out, counts = redact_model(request, HANDOFF_TEXT_FIELDS)
+
+    assert isinstance(out, HandoffRequest)
+    text = out.model_dump_json()
+    assert jwt not in text and "Zx9!kP2q" not in text and "Q" * 43 not in text
+    assert (
+        out.context.evidence[0].url == "https://a.blob.core.windows.net/c/x?sp=r&sig=[redacted:sas_signature]"
+    )
+    assert out.correlation_id == "run password=[redacted:password]"
+    assert (out.source, out.target, out.intent) == (request.source, request.target, request.intent)
+    assert counts == {"jwt": 1, "password": 2, "sas_signature": 1}
+
+
+def test_a_marker_longer_than_the_secret_never_breaks_the_schema():
+    title = "x" * 293 + " pwd=a1"  # 300 characters, the title's limit
+    request = _handoff(title=title)
+
+    out, counts = redact_model(request, HANDOFF_TEXT_FIELDS)
+
+    assert len(out.context.title) == 300 and out.context.title.endswith("…")
+    assert "a1" not in out.context.title[290:]
+    assert counts == {"password": 1}
+    HandoffRequest.model_validate_json(out.model_dump_json())  # it reads back from storage
+
+
+def test_redact_model_on_a_handback():
+    request = HandbackRequest(
+        agent="checkout",
+        outcome="rootCauseFound",
+        summary="Rotated AccountKey=" + "k" * 86 + "==",
+        recommended_actions=["Remove api_key=0123456789abcdef from the repo"],
+    )
+
+    out, counts = redact_model(request, HANDBACK_TEXT_FIELDS)
+
+    assert out.summary == "Rotated AccountKey=[redacted:account_key]"
+    assert out.recommended_actions == ["Remove api_key=[redacted:api_key] from the repo"]
+    assert out.agent == "checkout" and counts == {"account_key": 1, "api_key": 1}
+
+
+# ---------------------------------------------------------------- problems and error texts
+
+CONN = (
+    "DefaultEndpointsProtocol=https;AccountName=contoso;AccountKey=" + secret_corpus.account_key() + ";"
+    "EndpointSuffix=core.windows.net"
+)
+
+
+def test_problems_do_not_echo_secrets():
+    problem = single_field(Unprocessable, "/source/agent", f"'{CONN}' is not a registered agent")
+    body = problem.to_json("/api/handoffs")
+
+    assert "AccountKey=[redacted:account_key]" in body["detail"]
+    assert CONN not in str(body) and CONN not in str(problem)
+    shown = CONN.split("AccountKey=")[0] + "AccountKey=[redacted:account_key];EndpointSuffix=core.windows.net"
+    assert body["errors"] == [{"field": "/source/agent", "message": f"'{shown}' is not a registered agent"}]
+
+
+def test_problem_instance_and_field_pointers_are_redacted():
+    token = secret_corpus.github()
+    problem = NotFound(f"no handoff with id '{token}'")
+    body = problem.to_json(f"/api/handoffs/{token}")
+
+    assert token not in str(body)
+    assert body["instance"] == "/api/handoffs/[redacted:github_token]"
+    assert FieldError(field=f"/context/{token}", message="extra").field == "/context/[redacted:github_token]"
+
+
+def test_describe_redacts_the_body_before_cutting_it():
+    jwt = secret_corpus.jwt()
+    response = httpx.Response(401, text=" " * 180 + f"token rejected: Bearer {jwt}")
+
+    text = describe("POST", "https://agent.example/api/v1/threads?x=1", response)
+
+    assert jwt[:20] not in text
+    assert text.startswith(
+        "POST https://agent.example/api/v1/threads answered 401: token rejected: Bearer [re"
+    )
+
+
+def test_agent_and_vendor_errors_are_redacted():
+    token = secret_corpus.github()
+    response = httpx.Response(403, json={"message": f"Bad credentials for token {token}"})
+
+    assert token not in classify("GET", "https://api.github.com/repos/x/y", response).reason
+    assert (
+        AgentCallError(f"failed with {token}", transient=True).reason == "failed with [redacted:github_token]"
+    )
+    assert WriteError(f"failed with {token}", transient=True).reason == "failed with [redacted:github_token]"
+
+
+def test_every_rule_says_which_literals_its_matches_contain():
+    for rule in RULES:
+        assert rule.needles, rule.kind
+        assert rule.cased or all(needle == needle.lower() for needle in rule.needles), rule.kind
+
+
+def test_long_tables_are_redacted_row_by_row_without_changing_the_input():
+    token = secret_corpus.github()
+    rows = [[f"op-{i}", "ok", ""] for i in range(200)]
+    rows[150] = ["op-150", f"failed with {token}", "Winter2026!"]
+    columns = ["operation", "result", "password"]
+    table = {"kind": "kql", "title": "t", "query": "q", "columns": columns, "rows": rows}
+
+    out, counts = redact_json({"evidence": [table]})
+
+    redacted_rows = out["evidence"][0]["rows"]
+    assert redacted_rows[150] == ["op-150", "failed with [redacted:github_token]", "[redacted:password]"]
+    assert redacted_rows[:150] == rows[:150] and redacted_rows[151:] == rows[151:]
+    assert counts == {"github_token": 1, "password": 1}
+    assert rows[150][1] == f"failed with {token}"  # the input is not changed
