@@ -11,6 +11,8 @@ import time
 import uuid
 from typing import Any
 
+import pytest
+
 from tests.data import secret_corpus as fake
 from tests.e2e.alert_payloads import envelope
 from tests.e2e.helpers import SUB, handback_body, handoff_body, messages_mentioning, threads_mentioning
@@ -145,6 +147,7 @@ def _wait(condition: Any, timeout: float = 20) -> Any:
     raise AssertionError("condition not met in time")
 
 
+@pytest.mark.attack("redaction")
 def test_secrets_in_a_handoff_and_its_handback_never_come_back_out(broker, clean_fakes):
     ops, checkout = clean_fakes.agents["ops"], clean_fakes.agents["checkout"]
     source_thread = ops.create_thread("Ops: export failures")["id"]
@@ -201,6 +204,7 @@ def test_secrets_in_a_handoff_and_its_handback_never_come_back_out(broker, clean
     assert leaked(broker.logs()) == []
 
 
+@pytest.mark.attack("redaction")
 def test_idempotent_retries_replay_without_storing_secrets(broker, clean_fakes):
     key = f"export-{uuid.uuid4().hex[:8]}"
     body = handoff_with_secrets(None, _resource())
@@ -222,6 +226,7 @@ def test_idempotent_retries_replay_without_storing_secrets(broker, clean_fakes):
     broker.wait_status(first.json()["id"], "delivered", timeout=20)  # nothing left in flight for others
 
 
+@pytest.mark.attack("redaction")
 def test_problems_do_not_echo_secrets(broker, clean_fakes):
     body = handoff_body(None)
     body["source"]["agent"] = CONNECTION_STRING
@@ -252,6 +257,7 @@ def test_problems_do_not_echo_secrets(broker, clean_fakes):
         assert leaked(response.text) == [], response.text
 
 
+@pytest.mark.attack("redaction")
 def test_agent_error_bodies_are_stored_redacted(broker, clean_fakes):
     checkout = clean_fakes.agents["checkout"]
     checkout.inject(
@@ -280,6 +286,7 @@ def test_agent_error_bodies_are_stored_redacted(broker, clean_fakes):
     assert leaked(broker.logs()) == []
 
 
+@pytest.mark.attack("redaction")
 def test_partner_status_and_results_over_a2a_are_redacted(broker, clean_fakes, clean_peer):
     ops = clean_fakes.agents["ops"]
     clean_peer.set_script(behaviour="inputRequired", detail=f"I need access: is {GITHUB_TOKEN} still valid?")
@@ -310,6 +317,7 @@ def test_partner_status_and_results_over_a2a_are_redacted(broker, clean_fakes, c
     assert leaked(json.dumps(everything)) == []
 
 
+@pytest.mark.attack("redaction")
 def test_automatic_handback_of_b_s_reply_is_redacted(broker, clean_fakes):
     ops, checkout = clean_fakes.agents["ops"], clean_fakes.agents["checkout"]
     checkout.set_auto_reply(
@@ -332,6 +340,7 @@ def test_automatic_handback_of_b_s_reply_is_redacted(broker, clean_fakes):
     assert leaked(json.dumps(done)) == []
 
 
+@pytest.mark.attack("redaction")
 def test_alert_payload_secrets_are_redacted(broker, clean_fakes):
     alert = envelope("metric-static-fired", "samples")
     alert["data"]["essentials"]["description"] = f"Export failing; webhook sig={SIG}"
@@ -350,6 +359,7 @@ def test_alert_payload_secrets_are_redacted(broker, clean_fakes):
     assert leaked(json.dumps([view, start, events, response.json()])) == []
 
 
+@pytest.mark.attack("redaction")
 def test_shared_memory_notes_and_vendor_errors_are_redacted(broker, vendors):
     vendors.clear_faults()
     issue = f"OPS-{uuid.uuid4().int % 10**6 + 100}"
