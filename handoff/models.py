@@ -313,20 +313,25 @@ class HandoffView(WireModel):
 
 
 class AuditEvent(WireModel):
-    """One append-only audit record."""
+    """One append-only audit record, chained to the one before it (see handoff/audit.py)."""
 
     seq: int
     at: datetime
     type: str
     actor: str
     details: dict[str, Any] = Field(default_factory=dict)
+    hash: str | None = Field(default=None, description="SHA-256 of this event's canonical JSON.")
+    prev_hash: str | None = Field(default=None, description="The previous event's hash (none for the first).")
 
 
 class AuditLog(WireModel):
-    """Body of ``GET /api/handoffs/{id}/audit``."""
+    """Body of ``GET /api/handoffs/{id}/audit``: one page of events, oldest first."""
 
     handoff_id: str
     events: list[AuditEvent]
+    continuation_token: str | None = Field(
+        default=None, description="Pass as continuationToken for the next page; absent on the last page."
+    )
 
 
 class ThreadLink(WireModel):

@@ -129,8 +129,8 @@ class HandoffStore(Protocol):
     def append_audit(self, handoff_id: str, type: str, actor: str, details: dict[str, Any]) -> AuditEvent:
         """Insert the next audit event; never updates or deletes one."""
 
-    def list_audit(self, handoff_id: str) -> list[AuditEvent]:
-        """The handoff's audit events in order."""
+    def list_audit(self, handoff_id: str, after: int = 0, limit: int | None = None) -> list[AuditEvent]:
+        """The handoff's audit events in order: those after sequence number ``after``, at most ``limit``."""
 
     def add_links(self, links: list[LinkRecord]) -> None:
         """Store link records (idempotent)."""

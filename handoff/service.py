@@ -12,6 +12,7 @@ import hmac
 import json
 import logging
 import random
+import re
 import uuid
 from collections.abc import Callable
 from dataclasses import replace
@@ -20,6 +21,7 @@ from typing import Any, TypeVar
 
 from pydantic import BaseModel, ValidationError
 
+from handoff.audit import AuditVerification, verify_chain
 from handoff.auth import SYSTEM, Authorizer, Caller
 from handoff.chains import ChainMember, ChainRules, ChainStore
 from handoff.errors import (
@@ -86,6 +88,7 @@ LEASE = timedelta(minutes=3)
 # the replay (the first request must have died in between).
 REPLAY_TAKEOVER_SECONDS = 30
 SEEN_BEFORE_LIMIT = 3
+AUDIT_PAGE = 1000  # audit events per page (and the most a caller may ask for)
 ModelT = TypeVar("ModelT", bound=BaseModel)
 
 
@@ -412,10 +415,22 @@ class HandoffService:
         record = self.readable_record(handoff_id, caller)
         return self.view(record).model_copy(update={"chain": self.chains.view(record)})
 
-    def audit(self, handoff_id: str, caller: Caller) -> AuditLog:
-        """``GET /api/handoffs/{id}/audit``: every event, in order."""
+    def audit(
+        self, handoff_id: str, caller: Caller, top: int = AUDIT_PAGE, continuation_token: str | None = None
+    ) -> AuditLog:
+        """``GET /api/handoffs/{id}/audit``: one page of events, oldest first, with a token for the next."""
+        after = _audit_position(continuation_token)
         self.readable_record(handoff_id, caller, "read the audit of")
-        return AuditLog(handoff_id=handoff_id, events=self.store.list_audit(handoff_id))
+        events = self.store.list_audit(handoff_id, after, top + 1)
+        more = len(events) > top
+        events = events[:top]
+        token = str(events[-1].seq) if more and events else None
+        return AuditLog(handoff_id=handoff_id, events=events, continuation_token=token)
+
+    def verify_audit(self, handoff_id: str, caller: Caller) -> AuditVerification:
+        """``GET /api/handoffs/{id}/audit/verify``: recompute the hash chain over every stored event."""
+        self.readable_record(handoff_id, caller, "verify the audit of")
+        return verify_chain(handoff_id, self.store.list_audit(handoff_id))
 
     def view(self, record: HandoffRecord) -> HandoffView:
         """The public view of a stored handoff."""
@@ -987,6 +1002,15 @@ class HandoffService:
 def _mark_create_attempt(state: HandoffState) -> None:
     state.create_attempted = True
     state.attempts += 1
+
+
+def _audit_position(token: str | None) -> int:
+    """The sequence number a continuation token of the audit continues after (400 when it is not one)."""
+    if token is None:
+        return 0
+    if not re.fullmatch(r"[0-9]{1,10}", token):
+        raise single_field(BadRequest, "continuationToken", "not a token this API issued")
+    return int(token)
 
 
 def _plausible_id(handoff_id: str) -> bool:

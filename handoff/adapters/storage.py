@@ -33,6 +33,7 @@ from azure.storage.queue import QueueClient, TextBase64EncodePolicy
 from pydantic import BaseModel
 
 from handoff.adapters.identity import make_credential
+from handoff.audit import audit_time, event_hash
 from handoff.models import AuditEvent
 from handoff.records import HandoffRecord, HandoffState, LinkRecord, StoredHandback, StoredRequest
 from handoff.redaction import redact_json
@@ -190,7 +191,8 @@ class TableHandoffStore:
         self.links = clients.table(LINK_TABLE)
         self._probe = (probe or clients).table(HANDOFF_TABLE)
         self._audit_rows = KeyedLocks()
-        self._audit_next: dict[str, int] = {}  # next sequence number this process expects, per handoff
+        # Per handoff: the next sequence number this process expects and the hash it chains to.
+        self._audit_next: dict[str, tuple[int, str | None]] = {}
 
     def create(self, stored: StoredRequest, state: HandoffState) -> bool:
         request_entity = {
@@ -323,15 +325,14 @@ class TableHandoffStore:
         return event
 
     def _append_audit(self, handoff_id: str, type: str, actor: str, detail_json: str) -> AuditEvent:
-        seq = self._audit_next.get(handoff_id)
+        details = json.loads(detail_json)
+        tail = self._audit_next.get(handoff_id)
         while True:
-            if seq is None:
-                with storage_errors():
-                    rows = self.audit.query_entities(
-                        "PartitionKey eq @pk", parameters={"pk": handoff_id}, select=["RowKey"]
-                    )
-                    seq = 1 + max((int(e["RowKey"]) for e in rows), default=0)
-            at = datetime.now(UTC)
+            if tail is None:
+                tail = self._audit_tail(handoff_id)
+            seq, prev_hash = tail
+            at = audit_time(datetime.now(UTC))
+            digest = event_hash(handoff_id, seq, at, type, actor, details, prev_hash)
             entity = {
                 "PartitionKey": handoff_id,
                 "RowKey": f"{seq:010d}",
@@ -339,30 +340,54 @@ class TableHandoffStore:
                 "Actor": actor,
                 "At": at,
                 "Details": detail_json,
+                "Hash": digest,
+                **({"PrevHash": prev_hash} if prev_hash else {}),
             }
             try:
                 with storage_errors():
                     self.audit.create_entity(entity)
             except ResourceExistsError:
-                seq = None  # another writer took this sequence number; read the latest and take the next
+                tail = None  # another writer took this sequence number; read the latest and take the next
                 continue
-            self._audit_next[handoff_id] = seq + 1
-            return AuditEvent(seq=seq, at=at, type=type, actor=actor, details=json.loads(detail_json))
-
-    def list_audit(self, handoff_id: str) -> list[AuditEvent]:
-        with storage_errors():
-            rows = list(self.audit.query_entities("PartitionKey eq @pk", parameters={"pk": handoff_id}))
-        rows.sort(key=lambda e: e["RowKey"])
-        return [
-            AuditEvent(
-                seq=int(e["RowKey"]),
-                at=e["At"],
-                type=e["Type"],
-                actor=e["Actor"],
-                details=json.loads(e["Details"]),
+            self._audit_next[handoff_id] = (seq + 1, digest)
+            return AuditEvent(
+                seq=seq, at=at, type=type, actor=actor, details=details, hash=digest, prev_hash=prev_hash
             )
-            for e in rows
-        ]
+
+    def _audit_tail(self, handoff_id: str) -> tuple[int, str | None]:
+        """The next sequence number of the handoff's audit and the hash it must chain to."""
+        with storage_errors():
+            rows = list(
+                self.audit.query_entities(
+                    "PartitionKey eq @pk", parameters={"pk": handoff_id}, select=["RowKey", "Hash"]
+                )
+            )
+        if not rows:
+            return 1, None
+        last = max(rows, key=lambda e: e["RowKey"])
+        return int(last["RowKey"]) + 1, last.get("Hash")
+
+    def list_audit(self, handoff_id: str, after: int = 0, limit: int | None = None) -> list[AuditEvent]:
+        query = "PartitionKey eq @pk" + (" and RowKey gt @after" if after else "")
+        parameters = {"pk": handoff_id, "after": f"{after:010d}"}
+        events: list[AuditEvent] = []
+        with storage_errors():
+            # Rows come back in RowKey order (zero-padded sequence numbers) within the partition.
+            for e in self.audit.query_entities(query, parameters=parameters, results_per_page=limit or 1000):
+                events.append(
+                    AuditEvent(
+                        seq=int(e["RowKey"]),
+                        at=e["At"],
+                        type=e["Type"],
+                        actor=e["Actor"],
+                        details=json.loads(e["Details"]),
+                        hash=e.get("Hash"),
+                        prev_hash=e.get("PrevHash"),
+                    )
+                )
+                if limit is not None and len(events) >= limit:
+                    break
+        return events
 
     def add_links(self, links: list[LinkRecord]) -> None:
         with storage_errors():

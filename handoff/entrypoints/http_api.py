@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import re
+
 import azure.functions as func
 
 from handoff.app import get_service
 from handoff.auth import Caller
 from handoff.entrypoints.responses import REST_AUTH_LEVEL, handle, json_response
 from handoff.errors import BadRequest, FieldError
+from handoff.service import AUDIT_PAGE
 
 bp = func.Blueprint()
 
@@ -31,8 +34,34 @@ def get_handoff(req: func.HttpRequest) -> func.HttpResponse:
 
 @bp.route(route="handoffs/{id}/audit", methods=["GET"], auth_level=REST_AUTH_LEVEL)
 def get_handoff_audit(req: func.HttpRequest) -> func.HttpResponse:
-    """The handoff's append-only audit events, in order."""
-    return handle(req, lambda caller: json_response(get_service().audit(req.route_params["id"], caller)))
+    """One page of the handoff's append-only audit events, oldest first (``top``, ``continuationToken``)."""
+
+    def action(caller: Caller) -> func.HttpResponse:
+        top = page_size(req.params.get("top"), AUDIT_PAGE)
+        token = req.params.get("continuationToken")
+        return json_response(get_service().audit(req.route_params["id"], caller, top, token))
+
+    return handle(req, action)
+
+
+@bp.route(route="handoffs/{id}/audit/verify", methods=["GET"], auth_level=REST_AUTH_LEVEL)
+def verify_handoff_audit(req: func.HttpRequest) -> func.HttpResponse:
+    """Recompute the audit's hash chain: valid, or the first sequence number where it breaks."""
+    return handle(
+        req, lambda caller: json_response(get_service().verify_audit(req.route_params["id"], caller))
+    )
+
+
+def page_size(value: str | None, most: int) -> int:
+    """The ``top`` query parameter: 1..``most`` (400 naming it otherwise); ``most`` when absent."""
+    if value is None or value == "":
+        return most
+    if not re.fullmatch(r"[0-9]{1,6}", value) or not 1 <= int(value) <= most:
+        raise BadRequest(
+            f"top must be a whole number from 1 to {most}",
+            errors=[FieldError(field="top", message=f"must be a whole number from 1 to {most}")],
+        )
+    return int(value)
 
 
 @bp.route(route="handoffs/{id}/handback", methods=["POST"], auth_level=REST_AUTH_LEVEL)
