@@ -164,13 +164,17 @@ var tableNames = [
   'sharedmemory'
 ]
 
-var agentIds = union(sreAgentResourceIds, filter(map(split(sreAgentResourceIdList, ','), id => trim(id)), id => !empty(id)))
+// The comma-separated lists are split and trimmed with for-expressions rather than map(): checkov's Bicep
+// parser (tests/infra/test_checkov.py) does not know map() and would skip this file.
+var agentIdItems = [for id in split(sreAgentResourceIdList, ','): trim(id)]
+var agentIds = union(sreAgentResourceIds, filter(agentIdItems, id => !empty(id)))
 // Azure Monitor's own Entra application, which calls secure webhooks.
 var actionGroupsAppId = '461e8683-5575-4561-ac7f-899cc907d62a'
 var secureWebhookEnabled = alertsActionGroupMode == 'secureWebhook'
+var allowedApplicationItems = [for id in split(easyAuthAllowedApplicationList, ','): trim(id)]
 var allowedApplications = union(
   easyAuthAllowedApplications,
-  filter(map(split(easyAuthAllowedApplicationList, ','), id => trim(id)), id => !empty(id)),
+  filter(allowedApplicationItems, id => !empty(id)),
   secureWebhookEnabled ? [actionGroupsAppId] : []
 )
 

@@ -69,6 +69,10 @@ var appSettings = {
   HANDOFF_ALERTS_TENANT_ID: tenant().tenantId
 }
 
+// Audiences App Service Authentication accepts: the broker API's client id and its Application ID URI, plus
+// the secure-webhook identifier URI when Azure Monitor calls /api/alerts.
+var easyAuthAudiences = union([easyAuthClientId, 'api://${easyAuthClientId}'], easyAuthExtraAudiences)
+
 resource appServicePlan 'Microsoft.Web/serverfarms@2024-04-01' = {
   name: appServicePlanName
   location: location
@@ -169,13 +173,7 @@ resource authSettings 'Microsoft.Web/sites/config@2024-04-01' = if (easyAuthEnab
           openIdIssuer: '${environment().authentication.loginEndpoint}${tenant().tenantId}/v2.0'
         }
         validation: {
-          allowedAudiences: union(
-            [
-              easyAuthClientId
-              'api://${easyAuthClientId}'
-            ],
-            easyAuthExtraAudiences
-          )
+          allowedAudiences: easyAuthAudiences
           defaultAuthorizationPolicy: {
             allowedApplications: easyAuthAllowedApplications
           }
