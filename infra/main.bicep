@@ -191,8 +191,6 @@ var tableNames = [
   'sharedmemory'
 ]
 
-// The comma-separated lists are split and trimmed with for-expressions rather than map(): checkov's Bicep
-// parser (tests/infra/test_checkov.py) does not know map() and would skip this file.
 // Regions of the location list with zone-redundant storage (ZRS) for standard general-purpose v2 accounts
 // (Azure Storage documentation, "Azure regions that support zone-redundant storage").
 var zoneRedundantStorageRegions = [
@@ -233,6 +231,8 @@ var storagePrivateEndpointServices = [
   'table'
 ]
 
+// The comma-separated lists are split and trimmed with for-expressions rather than map(): checkov's Bicep
+// parser (tests/infra/test_checkov.py) does not know map() and would skip this file.
 var agentIdItems = [for id in split(sreAgentResourceIdList, ','): trim(id)]
 var agentIds = union(sreAgentResourceIds, filter(agentIdItems, id => !empty(id)))
 // Azure Monitor's own Entra application, which calls secure webhooks.
@@ -395,7 +395,6 @@ output SERVICE_API_URI string = api.outputs.uri
 output AZURE_FUNCTION_NAME string = api.outputs.name
 output AZURE_STORAGE_ACCOUNT_NAME string = storage.outputs.name
 output AZURE_STORAGE_SKU_NAME string = storageSku
-output VNET_ENABLED bool = vnetEnabled
 output AZURE_VNET_NAME string = vnetEnabled ? vnet.outputs.name : ''
 output BROKER_BASE_URL string = api.outputs.uri
 output BROKER_MCP_URL string = '${api.outputs.uri}/api/mcp'

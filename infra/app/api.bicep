@@ -95,7 +95,7 @@ resource functionApp 'Microsoft.Web/sites@2024-04-01' = {
   // checkov:skip=CKV_AZURE_222:The API stays reachable from the internet by design: SRE Agents (a managed service), MCP connectors and Azure Monitor action groups call it there. Callers authenticate with function keys or Entra tokens (App Service Authentication); docs/security.md.
   // checkov:skip=CKV_AZURE_17:Client certificates are not an option for the callers: SRE Agent MCP connectors send static headers only and Azure Monitor webhooks cannot present one. Callers authenticate with function keys or Entra tokens.
   // checkov:skip=CKV_AZURE_212:Flex Consumption scales to zero and adds instances on demand; always-ready instances would be a standing cost the broker does not need.
-  // checkov:skip=CKV_AZURE_213:App Service health check (eviction of unhealthy instances) is not offered on Flex Consumption; /api/health serves external probes instead.
+  // checkov:skip=CKV_AZURE_213:Not set: App Service health check evicts unhealthy instances of always-on plans, while this Flex Consumption app scales to zero; /api/health serves external probes (docs/deploy.md, step 6).
   name: name
   location: location
   tags: union(tags, { 'azd-service-name': serviceName })
