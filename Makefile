@@ -4,9 +4,21 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: run test lint host bench install clean
+.PHONY: run test lint host bench install checkov clean
 
 install: $(STAMP) node_modules/.installed
+
+# checkov (IaC scan of infra/, run by tests/infra/test_checkov.py) lives in its own virtualenv: its
+# dependencies conflict with the app's pins.
+CHECKOV_VENV := .venv-checkov
+CHECKOV_STAMP := $(CHECKOV_VENV)/.installed
+
+checkov: $(CHECKOV_STAMP)
+
+$(CHECKOV_STAMP): requirements-checkov.txt constraints-checkov.txt
+	$(PYTHON) -m venv $(CHECKOV_VENV)
+	$(CHECKOV_VENV)/bin/python -m pip install --quiet --disable-pip-version-check -r requirements-checkov.txt -c constraints-checkov.txt
+	touch $@
 
 $(STAMP): requirements.txt requirements-dev.txt constraints.txt
 	$(PYTHON) -m venv $(VENV)
@@ -26,7 +38,7 @@ host: install
 	$(PY) -m devserver.host
 
 ## Lint and run the whole test suite (starts its own Azurite on free ports).
-test: install
+test: install checkov
 	$(PY) -m ruff check .
 	$(PY) -m ruff format --check .
 	$(PY) -m pytest
@@ -40,4 +52,4 @@ bench: install
 	$(PY) -m bench.run
 
 clean:
-	rm -rf $(VENV) node_modules .pytest_cache .ruff_cache .run
+	rm -rf $(VENV) $(CHECKOV_VENV) node_modules .pytest_cache .ruff_cache .run

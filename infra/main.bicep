@@ -60,6 +60,33 @@ param appServicePlanName string = ''
 param logAnalyticsName string = ''
 param resourceGroupName string = ''
 param storageAccountName string = ''
+param vNetName string = ''
+
+// Network and storage redundancy -------------------------------------------------------------------------
+
+@description('Put the function app in a virtual network and reach storage only through private endpoints (blob, queue, table) with public network access disabled. false: no virtual network, storage keeps its public endpoint (see app/storage.bicep).')
+param vnetEnabled bool = true
+
+@description('Address space of the virtual network (vnetEnabled).')
+param vnetAddressPrefix string = '10.0.0.0/16'
+
+@description('Subnet of the function app\'s virtual network integration, inside vnetAddressPrefix.')
+param vnetAppSubnetPrefix string = '10.0.1.0/24'
+
+@description('Subnet of the storage private endpoints, inside vnetAddressPrefix.')
+param vnetPrivateEndpointSubnetPrefix string = '10.0.2.0/24'
+
+@description('Storage redundancy. Empty: Standard_ZRS where the region offers zone-redundant storage, otherwise Standard_GRS.')
+@allowed([
+  ''
+  'Standard_LRS'
+  'Standard_ZRS'
+  'Standard_GRS'
+  'Standard_GZRS'
+  'Standard_RAGRS'
+  'Standard_RAGZRS'
+])
+param storageSkuName string = ''
 
 @description('Object id of the deploying user or principal. When set, it gets the same storage data roles as the broker so local runs can use the cloud account. Leave empty in production.')
 param principalId string = ''
@@ -164,13 +191,57 @@ var tableNames = [
   'sharedmemory'
 ]
 
-var agentIds = union(sreAgentResourceIds, filter(map(split(sreAgentResourceIdList, ','), id => trim(id)), id => !empty(id)))
+// Regions of the location list with zone-redundant storage (ZRS) for standard general-purpose v2 accounts
+// (Azure Storage documentation, "Azure regions that support zone-redundant storage").
+var zoneRedundantStorageRegions = [
+  'australiaeast'
+  'brazilsouth'
+  'canadacentral'
+  'centralindia'
+  'centralus'
+  'eastasia'
+  'eastus'
+  'eastus2'
+  'francecentral'
+  'germanywestcentral'
+  'italynorth'
+  'japaneast'
+  'koreacentral'
+  'northeurope'
+  'norwayeast'
+  'southafricanorth'
+  'southcentralus'
+  'southeastasia'
+  'spaincentral'
+  'swedencentral'
+  'uaenorth'
+  'uksouth'
+  'westeurope'
+  'westus2'
+  'westus3'
+]
+var zoneRedundantStorage = contains(zoneRedundantStorageRegions, location)
+var storageSku = !empty(storageSkuName) ? storageSkuName : (zoneRedundantStorage ? 'Standard_ZRS' : 'Standard_GRS')
+
+// The storage services the broker uses, each reached through its own private endpoint when vnetEnabled:
+// blob (host storage and the deployment package), queue and table (the app's data).
+var storagePrivateEndpointServices = [
+  'blob'
+  'queue'
+  'table'
+]
+
+// The comma-separated lists are split and trimmed with for-expressions rather than map(): checkov's Bicep
+// parser (tests/infra/test_checkov.py) does not know map() and would skip this file.
+var agentIdItems = [for id in split(sreAgentResourceIdList, ','): trim(id)]
+var agentIds = union(sreAgentResourceIds, filter(agentIdItems, id => !empty(id)))
 // Azure Monitor's own Entra application, which calls secure webhooks.
 var actionGroupsAppId = '461e8683-5575-4561-ac7f-899cc907d62a'
 var secureWebhookEnabled = alertsActionGroupMode == 'secureWebhook'
+var allowedApplicationItems = [for id in split(easyAuthAllowedApplicationList, ','): trim(id)]
 var allowedApplications = union(
   easyAuthAllowedApplications,
-  filter(map(split(easyAuthAllowedApplicationList, ','), id => trim(id)), id => !empty(id)),
+  filter(allowedApplicationItems, id => !empty(id)),
   secureWebhookEnabled ? [actionGroupsAppId] : []
 )
 
@@ -202,8 +273,38 @@ module storage 'app/storage.bicep' = {
     deploymentStorageContainerName: deploymentStorageContainerName
     queueNames: queueNames
     tableNames: tableNames
+    vnetEnabled: vnetEnabled
+    skuName: storageSku
   }
 }
+
+module vnet 'app/vnet.bicep' = if (vnetEnabled) {
+  name: 'vnet'
+  scope: rg
+  params: {
+    name: !empty(vNetName) ? vNetName : '${abbrs.networkVirtualNetworks}${resourceToken}'
+    location: location
+    tags: tags
+    addressPrefix: vnetAddressPrefix
+    appSubnetPrefix: vnetAppSubnetPrefix
+    privateEndpointSubnetPrefix: vnetPrivateEndpointSubnetPrefix
+  }
+}
+
+// One private endpoint (and private DNS zone) per storage service, one at a time in the shared subnet.
+@batchSize(1)
+module storagePrivateEndpoints 'app/storage-private-endpoint.bicep' = [for service in storagePrivateEndpointServices: if (vnetEnabled) {
+  name: 'storage-private-endpoint-${service}'
+  scope: rg
+  params: {
+    service: service
+    storageAccountName: storage.outputs.name
+    location: location
+    tags: tags
+    virtualNetworkId: vnetEnabled ? vnet.outputs.id : ''
+    subnetId: vnetEnabled ? vnet.outputs.privateEndpointSubnetId : ''
+  }
+}]
 
 module monitoring 'app/monitoring.bicep' = {
   name: 'monitoring'
@@ -250,10 +351,13 @@ module api 'app/api.bicep' = {
     easyAuthExtraAudiences: secureWebhookEnabled ? [alertsEntraAppIdentifierUri] : []
     alertsAudience: secureWebhookEnabled ? alertsEntraAppIdentifierUri : ''
     easyAuthExcludedPaths: easyAuthExcludedPaths
+    virtualNetworkSubnetId: vnetEnabled ? vnet.outputs.appSubnetId : ''
   }
-  // The identity must hold its storage roles before the host starts with identity-based connections.
+  // The identity must hold its storage roles, and (vnetEnabled) storage must answer on its private
+  // endpoints, before the host starts with identity-based connections.
   dependsOn: [
     rbac
+    storagePrivateEndpoints
   ]
 }
 
@@ -290,6 +394,8 @@ output SERVICE_API_NAME string = api.outputs.name
 output SERVICE_API_URI string = api.outputs.uri
 output AZURE_FUNCTION_NAME string = api.outputs.name
 output AZURE_STORAGE_ACCOUNT_NAME string = storage.outputs.name
+output AZURE_STORAGE_SKU_NAME string = storageSku
+output AZURE_VNET_NAME string = vnetEnabled ? vnet.outputs.name : ''
 output BROKER_BASE_URL string = api.outputs.uri
 output BROKER_MCP_URL string = '${api.outputs.uri}/api/mcp'
 output BROKER_ALERTS_URL string = '${api.outputs.uri}/api/alerts'

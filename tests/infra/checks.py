@@ -55,6 +55,13 @@ ALLOWED_RESOURCE_TYPES: dict[str, str] = {
     "Microsoft.Web/sites/basicPublishingCredentialsPolicies": "2024-04-01",
     "Microsoft.Authorization/roleAssignments": "2022-04-01",
     "Microsoft.App/agents": "2025-05-01-preview",
+    # Virtual network, private endpoints and private DNS of the vnetEnabled option.
+    "Microsoft.Network/virtualNetworks": "2024-05-01",
+    "Microsoft.Network/networkSecurityGroups": "2024-05-01",
+    "Microsoft.Network/privateEndpoints": "2024-05-01",
+    "Microsoft.Network/privateEndpoints/privateDnsZoneGroups": "2024-05-01",
+    "Microsoft.Network/privateDnsZones": "2024-06-01",
+    "Microsoft.Network/privateDnsZones/virtualNetworkLinks": "2024-06-01",
 }
 
 # App settings read by the Functions host and Application Insights rather than by the broker's code.
@@ -129,6 +136,11 @@ class Resource:
 
 def _text(node: tree_sitter.Node) -> str:
     return (node.text or b"").decode()
+
+
+def _source(node: tree_sitter.Node | None) -> str:
+    """Source text of ``node``; empty for None."""
+    return _text(node) if node is not None else ""
 
 
 def _walk(node: tree_sitter.Node) -> Iterator[tree_sitter.Node]:
@@ -520,12 +532,20 @@ def check_main(infra_dir: Path) -> list[str]:
 
 
 def check_hardening(infra_dir: Path) -> list[str]:
-    """The settings that make the deployment keyless: no shared keys, no local auth, Flex FC1, Python 3.11."""
+    """The settings that make the deployment keyless and encrypted in transit, wherever they appear.
+
+    No shared keys, no local auth, no anonymous blobs, HTTPS only with TLS 1.2, no FTP, Flex FC1.
+    """
     expected = {
         "allowSharedKeyAccess": "false",
         "DisableLocalAuth": "true",
         "allowBlobPublicAccess": "false",
+        "allowCrossTenantReplication": "false",
         "httpsOnly": "true",
+        "supportsHttpsTrafficOnly": "true",
+        "minimumTlsVersion": "'TLS1_2'",
+        "minTlsVersion": "'1.2'",
+        "ftpsState": "'Disabled'",
     }
     seen: dict[str, set[str]] = {}
     for file in bicep_files(infra_dir):
@@ -542,6 +562,266 @@ def check_hardening(infra_dir: Path) -> list[str]:
         problems.append("no Flex Consumption (FC1) plan")
     if "'UserAssignedIdentity'" not in seen.get("type", set()):
         problems.append("deployment storage is not authenticated with the user-assigned identity")
+    return problems
+
+
+def _is_existing(node: tree_sitter.Node) -> bool:
+    return any(c.type == "existing" for c in node.children)
+
+
+def _parameter(file: BicepFile, name: str) -> tree_sitter.Node | None:
+    return next(
+        (d for d in _declarations(file, "parameter_declaration") if _declaration_name(d) == name), None
+    )
+
+
+def _parameter_default(file: BicepFile, name: str) -> str | None:
+    """Source text of the default value of ``param <name>``, or None (no such parameter, or no default)."""
+    decl = _parameter(file, name)
+    if decl is None or not any(c.type == "=" for c in decl.children):
+        return None
+    return _text(decl.children[-1])
+
+
+def _allowed_values(file: BicepFile, name: str) -> list[str] | None:
+    """The ``@allowed([...])`` string values of ``param <name>`` (None when it has no such decorator)."""
+    decl = _parameter(file, name)
+    decorators = decl.prev_named_sibling if decl is not None else None
+    if decorators is None or decorators.type != "decorators":
+        return None
+    for decorator in decorators.children:
+        call = _first_child(decorator, "call_expression")
+        function = call.child_by_field_name("function") if call is not None else None
+        if function is None or _text(function) != "allowed":
+            continue
+        args = call.child_by_field_name("arguments")  # type: ignore[union-attr]
+        return _string_array(_first_child(args, "array")) if args is not None else None
+    return None
+
+
+def _ternary(node: tree_sitter.Node | None) -> tuple[str, str | None, str | None] | None:
+    """(condition text, value if true, value if false) of ``cond ? 'a' : 'b'``; None for anything else."""
+    if node is None or node.type != "ternary_expression":
+        return None
+    operands = [c for c in node.children if c.type not in ("?", ":")]
+    if len(operands) != 3:
+        return None
+    condition, when_true, when_false = operands
+    return _text(condition), _string_value(when_true), _string_value(when_false)
+
+
+def _module(file: BicepFile, target_suffix: str) -> tree_sitter.Node | None:
+    """The module declaration of ``file`` whose path ends with ``target_suffix``."""
+    return next(
+        (
+            decl
+            for decl in _declarations(file, "module_declaration")
+            if (_string_value(_first_child(decl, "string")) or "").endswith(target_suffix)
+        ),
+        None,
+    )
+
+
+def _module_params(module: tree_sitter.Node | None) -> dict[str, tree_sitter.Node]:
+    return _properties(_properties(_declaration_body(module)).get("params")) if module is not None else {}
+
+
+def _own_resources(infra_dir: Path, rtype: str) -> list[Resource]:
+    """Resources of type ``rtype`` that the templates create (``existing`` references left out)."""
+    return [r for r in resources(bicep_files(infra_dir)) if r.type == rtype and not _is_existing(r.node)]
+
+
+#: The storage services the broker uses; each needs a private endpoint when the virtual network is on.
+STORAGE_PRIVATE_ENDPOINT_SERVICES: frozenset[str] = frozenset({"blob", "queue", "table"})
+
+
+def check_private_network(infra_dir: Path) -> list[str]:
+    """The vnetEnabled option: on by default, and when on, storage is reachable only privately.
+
+    main.bicep: ``param vnetEnabled bool = true`` (``${VNET_ENABLED=true}`` in main.parameters.json),
+    passed to the storage module; a private endpoint module for each of blob, queue and table; the app
+    gets ``virtualNetworkSubnetId``. Storage: ``publicNetworkAccess: vnetEnabled ? 'Disabled' : ...`` and
+    ``defaultAction: vnetEnabled ? 'Deny' : ...``. The app subnet is delegated to Microsoft.App/environments.
+    The private endpoint module links a ``privatelink.<service>`` DNS zone to the virtual network.
+    """
+    main = _main(infra_dir)
+    if main is None:
+        return ["infra/main.bicep not found"]
+    problems = []
+    decl = _parameter(main, "vnetEnabled")
+    type_node = _first_child(decl, "type") if decl is not None else None
+    if decl is None or type_node is None or _text(type_node) != "bool":
+        problems.append("main.bicep: param vnetEnabled bool is not declared")
+    elif _parameter_default(main, "vnetEnabled") != "true":
+        problems.append("main.bicep: vnetEnabled must default to true")
+    params_file = infra_dir / "main.parameters.json"
+    try:
+        mapped = json.loads(params_file.read_text())["parameters"]["vnetEnabled"]["value"]
+    except (OSError, ValueError, KeyError, TypeError):
+        mapped = None
+    if mapped != "${VNET_ENABLED=true}":
+        problems.append("main.parameters.json: vnetEnabled must be ${VNET_ENABLED=true}")
+
+    if _source(_module_params(_module(main, "/storage.bicep")).get("vnetEnabled")) != "vnetEnabled":
+        problems.append("main.bicep: the storage module does not get vnetEnabled: vnetEnabled")
+    accounts = _own_resources(infra_dir, "Microsoft.Storage/storageAccounts")
+    if not accounts:
+        problems.append("no storage account found")
+    for account in accounts:
+        where = f"{account.file.path.name}: storage account {account.symbol}"
+        props = _properties(_properties(account.body).get("properties"))
+        rules = {
+            "publicNetworkAccess": (props.get("publicNetworkAccess"), "Disabled"),
+            "networkAcls.defaultAction": (
+                _properties(props.get("networkAcls")).get("defaultAction"),
+                "Deny",
+            ),
+        }
+        for key, (node, closed) in rules.items():
+            ternary = _ternary(node)
+            if ternary is None or ternary[0] != "vnetEnabled" or ternary[1] != closed:
+                found = _text(node) if node is not None else "nothing"
+                problems.append(f"{where}: {key} must be vnetEnabled ? '{closed}' : ..., is {found}")
+
+    services = _string_array(_variable(main, "storagePrivateEndpointServices"))
+    if services is None or set(services) != STORAGE_PRIVATE_ENDPOINT_SERVICES or len(services) != 3:
+        problems.append(
+            "main.bicep: var storagePrivateEndpointServices must be "
+            f"{sorted(STORAGE_PRIVATE_ENDPOINT_SERVICES)}, is {services}"
+        )
+    endpoint_module = _module(main, "/storage-private-endpoint.bicep")
+    loop = _first_child(endpoint_module, "for_statement") if endpoint_module is not None else None
+    iterable = [c for c in loop.children if c.type == "identifier"] if loop is not None else []
+    if len(iterable) < 2 or _text(iterable[1]) != "storagePrivateEndpointServices":
+        problems.append("main.bicep: no storage-private-endpoint.bicep module loops over the services")
+    elif _source(_module_params(endpoint_module).get("service")) != _text(iterable[0]):
+        problems.append("main.bicep: the private endpoint module does not get service: <loop variable>")
+    endpoint_file = next(
+        (f for f in bicep_files(infra_dir) if f.path.name == "storage-private-endpoint.bicep"), None
+    )
+    if endpoint_file is None:
+        problems.append("app/storage-private-endpoint.bicep not found")
+    else:
+        found = {r.type: r for r in resources([endpoint_file]) if not _is_existing(r.node)}
+        for needed in (
+            "Microsoft.Network/privateEndpoints",
+            "Microsoft.Network/privateEndpoints/privateDnsZoneGroups",
+            "Microsoft.Network/privateDnsZones",
+            "Microsoft.Network/privateDnsZones/virtualNetworkLinks",
+        ):
+            if needed not in found:
+                problems.append(f"storage-private-endpoint.bicep: no {needed} resource")
+        zone = found.get("Microsoft.Network/privateDnsZones")
+        if zone is not None and not _source(_properties(zone.body).get("name")).startswith(
+            "'privatelink.${service}."
+        ):
+            problems.append(
+                "storage-private-endpoint.bicep: the DNS zone is not privatelink.<service>.<suffix>"
+            )
+        endpoint = found.get("Microsoft.Network/privateEndpoints")
+        group_ids = [
+            [_text(c) for c in value.children if c.type not in ("[", "]", ",")]
+            for node in (_walk(endpoint.node) if endpoint is not None else ())
+            if node.type == "object"
+            for key, value in _properties(node).items()
+            if key == "groupIds" and value.type == "array"
+        ]
+        if endpoint is not None and group_ids != [["service"]]:
+            problems.append("storage-private-endpoint.bicep: the endpoint's groupIds are not [service]")
+
+    sites = _own_resources(infra_dir, "Microsoft.Web/sites")
+    for site in sites:
+        if "virtualNetworkSubnetId" not in _properties(_properties(site.body).get("properties")):
+            problems.append(f"{site.file.path.name}: {site.symbol} has no virtualNetworkSubnetId")
+    api_params = _module_params(_module(main, "/api.bicep"))
+    if "vnetEnabled" not in _source(api_params.get("virtualNetworkSubnetId")):
+        problems.append("main.bicep: the api module does not get virtualNetworkSubnetId (when vnetEnabled)")
+
+    delegations = {
+        _string_value(value)
+        for file in bicep_files(infra_dir)
+        for node in _walk(file.root)
+        if node.type == "object"
+        for key, value in _properties(node).items()
+        if key == "serviceName"
+    }
+    if "Microsoft.App/environments" not in delegations:
+        problems.append("no subnet is delegated to Microsoft.App/environments (Flex Consumption integration)")
+    return problems
+
+
+#: Storage SKUs that keep more than one zone's or region's copy (every allowed SKU but LRS).
+REPLICATED_STORAGE_SKUS: frozenset[str] = frozenset(
+    {"Standard_ZRS", "Standard_GRS", "Standard_GZRS", "Standard_RAGRS", "Standard_RAGZRS"}
+)
+
+
+def check_storage_redundancy(infra_dir: Path) -> list[str]:
+    """Storage redundancy is a parameter: replicated by default, only standard SKUs allowed.
+
+    The storage account's ``sku.name`` is the storage module's ``skuName`` parameter, whose default is
+    a replicated SKU (Standard_ZRS); main.bicep's ``storageSkuName`` (empty: ZRS where offered, else GRS)
+    is passed to it and mapped from STORAGE_SKU_NAME.
+    """
+    problems = []
+    allowed_skus = REPLICATED_STORAGE_SKUS | {"Standard_LRS"}
+    for account in _own_resources(infra_dir, "Microsoft.Storage/storageAccounts"):
+        where = f"{account.file.path.name}: storage account {account.symbol}"
+        sku = _properties(_properties(account.body).get("sku")).get("name")
+        if sku is None or sku.type != "identifier" or _parameter(account.file, _text(sku)) is None:
+            problems.append(f"{where}: sku.name must be a parameter, is {_text(sku) if sku else 'nothing'}")
+            continue
+        name = _text(sku)
+        default = _parameter_default(account.file, name)
+        if default is None or default.strip("'") not in REPLICATED_STORAGE_SKUS:
+            problems.append(f"{where}: param {name} must default to a replicated SKU, is {default}")
+        allowed = _allowed_values(account.file, name)
+        if allowed is None or not set(allowed) <= allowed_skus:
+            problems.append(f"{where}: param {name} must be @allowed({sorted(allowed_skus)}), is {allowed}")
+    main = _main(infra_dir)
+    if main is None:
+        return [*problems, "infra/main.bicep not found"]
+    if _parameter_default(main, "storageSkuName") != "''":
+        problems.append("main.bicep: param storageSkuName (empty: chosen by region) is missing")
+    if "skuName" not in _module_params(_module(main, "/storage.bicep")):
+        problems.append("main.bicep: the storage module does not get skuName")
+    sku_choice = _variable(main, "storageSku")
+    if sku_choice is None or "'Standard_ZRS'" not in _text(sku_choice):
+        problems.append("main.bicep: var storageSku does not choose Standard_ZRS by default")
+    return problems
+
+
+CHECKOV_SKIP = re.compile(r"^//\s*checkov:skip=(CKV2?_[A-Z0-9]+_\d+):(.*)$")
+MIN_SKIP_REASON = 30
+
+
+def check_checkov_skips(infra_dir: Path) -> list[str]:
+    """Every checkov suppression is a ``// checkov:skip=CKV_...:reason`` line inside a resource.
+
+    One check id per line, a reason of at least MIN_SKIP_REASON characters, and a ``//`` comment (Bicep has
+    no ``#`` comments). Checkov reads suppressions only between a resource's first and last line.
+    """
+    problems = []
+    for file in bicep_files(infra_dir):
+        for number, line in enumerate(file.text.splitlines(), start=1):
+            stripped = line.strip()
+            if "checkov:" in stripped and not stripped.startswith("//"):
+                problems.append(f"{file.path.name}:{number}: checkov suppression outside a // comment")
+        for node in _walk(file.root):
+            if node.type != "comment" or "checkov:skip" not in _text(node):
+                continue
+            line = node.start_point[0] + 1
+            match = CHECKOV_SKIP.match(_text(node).strip())
+            if match is None:
+                problems.append(f"{file.path.name}:{line}: not '// checkov:skip=CKV_<...>_<n>:<reason>'")
+                continue
+            if len(match.group(2).strip()) < MIN_SKIP_REASON:
+                problems.append(f"{file.path.name}:{line}: {match.group(1)} is skipped without a reason")
+            parent = node.parent
+            while parent is not None and parent.type != "resource_declaration":
+                parent = parent.parent
+            if parent is None:
+                problems.append(f"{file.path.name}:{line}: {match.group(1)} skip is outside a resource")
     return problems
 
 

@@ -32,12 +32,23 @@ def api(repo: Path) -> Path:
     return repo / "infra" / "app" / "api.bicep"
 
 
+def storage(repo: Path) -> Path:
+    return repo / "infra" / "app" / "storage.bicep"
+
+
+def main_bicep(repo: Path) -> Path:
+    return repo / "infra" / "main.bicep"
+
+
 def test_copy_is_clean(repo: Path) -> None:
     infra = repo / "infra"
     assert checks.check_no_secrets(infra) == []
     assert checks.check_role_guids(infra) == []
     assert checks.check_app_settings(infra, **settings_kwargs()) == []
     assert checks.check_azure_yaml(repo) == []
+    assert checks.check_private_network(infra) == []
+    assert checks.check_storage_redundancy(infra) == []
+    assert checks.check_checkov_skips(infra) == []
 
 
 def test_syntax_error_is_reported(repo: Path) -> None:
@@ -251,3 +262,124 @@ def test_missing_service_project_is_reported(repo: Path) -> None:
 def test_wrong_service_host_is_reported(repo: Path) -> None:
     plant(repo / "azure.yaml", "host: function", "host: appservice")
     assert any("host: function" in p for p in checks.check_azure_yaml(repo))
+
+
+def test_old_tls_version_is_reported(repo: Path) -> None:
+    plant(storage(repo), "minimumTlsVersion: 'TLS1_2'", "minimumTlsVersion: 'TLS1_0'")
+    assert any("minimumTlsVersion" in p for p in checks.check_hardening(repo / "infra"))
+
+
+def test_ftp_is_reported(repo: Path) -> None:
+    plant(api(repo), "ftpsState: 'Disabled'", "ftpsState: 'AllAllowed'")
+    assert any("ftpsState" in p for p in checks.check_hardening(repo / "infra"))
+
+
+def test_vnet_off_by_default_is_reported(repo: Path) -> None:
+    plant(main_bicep(repo), "param vnetEnabled bool = true", "param vnetEnabled bool = false")
+    assert "main.bicep: vnetEnabled must default to true" in checks.check_private_network(repo / "infra")
+
+
+def test_vnet_default_in_parameters_file_is_reported(repo: Path) -> None:
+    plant(repo / "infra" / "main.parameters.json", "${VNET_ENABLED=true}", "${VNET_ENABLED=false}")
+    problems = checks.check_private_network(repo / "infra")
+    assert "main.parameters.json: vnetEnabled must be ${VNET_ENABLED=true}" in problems
+
+
+def test_public_storage_with_vnet_is_reported(repo: Path) -> None:
+    plant(
+        storage(repo),
+        "publicNetworkAccess: vnetEnabled ? 'Disabled' : 'Enabled'",
+        "publicNetworkAccess: 'Enabled'",
+    )
+    problems = checks.check_private_network(repo / "infra")
+    assert any("publicNetworkAccess must be vnetEnabled ? 'Disabled'" in p for p in problems)
+
+
+def test_storage_firewall_allowing_with_vnet_is_reported(repo: Path) -> None:
+    plant(
+        storage(repo),
+        "defaultAction: vnetEnabled ? 'Deny' : 'Allow'",
+        "defaultAction: vnetEnabled ? 'Allow' : 'Deny'",
+    )
+    problems = checks.check_private_network(repo / "infra")
+    assert any("networkAcls.defaultAction must be vnetEnabled ? 'Deny'" in p for p in problems)
+
+
+def test_missing_table_private_endpoint_is_reported(repo: Path) -> None:
+    plant(main_bicep(repo), "  'queue'\n  'table'\n", "  'queue'\n")
+    problems = checks.check_private_network(repo / "infra")
+    assert any("storagePrivateEndpointServices" in p for p in problems)
+
+
+def test_private_endpoint_for_one_fixed_service_is_reported(repo: Path) -> None:
+    path = repo / "infra" / "app" / "storage-private-endpoint.bicep"
+    plant(path, "groupIds: [\n            service\n", "groupIds: [\n            'blob'\n")
+    problems = checks.check_private_network(repo / "infra")
+    assert any("groupIds are not [service]" in p for p in problems)
+
+
+def test_app_outside_the_vnet_is_reported(repo: Path) -> None:
+    plant(
+        api(repo),
+        "    virtualNetworkSubnetId: empty(virtualNetworkSubnetId) ? null : virtualNetworkSubnetId\n",
+        "",
+    )
+    problems = checks.check_private_network(repo / "infra")
+    assert any("has no virtualNetworkSubnetId" in p for p in problems)
+
+
+def test_missing_subnet_delegation_is_reported(repo: Path) -> None:
+    plant(
+        repo / "infra" / "app" / "vnet.bicep", "'Microsoft.App/environments'", "'Microsoft.Web/serverFarms'"
+    )
+    problems = checks.check_private_network(repo / "infra")
+    assert any("Microsoft.App/environments" in p for p in problems)
+
+
+def test_locally_redundant_default_is_reported(repo: Path) -> None:
+    plant(storage(repo), "param skuName string = 'Standard_ZRS'", "param skuName string = 'Standard_LRS'")
+    problems = checks.check_storage_redundancy(repo / "infra")
+    assert any("must default to a replicated SKU" in p for p in problems)
+
+
+def test_fixed_storage_sku_is_reported(repo: Path) -> None:
+    plant(storage(repo), "    name: skuName\n", "    name: 'Standard_LRS'\n")
+    problems = checks.check_storage_redundancy(repo / "infra")
+    assert any("sku.name must be a parameter" in p for p in problems)
+
+
+def test_premium_storage_sku_is_reported(repo: Path) -> None:
+    plant(storage(repo), "  'Standard_RAGZRS'\n])", "  'Standard_RAGZRS'\n  'Premium_LRS'\n])")
+    problems = checks.check_storage_redundancy(repo / "infra")
+    assert any("must be @allowed" in p for p in problems)
+
+
+def test_checkov_skip_without_reason_is_reported(repo: Path) -> None:
+    text = storage(repo).read_text()
+    start = text.index("// checkov:skip=CKV_AZURE_206:")
+    end = text.index("\n", start)
+    storage(repo).write_text(text[:start] + "// checkov:skip=CKV_AZURE_206:ok" + text[end:])
+    problems = checks.check_checkov_skips(repo / "infra")
+    assert any("CKV_AZURE_206 is skipped without a reason" in p for p in problems)
+
+
+def test_checkov_skip_outside_a_resource_is_reported(repo: Path) -> None:
+    plant(
+        main_bicep(repo),
+        "targetScope = 'subscription'",
+        "targetScope = 'subscription'\n// checkov:skip=CKV_AZURE_35:" + "a long enough reason " * 3,
+    )
+    problems = checks.check_checkov_skips(repo / "infra")
+    assert any("skip is outside a resource" in p for p in problems)
+
+
+def test_checkov_skip_in_a_hash_comment_is_reported(repo: Path) -> None:
+    plant(storage(repo), "  // checkov:skip=CKV_AZURE_206:", "  #checkov:skip=CKV_AZURE_206:")
+    problems = checks.check_checkov_skips(repo / "infra")
+    assert any("outside a // comment" in p for p in problems)
+
+
+def test_checkov_skip_of_several_checks_is_reported(repo: Path) -> None:
+    plant(storage(repo), "// checkov:skip=CKV_AZURE_206:", "// checkov:skip=CKV_AZURE_206,CKV_AZURE_35:")
+    problems = checks.check_checkov_skips(repo / "infra")
+    assert any("not '// checkov:skip=CKV_" in p for p in problems)

@@ -38,6 +38,9 @@ def settings_kwargs() -> dict[str, list[str]]:
         checks.check_main,
         checks.check_hardening,
         checks.check_parameters_file,
+        checks.check_private_network,
+        checks.check_storage_redundancy,
+        checks.check_checkov_skips,
     ],
     ids=lambda f: f.__name__,
 )
@@ -47,7 +50,14 @@ def test_infra_check(check: Callable[[Path], list[str]]) -> None:
 
 def test_every_template_is_parsed() -> None:
     names = {f.path.relative_to(INFRA).as_posix() for f in checks.bicep_files(INFRA)}
-    assert {"main.bicep", "app/api.bicep", "app/rbac.bicep", "app/storage.bicep"} <= names
+    assert {
+        "main.bicep",
+        "app/api.bicep",
+        "app/rbac.bicep",
+        "app/storage.bicep",
+        "app/vnet.bicep",
+        "app/storage-private-endpoint.bicep",
+    } <= names
 
 
 def test_app_settings_match_the_settings_model() -> None:
