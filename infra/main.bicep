@@ -76,6 +76,9 @@ param vnetAppSubnetPrefix string = '10.0.1.0/24'
 @description('Subnet of the storage private endpoints, inside vnetAddressPrefix.')
 param vnetPrivateEndpointSubnetPrefix string = '10.0.2.0/24'
 
+@description('HANDOFF_EGRESS_ALLOWED_NETWORKS: comma-separated CIDRs the broker may call although they are private (agents or vendors behind private endpoints). Empty: private addresses are refused.')
+param egressAllowedNetworks string = ''
+
 @description('Storage redundancy. Empty: Standard_ZRS where the region offers zone-redundant storage, otherwise Standard_GRS.')
 @allowed([
   ''
@@ -352,6 +355,7 @@ module api 'app/api.bicep' = {
     alertsAudience: secureWebhookEnabled ? alertsEntraAppIdentifierUri : ''
     easyAuthExcludedPaths: easyAuthExcludedPaths
     virtualNetworkSubnetId: vnetEnabled ? vnet.outputs.appSubnetId : ''
+    egressAllowedNetworks: egressAllowedNetworks
   }
   // The identity must hold its storage roles, and (vnetEnabled) storage must answer on its private
   // endpoints, before the host starts with identity-based connections.

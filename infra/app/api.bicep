@@ -36,6 +36,9 @@ param easyAuthExcludedPaths array = [
 @description('Subnet (delegated to Microsoft.App/environments) for outbound virtual network integration; empty for none.')
 param virtualNetworkSubnetId string = ''
 
+@description('Private CIDRs the broker may call (HANDOFF_EGRESS_ALLOWED_NETWORKS); empty for none.')
+param egressAllowedNetworks string = ''
+
 resource stg 'Microsoft.Storage/storageAccounts@2023-05-01' existing = {
   name: storageAccountName
 }
@@ -70,6 +73,8 @@ var appSettings = {
   // Azure Monitor secure webhook: /api/alerts validates the Entra token itself when an audience is set.
   HANDOFF_ALERTS_AUDIENCE: alertsAudience
   HANDOFF_ALERTS_TENANT_ID: tenant().tenantId
+  // Outbound calls to private addresses are refused unless listed here (an empty value means none).
+  HANDOFF_EGRESS_ALLOWED_NETWORKS: egressAllowedNetworks
 }
 
 // Audiences App Service Authentication accepts: the broker API's client id and its Application ID URI, plus
