@@ -24,6 +24,7 @@ from pydantic import ValidationError
 
 from handoff.auth import Caller, caller_from_headers
 from handoff.errors import NotFound, Problem, ServiceUnavailable
+from handoff.intake import check_value
 from handoff.models import HandoffRequest, HandoffView, field_errors
 from handoff.registry import Registry
 from handoff.service import HandoffService, StorageUnavailable
@@ -200,6 +201,10 @@ def handoff_request_of(message: Any) -> HandoffRequest:
         if message.context_id and "correlationId" not in data:
             # The partner's A2A context is its correlation id: GetTask answers with it again.
             data["correlationId"] = message.context_id
+        try:
+            check_value(data, prefix=f"/message/parts/{index}/data")
+        except Problem as problem:
+            raise InvalidParamsError(message=problem.detail, data=problem.to_json()) from None
         try:
             return HandoffRequest.model_validate(data)
         except ValidationError as exc:

@@ -20,7 +20,8 @@ from urllib.parse import quote
 
 from pydantic import BaseModel, TypeAdapter, ValidationError
 
-from handoff.errors import BadRequest, FieldError, check_body_size
+from handoff.errors import BadRequest, FieldError, Problem
+from handoff.intake import InvalidJson, load_json
 from handoff.messages import marker
 from handoff.models import ArmResourceId, HandoffContext
 from handoff.registry import AlertMatch, AlertRoute
@@ -103,10 +104,9 @@ def alert_key(alert_id: str) -> str:
 
 def parse_alert(body: bytes) -> Alert:
     """Parse a webhook body: 400 unless it is a common-schema alert, saying how to enable the schema."""
-    check_body_size(body, MAX_ALERT_BYTES, "alert body")
     try:
-        data = json.loads(body)
-    except (ValueError, UnicodeDecodeError):
+        data = load_json(body, limit_bytes=MAX_ALERT_BYTES, what="alert body", invalid=BadRequest)
+    except InvalidJson:
         raise _not_common("the body is not JSON", "/") from None
     if not isinstance(data, dict):
         raise _not_common("the body is not a JSON object", "/")
@@ -191,8 +191,8 @@ def _json_value(value: Any) -> Any:
     """Fields the samples carry as JSON-encoded strings (claims, policies, impactedServices)."""
     if isinstance(value, str) and value.strip()[:1] in ("[", "{"):
         try:
-            return json.loads(value)
-        except ValueError:
+            return load_json(value, limit_bytes=MAX_ALERT_BYTES, what="embedded JSON")
+        except Problem:
             return value
     return value
 

@@ -67,7 +67,7 @@ def test_sweeper_requeues_stranded_deliveries_and_hand_backs(azurite, registry_c
     done_id = "5a0e9a4e-1111-4111-8111-000000000003"
     assert store.create(stored.model_copy(update={"id": done_id, "root_id": done_id}), delivered)
 
-    assert service.sweep() >= 2
+    assert service.sweep().requeued >= 2
 
     queue = QueueClient.from_connection_string(
         azurite.connection_string, DELIVERY_QUEUE, message_decode_policy=TextBase64DecodePolicy()
