@@ -10,6 +10,7 @@ from pydantic.json_schema import models_json_schema
 
 from handoff.alert_service import AlertReceipt
 from handoff.errors import ProblemDetails
+from handoff.intake import ENVELOPE_DEPTH, MAX_DEPTH, MAX_RPC_BODY_BYTES
 from handoff.messages import OUTCOME_LABELS
 from handoff.models import (
     AuditLog,
@@ -46,6 +47,15 @@ _IDEMPOTENCY_KEY = {
     "schema": {"type": "string", "maxLength": 200},
 }
 _COMMON_ERRORS = {"404": _problem("No such handoff"), "503": _problem("Storage unavailable")}
+_TOO_LARGE = "Body larger than 262,144 bytes, or than a storage entity holds once stored"
+_BREAKS = (
+    f"Body breaks the schema or the intake limits (nested deeper than {MAX_DEPTH} levels, a lone "
+    "UTF-16 surrogate, NaN or a number too large); errors name the fields"
+)
+_TOO_DEEP = (
+    f"Nested deeper than {MAX_DEPTH} levels of arrays and objects (plus the JSON-RPC envelope's "
+    f"{ENVELOPE_DEPTH}); checked before the body is parsed"
+)
 
 
 @lru_cache(maxsize=1)
@@ -92,8 +102,8 @@ def openapi_document() -> dict[str, Any]:
                         "(chain deeper than HANDOFF_MAX_CHAIN_DEPTH, or the same ordered agent pair more "
                         "than HANDOFF_MAX_PAIR_REPEATS times in the chain; the detail names the chain)"
                     ),
-                    "413": _problem("Body larger than 262,144 bytes"),
-                    "422": _problem("Body breaks the schema; errors name the fields"),
+                    "413": _problem(_TOO_LARGE),
+                    "422": _problem(_BREAKS),
                     "503": _problem("Storage unavailable; retry with the same Idempotency-Key"),
                 },
             }
@@ -127,9 +137,11 @@ def openapi_document() -> dict[str, Any]:
                 "responses": {
                     "202": _json(HandoffView, "Hand-back stored and queued for the source thread"),
                     "200": _json(HandoffView, "Replay of an earlier hand-back with the same Idempotency-Key"),
+                    "400": _problem("Not JSON, or a bad Idempotency-Key"),
                     "403": _problem("Not the handoff's target agent"),
                     "409": _problem("Not delivered yet, or Idempotency-Key reused with a different body"),
-                    "422": _problem("Body breaks the schema"),
+                    "413": _problem(_TOO_LARGE),
+                    "422": _problem(_BREAKS),
                     **_COMMON_ERRORS,
                 },
             }
@@ -154,6 +166,7 @@ def openapi_document() -> dict[str, Any]:
                 "responses": {
                     "200": _json(ThreadLinks, "Linked threads"),
                     "400": _problem("Missing parameter"),
+                    "404": _problem("Unknown agent"),
                 },
             }
         },
@@ -175,9 +188,19 @@ def openapi_document() -> dict[str, Any]:
                         "and the problem's title, detail and field errors",
                         "content": {"application/json": {"schema": {"type": "object"}}},
                     },
+                    "202": {"description": "A JSON-RPC notification or response: taken, nothing to answer"},
+                    "400": {
+                        "description": "Not JSON, not a JSON-RPC message, or an unsupported "
+                        "MCP-Protocol-Version (a JSON-RPC error)",
+                        "content": {"application/json": {"schema": {"type": "object"}}},
+                    },
                     "403": {"description": "Origin header not allowed"},
                     "405": {"description": "GET and DELETE: no sessions or server streams (stateless)"},
+                    "406": {"description": "Accept does not include application/json"},
+                    "413": _problem(f"Body larger than {MAX_RPC_BODY_BYTES:,} bytes"),
+                    "415": {"description": "Content-Type is not application/json"},
                     "421": {"description": "Host header not allowed (DNS-rebinding protection)"},
+                    "422": _problem(_TOO_DEEP),
                 },
             }
         },
@@ -204,6 +227,8 @@ def openapi_document() -> dict[str, Any]:
                     "401": _problem(
                         "No Entra principal (anonymous functions behind App Service Authentication)"
                     ),
+                    "413": _problem(f"Body larger than {MAX_RPC_BODY_BYTES:,} bytes"),
+                    "422": _problem(_TOO_DEEP),
                 },
             }
         },
@@ -221,6 +246,19 @@ def openapi_document() -> dict[str, Any]:
             }
         },
         "/api/alerts": _alerts_operation(),
+        "/api/openapi.json": {
+            "get": {
+                "operationId": "getOpenApiDocument",
+                "security": [],
+                "summary": "This document",
+                "responses": {
+                    "200": {
+                        "description": "OpenAPI 3.1",
+                        "content": {"application/json": {"schema": {"type": "object"}}},
+                    }
+                },
+            }
+        },
         "/api/health": {
             "get": {
                 "operationId": "health",
@@ -368,6 +406,8 @@ def _history_and_shared_memory_paths(history_page: type[BaseModel]) -> dict[str,
                 "responses": {
                     "202": {"description": "Failed writes re-queued (listed in replayed)"},
                     "200": {"description": "Nothing to replay"},
+                    "400": _problem("Not JSON, or not an object with at most a string backend"),
+                    "413": _problem("Body larger than 262,144 bytes"),
                     "422": _problem("Unknown backend"),
                     **_COMMON_ERRORS,
                 },
