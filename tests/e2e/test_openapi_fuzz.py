@@ -37,7 +37,7 @@ from schemathesis.specs.openapi.checks import (
 
 from tests.e2e.helpers import handoff_body
 
-EXAMPLES = 40
+EXAMPLES = 36
 AIMED_EXAMPLES = 25
 MIN_CASES = 1000
 CHECKS = [not_a_server_error, status_code_conformance, content_type_conformance, response_schema_conformance]
