@@ -7,17 +7,19 @@ from __future__ import annotations
 
 import http.client
 import json
+import time
 import uuid
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
+from azure.storage.queue import QueueClient, TextBase64DecodePolicy, TextBase64EncodePolicy
 
 from handoff.adapters.storage import StorageClients, TableHandoffStore, delivery_queue
 from handoff.intake import MAX_DEPTH
 from handoff.registry import Registry
 from handoff.service import MAX_BODY_BYTES, HandoffService
-from handoff.settings import Settings
+from handoff.settings import DELIVERY_POISON_QUEUE, DELIVERY_QUEUE, Settings
 from tests.e2e.helpers import handback_body, handoff_body, messages_mentioning, threads_mentioning
 
 JSON = {"content-type": "application/json"}
@@ -467,3 +469,41 @@ def test_long_idempotency_keys_are_4xx_problems(broker, clean_fakes):
             assert response.status_code == 400 and _fields(problem) == ["Idempotency-Key"]
         else:
             assert response.status_code == 431
+
+
+# ---------------------------------------------------------------- queue messages
+
+
+@pytest.mark.parametrize(
+    ("content", "reason"),
+    [
+        ('{"op": "deliver", "handoffId": ' + _arrays(10_000) + "}", "nested deeper than"),
+        ('["deliver"]', "not a JSON object"),
+        ('{"op": "deliver", "attempt": NaN}', "NaN"),
+    ],
+    ids=["deep", "not an object", "NaN"],
+)
+def test_a_queue_message_the_broker_cannot_read_is_poisoned_at_once_with_the_reason(
+    broker, azurite, content, reason
+):
+    encode = {"message_encode_policy": TextBase64EncodePolicy()}
+    work = QueueClient.from_connection_string(azurite.connection_string, DELIVERY_QUEUE, **encode)
+    sent = work.send_message(content)
+    poison = QueueClient.from_connection_string(
+        azurite.connection_string, DELIVERY_POISON_QUEUE, message_decode_policy=TextBase64DecodePolicy()
+    )
+    # Nothing else reads this poison queue: take its messages out of sight for a minute while looking.
+    deadline = time.monotonic() + 30
+    seen: list[str] = []
+    while time.monotonic() < deadline:
+        for parked in poison.receive_messages(messages_per_page=32, visibility_timeout=60):
+            seen.append(parked.content)
+            try:
+                found = json.loads(parked.content)
+            except ValueError:
+                continue  # a copy the host parked verbatim
+            if isinstance(found, dict) and found.get("messageId") == sent.id:
+                assert reason in found["reason"]
+                return
+        time.sleep(0.2)
+    raise AssertionError(f"message {sent.id} was not parked with a reason; poison queue: {seen[-10:]}")
