@@ -74,6 +74,13 @@ ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_PORT = 7071
 # The Functions host rejects request bodies over 100 MB (maxRequestBodySize); so does this one.
 MAX_REQUEST_BODY = 104_857_600
+# Kestrel, under the Functions host, answers 414 to a request line over 8 KiB (MaxRequestLineSize) and
+# 431 to more than 32 KiB of headers (MaxRequestHeadersTotalSize); so does this one, as problem+json.
+MAX_REQUEST_TARGET = 8192
+MAX_REQUEST_HEADERS = 32768
+# The HTTP parser buffers this much of an incomplete request, so that a request over the limits above
+# still reaches the checks that answer it (rather than a bare 400 from the parser).
+MAX_INCOMPLETE_REQUEST = 1024 * 1024
 # The host never polls an idle queue faster than this and starts here after finding messages.
 MIN_POLL_INTERVAL = 0.1
 # A received message stays invisible this long while its function runs, renewed at half of it,
@@ -278,6 +285,7 @@ class LocalHost:
             access_log=False,
             lifespan="off",
             interface="asgi3",
+            h11_max_incomplete_event_size=MAX_INCOMPLETE_REQUEST,
             timeout_graceful_shutdown=max(1, int(self.shutdown_timeout)),
         )
         self._server = uvicorn.Server(config)
@@ -396,6 +404,8 @@ class LocalHost:
     ) -> None:
         if scope["type"] != "http":
             return
+        if await _refuse_oversized(scope, send):
+            return
         method = scope["method"].upper()
         path = scope["path"].lstrip("/")
         allowed: set[str] = set()
@@ -501,6 +511,24 @@ class LocalHost:
         with contextlib.suppress(InvocationError):
             await task
         return scheduled
+
+
+async def _refuse_oversized(scope: dict[str, Any], send: Callable[..., Any]) -> bool:
+    """Answer 414 or 431 (problem+json) to a request line or headers over Kestrel's limits."""
+    query = scope.get("query_string") or b""
+    target = len(scope.get("raw_path") or scope["path"].encode()) + (len(query) + 1 if query else 0)
+    headers = sum(len(key) + len(value) + 4 for key, value in scope["headers"])
+    if target > MAX_REQUEST_TARGET:
+        status, title = 414, "URI Too Long"
+        detail = f"the request target is {target} bytes; the limit is {MAX_REQUEST_TARGET} bytes"
+    elif headers > MAX_REQUEST_HEADERS:
+        status, title = 431, "Request Header Fields Too Large"
+        detail = f"the request headers are {headers} bytes; the limit is {MAX_REQUEST_HEADERS} bytes"
+    else:
+        return False
+    body = json.dumps({"type": "about:blank", "title": title, "status": status, "detail": detail})
+    await _send(send, status, body.encode(), content_type=b"application/problem+json")
+    return True
 
 
 async def _send(

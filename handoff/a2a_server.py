@@ -16,6 +16,7 @@ The SDK is imported only when the first A2A request arrives.
 from __future__ import annotations
 
 import asyncio
+import json
 from collections.abc import AsyncGenerator, Callable
 from functools import lru_cache
 from typing import Any, TypeVar
@@ -24,6 +25,7 @@ from pydantic import ValidationError
 
 from handoff.auth import Caller
 from handoff.errors import NotFound, Problem, ServiceUnavailable
+from handoff.intake import check_value
 from handoff.models import HandoffRequest, HandoffView, field_errors
 from handoff.registry import Registry
 from handoff.service import HandoffService, StorageUnavailable
@@ -135,6 +137,23 @@ def build_agent_card(settings: Settings, registry: Registry) -> Any:
     )
 
 
+# A protobuf Struct spends three message levels on every JSON object (Struct, map entry, Value), and
+# protobuf refuses to decode more than 100: deeper parts of a handoff travel as JSON text instead.
+STRUCT_DEPTH = 24
+
+
+def struct_safe(value: Any, depth: int = STRUCT_DEPTH) -> Any:
+    """``value`` with every array or object nested deeper than ``depth`` replaced by its JSON text, so
+    that it fits a protobuf ``Struct`` (the full value is at ``GET /api/handoffs/{id}``)."""
+    if not isinstance(value, dict | list):
+        return value
+    if depth <= 1:
+        return json.dumps(value, ensure_ascii=False, separators=(",", ":"))
+    if isinstance(value, dict):
+        return {key: struct_safe(item, depth - 1) for key, item in value.items()}
+    return [struct_safe(item, depth - 1) for item in value]
+
+
 def task_of(view: HandoffView) -> Any:
     """The A2A task that reports a handoff (id = handoff id)."""
     from a2a.types import Artifact, Message, Part, Role, Task, TaskState, TaskStatus
@@ -150,7 +169,7 @@ def task_of(view: HandoffView) -> Any:
     artifacts = []
     for handback in view.handbacks:
         data = struct_pb2.Value()
-        data.struct_value.update(handback.to_wire())
+        data.struct_value.update(struct_safe(handback.to_wire()))
         text = f"**Outcome:** {handback.outcome}\n\n{handback.summary}"
         if handback.root_cause:
             text += f"\n\n**Root cause:** {handback.root_cause}"
@@ -166,7 +185,7 @@ def task_of(view: HandoffView) -> Any:
             )
         )
     metadata = struct_pb2.Struct()
-    metadata.update({"handoff": view.to_wire()})
+    metadata.update({"handoff": struct_safe(view.to_wire())})
     context_id = view.correlation_id or view.root_handoff_id
     return Task(
         id=view.id,
@@ -200,6 +219,10 @@ def handoff_request_of(message: Any) -> HandoffRequest:
         if message.context_id and "correlationId" not in data:
             # The partner's A2A context is its correlation id: GetTask answers with it again.
             data["correlationId"] = message.context_id
+        try:
+            check_value(data, prefix=f"/message/parts/{index}/data")
+        except Problem as problem:
+            raise InvalidParamsError(message=problem.detail, data=problem.to_json()) from None
         try:
             return HandoffRequest.model_validate(data)
         except ValidationError as exc:

@@ -20,7 +20,8 @@ from urllib.parse import quote
 
 from pydantic import BaseModel, TypeAdapter, ValidationError
 
-from handoff.errors import BadRequest, FieldError, check_body_size
+from handoff.errors import BadRequest, FieldError, Problem
+from handoff.intake import InvalidJson, load_json
 from handoff.messages import marker
 from handoff.models import ArmResourceId, HandoffContext
 from handoff.registry import AlertMatch, AlertRoute
@@ -30,6 +31,7 @@ MAX_ALERT_BYTES = 1024 * 1024  # Azure Monitor caps a common-schema alert at 256
 RAW_CONTEXT_CAP = 16 * 1024  # characters of raw alertContext JSON kept as evidence
 MAX_RESULT_ROWS = 500
 MAX_RESOURCES = 100
+MAX_URL = 4096  # the longest link a handoff keeps (models.HttpUrl)
 PORTAL_ALERT_URL = (
     "https://portal.azure.com/#view/Microsoft_Azure_Monitoring_Alerts/AlertDetails.ReactView/alertId~/"
 )
@@ -103,10 +105,9 @@ def alert_key(alert_id: str) -> str:
 
 def parse_alert(body: bytes) -> Alert:
     """Parse a webhook body: 400 unless it is a common-schema alert, saying how to enable the schema."""
-    check_body_size(body, MAX_ALERT_BYTES, "alert body")
     try:
-        data = json.loads(body)
-    except (ValueError, UnicodeDecodeError):
+        data = load_json(body, limit_bytes=MAX_ALERT_BYTES, what="alert body", invalid=BadRequest)
+    except InvalidJson:
         raise _not_common("the body is not JSON", "/") from None
     if not isinstance(data, dict):
         raise _not_common("the body is not a JSON object", "/")
@@ -191,8 +192,8 @@ def _json_value(value: Any) -> Any:
     """Fields the samples carry as JSON-encoded strings (claims, policies, impactedServices)."""
     if isinstance(value, str) and value.strip()[:1] in ("[", "{"):
         try:
-            return json.loads(value)
-        except ValueError:
+            return load_json(value, limit_bytes=MAX_ALERT_BYTES, what="embedded JSON")
+        except Problem:
             return value
     return value
 
@@ -384,7 +385,14 @@ def _context(alert: Alert, route_name: str, evidence: list[dict[str, Any]]) -> H
     if alert.target_ids:
         summary_lines.append(f"Affected: {', '.join(short_resource(t) for t in alert.target_ids[:10])}.")
     summary_lines.append(f"Routed by alert route '{route_name}'. Alert id: {alert.alert_id}")
-    incident_id = alert.alert_id if len(alert.alert_id) <= 512 else short_resource(alert.alert_id)[:512]
+    # An id too long for the incident reference is named by its last segment (or, if that is blank, its
+    # key); a portal link longer than a link may be is left out.
+    incident_id = alert.alert_id
+    if len(incident_id) > 512:
+        incident_id = (_text(short_resource(incident_id)) or alert.key)[:512]
+    incident = {"id": incident_id, "platform": "azure-monitor"}
+    if len(alert.portal_url) <= MAX_URL:
+        incident["url"] = alert.portal_url
     return HandoffContext.model_validate(
         {
             "title": _cap(title, 300),
@@ -392,7 +400,7 @@ def _context(alert: Alert, route_name: str, evidence: list[dict[str, Any]]) -> H
             "severity": severity,
             "resources": resources,
             "evidence": evidence[:100],
-            "incident": {"id": incident_id, "url": alert.portal_url, "platform": "azure-monitor"},
+            "incident": incident,
         }
     )
 
@@ -403,6 +411,9 @@ def storm_context(
     """The storm handoff's context, built from the stored first alert so every creator builds the same."""
     severity = first.get("severity") if first.get("severity") in SEVERITIES else DEFAULT_SEVERITY
     resources = [t for t in first.get("targets", []) if _valid_arm(t)][:MAX_RESOURCES]
+    first_link = _link(
+        "First alert in the Azure portal", PORTAL_ALERT_URL + quote(str(first.get("alertId")), safe="")
+    )
     return HandoffContext.model_validate(
         {
             "title": _cap(f"Alert storm: more than {threshold} alerts for {target} within {window} s", 300),
@@ -415,13 +426,7 @@ def storm_context(
             ),
             "severity": severity,
             "resources": resources,
-            "evidence": [
-                {
-                    "kind": "link",
-                    "title": "First alert in the Azure portal",
-                    "url": PORTAL_ALERT_URL + quote(str(first.get("alertId")), safe=""),
-                },
-            ],
+            "evidence": [item for item in [first_link] if item],
             "hypotheses": [
                 "Many alerts at once often share one cause (a deployment, a dependency, a region)."
             ],
@@ -451,7 +456,7 @@ def _resources(alert: Alert) -> tuple[list[str], list[str]]:
 
 
 def _common_evidence(alert: Alert, dropped: list[str]) -> list[dict[str, Any]]:
-    items = [{"kind": "link", "title": "Alert in the Azure portal", "url": alert.portal_url}]
+    items = [_link("Alert in the Azure portal", alert.portal_url)]
     if dropped:
         items.append(_note("Targets that are not Azure resource IDs", ", ".join(dropped)))
     if alert.custom_properties:
@@ -470,7 +475,7 @@ def _note(title: str, content: str | None) -> dict[str, Any]:
 
 def _link(title: str, url: Any) -> dict[str, Any]:
     text = _text(url)
-    if not text or not re.match(r"^https?://[^\s/]+", text) or len(text) > 4096:
+    if not text or not re.match(r"^https?://[^\s/]+", text) or len(text) > MAX_URL:
         return {}
     return {"kind": "link", "title": title, "url": text}
 

@@ -9,7 +9,9 @@ from pydantic import BaseModel
 from pydantic.json_schema import models_json_schema
 
 from handoff.alert_service import AlertReceipt
+from handoff.audit import AuditVerification
 from handoff.errors import ProblemDetails
+from handoff.intake import ENVELOPE_DEPTH, MAX_DEPTH, MAX_RPC_BODY_BYTES
 from handoff.messages import OUTCOME_LABELS
 from handoff.models import (
     PATH_SEGMENT_MAX,
@@ -56,18 +58,29 @@ _THREAD_ID = {
     "pattern": PATH_SEGMENT_PATTERN,
 }
 _BAD_THREAD_ID = _problem("threadId is not one URL path segment")
+_TOO_LARGE = "Body larger than 262,144 bytes, or than a storage entity holds once stored"
+_BREAKS = (
+    f"Body breaks the schema or the intake limits (nested deeper than {MAX_DEPTH} levels, a lone "
+    "UTF-16 surrogate, NaN or a number too large); errors name the fields"
+)
+_TOO_DEEP = (
+    f"Nested deeper than {MAX_DEPTH} levels of arrays and objects (plus the JSON-RPC envelope's "
+    f"{ENVELOPE_DEPTH}); checked before the body is parsed"
+)
 
 
 @lru_cache(maxsize=1)
 def openapi_document() -> dict[str, Any]:
     """The API description (routes, request and response schemas, problem responses)."""
     from handoff.history import HistoryPage
+    from handoff.service import AUDIT_PAGE
 
     models = [
         HandoffRequest,
         HandbackRequest,
         HandoffView,
         AuditLog,
+        AuditVerification,
         ThreadLinks,
         Health,
         ProblemDetails,
@@ -102,8 +115,8 @@ def openapi_document() -> dict[str, Any]:
                         "(chain deeper than HANDOFF_MAX_CHAIN_DEPTH, or the same ordered agent pair more "
                         "than HANDOFF_MAX_PAIR_REPEATS times in the chain; the detail names the chain)"
                     ),
-                    "413": _problem("Body larger than 262,144 bytes"),
-                    "422": _problem("Body breaks the schema; errors name the fields"),
+                    "413": _problem(_TOO_LARGE),
+                    "422": _problem(_BREAKS),
                     "503": _problem("Storage unavailable; retry with the same Idempotency-Key"),
                 },
             }
@@ -119,8 +132,40 @@ def openapi_document() -> dict[str, Any]:
         "/api/handoffs/{id}/audit": {
             "get": {
                 "operationId": "getHandoffAudit",
+                "summary": "One page of the append-only, hash-chained audit events, oldest first",
+                "parameters": [
+                    _ID,
+                    {
+                        "name": "top",
+                        "in": "query",
+                        "required": False,
+                        "schema": {"type": "integer", "minimum": 1, "maximum": AUDIT_PAGE},
+                        "description": f"Events per page (default and most: {AUDIT_PAGE})",
+                    },
+                    {
+                        "name": "continuationToken",
+                        "in": "query",
+                        "required": False,
+                        "schema": {"type": "string", "pattern": "^[0-9]{1,10}$"},
+                        "description": "The continuationToken of the previous page",
+                    },
+                ],
+                "responses": {
+                    "200": _json(AuditLog, "Audit events in order"),
+                    "400": _problem("Bad top or continuationToken"),
+                    **_COMMON_ERRORS,
+                },
+            }
+        },
+        "/api/handoffs/{id}/audit/verify": {
+            "get": {
+                "operationId": "verifyHandoffAudit",
+                "summary": "Recompute the audit's hash chain and name the first event where it breaks",
                 "parameters": [_ID],
-                "responses": {"200": _json(AuditLog, "Audit events in order"), **_COMMON_ERRORS},
+                "responses": {
+                    "200": _json(AuditVerification, "Whether the chain holds; firstBadSeq when it does not"),
+                    **_COMMON_ERRORS,
+                },
             }
         },
         "/api/handoffs/{id}/handback": {
@@ -137,9 +182,11 @@ def openapi_document() -> dict[str, Any]:
                 "responses": {
                     "202": _json(HandoffView, "Hand-back stored and queued for the source thread"),
                     "200": _json(HandoffView, "Replay of an earlier hand-back with the same Idempotency-Key"),
+                    "400": _problem("Not JSON, or a bad Idempotency-Key"),
                     "403": _problem("Not the handoff's target agent"),
                     "409": _problem("Not delivered yet, or Idempotency-Key reused with a different body"),
-                    "422": _problem("Body breaks the schema"),
+                    "413": _problem(_TOO_LARGE),
+                    "422": _problem(_BREAKS),
                     **_COMMON_ERRORS,
                 },
             }
@@ -169,6 +216,7 @@ def openapi_document() -> dict[str, Any]:
                     "200": _json(ThreadLinks, "Linked threads"),
                     "400": _problem("Missing parameter"),
                     "422": _BAD_THREAD_ID,
+                    "404": _problem("Unknown agent"),
                 },
             }
         },
@@ -190,9 +238,19 @@ def openapi_document() -> dict[str, Any]:
                         "and the problem's title, detail and field errors",
                         "content": {"application/json": {"schema": {"type": "object"}}},
                     },
+                    "202": {"description": "A JSON-RPC notification or response: taken, nothing to answer"},
+                    "400": {
+                        "description": "Not JSON, not a JSON-RPC message, or an unsupported "
+                        "MCP-Protocol-Version (a JSON-RPC error)",
+                        "content": {"application/json": {"schema": {"type": "object"}}},
+                    },
                     "403": {"description": "Origin header not allowed"},
                     "405": {"description": "GET and DELETE: no sessions or server streams (stateless)"},
+                    "406": {"description": "Accept does not include application/json"},
+                    "413": _problem(f"Body larger than {MAX_RPC_BODY_BYTES:,} bytes"),
+                    "415": {"description": "Content-Type is not application/json"},
                     "421": {"description": "Host header not allowed (DNS-rebinding protection)"},
+                    "422": _problem(_TOO_DEEP),
                 },
             }
         },
@@ -219,6 +277,8 @@ def openapi_document() -> dict[str, Any]:
                     "401": _problem(
                         "No Entra principal (anonymous functions behind App Service Authentication)"
                     ),
+                    "413": _problem(f"Body larger than {MAX_RPC_BODY_BYTES:,} bytes"),
+                    "422": _problem(_TOO_DEEP),
                 },
             }
         },
@@ -236,6 +296,19 @@ def openapi_document() -> dict[str, Any]:
             }
         },
         "/api/alerts": _alerts_operation(),
+        "/api/openapi.json": {
+            "get": {
+                "operationId": "getOpenApiDocument",
+                "security": [],
+                "summary": "This document",
+                "responses": {
+                    "200": {
+                        "description": "OpenAPI 3.1",
+                        "content": {"application/json": {"schema": {"type": "object"}}},
+                    }
+                },
+            }
+        },
         "/api/health": {
             "get": {
                 "operationId": "health",
@@ -248,6 +321,7 @@ def openapi_document() -> dict[str, Any]:
         },
     }
     paths.update(_history_and_shared_memory_paths(HistoryPage))
+    _add_caller_errors(paths)
     return {
         "openapi": "3.1.0",
         "info": {
@@ -274,6 +348,28 @@ def openapi_document() -> dict[str, Any]:
             },
         },
     }
+
+
+# Answers about the caller, possible on every operation that has one (docs/security.md).
+_CALLER_ERRORS = {
+    "401": _problem("An X-Handoff-Agent-Key this broker does not know, or no Entra token behind App Service "
+                    "Authentication"),
+    "403": _problem("The caller may not do this (it is not that agent, or not an operator)"),
+    "429": _problem("Too many requests from this caller; see Retry-After"),
+}  # fmt: skip
+# Answered without a caller: these never see the caller errors.
+_PUBLIC = {"health", "getOpenApiDocument", "a2aAgentCard"}
+
+
+def _add_caller_errors(paths: dict[str, Any]) -> None:
+    for operations in paths.values():
+        for operation in operations.values():
+            if operation["operationId"] in _PUBLIC:
+                continue
+            for status, response in _CALLER_ERRORS.items():
+                if status == "429" and operation["operationId"] == "receiveAlert":
+                    continue  # alerts are folded into storms, not rate limited
+                operation["responses"].setdefault(status, response)
 
 
 def _alerts_operation() -> dict[str, Any]:
@@ -383,6 +479,8 @@ def _history_and_shared_memory_paths(history_page: type[BaseModel]) -> dict[str,
                 "responses": {
                     "202": {"description": "Failed writes re-queued (listed in replayed)"},
                     "200": {"description": "Nothing to replay"},
+                    "400": _problem("Not JSON, or not an object with at most a string backend"),
+                    "413": _problem("Body larger than 262,144 bytes"),
                     "422": _problem("Unknown backend"),
                     **_COMMON_ERRORS,
                 },

@@ -67,6 +67,11 @@ class HandoffState(BaseModel):
     # Automatic hand-back: watching B's thread, and since when B's reply has been complete.
     watch: Literal["watching", "stopped", "done"] | None = None
     reply_complete_at: datetime | None = None
+    # The sweeper: when it last re-queued this handoff's work, how many times in a row it has done so,
+    # and the ``updated_at`` it saw then (a different one means the handoff moved on: the count restarts).
+    swept_at: datetime | None = None
+    sweeps: int = 0
+    sweep_mark: datetime | None = None
 
 
 class StoredHandback(BaseModel):

@@ -7,6 +7,7 @@ the agents are reached through the ports in :mod:`handoff.records`.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import hmac
 import json
@@ -15,7 +16,7 @@ import random
 import re
 import uuid
 from collections.abc import Callable
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any, TypeVar
 
@@ -32,11 +33,11 @@ from handoff.errors import (
     NotFound,
     ServiceUnavailable,
     Unprocessable,
-    check_body_size,
     single_field,
 )
 from handoff.followup import FOLLOW_UP_OPS, FollowUp
 from handoff.history import HistoryPage, HistoryQuery
+from handoff.intake import load_json
 from handoff.messages import (
     MessageContext,
     crosslink_message,
@@ -89,6 +90,9 @@ LEASE = timedelta(minutes=3)
 REPLAY_TAKEOVER_SECONDS = 30
 SEEN_BEFORE_LIMIT = 3
 AUDIT_PAGE = 1000  # audit events per page (and the most a caller may ask for)
+# The sweeper re-queues a handoff's stranded work at most this many times without the handoff's state
+# changing in between; the next time it marks the work failed instead.
+MAX_SWEEPS = 5
 ModelT = TypeVar("ModelT", bound=BaseModel)
 
 
@@ -106,14 +110,9 @@ def utcnow() -> datetime:
 
 
 def parse_body(body: bytes, model: type[ModelT]) -> ModelT:
-    """Parse a JSON request body: 413 when too large, 400 when not JSON, 422 when it breaks the schema."""
-    check_body_size(body, MAX_BODY_BYTES)
-    try:
-        data = json.loads(body)
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise BadRequest(
-            f"request body is not valid JSON: {exc}", errors=[FieldError(field="/", message="not valid JSON")]
-        ) from None
+    """Parse a JSON request body: 413 when too large, 400 when not JSON, 422 when it breaks the schema
+    or the intake limits (nesting depth, finite numbers, text; see :mod:`handoff.intake`)."""
+    data = load_json(body, limit_bytes=MAX_BODY_BYTES)
     if not isinstance(data, dict):
         raise single_field(Unprocessable, "/", "must be a JSON object")
     try:
@@ -661,7 +660,20 @@ class HandoffService:
     # ------------------------------------------------------------------ queue work
 
     def process(self, message: dict[str, Any], dequeue_count: int = 1) -> None:
-        """Run one delivery-queue message. Transient failures reschedule through the queue."""
+        """Run one delivery-queue message. Transient failures reschedule through the queue.
+
+        Whatever else raises is re-raised for the host to retry; on the last dequeue (after which the
+        host poisons the message) the step is marked failed first, with the exception's type as the
+        reason, so no handoff is left waiting on a message that is gone.
+        """
+        try:
+            self._process(message, dequeue_count)
+        except Exception as exc:
+            if dequeue_count >= self.settings.max_dequeue_count:
+                self._fail_poisoned(message, exc)
+            raise
+
+    def _process(self, message: dict[str, Any], dequeue_count: int) -> None:
         handoff_id = str(message.get("handoffId", ""))
         op = message.get("op")
         if op in self.op_handlers:
@@ -693,13 +705,22 @@ class HandoffService:
                 self.followup.after_failure(record, message, attempt, exc)
             else:
                 self._after_failure(record, message, attempt, exc)
-        except Exception as exc:
-            if dequeue_count >= self.settings.max_dequeue_count and op not in FOLLOW_UP_OPS:
-                # The host moves this message to the poison queue after this failure: say so now.
-                self._fail(record, message, f"unexpected error: {type(exc).__name__}", "poisoned")
-            raise
         finally:
             self._release_lease(handoff_id)
+
+    def _fail_poisoned(self, message: dict[str, Any], exc: Exception) -> None:
+        """The host poisons ``message`` after this failure: mark its step failed now, reading nothing
+        but the state entity (the rest of the record may be what cannot be read). Follow-up polls and
+        other kinds of work leave the handoff as it is; their own audit says why they stopped."""
+        handoff_id = str(message.get("handoffId", "")) if isinstance(message, dict) else ""
+        op = message.get("op") if isinstance(message, dict) else None
+        if op not in ("deliver", "handback") or not _plausible_id(handoff_id):
+            log.error("poisoned message for no handoff step (%s): %s", type(exc).__name__, message)
+            return
+        try:
+            self._fail(handoff_id, message, f"unexpected error: {type(exc).__name__}", "poisoned")
+        except Exception:
+            log.exception("could not mark %s failed before its message %s is poisoned", handoff_id, message)
 
     def _acquire_lease(self, handoff_id: str) -> None:
         now = self.clock()
@@ -891,11 +912,14 @@ class HandoffService:
         why = reason if not exc.transient else f"{reason} (gave up after {attempt} attempts)"
         # Park the message first: once the failure is visible, the message is already there to replay.
         self.queue.send_poison({**message, "reason": why})
-        self._fail(record, message, why, "failed")
+        self._fail(record.id, message, why, "failed")
 
-    def _fail(self, record: HandoffRecord, message: dict[str, Any], reason: str, how: str) -> None:
-        """Record a final failure of one step: the handoff, its cross-link, or one hand-back."""
-        current = self.get_record(record.id)
+    def _fail(self, handoff_id: str, message: dict[str, Any], reason: str, how: str) -> None:
+        """Record a final failure of one step: the handoff, its cross-link, or one hand-back.
+
+        Decided and written on the state entity alone (one conditional update, then one audit insert),
+        so it works even when the rest of the record cannot be read.
+        """
         if message["op"] == "handback":
             seq = int(message["seq"])
 
@@ -905,24 +929,28 @@ class HandoffService:
                     s.handbacks[seq].error = reason
                 s.last_error = reason
 
-            self._touch(record.id, handback_failed)
+            self._touch(handoff_id, handback_failed)
             self.store.append_audit(
-                record.id, "handBackFailed", "broker", {"seq": seq, "reason": reason, "how": how}
+                handoff_id, "handBackFailed", "broker", {"seq": seq, "reason": reason, "how": how}
             )
-        elif current.state.target_thread_id or current.state.status != "accepted":
-            self._touch(
-                record.id, lambda s: (setattr(s, "crosslink", "failed"), setattr(s, "last_error", reason))
-            )
-            self.store.append_audit(record.id, "crossLinkFailed", "broker", {"reason": reason, "how": how})
-        else:
+            return
+        step: dict[str, str] = {}
 
-            def failed(s: HandoffState) -> None:
+        def failed(s: HandoffState) -> None:
+            if s.target_thread_id or s.status != "accepted":
+                step["failed"] = "crossLink"
+                s.crosslink = "failed"
+            else:
+                step["failed"] = "delivery"
                 s.status = "failed"
-                s.last_error = reason
+            s.last_error = reason
 
-            self._touch(record.id, failed)
-            self.store.append_audit(record.id, "deliveryFailed", "broker", {"reason": reason, "how": how})
-            self._notify(record.id, "failed", {"reason": reason})
+        self._touch(handoff_id, failed)
+        if step["failed"] == "crossLink":
+            self.store.append_audit(handoff_id, "crossLinkFailed", "broker", {"reason": reason, "how": how})
+        else:
+            self.store.append_audit(handoff_id, "deliveryFailed", "broker", {"reason": reason, "how": how})
+            self._notify(handoff_id, "failed", {"reason": reason})
 
     # ------------------------------------------------------------------ lifecycle, history
 
@@ -971,32 +999,83 @@ class HandoffService:
 
     # ------------------------------------------------------------------ sweeper
 
-    def sweep(self) -> int:
+    def sweep(self) -> SweepReport:
         """Re-enqueue work left with no activity (e.g. its enqueue failed and the caller got a 503):
-        handoffs still ``accepted`` and hand-backs not yet posted. Returns the messages sent."""
-        cutoff = self.clock() - timedelta(seconds=self.settings.sweep_after_seconds)
-        count = 0
+        handoffs still ``accepted`` and hand-backs not yet posted.
+
+        Each handoff is swept on its own: one that raises is logged with its id, counted, and the
+        sweep carries on with the rest. Work is re-queued at most once per ``sweep_after_seconds``,
+        and a handoff whose work the sweeper has re-queued :data:`MAX_SWEEPS` times with no state
+        change in between is given up: its pending steps are marked failed (and parked on the poison
+        queue) instead of being re-queued forever. Only the state entity is read, so a request that
+        cannot be read does not stop the sweep either.
+        """
+        now = self.clock()
+        cutoff = now - timedelta(seconds=self.settings.sweep_after_seconds)
+        report = SweepReport()
         for handoff_id in self.store.stale_pending(cutoff):
-            record = self.store.get(handoff_id)
-            if record is None:
-                continue
+            try:
+                self._sweep_one(handoff_id, now, cutoff, report)
+            except Exception:
+                report.errors += 1
+                log.exception("sweeper: could not sweep handoff %s; carrying on with the others", handoff_id)
+        return report
+
+    def _sweep_one(self, handoff_id: str, now: datetime, cutoff: datetime, report: SweepReport) -> None:
+        plan: dict[str, Any] = {}
+
+        def decide(state: HandoffState) -> None:
+            plan.clear()  # update_state may call this again after a concurrent write
             messages: list[dict[str, Any]] = []
-            if record.state.status == "accepted":
+            if state.status == "accepted":
                 messages.append({"op": "deliver", "handoffId": handoff_id, "attempt": 1})
-            for seq, delivery in sorted(record.state.handbacks.items()):
+            for seq, delivery in sorted(state.handbacks.items()):
                 if delivery.status == "pending":
                     messages.append({"op": "handback", "handoffId": handoff_id, "seq": seq, "attempt": 1})
-            for message in messages:
-                self.queue.send(message)
-                self.store.append_audit(
-                    handoff_id,
-                    "redeliveryScheduled",
-                    SYSTEM.describe(),
-                    {"op": message["op"], **({"seq": message["seq"]} if "seq" in message else {}),
-                     "reason": "no activity"},
-                )  # fmt: skip
-            count += len(messages)
-        return count
+            if not messages or (state.swept_at is not None and state.swept_at > cutoff):
+                raise _NothingToWrite  # nothing left, or re-queued recently: leave the state as it is
+            sweeps = state.sweeps + 1 if state.sweep_mark == state.updated_at else 1
+            plan.update(messages=messages, sweeps=sweeps)
+            if sweeps > MAX_SWEEPS:
+                raise _NothingToWrite  # given up below, one step at a time, by the usual failure path
+            state.swept_at, state.sweeps, state.sweep_mark = now, sweeps, state.updated_at
+
+        with contextlib.suppress(_NothingToWrite):
+            self.store.update_state(handoff_id, decide)
+        if not plan:
+            return
+        if plan["sweeps"] > MAX_SWEEPS:
+            reason = f"no progress after {MAX_SWEEPS} re-queues by the sweeper"
+            for message in plan["messages"]:
+                self.queue.send_poison({**message, "reason": reason})
+                self._fail(handoff_id, message, reason, "sweeper")
+            report.gave_up += 1
+            log.error("sweeper: gave up on handoff %s: %s", handoff_id, reason)
+            return
+        for message in plan["messages"]:
+            self.queue.send(message)
+            self.store.append_audit(
+                handoff_id,
+                "redeliveryScheduled",
+                SYSTEM.describe(),
+                {"op": message["op"], **({"seq": message["seq"]} if "seq" in message else {}),
+                 "reason": "no activity", "sweep": plan["sweeps"]},
+            )  # fmt: skip
+            report.requeued += 1
+
+
+@dataclass
+class SweepReport:
+    """What one sweep did: messages re-queued, handoffs given up, handoffs that raised."""
+
+    requeued: int = 0
+    gave_up: int = 0
+    errors: int = 0
+
+
+class _NothingToWrite(Exception):
+    """Raised by a state mutation to leave the state unwritten (``update_state`` writes only when the
+    mutation returns)."""
 
 
 def _mark_create_attempt(state: HandoffState) -> None:

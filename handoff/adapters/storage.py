@@ -34,6 +34,7 @@ from pydantic import BaseModel
 
 from handoff.adapters.identity import make_credential
 from handoff.audit import audit_time, event_hash
+from handoff.errors import FieldError, PayloadTooLarge
 from handoff.models import AuditEvent
 from handoff.records import HandoffRecord, HandoffState, LinkRecord, StoredHandback, StoredRequest
 from handoff.redaction import redact_json
@@ -51,6 +52,8 @@ from handoff.settings import (
 
 CHUNK_CHARS = 16_000  # 16k UTF-16 units at most 64 KiB: the Table property limit
 MAX_DETAIL_CHARS = 16_000
+# An entity holds at most 1 MiB; leave room for the keys and the other properties of the row.
+MAX_DOC_BYTES = 1_000_000
 MAX_OCC_RETRIES = 50
 # The broker's own secrets (keys of ids): a partition no handoff id can have, never listed by the API.
 SECRET_PARTITION = "~broker"  # noqa: S105 - a partition name, not a secret
@@ -74,6 +77,21 @@ def storage_errors() -> Iterator[None]:
         if exc.status_code is not None and exc.status_code >= 500:
             raise StorageUnavailable(f"storage answered {exc.status_code}") from exc
         raise
+
+
+def _document(doc: BaseModel, what: str) -> str:
+    """``doc`` as stored JSON, refused (413) when the entity could not hold it: Table Storage counts
+    strings in UTF-16 and caps an entity at 1 MiB, and a body can grow when stored (``1e15`` is kept as
+    ``1000000000000000.0``), so the check is on the stored form, not the request's bytes."""
+    text = doc.model_dump_json()
+    size = len(text.encode("utf-16-le"))
+    if size > MAX_DOC_BYTES:
+        raise PayloadTooLarge(
+            f"the {what} would take {size} bytes of table storage as stored (UTF-16); the limit is "
+            f"{MAX_DOC_BYTES} bytes",
+            errors=[FieldError(field="/", message=f"larger than {MAX_DOC_BYTES} bytes as stored")],
+        )
+    return text
 
 
 def _chunks(text: str) -> dict[str, str]:
@@ -202,7 +220,7 @@ class TableHandoffStore:
             "TargetAgent": stored.target_agent,
             "RootId": stored.root_id,
             "CreatedAt": stored.created_at,
-            **_chunks(stored.model_dump_json()),
+            **_chunks(_document(stored, "handoff request")),
         }
         operations = [("create", request_entity), ("create", self._state_entity(stored.id, state))]
         with storage_errors():
@@ -284,7 +302,7 @@ class TableHandoffStore:
             entity = {
                 "PartitionKey": handoff_id,
                 "RowKey": f"handback-{seq:05d}",
-                **_chunks(handback.model_dump_json()),
+                **_chunks(_document(handback, "hand-back")),
             }
             operations: list[tuple[str, dict[str, Any]]] = [("create", entity)]
             if claim_key:

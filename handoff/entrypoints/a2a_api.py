@@ -12,7 +12,9 @@ import asyncio
 import azure.functions as func
 
 from handoff.a2a_server import CARD_PATH, ROUTE
+from handoff.auth import Caller
 from handoff.entrypoints.responses import REST_AUTH_LEVEL, handle
+from handoff.intake import check_rpc_body
 
 bp = func.Blueprint()
 
@@ -28,7 +30,12 @@ def _serve(req: func.HttpRequest, context: func.Context) -> func.HttpResponse:
 @bp.route(route=ROUTE, methods=["POST"], auth_level=REST_AUTH_LEVEL)
 def a2a_rpc(req: func.HttpRequest, context: func.Context) -> func.HttpResponse:
     """A2A JSON-RPC (``SendMessage``, ``GetTask``); A2A-Version 1.0."""
-    return handle(req, lambda _caller: _serve(req, context))
+
+    def action(_caller: Caller) -> func.HttpResponse:
+        check_rpc_body(req.get_body())  # before the SDK parses it (size and nesting depth)
+        return _serve(req, context)
+
+    return handle(req, action)
 
 
 @bp.route(route=f"{ROUTE}/{CARD_PATH}", methods=["GET"], auth_level=func.AuthLevel.ANONYMOUS)

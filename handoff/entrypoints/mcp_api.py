@@ -12,6 +12,9 @@ from __future__ import annotations
 
 import azure.functions as func
 
+from handoff.entrypoints.responses import problem_response
+from handoff.errors import Problem
+from handoff.intake import check_rpc_body
 from handoff.tools import MCP_ROUTE
 
 bp = func.Blueprint()
@@ -23,4 +26,10 @@ async def mcp(req: func.HttpRequest, context: func.Context) -> func.HttpResponse
     405, as a server without sessions or server-initiated streams does."""
     from handoff.entrypoints.mcp_server import get_middleware
 
+    if req.method == "POST":
+        # Before the SDK parses it: a body nested thousands deep must be a 4xx, not a recursion error.
+        try:
+            check_rpc_body(req.get_body())
+        except Problem as problem:
+            return problem_response(problem, req.url.split("?", 1)[0])
     return await get_middleware().handle_async(req, context)

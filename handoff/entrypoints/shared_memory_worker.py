@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import logging
 
 import azure.functions as func
@@ -10,7 +9,9 @@ import azure.functions as func
 from handoff.app import get_service, get_shared_memory
 from handoff.auth import Caller
 from handoff.entrypoints.responses import REST_AUTH_LEVEL, handle, json_response
-from handoff.errors import BadRequest, FieldError
+from handoff.errors import BadRequest, FieldError, Problem
+from handoff.intake import load_json, load_queue_message
+from handoff.service import MAX_BODY_BYTES
 from handoff.settings import SHARED_MEMORY_QUEUE, STORAGE_CONNECTION
 
 log = logging.getLogger("handoff")
@@ -21,10 +22,10 @@ bp = func.Blueprint()
 def write_shared_memory(msg: func.QueueMessage) -> None:
     """Perform one shared-memory write; failures are rescheduled by the service."""
     try:
-        message = json.loads(msg.get_body())
-    except ValueError:
-        log.error("shared-memory message %s is not JSON; moving it to the poison queue", msg.id)
-        get_shared_memory().queue.send_poison({"reason": "not JSON", "messageId": msg.id})
+        message = load_queue_message(msg.get_body(), "shared-memory message")
+    except Problem as problem:
+        log.error("shared-memory message %s: %s; moving it to the poison queue", msg.id, problem.detail)
+        get_shared_memory().queue.send_poison({"reason": problem.detail[:500], "messageId": msg.id})
         return
     get_shared_memory().process(message, msg.dequeue_count or 1)
 
@@ -53,12 +54,7 @@ def replay_shared_memory(req: func.HttpRequest) -> func.HttpResponse:
         body = req.get_body()
         backend = None
         if body.strip():
-            try:
-                data = json.loads(body)
-            except ValueError:
-                raise BadRequest(
-                    "request body is not valid JSON", errors=[FieldError(field="/", message="not valid JSON")]
-                ) from None
+            data = load_json(body, limit_bytes=MAX_BODY_BYTES, invalid=BadRequest)
             if (
                 not isinstance(data, dict)
                 or set(data) - {"backend"}

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-import json
 import logging
 
 import azure.functions as func
 
 from handoff.app import get_service
+from handoff.errors import Problem
+from handoff.intake import load_queue_message
 from handoff.settings import DELIVERY_QUEUE, STORAGE_CONNECTION
 
 log = logging.getLogger("handoff")
@@ -18,10 +19,10 @@ bp = func.Blueprint()
 def deliver(msg: func.QueueMessage) -> None:
     """Deliver a handoff or a hand-back; transient failures are rescheduled by the service."""
     try:
-        message = json.loads(msg.get_body())
-    except ValueError:
-        log.error("delivery message %s is not JSON; moving it to the poison queue", msg.id)
-        get_service().queue.send_poison({"reason": "not JSON", "messageId": msg.id})
+        message = load_queue_message(msg.get_body(), "delivery message")
+    except Problem as problem:
+        log.error("delivery message %s: %s; moving it to the poison queue", msg.id, problem.detail)
+        get_service().queue.send_poison({"reason": problem.detail[:500], "messageId": msg.id})
         return
     get_service().process(message, msg.dequeue_count or 1)
 
@@ -29,6 +30,11 @@ def deliver(msg: func.QueueMessage) -> None:
 @bp.timer_trigger(arg_name="timer", schedule="0 */1 * * * *", run_on_startup=False)
 def sweep(timer: func.TimerRequest) -> None:
     """Re-queue handoffs left ``accepted`` with no delivery activity, so nothing accepted is stranded."""
-    count = get_service().sweep()
-    if count:
-        log.warning("re-queued %d stranded handoffs", count)
+    report = get_service().sweep()
+    if report.requeued or report.gave_up or report.errors:
+        log.warning(
+            "sweep: re-queued %d stranded steps, gave up on %d handoffs, %d handoffs could not be swept",
+            report.requeued,
+            report.gave_up,
+            report.errors,
+        )

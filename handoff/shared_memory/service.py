@@ -144,7 +144,35 @@ class SharedMemoryService:
 
     def process(self, message: dict[str, Any], dequeue_count: int = 1) -> None:
         """Run one write message. Failures reschedule through the queue with backoff until the
-        write's age passes ``HANDOFF_SHARED_MEMORY_MAX_AGE_SECONDS``; then it is ``failed``."""
+        write's age passes ``HANDOFF_SHARED_MEMORY_MAX_AGE_SECONDS``; then it is ``failed``.
+
+        Whatever else raises is re-raised for the host to retry; on the last dequeue the write is
+        marked failed first (its state row and an audit event, nothing read), with the exception's type
+        as the reason."""
+        try:
+            self._process(message, dequeue_count)
+        except Exception as exc:
+            if dequeue_count >= self.settings.max_dequeue_count:
+                self._fail_poisoned(message, exc)
+            raise
+
+    def _fail_poisoned(self, message: dict[str, Any], exc: Exception) -> None:
+        try:
+            handoff_id = str(message["handoffId"])
+            uuid.UUID(handoff_id)
+            point, backend, seq = str(message["point"]), str(message["backend"]), int(message["seq"])
+        except (KeyError, TypeError, ValueError):
+            log.error("poisoned shared-memory message names no write (%s): %s", type(exc).__name__, message)
+            return
+        reason = f"unexpected error: {type(exc).__name__}"
+        try:
+            found = self.registry.shared_memory.find(backend)
+            backend = found.name if found is not None else backend
+            self._fail(handoff_id, backend, point, seq, write_key(point, seq, backend), message, reason)
+        except Exception:
+            log.exception("could not mark shared-memory write %s failed before poisoning", message)
+
+    def _process(self, message: dict[str, Any], dequeue_count: int) -> None:
         handoff_id = str(message.get("handoffId", ""))
         point, backend_name = str(message.get("point", "")), str(message.get("backend", ""))
         seq, attempt = int(message.get("seq", 0)), int(message.get("attempt", 1))
@@ -167,18 +195,6 @@ class SharedMemoryService:
             self._attempt(record, backend, point, seq, key, current, message, attempt)
         except WriteError as exc:
             self._after_error(record, backend, point, seq, key, message, attempt, exc)
-        except Exception as exc:
-            if dequeue_count >= self.settings.max_dequeue_count:
-                self._fail(
-                    record.id,
-                    backend.name,
-                    point,
-                    seq,
-                    key,
-                    message,
-                    f"unexpected error: {type(exc).__name__}",
-                )
-            raise
 
     def record_of(self, handoff_id: str) -> HandoffRecord | None:
         """The handoff, or None when the id is not one (or unknown)."""

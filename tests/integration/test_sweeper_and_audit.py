@@ -3,21 +3,35 @@
 from __future__ import annotations
 
 import ast
+import contextlib
 import json
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+from azure.core.exceptions import ResourceExistsError
 from azure.storage.queue import QueueClient, TextBase64DecodePolicy
 
-from handoff.adapters.storage import StorageClients, TableHandoffStore, delivery_queue
+from handoff.adapters.storage import StorageClients, StorageQueue, TableHandoffStore
 from handoff.models import HandbackRequest, HandoffRequest
 from handoff.records import HandbackDelivery, HandoffState, StoredHandback, StoredRequest
 from handoff.registry import Registry
 from handoff.service import HandoffService
-from handoff.settings import AUDIT_TABLE, DELIVERY_QUEUE, Settings
+from handoff.settings import AUDIT_TABLE, Settings
 from tests.e2e.helpers import handback_body, handoff_body
 
 ROOT = Path(__file__).resolve().parents[2]
+
+
+# A queue of its own: the test broker sharing this Azurite takes work from the delivery queue at once.
+SWEEP_QUEUE = "sweeper-test"
+IDS = {f"5a0e9a4e-1111-4111-8111-00000000000{n}" for n in (1, 2, 3)}
+
+
+class _TheseHandoffs(TableHandoffStore):
+    """The real Table adapter; the sweeper sees only this test's handoffs (other tests share the table)."""
+
+    def stale_pending(self, older_than: datetime) -> list[str]:
+        return [found for found in super().stale_pending(older_than) if found in IDS]
 
 
 class _NoAgents:
@@ -31,14 +45,17 @@ def test_sweeper_requeues_stranded_deliveries_and_hand_backs(azurite, registry_c
     settings = Settings.from_env({"HANDOFF_STORAGE": azurite.connection_string})
     clients = StorageClients(settings)
     clients.ensure()
-    store = TableHandoffStore(clients)
+    store = _TheseHandoffs(clients)
+    queue = StorageQueue(clients, SWEEP_QUEUE, f"{SWEEP_QUEUE}-poison")
+    with contextlib.suppress(ResourceExistsError):
+        queue.queue.create_queue()
     now = datetime.now(UTC)
     later = now + timedelta(seconds=settings.sweep_after_seconds + 1)
     service = HandoffService(
         settings=settings,
         registry=Registry.from_data(registry_config),
         store=store,
-        queue=delivery_queue(clients),
+        queue=queue,
         agents=_NoAgents(),  # type: ignore[arg-type]
         clock=lambda: later,
     )
@@ -67,12 +84,12 @@ def test_sweeper_requeues_stranded_deliveries_and_hand_backs(azurite, registry_c
     done_id = "5a0e9a4e-1111-4111-8111-000000000003"
     assert store.create(stored.model_copy(update={"id": done_id, "root_id": done_id}), delivered)
 
-    assert service.sweep() >= 2
+    assert service.sweep().requeued == 2
 
-    queue = QueueClient.from_connection_string(
-        azurite.connection_string, DELIVERY_QUEUE, message_decode_policy=TextBase64DecodePolicy()
+    peek = QueueClient.from_connection_string(
+        azurite.connection_string, SWEEP_QUEUE, message_decode_policy=TextBase64DecodePolicy()
     )
-    queued = [json.loads(m.content) for m in queue.peek_messages(max_messages=32)]
+    queued = [json.loads(m.content) for m in peek.peek_messages(max_messages=32)]
     assert {"op": "deliver", "handoffId": handoff_id, "attempt": 1} in queued
     assert {"op": "handback", "handoffId": other_id, "seq": 1, "attempt": 1} in queued
     assert not [m for m in queued if m.get("handoffId") == done_id]
