@@ -88,7 +88,7 @@ def _aim(case: Any) -> None:
         body["agent"] = "checkout"
 
 
-def test_every_operation_conforms_to_the_openapi_document(broker, clean_fakes):
+def test_every_operation_conforms_to_the_openapi_document(broker, clean_fakes, security_figures):
     # Loaded from the running broker (from_dict rather than from_url, which leaves the document's own
     # route out of the operations).
     schema = schemathesis.openapi.from_dict(broker.client.get("/api/openapi.json").json())
@@ -137,6 +137,14 @@ def test_every_operation_conforms_to_the_openapi_document(broker, clean_fakes):
     total = sum(cases.values())
     server_errors = sum(count for status, count in statuses.items() if status >= 500)
     took = time.monotonic() - started
+    security_figures.update(
+        {
+            "openapi fuzz cases": total,
+            "openapi fuzz operations": len(operations),
+            "openapi fuzz server errors": server_errors,
+            "openapi fuzz nonconforming responses": len(failures),
+        }
+    )
     print(f"\nOpenAPI fuzz: {total} cases over {len(operations)} operations in {took:.0f}s")
     print(f"  statuses: {dict(sorted(statuses.items()))}; handoffs created: {len(created)}")
     for label, count in sorted(cases.items()):
