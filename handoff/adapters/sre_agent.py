@@ -14,6 +14,7 @@ from typing import Any
 import httpx
 
 from handoff.adapters.http import classify, monotonic, transport_error
+from handoff.messages import is_handoff_thread, is_marked
 from handoff.records import AgentCallError
 from handoff.registry import AgentConfig, check_agent_url
 from handoff.settings import Settings
@@ -135,13 +136,16 @@ class SreAgentGateway:
         return str(thread_id) if thread_id else None
 
     def find_thread(self, agent: AgentConfig, needle: str) -> str | None:
-        """Newest-first scan of the agent's recent threads for ``needle`` in title or start message."""
+        """Newest-first scan of the agent's recent threads for the one the broker opened for handoff
+        ``needle``: its start message (or trigger prompt) begins with the handoff's header and, for a
+        start message, ends with its marker (:func:`handoff.messages.is_handoff_thread`)."""
         url = f"{self.endpoint(agent)}/api/v1/threads"
         params = {"$orderby": "createdTimestamp desc", "$top": str(RECENT)}
+        trigger = getattr(agent.delivery, "trigger_url", None) is not None
         for thread in _items(self._request(agent, "GET", url, params=params).json()):
             start = thread.get("startMessage") or {}
             text = start.get("text") if isinstance(start, dict) else start
-            if needle in str(thread.get("title") or "") or needle in str(text or ""):
+            if is_handoff_thread(needle, thread.get("title"), text, trigger=trigger):
                 return str(thread.get("id"))
         return None
 
@@ -152,9 +156,11 @@ class SreAgentGateway:
         self._request(agent, "POST", url, json=body)
 
     def has_message(self, agent: AgentConfig, thread_id: str, needle: str) -> bool:
-        """Whether one of the thread's recent messages contains ``needle``."""
+        """Whether one of the thread's recent messages is the broker's message with marker line
+        ``needle``: its last line, under the handoff's header (:func:`handoff.messages.is_marked`)."""
         return any(
-            needle in str(message.get("text") or "") for message in self.list_messages(agent, thread_id)
+            is_marked(str(message.get("text") or ""), needle)
+            for message in self.list_messages(agent, thread_id)
         )
 
     def get_thread(self, agent: AgentConfig, thread_id: str) -> dict[str, Any]:
