@@ -374,6 +374,14 @@ def handback_message(record: HandoffRecord, handback: StoredHandback, ctx: Messa
     return "\n".join(lines)
 
 
+def handback_text(outcome: str, summary: str, root_cause: str | None) -> str:
+    """The Markdown text part of a hand-back artifact an A2A caller reads: the findings as data."""
+    lines = [f"**Outcome:** {inline(outcome)}", "", "**Summary:**", *quote(summary)]
+    if root_cause:
+        lines += ["", "**Root cause:**", *quote(root_cause)]
+    return "\n".join(lines)
+
+
 # ---------------------------------------------------------------- follow-up (A2A tasks, watched threads)
 
 REMOTE_STATUS_TEXT = {
