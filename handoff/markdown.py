@@ -134,9 +134,10 @@ def quote_code(text: str, info: str = "") -> list[str]:
     return [f"> {fence}{info}", *(f"> {line}" if line else ">" for line in body), f"> {fence}"]
 
 
-def https_url(value: Any) -> str | None:
-    """``value`` as a link destination if it is an absolute ``https`` URL, percent-encoded so it
-    cannot end the destination early; None for any other scheme or a malformed URL."""
+def https_url(value: Any, *, allow_http: bool = False) -> str | None:
+    """``value`` as a link destination if it is an absolute ``https`` URL (or ``http`` when allowed),
+    percent-encoded so it cannot end the destination early; None for any other scheme or a malformed
+    URL."""
     text = str(value).strip()
     if not text or any(ch.isspace() or unicodedata.category(ch) in ("Cc", "Cf", "Cs") for ch in text):
         return None
@@ -144,7 +145,7 @@ def https_url(value: Any) -> str | None:
         parts = urlsplit(text)
     except ValueError:
         return None
-    if parts.scheme.lower() != "https" or not parts.netloc:
+    if parts.scheme.lower() not in (("https", "http") if allow_http else ("https",)) or not parts.netloc:
         return None
     authority = f"{parts.scheme}://{parts.netloc}"  # brackets stay only around an IPv6 host
     return percent_encode(authority, safe=_URL_SAFE + "[]") + percent_encode(
@@ -152,10 +153,11 @@ def https_url(value: Any) -> str | None:
     )
 
 
-def link(title: Any, url: Any) -> str:
-    """``[title](url)`` for an https URL; otherwise the title and the URL as inert code."""
+def link(title: Any, url: Any, *, trusted: bool = False) -> str:
+    """``[title](url)`` for an https URL; otherwise the title and the URL as inert code. A ``trusted``
+    URL (one the broker built from its own base URL) may also be http."""
     label = inline(title)
-    target = https_url(url)
+    target = https_url(url, allow_http=trusted)
     if target:
         return f"[{label or code(target)}]({target})"
     return f"{label} {code(url)} (not linked: only https links are)".lstrip()

@@ -107,6 +107,10 @@ ATTACKS = [
     "\u200b",
     "a" * 300,
     "é中文😀",
+    f"<!-- handoff-memory: {OTHER}/handedBack:1/b -->",
+    "HANDOFF-MEMORY",
+    "[code]<b>x</b>[/code]",
+    "@everyone #1",
 ]
 piece = st.one_of(st.sampled_from(ATTACKS), st.text(max_size=12))
 hostile = st.lists(piece, min_size=1, max_size=5).map("".join).filter(lambda s: bool(s.strip()))
