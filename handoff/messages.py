@@ -159,13 +159,14 @@ def _render_evidence(evidence: list[dict[str, Any]], full_url: str) -> list[str]
         title = item.get("title")
         if kind == "kql":
             lines.append(f"### {inline(title)} (KQL)")
-            lines += [*quote_code(item["query"], "kusto"), ""]
+            lines += quote_code(item["query"], "kusto")
             table = _kql_table(item.get("columns", []), item.get("rows", []))
-            lines += [*table, ""] if table else []
+            lines += ["", *table] if table else []
             if item.get("truncatedRows"):
-                lines.append(
-                    f"_{item['truncatedRows']} more rows cut to fit this message; all rows: {full_url}_"
-                )
+                lines += [
+                    "",
+                    f"_{item['truncatedRows']} more rows cut to fit this message; all rows: {full_url}_",
+                ]
         elif kind == "link":
             lines.append(f"- {link(title, item['url'])}")
         elif kind == "note":
