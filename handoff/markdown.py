@@ -24,11 +24,17 @@ from urllib.parse import urlsplit
 # Every sequence some reader takes for a line break: CommonMark's three, and what str.splitlines(),
 # browsers and models also break on (VT, FF, the file/group/record separators, NEL, LS, PS).
 LINE_BREAKS = re.compile(r"\r\n|[\n\r\v\f\x1c\x1d\x1e\x85\u2028\u2029]")
-# Bidirectional embedding, override and isolate controls: they reorder what a reader sees.
-_BIDI = frozenset("\u061c\u200e\u200f\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069")
+# Removed from caller text: control characters (Cc, NUL included; tabs are handled apart), the
+# bidirectional embedding, override, isolate and mark controls (they reorder what a reader sees) and
+# unpaired surrogates.
+_INVISIBLE = re.compile(
+    "[\x00-\x08\x0a-\x1f\x7f-\x9f\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069\ud800-\udfff]"
+)
 # Escaped wherever they are: code spans, emphasis, strikethrough, links and images, HTML and autolinks.
-_ALWAYS = frozenset("\\`*~[]<")
-_ENTITY = re.compile(r"&(?:#[0-9]{1,7}|#[xX][0-9A-Fa-f]{1,6}|[A-Za-z][A-Za-z0-9]{0,31});")
+_ALWAYS = str.maketrans({ch: "\\" + ch for ch in "\\`*~[]<"})
+# An underscore unless it sits between two letters or digits (it then never opens or closes emphasis).
+_UNDERSCORE = re.compile(r"(?<![^\W_])_|_(?![^\W_])")
+_ENTITY = re.compile(r"&(?=#[0-9]{1,7};|#[xX][0-9A-Fa-f]{1,6};|[A-Za-z][A-Za-z0-9]{0,31};)")
 _PLAIN_HTTP = re.compile(r"(?i)\b(http)(?=://)")
 _RULE_OR_UNDERLINE = re.compile(r"^[ \t]*[-=][-= \t]*$")
 # Characters kept as they are in a link destination; everything else is percent-encoded, so a
@@ -39,15 +45,8 @@ _URL_SAFE = "-._~:/?#@!$&'*+,;=%"
 def _visible(text: str, *, keep_tabs: bool) -> str:
     """``text`` without control characters (NUL included), bidi controls and unpaired surrogates;
     tabs become spaces unless kept."""
-    out = []
-    for ch in text:
-        if ch == "\t":
-            out.append("\t" if keep_tabs else " ")
-        elif ch in _BIDI or unicodedata.category(ch) in ("Cc", "Cs"):
-            continue
-        else:
-            out.append(ch)
-    return "".join(out)
+    text = _INVISIBLE.sub("", text)
+    return text if keep_tabs else text.replace("\t", " ")
 
 
 def single_line(value: Any) -> str:
@@ -61,27 +60,26 @@ def lines_of(text: str, *, keep_tabs: bool = False) -> list[str]:
     return [_visible(line, keep_tabs=keep_tabs).rstrip() for line in LINE_BREAKS.split(text)]
 
 
+def _backslashed(match: re.Match[str]) -> str:
+    return "\\" + match.group()
+
+
+def _backslashed_after(match: re.Match[str]) -> str:
+    return match.group() + "\\"
+
+
 def escape(line: str) -> str:
     """One line of caller text with its Markdown made inert (it renders as the same characters)."""
-    out = []
-    last = len(line) - 1
-    for i, ch in enumerate(line):
-        if ch in _ALWAYS:
-            out.append("\\" + ch)
-        elif ch == "_":
-            # An underscore between two letters or digits never opens or closes emphasis.
-            inside_word = 0 < i < last and line[i - 1].isalnum() and line[i + 1].isalnum()
-            out.append(ch if inside_word else "\\_")
-        elif ch == "&" and _ENTITY.match(line, i):
-            out.append("\\&")
-        else:
-            out.append(ch)
-    text = _PLAIN_HTTP.sub(lambda m: m.group(1) + "\\", "".join(out))  # "http\://": not autolinked
+    text = line.translate(_ALWAYS)
+    if "_" in text:
+        text = _UNDERSCORE.sub(_backslashed, text)
+    if "&" in text:
+        text = _ENTITY.sub(_backslashed, text)
+    text = _PLAIN_HTTP.sub(_backslashed_after, text)  # "http\://": not autolinked
     # What only means something at the start of a line: headings, quotes, rules and setext underlines.
     body = text.lstrip(" \t")
-    indent = text[: len(text) - len(body)]
     if body[:1] in ("#", ">") or _RULE_OR_UNDERLINE.match(body):
-        return f"{indent}\\{body}"
+        return f"{text[: len(text) - len(body)]}\\{body}"
     return text
 
 
