@@ -461,13 +461,14 @@ def seen_before_section(items: tuple[dict[str, Any], ...], base_url: str) -> lis
     callers' text, so every value is rendered as data on its own line)."""
     lines = ["## Seen before", "Earlier investigations of these resources (newest first):"]
     for item in items:
-        outcome = OUTCOME_LABELS.get(str(item.get("outcome"))) or inline(item.get("outcome"))
-        when = inline(str(item.get("handedBackAt", ""))[:16].replace("T", " "))
-        title = inline(item.get("title", "")) or "(untitled)"
-        handoff_id = single_line(item.get("handoffId"))
+        outcome = OUTCOME_LABELS.get(str(item.get("outcome"))) or inline(str(item.get("outcome") or ""))
+        when = inline(str(item.get("handedBackAt") or "")[:16].replace("T", " "))
+        title = inline(str(item.get("title") or "")) or "(untitled)"
+        handoff_id = single_line(str(item.get("handoffId") or ""))
         lines.append(
             f"- {when} UTC — **{title}** — {outcome} "
-            f"({inline(item.get('source'))} → {inline(item.get('target'))}, handoff {code(handoff_id)}: "
+            f"({inline(str(item.get('source') or ''))} → {inline(str(item.get('target') or ''))}, "
+            f"handoff {code(handoff_id)}: "
             f"{base_url}/api/handoffs/{percent_encode(handoff_id, safe='')})"
         )
         if item.get("rootCause"):
