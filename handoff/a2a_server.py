@@ -26,6 +26,7 @@ from pydantic import ValidationError
 from handoff.auth import Caller
 from handoff.errors import NotFound, Problem, ServiceUnavailable
 from handoff.intake import check_value
+from handoff.messages import handback_text
 from handoff.models import HandoffRequest, HandoffView, field_errors
 from handoff.registry import Registry
 from handoff.service import HandoffService, StorageUnavailable
@@ -170,9 +171,7 @@ def task_of(view: HandoffView) -> Any:
     for handback in view.handbacks:
         data = struct_pb2.Value()
         data.struct_value.update(struct_safe(handback.to_wire()))
-        text = f"**Outcome:** {handback.outcome}\n\n{handback.summary}"
-        if handback.root_cause:
-            text += f"\n\n**Root cause:** {handback.root_cause}"
+        text = handback_text(handback.outcome, handback.summary, handback.root_cause)
         artifacts.append(
             Artifact(
                 artifact_id=f"{view.id}-handback-{handback.seq}",

@@ -1,7 +1,10 @@
 """Messages the broker writes into agents' threads: readable by a person, structured for a model.
 
 Every message starts with ``[Handoff <id>]`` and ends with a marker line, so a redelivery can find
-what an earlier attempt already posted.
+what an earlier attempt already posted. Caller text is rendered as data (:mod:`handoff.markdown`):
+single-line values escaped on a line the broker starts, multi-line values quoted, links https only.
+So neither the header, a heading nor a marker line can come from a caller, and the duplicate
+detection (:func:`is_marked`, :func:`is_handoff_thread`) trusts only a message's first and last line.
 """
 
 from __future__ import annotations
@@ -10,10 +13,26 @@ import json
 import re
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import quote as percent_encode
 
+from handoff.markdown import (
+    cell,
+    code,
+    fence_for,
+    inline,
+    link,
+    quote,
+    quote_code,
+    quote_list,
+    single_line,
+    url_or_text,
+)
 from handoff.records import HandoffRecord, StoredHandback
 
+__all__ = ["fence_for"]
+
 PORTAL_BASE = "https://sre.azure.com"
+MARKER_PREFIX = "handoff-ref:"
 OUTCOME_LABELS = {
     "rootCauseFound": "root cause found",
     "mitigated": "mitigated",
@@ -23,18 +42,90 @@ OUTCOME_LABELS = {
     "reported": "reported",
 }
 _STRING_CAPS = (4096, 1024, 256)
+# Inside the json block every string stays on its line and no reader reorders it: JSON escapes for
+# what json.dumps leaves raw (DEL and C1 controls, LS/PS, bidi controls, lone surrogates).
+_JSON_RAW = re.compile("[\x7f-\x9f\u061c\u200e\u200f\u2028\u2029\u202a-\u202e\u2066-\u2069\ud800-\udfff]")
 
 
 def thread_url(resource_id: str | None, thread_id: str | None) -> str | None:
-    """Portal deep link to an agent's thread."""
+    """Portal deep link to an agent's thread (the thread id percent-encoded as one path segment)."""
     if not resource_id or not thread_id:
         return None
-    return f"{PORTAL_BASE}/agents{resource_id}/views/thread/{thread_id}"
+    return f"{PORTAL_BASE}/agents{resource_id}/views/thread/{percent_encode(thread_id, safe='')}"
+
+
+def _marker_part(text: str) -> str:
+    # Letters, digits, ':', '.' and '-' as they are, anything else percent-encoded: a marker is one
+    # line of plain characters even when a step names something an agent chose (an approval id).
+    return "".join(
+        ch
+        if ch.isascii() and (ch.isalnum() or ch in ":.-")
+        else "".join(f"%{b:02X}" for b in ch.encode("utf-8", "surrogatepass"))
+        for ch in text
+    )
 
 
 def marker(handoff_id: str, step: str) -> str:
     """The line that identifies one message of one handoff (``step``: start, crosslink, handback:N)."""
-    return f"handoff-ref: {handoff_id}/{step}"
+    return f"{MARKER_PREFIX} {_marker_part(handoff_id)}/{_marker_part(step)}"
+
+
+def header(handoff_id: str, rest: str) -> str:
+    """The first line of every message: ``[Handoff <id>] <rest>`` (``rest`` already rendered)."""
+    return f"[Handoff {handoff_id}] {rest.strip() or '(untitled)'}"
+
+
+def _ends(text: str) -> tuple[str, str]:
+    lines = [line.strip() for line in str(text).strip().splitlines()]
+    return (lines[0], lines[-1]) if lines else ("", "")
+
+
+def is_marked(text: str, marker_line: str) -> bool:
+    """Whether ``text`` is the broker's message with ``marker_line``: its last line is exactly the marker
+    and its first line is the header of the marker's handoff. Caller text never starts or ends a
+    message, so a marker quoted anywhere else does not count."""
+    handoff_id = marker_line.removeprefix(MARKER_PREFIX).strip().split("/", 1)[0]
+    first, last = _ends(text)
+    return bool(handoff_id) and last == marker_line and first.startswith(f"[Handoff {handoff_id}]")
+
+
+def _opens_with(text: str, handoff_id: str) -> bool:
+    first = _ends(text)[0]
+    for prefix in (f"[Handoff {handoff_id}]", f"Handoff {handoff_id}"):
+        if first.startswith(prefix):
+            rest = first[len(prefix) :]
+            return not rest or not (rest[0].isalnum() or rest[0] in "-_")
+    return False
+
+
+def is_handoff_thread(handoff_id: str, title: Any, start_text: Any, *, trigger: bool = False) -> bool:
+    """Whether a thread is the one the broker opened for ``handoff_id``.
+
+    Opened with a start message: the message's first line is the handoff's header and its last line is
+    its ``start`` marker. Opened through an HTTP trigger: the prompt's first line starts with
+    ``Handoff <id>`` or ``[Handoff <id>]`` (the trigger prompt must begin with the handoff id). When
+    the agent lists no start message, the thread title must start with the header."""
+    if start_text:
+        if trigger:
+            return _opens_with(str(start_text), handoff_id)
+        return is_marked(str(start_text), marker(handoff_id, "start"))
+    return (
+        _opens_with(str(title or ""), handoff_id)
+        if trigger
+        else str(title or "").strip().startswith(f"[Handoff {handoff_id}]")
+    )
+
+
+def json_text(value: Any, indent: int | None = None) -> str:
+    """JSON for a fenced block: exact (``json.loads`` gives ``value`` back), one string per line."""
+    text = json.dumps(value, ensure_ascii=False, indent=indent)
+    return _JSON_RAW.sub(lambda m: f"\\u{ord(m.group()):04x}", text)
+
+
+def quote_line(value: Any) -> str:
+    """A single-line value as a one-line block quote."""
+    text = inline(value)
+    return f"> {text}" if text else ">"
 
 
 @dataclass(frozen=True)
@@ -53,27 +144,12 @@ class MessageContext:
     seen_before: tuple[dict[str, Any], ...] = ()
 
 
-def fence_for(text: str, minimum: int = 3) -> str:
-    """A backtick fence longer than any backtick run inside ``text``, so the block cannot break."""
-    longest = max((len(run) for run in re.findall(r"`+", text)), default=0)
-    return "`" * max(minimum, longest + 1)
-
-
-def _cell(value: Any) -> str:
-    text = value if isinstance(value, str) else json.dumps(value, ensure_ascii=False)
-    return text.replace("\\", "\\\\").replace("|", "\\|").replace("\r", " ").replace("\n", " ")
-
-
 def _kql_table(columns: list[str], rows: list[list[Any]]) -> list[str]:
     if not columns:
         return []
-    lines = ["| " + " | ".join(_cell(c) for c in columns) + " |", "|" + "---|" * len(columns)]
-    lines += ["| " + " | ".join(_cell(v) for v in row) + " |" for row in rows]
+    lines = ["| " + " | ".join(cell(c) for c in columns) + " |", "|" + "---|" * len(columns)]
+    lines += ["| " + " | ".join(cell(v) for v in row) + " |" for row in rows]
     return lines
-
-
-def _bullets(items: list[str]) -> list[str]:
-    return [f"- {item}" for item in items]
 
 
 def _render_evidence(evidence: list[dict[str, Any]], full_url: str) -> list[str]:
@@ -82,22 +158,22 @@ def _render_evidence(evidence: list[dict[str, Any]], full_url: str) -> list[str]
         kind = item["kind"]
         title = item.get("title")
         if kind == "kql":
-            lines.append(f"### {title} (KQL)")
-            query_fence = fence_for(item["query"])
-            lines += [f"{query_fence}kusto", item["query"], query_fence]
-            lines += _kql_table(item.get("columns", []), item.get("rows", []))
+            lines.append(f"### {inline(title)} (KQL)")
+            lines += quote_code(item["query"], "kusto")
+            table = _kql_table(item.get("columns", []), item.get("rows", []))
+            lines += ["", *table] if table else []
             if item.get("truncatedRows"):
-                lines.append(
-                    f"_{item['truncatedRows']} more rows cut to fit this message; all rows: {full_url}_"
-                )
+                lines += [
+                    "",
+                    f"_{item['truncatedRows']} more rows cut to fit this message; all rows: {full_url}_",
+                ]
         elif kind == "link":
-            lines.append(f"- [{title}]({item['url']})")
+            lines.append(f"- {link(title, item['url'])}")
         elif kind == "note":
-            lines.append(f"- {'**' + title + ':** ' if title else ''}{item['content']}")
+            lines.append(f"**Note: {inline(title)}**" if title and inline(title) else "**Note:**")
+            lines += quote(item["content"])
         else:
-            body = json.dumps(item.get("data", {}), ensure_ascii=False, indent=2)
-            data_fence = fence_for(body)
-            lines += [f"### {title}", f"{data_fence}json", body, data_fence]
+            lines += [f"### {inline(title)}", *quote_code(json_text(item.get("data", {}), indent=2), "json")]
         lines.append("")
     return lines
 
@@ -151,33 +227,33 @@ def _render_start(record: HandoffRecord, ctx: MessageContext, context: dict[str,
     stored = record.stored
     request = stored.request
     handoff_url = f"{ctx.base_url}/api/handoffs/{stored.id}"
-    source_link = f" — [thread]({ctx.source_thread_url})" if ctx.source_thread_url else ""
+    source_link = f" — {link('thread', ctx.source_thread_url)}" if ctx.source_thread_url else ""
     lines = [
-        f"[Handoff {stored.id}] {context['title']}",
+        header(stored.id, inline(context["title"])),
         "",
-        f"**Severity:** {context['severity']} · **Intent:** {request.intent} · "
-        f"**From:** {ctx.source_label}{source_link}",
+        f"**Severity:** {inline(context['severity'])} · **Intent:** {inline(request.intent)} · "
+        f"**From:** {inline(ctx.source_label)}{source_link}",
     ]
     incident = context.get("incident")
     if incident:
-        where = f" ({incident['platform']})" if incident.get("platform") else ""
-        link = f" {incident['url']}" if incident.get("url") else ""
-        lines.append(f"**Incident:** {incident['id']}{where}{link}")
+        where = f" ({inline(incident['platform'])})" if incident.get("platform") else ""
+        url = f" — {link('incident', incident['url'])}" if incident.get("url") else ""
+        lines.append(f"**Incident:** {code(incident['id'])}{where}{url}")
     if request.correlation_id:
-        lines.append(f"**Correlation id:** {request.correlation_id}")
+        lines.append(f"**Correlation id:** {code(request.correlation_id)}")
     if stored.depth:
-        lines.append(f"**Chain:** step {stored.depth + 1}, parent handoff {request.parent_handoff_id}")
-    lines += ["", "## Summary", context["summary"], ""]
+        lines.append(f"**Chain:** step {stored.depth + 1}, parent handoff {code(request.parent_handoff_id)}")
+    lines += ["", "## Summary", *quote(context["summary"]), ""]
     if context.get("resources"):
-        lines += ["## Resources", *_bullets(context["resources"]), ""]
+        lines += ["## Resources", *(f"- {code(resource)}" for resource in context["resources"]), ""]
     if ctx.seen_before:
         lines += seen_before_section(ctx.seen_before, ctx.base_url)
     if context.get("evidence"):
         lines += ["## Evidence", *_render_evidence(context["evidence"], handoff_url)]
     if context.get("hypotheses"):
-        lines += ["## Hypotheses", *_bullets(context["hypotheses"]), ""]
+        lines += ["## Hypotheses", *quote_list(context["hypotheses"]), ""]
     if context.get("actionsTaken"):
-        lines += ["## Actions already taken", *_bullets(context["actionsTaken"]), ""]
+        lines += ["## Actions already taken", *quote_list(context["actionsTaken"]), ""]
     if cut:
         lines += [f"_Some content was cut to fit this message. Full context: GET {handoff_url}_", ""]
     example = {
@@ -190,8 +266,8 @@ def _render_start(record: HandoffRecord, ctx: MessageContext, context: dict[str,
     }
     lines += [
         "## How to hand back",
-        f"When you have findings, hand them back to {ctx.source_label}: "
-        f"`POST {handoff_url}/handback` with JSON {json.dumps(example)} "
+        f"When you have findings, hand them back to {inline(ctx.source_label)}: "
+        f"`POST {handoff_url}/handback` with JSON {code(json.dumps(example))} "
         f"(or the MCP tool `handoff_hand_back` with handoffId `{stored.id}`). "
         f"Handoff id: {stored.id}. Full context: GET {handoff_url}",
         "",
@@ -209,25 +285,29 @@ def _render_start(record: HandoffRecord, ctx: MessageContext, context: dict[str,
         "handoffUrl": handoff_url,
         "handbackUrl": f"{handoff_url}/handback",
     }  # fmt: skip
-    body = json.dumps(payload, ensure_ascii=False, indent=1)
+    body = json_text(payload, indent=1)
     fence = fence_for(body)
     lines += [f"{fence}json", body, fence, "", marker(stored.id, "start")]
     return "\n".join(lines)
 
 
 def trigger_payload(record: HandoffRecord, ctx: MessageContext) -> dict[str, Any]:
-    """Body for an HTTP-trigger delivery: flat fields for ``{payload.x}`` placeholders plus the context."""
+    """Body for an HTTP-trigger delivery: flat fields for ``{payload.x}`` placeholders plus the context.
+
+    The flat text fields go into a trigger prompt as they are, so they are single lines (escaped like
+    any caller text on a line the broker starts); ``message`` and ``context`` carry the rest."""
     stored = record.stored
     context = stored.request.context
     handoff_url = f"{ctx.base_url}/api/handoffs/{stored.id}"
+    thread_id = stored.request.source.thread_id
     return {
         "handoffId": stored.id,
-        "title": context.title,
-        "summary": context.summary,
+        "title": inline(context.title),
+        "summary": inline(context.summary),
         "severity": context.severity,
         "intent": stored.request.intent,
         "sourceAgent": stored.source_agent,
-        "sourceThreadId": stored.request.source.thread_id,
+        "sourceThreadId": single_line(thread_id) if thread_id else None,
         "sourceThreadUrl": ctx.source_thread_url,
         "handoffUrl": handoff_url,
         "handbackUrl": f"{handoff_url}/handback",
@@ -236,15 +316,19 @@ def trigger_payload(record: HandoffRecord, ctx: MessageContext) -> dict[str, Any
     }
 
 
+def _where(ctx: MessageContext) -> str:
+    return url_or_text(ctx.target_thread_url) if ctx.target_thread_url else "(thread link not available)"
+
+
 def crosslink_message(record: HandoffRecord, ctx: MessageContext) -> str:
     """Posted into A's thread once B's thread exists."""
     stored = record.stored
-    where = ctx.target_thread_url or "(thread link not available)"
+    target = inline(ctx.target_label)
     return "\n".join(
         [
-            f"[Handoff {stored.id}] Handed off to {ctx.target_label}: {stored.request.context.title}",
+            header(stored.id, f"Handed off to {target}: {inline(stored.request.context.title)}"),
             "",
-            f"{ctx.target_label} is now investigating in its thread: {where}",
+            f"{target} is now investigating in its thread: {_where(ctx)}",
             f"Status and audit: {ctx.base_url}/api/handoffs/{stored.id}",
             "",
             marker(stored.id, "crosslink"),
@@ -256,36 +340,46 @@ def handback_message(record: HandoffRecord, handback: StoredHandback, ctx: Messa
     """Posted into A's thread when B hands back its findings."""
     stored = record.stored
     request = handback.request
+    target = inline(ctx.target_label)
     lines = [
-        f"[Handoff {stored.id}] Hand-back from {ctx.target_label}: "
-        f"{OUTCOME_LABELS[request.outcome]} — {stored.request.context.title}",
+        header(
+            stored.id,
+            f"Hand-back from {target}: {OUTCOME_LABELS[request.outcome]} — "
+            f"{inline(stored.request.context.title)}",
+        ),
         "",
         f"**Outcome:** {request.outcome}",
         "",
     ]
     if handback.automatic:
         lines += [
-            f"_{ctx.target_label} did not hand back itself; this is its final reply, handed back "
+            f"_{target} did not hand back itself; this is its final reply, handed back "
             "automatically by the broker._",
             "",
         ]
-    lines += ["## Summary", request.summary, ""]
+    lines += ["## Summary", *quote(request.summary), ""]
     if request.root_cause:
-        lines += ["## Root cause", request.root_cause, ""]
+        lines += ["## Root cause", *quote(request.root_cause), ""]
     if request.recommended_actions:
-        lines += ["## Recommended actions"]
-        lines += [f"{n}. {action}" for n, action in enumerate(request.recommended_actions, 1)]
-        lines.append("")
+        lines += ["## Recommended actions", *quote_list(request.recommended_actions, numbered=True), ""]
     if request.evidence:
         evidence = [item.to_wire() for item in request.evidence]
         lines += ["## Evidence", *_render_evidence(evidence, f"{ctx.base_url}/api/handoffs/{stored.id}")]
     if ctx.target_thread_url:
-        lines.append(f"{ctx.target_label}'s thread: {ctx.target_thread_url}")
+        lines.append(f"{target}'s thread: {_where(ctx)}")
     lines += [
         f"Handoff: {ctx.base_url}/api/handoffs/{stored.id}",
         "",
         marker(stored.id, f"handback:{handback.seq}"),
     ]
+    return "\n".join(lines)
+
+
+def handback_text(outcome: str, summary: str, root_cause: str | None) -> str:
+    """The Markdown text part of a hand-back artifact an A2A caller reads: the findings as data."""
+    lines = [f"**Outcome:** {inline(outcome)}", "", "**Summary:**", *quote(summary)]
+    if root_cause:
+        lines += ["", "**Root cause:**", *quote(root_cause)]
     return "\n".join(lines)
 
 
@@ -322,14 +416,14 @@ def a2a_payload(record: HandoffRecord, ctx: MessageContext) -> dict[str, Any]:
 def remote_status_message(record: HandoffRecord, ctx: MessageContext, status: str, detail: str) -> str:
     """Posted into A's thread when an A2A target's task ends without a result (or needs input)."""
     stored = record.stored
-    what = REMOTE_STATUS_TEXT.get(status, status)
+    what = REMOTE_STATUS_TEXT.get(status) or inline(status)
     lines = [
-        f"[Handoff {stored.id}] {ctx.target_label} {what}: {stored.request.context.title}",
+        header(stored.id, f"{inline(ctx.target_label)} {what}: {inline(stored.request.context.title)}"),
         "",
-        f"**Status:** {status}",
+        f"**Status:** {inline(status)}",
     ]
-    if detail:
-        lines += ["", detail]
+    if single_line(detail):
+        lines += ["", quote_line(detail)]
     lines += [
         "",
         f"Handoff: {ctx.base_url}/api/handoffs/{stored.id}",
@@ -343,16 +437,18 @@ def watch_notice_message(record: HandoffRecord, ctx: MessageContext, kind: str, 
     """Posted into A's thread when B waits for an approval or an answer, so automatic hand-back stops."""
     stored = record.stored
     waits_for = "an approval" if kind == "approval" else "an answer to a question"
-    where = ctx.target_thread_url or "(thread link not available)"
+    target = inline(ctx.target_label)
     return "\n".join(
         [
-            f"[Handoff {stored.id}] {ctx.target_label} is waiting for {waits_for}: "
-            f"{stored.request.context.title}",
+            header(
+                stored.id,
+                f"{target} is waiting for {waits_for}: {inline(stored.request.context.title)}",
+            ),
             "",
-            f"> {text}",
+            quote_line(text),
             "",
-            f"The broker stopped watching for an automatic hand-back. Answer in {ctx.target_label}'s "
-            f"thread: {where}",
+            f"The broker stopped watching for an automatic hand-back. Answer in {target}'s "
+            f"thread: {_where(ctx)}",
             f"Handoff: {ctx.base_url}/api/handoffs/{stored.id}",
             "",
             marker(stored.id, f"watch:{ref}"),
@@ -361,20 +457,24 @@ def watch_notice_message(record: HandoffRecord, ctx: MessageContext, kind: str, 
 
 
 def seen_before_section(items: tuple[dict[str, Any], ...], base_url: str) -> list[str]:
-    """Lines of the "Seen before" section: earlier investigations of the same resources."""
+    """Lines of the "Seen before" section: earlier investigations of the same resources (earlier
+    callers' text, so every value is rendered as data on its own line)."""
     lines = ["## Seen before", "Earlier investigations of these resources (newest first):"]
     for item in items:
-        outcome = OUTCOME_LABELS.get(str(item.get("outcome")), str(item.get("outcome")))
-        when = str(item.get("handedBackAt", ""))[:16].replace("T", " ")
+        outcome = OUTCOME_LABELS.get(str(item.get("outcome"))) or inline(str(item.get("outcome") or ""))
+        when = inline(str(item.get("handedBackAt") or "")[:16].replace("T", " "))
+        title = inline(str(item.get("title") or "")) or "(untitled)"
+        handoff_id = single_line(str(item.get("handoffId") or ""))
         lines.append(
-            f"- {when} UTC — **{item.get('title', '')}** — {outcome} "
-            f"({item.get('source')} → {item.get('target')}, handoff {item.get('handoffId')}: "
-            f"{base_url}/api/handoffs/{item.get('handoffId')})"
+            f"- {when} UTC — **{title}** — {outcome} "
+            f"({inline(str(item.get('source') or ''))} → {inline(str(item.get('target') or ''))}, "
+            f"handoff {code(handoff_id)}: "
+            f"{base_url}/api/handoffs/{percent_encode(handoff_id, safe='')})"
         )
         if item.get("rootCause"):
             cause = str(item["rootCause"])
-            lines.append(f"  - Root cause: {cause[:400]}{' …' if len(cause) > 400 else ''}")
+            lines.append(f"  - Root cause: {inline(cause[:400])}{' …' if len(cause) > 400 else ''}")
         for action in list(item.get("recommendedActions") or [])[:3]:
-            lines.append(f"  - Action: {str(action)[:200]}")
+            lines.append(f"  - Action: {inline(str(action)[:200])}")
     lines.append("")
     return lines

@@ -189,13 +189,15 @@ class AgentGateway(Protocol):
         """Call the agent's HTTP trigger with ``payload``; returns the thread id when the agent says."""
 
     def find_thread(self, agent: Any, needle: str) -> str | None:
-        """Id of a recent thread whose title or start message contains ``needle``, if any."""
+        """Id of the recent thread the broker opened for handoff ``needle``, if any (its start message
+        begins with the handoff's header and ends with its start marker; see messages.is_handoff_thread)."""
 
     def post_message(self, agent: Any, thread_id: str, text: str) -> None:
         """Post ``text`` into an existing thread."""
 
     def has_message(self, agent: Any, thread_id: str, needle: str) -> bool:
-        """Whether a recent message of the thread contains ``needle``."""
+        """Whether a recent message of the thread is the broker's message with marker line ``needle``
+        (its last line, under the handoff's header; see messages.is_marked)."""
 
     def get_thread(self, agent: Any, thread_id: str) -> dict[str, Any]:
         """The thread object (``GET /api/v1/threads/{id}``), camelCase as the agent answers."""

@@ -89,6 +89,7 @@ LEASE = timedelta(minutes=3)
 # the replay (the first request must have died in between).
 REPLAY_TAKEOVER_SECONDS = 30
 SEEN_BEFORE_LIMIT = 3
+IDEMPOTENCY_SECRET = "idempotency"  # noqa: S105 - the name of the secret's row, not a secret
 AUDIT_PAGE = 1000  # audit events per page (and the most a caller may ask for)
 # The sweeper re-queues a handoff's stranded work at most this many times without the handoff's state
 # changing in between; the next time it marks the work failed instead.
@@ -338,9 +339,8 @@ class HandoffService:
         """The handoff id for (source, Idempotency-Key): a UUID from an HMAC under the broker's own secret,
         so equal keys meet in storage's insert-if-absent yet nobody can compute the id from the key."""
         if self._id_secret is None:
-            self._id_secret = self.store.secret("idempotency")
-        digest = hmac.new(self._id_secret, f"{source.lower()}\n{key}".encode(), hashlib.sha256).digest()
-        return str(uuid.UUID(bytes=digest[:16], version=4))
+            self._id_secret = self.store.secret(IDEMPOTENCY_SECRET)
+        return idempotent_id(self._id_secret, source, key)
 
     def _parent(self, parent_id: str, caller: Caller) -> HandoffRecord:
         """The parent of a new handoff: it must exist and the caller must be part of its chain (422
@@ -1081,6 +1081,13 @@ class _NothingToWrite(Exception):
 def _mark_create_attempt(state: HandoffState) -> None:
     state.create_attempted = True
     state.attempts += 1
+
+
+def idempotent_id(secret: bytes, source: str, key: str) -> str:
+    """The handoff id for (source agent, Idempotency-Key) under the broker's secret: HMAC-SHA256, shaped as
+    a version-4 UUID."""
+    digest = hmac.new(secret, f"{source.lower()}\n{key}".encode(), hashlib.sha256).digest()
+    return str(uuid.UUID(bytes=digest[:16], version=4))
 
 
 def _audit_position(token: str | None) -> int:

@@ -14,6 +14,7 @@ from typing import Any
 import httpx
 
 from handoff.adapters.http import classify, insecure_local, monotonic, safe_url, transport_error
+from handoff.messages import is_handoff_thread, is_marked
 from handoff.models import PATH_SEGMENT_MESSAGE, is_path_segment_id
 from handoff.net import is_loopback
 from handoff.records import AgentCallError
@@ -171,13 +172,16 @@ class SreAgentGateway:
         return checked_thread_id(thread_id, f"POST {agent.name}'s trigger") if thread_id else None
 
     def find_thread(self, agent: AgentConfig, needle: str) -> str | None:
-        """Newest-first scan of the agent's recent threads for ``needle`` in title or start message."""
+        """Newest-first scan of the agent's recent threads for the one the broker opened for handoff
+        ``needle``: its start message (or trigger prompt) begins with the handoff's header and, for a
+        start message, ends with its marker (:func:`handoff.messages.is_handoff_thread`)."""
         params = {"$orderby": "createdTimestamp desc", "$top": str(RECENT)}
         url = agent_url(self.endpoint(agent), "api", "v1", "threads", query=params)
+        trigger = getattr(agent.delivery, "trigger_url", None) is not None
         for thread in _items(self._request(agent, "GET", url).json()):
             start = thread.get("startMessage") or {}
             text = start.get("text") if isinstance(start, dict) else start
-            if needle in str(thread.get("title") or "") or needle in str(text or ""):
+            if is_handoff_thread(needle, thread.get("title"), text, trigger=trigger):
                 return checked_thread_id(thread.get("id"), f"GET {agent.name}'s threads")
         return None
 
@@ -188,9 +192,11 @@ class SreAgentGateway:
         self._request(agent, "POST", url, json=body)
 
     def has_message(self, agent: AgentConfig, thread_id: str, needle: str) -> bool:
-        """Whether one of the thread's recent messages contains ``needle``."""
+        """Whether one of the thread's recent messages is the broker's message with marker line
+        ``needle``: its last line, under the handoff's header (:func:`handoff.messages.is_marked`)."""
         return any(
-            needle in str(message.get("text") or "") for message in self.list_messages(agent, thread_id)
+            is_marked(str(message.get("text") or ""), needle)
+            for message in self.list_messages(agent, thread_id)
         )
 
     def get_thread(self, agent: AgentConfig, thread_id: str) -> dict[str, Any]:

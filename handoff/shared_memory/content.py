@@ -1,6 +1,12 @@
 """What a shared-memory write says: one :class:`Note` per (handoff, lifecycle point, sequence), rendered as
 Markdown with a Mermaid diagram (GitHub), Atlassian Document Format with a diagram (Jira) or plain text
 (PagerDuty, ServiceNow). Every rendering carries the write's marker so a retry can find it.
+
+A note holds caller text (titles, summaries, findings); each rendering makes it data in its own format:
+escaped and quoted Markdown (:mod:`handoff.markdown`), plain text with quoted blocks and ServiceNow's
+``[code]`` tag broken, ADF text nodes without line breaks. Writers find an earlier write by its marker
+anywhere in a comment, so caller text never carries ``handoff-memory`` as such: its hyphen becomes a
+Markdown escape or a non-breaking hyphen (U+2011), which reads the same.
 """
 
 from __future__ import annotations
@@ -9,10 +15,14 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
+from handoff.markdown import fence_for, inline, lines_of, link, quote, quote_list, single_line
 from handoff.messages import OUTCOME_LABELS
 from handoff.records import HandoffRecord, StoredHandback
 
 MAX_TEXT = 60_000  # below GitHub's comment cap (65,536) and ServiceNow/PagerDuty practical limits
+MAX_BLOCK = 20_000  # one summary, root cause or action before rendering
+_MARKER_WORD = re.compile(r"(?i)handoff-memory")
+_SNOW_CODE_TAG = re.compile(r"(?i)\[(/?code)\]")
 
 
 def write_marker(handoff_id: str, point: str, seq: int, backend: str) -> str:
@@ -139,8 +149,10 @@ def _mermaid_id(name: str) -> str:
 
 
 def _mermaid_text(text: str) -> str:
-    # ';' ends a statement and '#' starts an entity code in sequence diagrams.
-    return re.sub(r"[;#\r\n]+", " ", text)[:120]
+    # One line; ';' ends a statement, '#' starts an entity code, '%%' a directive, '<' '>' HTML, '`' the
+    # fence around the diagram.
+    cleaned = re.sub(r"[;#%<>`]+", " ", single_line(text))
+    return _defang_plain(" ".join(cleaned.split()))[:120]
 
 
 def mermaid(chain: tuple[ChainStep, ...]) -> str:
@@ -163,44 +175,74 @@ def mermaid(chain: tuple[ChainStep, ...]) -> str:
 # ---------------------------------------------------------------- renderings
 
 
-def _cap(text: str) -> str:
-    return text if len(text) <= MAX_TEXT else text[:MAX_TEXT] + "\n… (cut; see the handoff for the rest)"
+def _defang_markdown(text: str) -> str:
+    return _MARKER_WORD.sub(lambda m: m.group()[:7] + "\\" + m.group()[7:], text)
+
+
+def _defang_plain(text: str) -> str:
+    return _MARKER_WORD.sub(lambda m: m.group()[:7] + "\u2011" + m.group()[8:], text)
+
+
+def _cap(text: str, limit: int = MAX_TEXT) -> str:
+    return text if len(text) <= limit else text[:limit] + "\n… (cut; see the handoff for the rest)"
 
 
 def markdown(note: Note, *, diagram: bool = True) -> str:
     """GitHub-flavoured Markdown; the marker is an HTML comment (invisible, but in the body)."""
-    lines = [f"### {note.headline}", "", note.what, "", f"**Who:** {note.who}"]
+    lines = [f"### {inline(note.headline)}", "", inline(note.what), "", f"**Who:** {inline(note.who)}"]
     if note.outcome:
-        lines.append(f"**Outcome:** {note.outcome}")
+        lines.append(f"**Outcome:** {inline(note.outcome)}")
     lines.append("")
     if note.summary:
-        lines += ["**Summary**", "", note.summary, ""]
+        lines += ["**Summary**", "", *quote(_cap(note.summary, MAX_BLOCK)), ""]
     if note.root_cause:
-        lines += ["**Root cause**", "", note.root_cause, ""]
+        lines += ["**Root cause**", "", *quote(_cap(note.root_cause, MAX_BLOCK)), ""]
     if note.actions:
-        lines += ["**Recommended actions**", ""] + [f"{n}. {a}" for n, a in enumerate(note.actions, 1)] + [""]
-    lines += [f"- {line}" for line in note.extra]
-    lines += [f"- [{label}]({url})" for label, url in note.links]
+        actions = [_cap(action, MAX_BLOCK) for action in note.actions]
+        lines += ["**Recommended actions**", "", *quote_list(actions, numbered=True), ""]
+    lines += [f"- {inline(line)}" for line in note.extra]
+    # The links are the broker's own (its base URL, portal thread links): http is fine for a local broker.
+    lines += [f"- {link(label, url, trusted=True)}" for label, url in note.links]
+    text = _cap(_defang_markdown("\n".join(lines)))
     if diagram and note.chain:
-        lines += ["", "```mermaid", mermaid(note.chain), "```"]
-    return _cap("\n".join(lines)) + f"\n\n<!-- {note.marker} -->"
+        chart = mermaid(note.chain)
+        fence = fence_for(chart)
+        with_chart = f"{text}\n\n{fence}mermaid\n{chart}\n{fence}"
+        text = with_chart if len(with_chart) <= MAX_TEXT else text
+    return text + f"\n\n<!-- {note.marker} -->"
+
+
+def _plain_block(label: str, text: str) -> list[str]:
+    """``Label: text`` for one line; ``Label:`` and quoted lines for several."""
+    lines = lines_of(text)
+    while lines and not lines[0].strip():
+        lines.pop(0)
+    while lines and not lines[-1].strip():
+        lines.pop()
+    if len(lines) <= 1:
+        return [f"{label}: {lines[0].strip() if lines else ''}".rstrip()]
+    return [f"{label}:", *(f"> {line}".rstrip() for line in lines)]
 
 
 def plain_text(note: Note) -> str:
     """Plain text for backends that take no markup (PagerDuty notes, ServiceNow journal fields)."""
-    lines = [note.headline, "", note.what, f"Who: {note.who}"]
+    lines = [single_line(note.headline), "", single_line(note.what), f"Who: {single_line(note.who)}"]
     if note.outcome:
-        lines.append(f"Outcome: {note.outcome}")
+        lines.append(f"Outcome: {single_line(note.outcome)}")
     if note.summary:
-        lines += ["", "Summary: " + note.summary]
+        lines += ["", *_plain_block("Summary", _cap(note.summary, MAX_BLOCK))]
     if note.root_cause:
-        lines += ["", "Root cause: " + note.root_cause]
+        lines += ["", *_plain_block("Root cause", _cap(note.root_cause, MAX_BLOCK))]
     if note.actions:
-        lines += ["", "Recommended actions:"] + [f"{n}. {a}" for n, a in enumerate(note.actions, 1)]
+        lines += ["", "Recommended actions:"]
+        for n, action in enumerate(note.actions, 1):
+            first, *rest = _plain_block(f"{n}.", _cap(action, MAX_BLOCK))
+            lines += [first.replace(f"{n}.:", f"{n}.", 1), *(f"   {line}" for line in rest)]
     if note.extra:
-        lines += ["", *note.extra]
-    lines += ["", *(f"{label}: {url}" for label, url in note.links)]
-    return _cap("\n".join(lines)) + f"\n\n[{note.marker}]"
+        lines += ["", *(single_line(line) for line in note.extra)]
+    lines += ["", *(f"{single_line(label)}: {single_line(url)}" for label, url in note.links)]
+    text = _SNOW_CODE_TAG.sub(lambda m: f"[\u200b{m.group(1)}]", "\n".join(lines))
+    return _cap(_defang_plain(text)) + f"\n\n[{note.marker}]"
 
 
 def _text(text: str, *marks: dict[str, Any]) -> dict[str, Any]:
@@ -210,36 +252,62 @@ def _text(text: str, *marks: dict[str, Any]) -> dict[str, Any]:
     return node
 
 
+def _plain(text: str, *marks: dict[str, Any]) -> dict[str, Any]:
+    """A text node of caller text: one line, no marker word."""
+    return _text(_defang_plain(single_line(text)), *marks)
+
+
 def _paragraph(*content: dict[str, Any]) -> dict[str, Any]:
-    return {"type": "paragraph", "content": [c for c in content if c.get("text")]}
+    return {"type": "paragraph", "content": [c for c in content if c.get("text") or c["type"] != "text"]}
+
+
+def _lines_paragraph(text: str) -> dict[str, Any]:
+    """Multi-line caller text as one paragraph: a text node per line, hard breaks between them."""
+    content: list[dict[str, Any]] = []
+    for line in lines_of(_cap(text, MAX_BLOCK)):
+        if content:
+            content.append({"type": "hardBreak"})
+        if line.strip():
+            content.append(_plain(line))
+    return _paragraph(*content) if content else _paragraph(_text("(empty)"))
 
 
 def adf(note: Note, *, diagram: bool = True) -> dict[str, Any]:
     """An Atlassian Document Format document (version 1) for a Jira comment."""
     strong = {"type": "strong"}
     content: list[dict[str, Any]] = [
-        {"type": "heading", "attrs": {"level": 3}, "content": [_text(note.headline[:1000])]},
-        _paragraph(_text(note.what)),
-        _paragraph(_text("Who: ", strong), _text(note.who)),
+        {
+            "type": "heading",
+            "attrs": {"level": 3},
+            "content": [_text(_defang_plain(single_line(note.headline))[:1000] or "(untitled)")],
+        },
+        _paragraph(_plain(note.what)),
+        _paragraph(_text("Who: ", strong), _plain(note.who)),
     ]
     if note.outcome:
-        content.append(_paragraph(_text("Outcome: ", strong), _text(note.outcome)))
+        content.append(_paragraph(_text("Outcome: ", strong), _plain(note.outcome)))
     if note.summary:
-        content.append(_paragraph(_text("Summary: ", strong), _text(_cap(note.summary))))
+        content += [
+            _paragraph(_text("Summary:", strong)),
+            {"type": "blockquote", "content": [_lines_paragraph(note.summary)]},
+        ]
     if note.root_cause:
-        content.append(_paragraph(_text("Root cause: ", strong), _text(_cap(note.root_cause))))
+        content += [
+            _paragraph(_text("Root cause:", strong)),
+            {"type": "blockquote", "content": [_lines_paragraph(note.root_cause)]},
+        ]
     if note.actions:
         content.append(
             {
                 "type": "orderedList",
-                "content": [{"type": "listItem", "content": [_paragraph(_text(a))]} for a in note.actions],
+                "content": [{"type": "listItem", "content": [_lines_paragraph(a)]} for a in note.actions],
             }
         )
-    items = [{"type": "listItem", "content": [_paragraph(_text(line))]} for line in note.extra]
+    items = [{"type": "listItem", "content": [_paragraph(_plain(line))]} for line in note.extra]
     items += [
         {
             "type": "listItem",
-            "content": [_paragraph(_text(label, {"type": "link", "attrs": {"href": url}}))],
+            "content": [_paragraph(_plain(label, {"type": "link", "attrs": {"href": url}}))],
         }
         for label, url in note.links
     ]
@@ -252,11 +320,27 @@ def adf(note: Note, *, diagram: bool = True) -> dict[str, Any]:
     return {"type": "doc", "version": 1, "content": content}
 
 
+def chain_issue(title: str, summary: str, needle: str) -> dict[str, str]:
+    """Title and body of the GitHub issue opened for one investigation chain: the root handoff's title
+    (one line) and summary (quoted), and the chain marker ``needle`` as an HTML comment."""
+    lines = [
+        "Shared memory of a handoff investigation: each step of the chain adds a comment below.",
+        "",
+        *quote(summary[:4000]),
+    ]
+    return {
+        "title": _defang_plain(single_line(f"Investigation: {title}"))[:250],
+        "body": _defang_markdown("\n".join(lines)) + f"\n\n<!-- {needle} -->",
+    }
+
+
 def adf_text(node: Any) -> str:
-    """All text of an ADF document (to look for a marker in a comment read back)."""
+    """All text of an ADF document, one text node per line (to look for a marker in a comment read
+    back; a marker is one text node, never two texts that happen to meet)."""
     if isinstance(node, dict):
-        own = node.get("text") if isinstance(node.get("text"), str) else ""
-        return own + "".join(adf_text(child) for child in node.get("content", []) or [])
+        own = [node["text"]] if isinstance(node.get("text"), str) else []
+        children = [adf_text(child) for child in node.get("content", []) or []]
+        return "\n".join(part for part in [*own, *children] if part)
     if isinstance(node, list):
-        return "".join(adf_text(child) for child in node)
+        return "\n".join(part for part in (adf_text(child) for child in node) if part)
     return node if isinstance(node, str) else ""

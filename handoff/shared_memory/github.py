@@ -14,7 +14,7 @@ from typing import Any
 
 from handoff.shared_memory.base import Destination, WriteError, WriteJob, WriterContext, request, vendor_url
 from handoff.shared_memory.config import GitHubBackend
-from handoff.shared_memory.content import chain_marker, markdown
+from handoff.shared_memory.content import chain_issue, chain_marker, markdown
 
 API_VERSION = "2022-11-28"
 _ISSUE_REF = re.compile(r"^(?P<repo>[A-Za-z0-9_.-]+/[A-Za-z0-9_.-]+)#(?P<number>[0-9]+)$")
@@ -102,17 +102,8 @@ class GitHubWriter:
         except WriteError:
             self.ctx.state.abandon_chain(key)  # nothing was sent: the next attempt claims afresh
             raise
-        title = f"Investigation: {job.root_title or job.record.stored.request.context.title}"[:250]
-        body = "\n".join(
-            [
-                "Shared memory of a handoff investigation: each step of the chain adds a comment below.",
-                "",
-                job.root_summary[:4000],
-                "",
-                f"<!-- {needle} -->",
-            ]
-        )
-        payload: dict[str, Any] = {"title": title, "body": body}
+        title = job.root_title or job.record.stored.request.context.title
+        payload: dict[str, Any] = chain_issue(title, job.root_summary, needle)
         if self.backend.labels:
             payload["labels"] = list(self.backend.labels)
         try:

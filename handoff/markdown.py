@@ -1,0 +1,171 @@
+"""Caller text as data: the building blocks every message and shared-memory note renders caller text
+with, so that no caller-supplied value can pass for the broker's own structure.
+
+* A **single-line** value (a title, an id, a name) loses every line break and control character and is
+  escaped (:func:`inline`) or put in a code span (:func:`code`), so it cannot start a line, a link, an
+  image, emphasis, a heading, HTML or a code span of its own.
+* A **multi-line** value (a summary, a hypothesis, a root cause) becomes a block quote in which every
+  line starts with ``>`` (:func:`quote`, :func:`quote_list`), its inline markup escaped; code (a KQL
+  query, JSON) is fenced inside the quote with a fence longer than any backtick run in it
+  (:func:`quote_code`). So no caller line ever starts at the left margin.
+* A **link** is only made to an ``https`` URL, percent-encoded so it cannot leave ``(...)``; any other
+  URL is shown as inert code (:func:`link`).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import unicodedata
+from typing import Any
+from urllib.parse import quote as percent_encode
+from urllib.parse import urlsplit
+
+# Every sequence some reader takes for a line break: CommonMark's three, and what str.splitlines(),
+# browsers and models also break on (VT, FF, the file/group/record separators, NEL, LS, PS).
+LINE_BREAKS = re.compile(r"\r\n|[\n\r\v\f\x1c\x1d\x1e\x85\u2028\u2029]")
+# Removed from caller text: control characters (Cc, NUL included; tabs are handled apart), the
+# bidirectional embedding, override, isolate and mark controls (they reorder what a reader sees) and
+# unpaired surrogates.
+_INVISIBLE = re.compile(
+    "[\x00-\x08\x0a-\x1f\x7f-\x9f\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069\ud800-\udfff]"
+)
+# Escaped wherever they are: code spans, emphasis, strikethrough, links and images, HTML and autolinks.
+_ALWAYS = str.maketrans({ch: "\\" + ch for ch in "\\`*~[]<"})
+# An underscore unless it sits between two letters or digits (it then never opens or closes emphasis).
+_UNDERSCORE = re.compile(r"(?<![^\W_])_|_(?![^\W_])")
+_ENTITY = re.compile(r"&(?=#[0-9]{1,7};|#[xX][0-9A-Fa-f]{1,6};|[A-Za-z][A-Za-z0-9]{0,31};)")
+_PLAIN_HTTP = re.compile(r"(?i)\b(http)(?=://)")
+_RULE_OR_UNDERLINE = re.compile(r"^[ \t]*[-=][-= \t]*$")
+# Characters kept as they are in a link destination; everything else is percent-encoded, so a
+# destination never holds a space, a parenthesis, a bracket, an angle bracket, a backslash or a backtick.
+_URL_SAFE = "-._~:/?#@!$&'*+,;=%"
+
+
+def _visible(text: str, *, keep_tabs: bool) -> str:
+    """``text`` without control characters (NUL included), bidi controls and unpaired surrogates;
+    tabs become spaces unless kept."""
+    text = _INVISIBLE.sub("", text)
+    return text if keep_tabs else text.replace("\t", " ")
+
+
+def single_line(value: Any) -> str:
+    """``value`` as one line: every line break becomes a space, control characters go, ends trimmed."""
+    text = value if isinstance(value, str) else json.dumps(value, ensure_ascii=False)
+    return _visible(LINE_BREAKS.sub(" ", text), keep_tabs=False).strip()
+
+
+def lines_of(text: str, *, keep_tabs: bool = False) -> list[str]:
+    """The lines of multi-line ``text``, split at every kind of line break, without control characters."""
+    return [_visible(line, keep_tabs=keep_tabs).rstrip() for line in LINE_BREAKS.split(text)]
+
+
+def _backslashed(match: re.Match[str]) -> str:
+    return "\\" + match.group()
+
+
+def _backslashed_after(match: re.Match[str]) -> str:
+    return match.group() + "\\"
+
+
+def escape(line: str) -> str:
+    """One line of caller text with its Markdown made inert (it renders as the same characters)."""
+    text = line.translate(_ALWAYS)
+    if "_" in text:
+        text = _UNDERSCORE.sub(_backslashed, text)
+    if "&" in text:
+        text = _ENTITY.sub(_backslashed, text)
+    text = _PLAIN_HTTP.sub(_backslashed_after, text)  # "http\://": not autolinked
+    # What only means something at the start of a line: headings, quotes, rules and setext underlines.
+    body = text.lstrip(" \t")
+    if body[:1] in ("#", ">") or _RULE_OR_UNDERLINE.match(body):
+        return f"{text[: len(text) - len(body)]}\\{body}"
+    return text
+
+
+def inline(value: Any) -> str:
+    """A single-line value as escaped Markdown text."""
+    return escape(single_line(value))
+
+
+def code(value: Any) -> str:
+    """A single-line value as a code span (exact characters, nothing rendered inside)."""
+    text = single_line(value)
+    if not text:
+        return "(empty)"
+    fence = "`" * (max((len(run) for run in re.findall(r"`+", text)), default=0) + 1)
+    pad = " " if text[0] in "` " or text[-1] in "` " else ""
+    return f"{fence}{pad}{text}{pad}{fence}"
+
+
+def fence_for(text: str, minimum: int = 3) -> str:
+    """A backtick fence longer than any backtick run inside ``text``, so the block cannot break."""
+    longest = max((len(run) for run in re.findall(r"`+", text)), default=0)
+    return "`" * max(minimum, longest + 1)
+
+
+def quote(text: str) -> list[str]:
+    """Multi-line caller text as a block quote: every line starts with ``>``, its markup escaped."""
+    return [f"> {escape(line)}" if line.strip() else ">" for line in lines_of(text)]
+
+
+def quote_list(items: list[str], *, numbered: bool = False) -> list[str]:
+    """A list of multi-line items inside one block quote (``- item`` or ``1. item``)."""
+    out = []
+    for n, item in enumerate(items, 1):
+        bullet = f"{n}. " if numbered else "- "
+        lines = lines_of(item)
+        while lines and not lines[0].strip():
+            lines.pop(0)
+        while lines and not lines[-1].strip():
+            lines.pop()
+        first, *rest = lines or ["(empty)"]
+        out.append(f"> {bullet}{escape(first)}".rstrip())
+        out += [f"> {' ' * len(bullet)}{escape(line)}" if line.strip() else ">" for line in rest]
+    return out
+
+
+def quote_code(text: str, info: str = "") -> list[str]:
+    """Code inside a block quote, fenced with more backticks than any run inside it."""
+    body = lines_of(text, keep_tabs=True)
+    fence = fence_for("\n".join(body))
+    return [f"> {fence}{info}", *(f"> {line}" if line else ">" for line in body), f"> {fence}"]
+
+
+def https_url(value: Any, *, allow_http: bool = False) -> str | None:
+    """``value`` as a link destination if it is an absolute ``https`` URL (or ``http`` when allowed),
+    percent-encoded so it cannot end the destination early; None for any other scheme or a malformed
+    URL."""
+    text = str(value).strip()
+    if not text or any(ch.isspace() or unicodedata.category(ch) in ("Cc", "Cf", "Cs") for ch in text):
+        return None
+    try:
+        parts = urlsplit(text)
+    except ValueError:
+        return None
+    if parts.scheme.lower() not in (("https", "http") if allow_http else ("https",)) or not parts.netloc:
+        return None
+    authority = f"{parts.scheme}://{parts.netloc}"  # brackets stay only around an IPv6 host
+    return percent_encode(authority, safe=_URL_SAFE + "[]") + percent_encode(
+        text[len(authority) :], safe=_URL_SAFE
+    )
+
+
+def link(title: Any, url: Any, *, trusted: bool = False) -> str:
+    """``[title](url)`` for an https URL; otherwise the title and the URL as inert code. A ``trusted``
+    URL (one the broker built from its own base URL) may also be http."""
+    label = inline(title)
+    target = https_url(url, allow_http=trusted)
+    if target:
+        return f"[{label or code(target)}]({target})"
+    return f"{label} {code(url)} (not linked: only https links are)".lstrip()
+
+
+def url_or_text(value: str) -> str:
+    """A location the broker shows: an https URL as is (encoded), anything else as escaped text."""
+    return https_url(value) or inline(value)
+
+
+def cell(value: Any) -> str:
+    """A table cell: one line, escaped, pipes included."""
+    return inline(value).replace("|", "\\|")

@@ -1,0 +1,160 @@
+"""Reading a rendered message the way a Markdown renderer (and a careful model) would: which lines are
+the broker's structure (headings, marker lines, the header), which are inside fences or quotes, and
+which links can be clicked."""
+
+from __future__ import annotations
+
+import json
+import re
+from typing import Any
+
+MARKER_PREFIX = "handoff-ref:"
+_FENCE = re.compile(r"^ {0,3}(`{3,}|~{3,})(.*)$")
+_ATX = re.compile(r"^ {0,3}#{1,6}(?:[ \t]|$)")
+_SETEXT = re.compile(r"^ {0,3}(?:=+|-+)[ \t]*$")
+_QUOTE = re.compile(r"^ {0,3}>")
+_LINK = re.compile(r"\[((?:\\.|[^\\\[\]])*)\]\(([^()\s]*)\)")
+
+
+def unfenced(lines: list[str]) -> list[str]:
+    """The lines outside fenced code blocks (CommonMark: a fence closes with the same character and at
+    least the same length, and nothing after it)."""
+    out: list[str] = []
+    fence: str | None = None
+    for line in lines:
+        match = _FENCE.match(line)
+        if fence is None:
+            if match and not (match.group(1)[0] == "`" and "`" in match.group(2)):
+                fence = match.group(1)
+                continue
+            out.append(line)
+        elif (
+            match
+            and match.group(1)[0] == fence[0]
+            and len(match.group(1)) >= len(fence)
+            and not match.group(2).strip()
+        ):
+            fence = None
+    return out
+
+
+def top_level(text: str) -> list[str]:
+    """Lines of the message outside column-0 fences."""
+    return unfenced(text.split("\n"))
+
+
+def headings(text: str) -> list[str]:
+    """ATX headings outside fences, in order."""
+    return [line for line in top_level(text) if _ATX.match(line)]
+
+
+def setext_lines(text: str) -> list[str]:
+    """Lines outside fences that would underline the line before into a heading (or break it)."""
+    return [line for line in top_level(text) if _SETEXT.match(line)]
+
+
+def marker_lines(text: str) -> list[str]:
+    """Every line that is (after trimming) a ``handoff-ref:`` marker line, fenced or not."""
+    return [line for line in text.split("\n") if line.strip().startswith(MARKER_PREFIX)]
+
+
+def header_lines(text: str) -> list[str]:
+    """Every line that starts like the broker's header ``[Handoff <id>]``."""
+    return [line for line in text.split("\n") if line.lstrip().startswith("[Handoff")]
+
+
+def quoted_blocks(text: str) -> list[list[str]]:
+    """The contents of each run of blockquote lines at the top level (the ``>`` and one space removed)."""
+    blocks: list[list[str]] = []
+    current: list[str] | None = None
+    for line in top_level(text):
+        if _QUOTE.match(line):
+            content = line.lstrip(" ")[1:]
+            content = content[1:] if content.startswith(" ") else content
+            if current is None:
+                current = []
+                blocks.append(current)
+            current.append(content)
+        else:
+            current = None
+    return blocks
+
+
+def structure_inside_quotes(text: str) -> list[str]:
+    """Lines inside quotes (outside the quotes' own fences) that would become headings, nested quotes
+    or setext underlines: caller text must never produce any."""
+    found = []
+    for block in quoted_blocks(text):
+        for line in unfenced(block):
+            if _ATX.match(line) or _SETEXT.match(line) or _QUOTE.match(line):
+                found.append(line)
+    return found
+
+
+def strip_code_spans(line: str) -> str:
+    """``line`` without its code spans (a run of n backticks up to the next run of exactly n)."""
+    out, i = [], 0
+    while i < len(line):
+        ch = line[i]
+        if ch == "\\" and i + 1 < len(line):
+            out.append(line[i : i + 2])
+            i += 2
+            continue
+        if ch == "`":
+            run = len(line[i:]) - len(line[i:].lstrip("`"))
+            closing = re.compile(r"(?<!`)" + "`" * run + r"(?!`)")
+            match = closing.search(line, i + run)
+            if match:
+                i = match.end()
+                continue
+            out.append("`" * run)
+            i += run
+            continue
+        out.append(ch)
+        i += 1
+    return "".join(out)
+
+
+def unescaped(line: str, char: str) -> int:
+    """How many times ``char`` occurs in ``line`` not preceded by a backslash escape."""
+    count, i = 0, 0
+    while i < len(line):
+        if line[i] == "\\":
+            i += 2
+            continue
+        count += line[i] == char
+        i += 1
+    return count
+
+
+def prose_lines(text: str) -> list[str]:
+    """Every line a renderer reads as text (outside fences at the top level and inside quotes), with
+    code spans removed."""
+    lines = [line for line in top_level(text) if not _QUOTE.match(line)]
+    for block in quoted_blocks(text):
+        lines += unfenced(block)
+    return [strip_code_spans(line) for line in lines]
+
+
+def links(text: str) -> list[tuple[str, str]]:
+    """(text, destination) of every inline link a renderer would make from the message's prose."""
+    return [(m.group(1), m.group(2)) for line in prose_lines(text) for m in _LINK.finditer(line)]
+
+
+def open_brackets(text: str) -> int:
+    """Unescaped ``[`` in the prose, not counting the header's ``[Handoff``."""
+    total = sum(unescaped(line, "[") for line in prose_lines(text))
+    return total - len([line for line in top_level(text) if line.startswith("[Handoff ")])
+
+
+def raw_html(text: str) -> list[str]:
+    """Prose lines with an unescaped ``<`` (raw HTML, autolinks, comments)."""
+    return [line for line in prose_lines(text) if unescaped(line, "<")]
+
+
+def payload_of(text: str) -> dict[str, Any]:
+    """The fenced ``json`` payload at the end of a start message."""
+    section = text.split("\n## Payload\n", 1)[1]
+    match = re.search(r"^(`{3,})json\n(.*?)\n\1$", section, re.S | re.M)
+    assert match, "start message has no json block"
+    return json.loads(match.group(2))
