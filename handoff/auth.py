@@ -36,9 +36,10 @@ from handoff.errors import Forbidden, NotFound, Problem, TooManyRequests, Unauth
 from handoff.registry import AgentConfig, Registry, may_hand_off
 
 ProblemT = TypeVar("ProblemT", bound=Problem)
-CallerKind = Literal["local", "functionKey", "principal", "agentKey", "system"]
+CallerKind = Literal["local", "functionKey", "principal", "agentKey", "operatorKey", "system"]
 AGENT_KEY_HEADER = "X-Handoff-Agent-Key"
-OPERATORS = "operators"  # the owner name of the operators' key
+# The owner of the operators' key in the key ring: not a valid agent name, so no agent can be it.
+OPERATORS = "<operators>"
 
 security_log = logging.getLogger("handoff.security")
 
@@ -51,8 +52,8 @@ class Caller:
     - ``functionKey``: in Azure, a request the Functions host let through with a function key. The
       Python worker is not told which key, so a function key says nothing about *who* calls.
     - ``principal``: an Entra principal authenticated by App Service Authentication.
-    - ``agentKey``: a request carrying the ``X-Handoff-Agent-Key`` of one agent (``name``), or of the
-      operators (``name`` = ``operators``).
+    - ``agentKey``: a request carrying the ``X-Handoff-Agent-Key`` of one agent (``name``).
+    - ``operatorKey``: a request carrying the operators' key.
     - ``system``: the broker itself (queue workers, alerts).
     """
 
@@ -153,7 +154,7 @@ def caller_from_headers(
         owner = keys.owner_of(presented) if keys is not None else None
         if owner is None:
             raise Unauthorized(f"{AGENT_KEY_HEADER} is not a key this broker knows")
-        return Caller("agentKey", name=owner)
+        return Caller("operatorKey") if owner == OPERATORS else Caller("agentKey", name=owner)
     if not in_azure:
         return Caller("local")
     if keys_enforced:
@@ -167,7 +168,8 @@ def _decode_principal(encoded: str) -> dict[str, str]:
     except (binascii.Error, ValueError):
         return {}
     claims: dict[str, str] = {}
-    for claim in data.get("claims", []) if isinstance(data, dict) else []:
+    listed = data.get("claims") if isinstance(data, dict) else None
+    for claim in listed if isinstance(listed, list) else []:
         if isinstance(claim, dict) and "typ" in claim and "val" in claim:
             claims.setdefault(str(claim["typ"]), str(claim["val"]))
     return claims
@@ -187,9 +189,9 @@ class Authorizer:
             return Identity(None, True)
         if caller.kind in ("local", "functionKey"):
             return Identity(None, True) if self.open else Identity(frozenset(), False)
+        if caller.kind == "operatorKey":
+            return Identity(frozenset(), True)
         if caller.kind == "agentKey":
-            if caller.name == OPERATORS:
-                return Identity(frozenset(), True)
             return Identity(frozenset({caller.name or ""}), False)
         ids = {value.lower() for value in (caller.principal_id, caller.app_id) if value}
         agents = frozenset(

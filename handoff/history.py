@@ -12,7 +12,7 @@ import base64
 import binascii
 import re
 from collections.abc import Mapping
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any, Protocol
 
 from pydantic import Field, ValidationError
@@ -130,11 +130,19 @@ def parse_history_query(params: Mapping[str, str]) -> HistoryQuery:
         raise single_field(
             Unprocessable, "resource", "must be an Azure resource ID or a /subscriptions/... prefix"
         )
+    # A time without an offset is UTC, so that it compares with one that has an offset.
+    query = query.model_copy(update={"since": _utc(query.since), "until": _utc(query.until)})
     if query.since and query.until and query.since > query.until:
         raise single_field(Unprocessable, "since", "must not be after until")
     if query.continuation_token:
         decode_token(query.continuation_token)
     return query
+
+
+def _utc(value: datetime | None) -> datetime | None:
+    if value is None or value.tzinfo is not None:
+        return value
+    return value.replace(tzinfo=UTC)
 
 
 def encode_token(row_key: str) -> str:

@@ -27,9 +27,14 @@ LINE_BREAKS = re.compile(r"\r\n|[\n\r\v\f\x1c\x1d\x1e\x85\u2028\u2029]")
 # Removed from caller text: control characters (Cc, NUL included; tabs are handled apart), the
 # bidirectional embedding, override, isolate and mark controls (they reorder what a reader sees) and
 # unpaired surrogates.
-_INVISIBLE = re.compile(
-    "[\x00-\x08\x0a-\x1f\x7f-\x9f\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069\ud800-\udfff]"
+# Characters a reader cannot see but a model still reads: bidi controls, unpaired surrogates, zero-width
+# spaces and joiners, word joiners, the BOM, interlinear annotations and the tag characters
+# U+E0000-E007F that can spell hidden text. (A character class body, for the regular expressions.)
+HIDDEN_CHARACTERS = (
+    "\u00ad\u061c\u180e\u200b-\u200f\u202a-\u202e\u2060-\u2069\ufeff\ufff9-\ufffb"
+    "\ud800-\udfff\U000e0000-\U000e007f"
 )
+_INVISIBLE = re.compile(f"[\x00-\x08\x0a-\x1f\x7f-\x9f{HIDDEN_CHARACTERS}]")
 # Escaped wherever they are: code spans, emphasis, strikethrough, links and images, HTML and autolinks.
 _ALWAYS = str.maketrans({ch: "\\" + ch for ch in "\\`*~[]<"})
 # An underscore unless it sits between two letters or digits (it then never opens or closes emphasis).

@@ -16,6 +16,7 @@ from typing import Any
 from urllib.parse import quote as percent_encode
 
 from handoff.markdown import (
+    HIDDEN_CHARACTERS,
     cell,
     code,
     fence_for,
@@ -43,8 +44,8 @@ OUTCOME_LABELS = {
 }
 _STRING_CAPS = (4096, 1024, 256)
 # Inside the json block every string stays on its line and no reader reorders it: JSON escapes for
-# what json.dumps leaves raw (DEL and C1 controls, LS/PS, bidi controls, lone surrogates).
-_JSON_RAW = re.compile("[\x7f-\x9f\u061c\u200e\u200f\u2028\u2029\u202a-\u202e\u2066-\u2069\ud800-\udfff]")
+# what json.dumps leaves raw (DEL and C1 controls, LS/PS, and the hidden characters of handoff.markdown).
+_JSON_RAW = re.compile(f"[\x7f-\x9f\u2028\u2029{HIDDEN_CHARACTERS}]")
 
 
 def thread_url(resource_id: str | None, thread_id: str | None) -> str | None:
@@ -119,7 +120,16 @@ def is_handoff_thread(handoff_id: str, title: Any, start_text: Any, *, trigger: 
 def json_text(value: Any, indent: int | None = None) -> str:
     """JSON for a fenced block: exact (``json.loads`` gives ``value`` back), one string per line."""
     text = json.dumps(value, ensure_ascii=False, indent=indent)
-    return _JSON_RAW.sub(lambda m: f"\\u{ord(m.group()):04x}", text)
+    return _JSON_RAW.sub(lambda m: _json_escape(m.group()), text)
+
+
+def _json_escape(char: str) -> str:
+    """``char`` as JSON \\u escapes (a surrogate pair beyond the Basic Multilingual Plane)."""
+    code = ord(char)
+    if code <= 0xFFFF:
+        return f"\\u{code:04x}"
+    code -= 0x10000
+    return f"\\u{0xD800 + (code >> 10):04x}\\u{0xDC00 + (code & 0x3FF):04x}"
 
 
 def quote_line(value: Any) -> str:
@@ -158,7 +168,7 @@ def _render_evidence(evidence: list[dict[str, Any]], full_url: str) -> list[str]
         kind = item["kind"]
         title = item.get("title")
         if kind == "kql":
-            lines.append(f"### {inline(title)} (KQL)")
+            lines.append(f"### KQL: {inline(title)}")
             lines += quote_code(item["query"], "kusto")
             table = _kql_table(item.get("columns", []), item.get("rows", []))
             lines += ["", *table] if table else []
@@ -173,7 +183,8 @@ def _render_evidence(evidence: list[dict[str, Any]], full_url: str) -> list[str]
             lines.append(f"**Note: {inline(title)}**" if title and inline(title) else "**Note:**")
             lines += quote(item["content"])
         else:
-            lines += [f"### {inline(title)}", *quote_code(json_text(item.get("data", {}), indent=2), "json")]
+            data = json_text(item.get("data", {}), indent=2)
+            lines += [f"### Data: {inline(title)}", *quote_code(data, "json")]
         lines.append("")
     return lines
 

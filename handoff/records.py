@@ -276,7 +276,8 @@ class HistoryIndex(Protocol):
         """Write (idempotently) the index entries of one hand-back."""
 
     def recent_for_resources(
-        self, resources: list[str], exclude_root: str, limit: int
+        self, resources: list[str], exclude_root: str, limit: int, agents: frozenset[str] | None = None
     ) -> list[dict[str, Any]]:
         """Up to ``limit`` earlier investigations of these resources (else of their resource groups),
-        newest first, none from the chain ``exclude_root``."""
+        newest first, none from the chain ``exclude_root``; with ``agents``, only those in which one of
+        them handed off or received."""

@@ -595,22 +595,33 @@ def redact_model(model: ModelT, fields: Iterable[str]) -> tuple[ModelT, dict[str
         try:
             return type(model).model_validate(data), merge_counts(counts)
         except ValidationError as exc:
-            if not _shorten(data, exc):
+            if not _repair(data, exc):
                 raise
     raise ValueError("could not fit the redacted request into its schema")  # pragma: no cover
 
 
-def _shorten(data: Any, exc: ValidationError) -> bool:
-    shortened = False
+def _repair(data: Any, exc: ValidationError) -> bool:
+    """Make a redacted document valid again: a string pushed past its ``max_length`` by a marker is
+    shortened (the secret is already gone); an item of a list that no longer has its shape (a resource ID
+    a secret was cut out of) is dropped. False when an error is of neither kind."""
+    repaired = False
+    drops: list[tuple[list[Any], int]] = []
     for error in exc.errors(include_url=False):
         limit = (error.get("ctx") or {}).get("max_length")
-        if error["type"] != "string_too_long" or not isinstance(limit, int):
-            return False
         parent, key = _locate(data, error["loc"])
-        if parent is not None and isinstance(parent[key], str):
+        if parent is None:
+            return False
+        if error["type"] == "string_too_long" and isinstance(limit, int) and isinstance(parent[key], str):
             parent[key] = parent[key][: max(limit - 1, 0)] + "…"
-            shortened = True
-    return shortened
+            repaired = True
+        elif isinstance(parent, list) and isinstance(key, int) and isinstance(parent[key], str):
+            drops.append((parent, key))
+        else:
+            return False
+    for parent, key in sorted(drops, key=lambda drop: -drop[1]):
+        del parent[key]
+        repaired = True
+    return repaired
 
 
 def _locate(data: Any, loc: tuple[int | str, ...]) -> tuple[Any, int | str]:

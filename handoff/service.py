@@ -221,7 +221,7 @@ class HandoffService:
             key = None
             handoff_id = str(uuid.uuid4())
         now = self.clock()
-        request, redactions = redact_model(request, HANDOFF_TEXT_FIELDS)  # before anything is stored
+        request, redactions = _redacted(request, HANDOFF_TEXT_FIELDS)  # before anything is stored
         normalized = request.model_copy(
             update={
                 "source": request.source.model_copy(update={"agent": source.name}),
@@ -286,7 +286,7 @@ class HandoffService:
             raise ValueError(f"{source!r} is not a system source of handoffs (or has a thread)")
         target = self._registered(request.target.agent, "/target/agent")
         now = self.clock()
-        request, redactions = redact_model(request, HANDOFF_TEXT_FIELDS)
+        request, redactions = _redacted(request, HANDOFF_TEXT_FIELDS)
         normalized = request.model_copy(
             update={"target": request.target.model_copy(update={"agent": target.name})}
         )
@@ -505,6 +505,19 @@ class HandoffService:
                     f"caller {caller.describe()} may not read the links of agent '{agent.name}' threads"
                 ),
             )
+        identity = self.authorizer.identity(caller)
+        sees_all = identity.operator or identity.agents is None
+        visible: dict[str, bool] = {}
+
+        def may_follow(handoff_id: str) -> bool:
+            # A thread can take part in several chains; follow only the handoffs the caller may read.
+            if sees_all:
+                return True
+            if handoff_id not in visible:
+                record = self.store.get(handoff_id) if _plausible_id(handoff_id) else None
+                visible[handoff_id] = record is not None and self._may_see(caller, record)
+            return visible[handoff_id]
+
         start = (agent.name, thread_id)
         seen = {start}
         frontier = [start]
@@ -515,6 +528,8 @@ class HandoffService:
             next_frontier = []
             for node in frontier:
                 for link in self.store.links_of(*node):
+                    if not may_follow(link.handoff_id):
+                        continue
                     if link.handoff_id not in edges:
                         edges[link.handoff_id] = ThreadLink(
                             handoff_id=link.handoff_id,
@@ -586,7 +601,7 @@ class HandoffService:
             raise Conflict(
                 f"handoff {record.id} is '{record.state.status}': a hand-back is accepted only after delivery"
             )
-        request, redactions = redact_model(request, HANDBACK_TEXT_FIELDS)  # the hash is of what is stored
+        request, redactions = _redacted(request, HANDBACK_TEXT_FIELDS)  # the hash is of what is stored
         claim = body_hash = None
         if idempotency_key is not None:
             key = idempotency_key.strip()
@@ -621,7 +636,7 @@ class HandoffService:
         With ``claim`` an earlier hand-back holding it is returned instead (not new, nothing queued).
         Secrets are redacted first unless the caller did (``redactions``: what it replaced)."""
         if redactions is None:
-            request, redactions = redact_model(request, HANDBACK_TEXT_FIELDS)
+            request, redactions = _redacted(request, HANDBACK_TEXT_FIELDS)
         now = self.clock()
         handback, created = self.store.add_handback(
             handoff_id,
@@ -991,7 +1006,11 @@ class HandoffService:
         if self.history is None or not resources:
             return ()
         try:
-            found = self.history.recent_for_resources(resources, record.stored.root_id, SEEN_BEFORE_LIMIT)
+            # Only what the two agents of this handoff could read in the history themselves.
+            agents = frozenset({record.stored.source_agent, record.stored.target_agent})
+            found = self.history.recent_for_resources(
+                resources, record.stored.root_id, SEEN_BEFORE_LIMIT, agents
+            )
         except Exception:
             log.exception("could not read the history for %s", record.id)
             return ()
@@ -1081,6 +1100,19 @@ class _NothingToWrite(Exception):
 def _mark_create_attempt(state: HandoffState) -> None:
     state.create_attempted = True
     state.attempts += 1
+
+
+def _redacted(model: ModelT, fields: tuple[str, ...]) -> tuple[ModelT, dict[str, int]]:
+    """:func:`redact_model`, with a value that cannot be kept valid once its secret is cut out refused as
+    422 naming the field (never a 500)."""
+    try:
+        return redact_model(model, fields)
+    except ValidationError as exc:
+        errors = [
+            FieldError(field=e.field, message="holds what looks like a secret; remove it")
+            for e in field_errors(exc)
+        ]
+        raise Unprocessable("; ".join(f"{e.field}: {e.message}" for e in errors[:5]), errors=errors) from None
 
 
 def idempotent_id(secret: bytes, source: str, key: str) -> str:

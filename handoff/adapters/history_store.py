@@ -141,15 +141,18 @@ class TableHistoryIndex:
         return HistoryPage(items=items)
 
     def recent_for_resources(
-        self, resources: list[str], exclude_root: str, limit: int
+        self, resources: list[str], exclude_root: str, limit: int, agents: frozenset[str] | None = None
     ) -> list[dict[str, Any]]:
-        found = self._recent([r.strip().rstrip("/").lower() for r in resources], exclude_root, limit)
+        seen_by = None if agents is None else {agent.lower() for agent in agents}
+        found = self._recent([r.strip().rstrip("/").lower() for r in resources], exclude_root, limit, seen_by)
         if found:
             return found
         groups = sorted({g for g in (resource_group_of(r) for r in resources) if g})
-        return self._recent(groups, exclude_root, limit)
+        return self._recent(groups, exclude_root, limit, seen_by)
 
-    def _recent(self, scopes: list[str], exclude_root: str, limit: int) -> list[dict[str, Any]]:
+    def _recent(
+        self, scopes: list[str], exclude_root: str, limit: int, agents: set[str] | None
+    ) -> list[dict[str, Any]]:
         rows: dict[str, dict[str, Any]] = {}
         with storage_errors():
             for scope in scopes[:20]:
@@ -158,6 +161,8 @@ class TableHistoryIndex:
                 ):
                     if entity["RootId"] == exclude_root:
                         continue
+                    if agents is not None and not {entity.get("SourceKey"), entity.get("TargetKey")} & agents:
+                        continue  # an investigation neither agent of this handoff took part in
                     # Newest hand-back per handoff; row keys sort newest first.
                     current = rows.get(entity["HandoffId"])
                     if current is None or entity["RowKey"] < current["RowKey"]:

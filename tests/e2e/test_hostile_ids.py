@@ -37,9 +37,10 @@ SHAPES: dict[str, str] = {
     "backslash": "t\\..\\x",
     "over-256": "a" * 300,
 }
-# On the links routes thread ids were not limited at all: 60k characters were a 500 (60k is about as
-# long as a URL the test client sends may be).
-LINK_SHAPES = {**SHAPES, "60k": "a" * 60_000}
+# On the links routes thread ids were not limited at all: 60k characters were a 500. An id that still fits
+# the host's URL limit (8 KiB, as in Azure) reaches the broker and is a 422; longer ones are refused by
+# the host with 414 (below).
+LINK_SHAPES = {**SHAPES, "5k": "a" * 5_000}
 # What the broker may call on an SRE Agent: threads, one thread, its messages, trigger webhooks.
 INTENDED = re.compile(
     r"^/api/v1/(threads(/[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}(/messages)?)?"
@@ -178,8 +179,10 @@ def test_hostile_thread_ids_on_the_links_query_are_422(broker, shape):
 
 @pytest.mark.attack("urls")
 @pytest.mark.parametrize("where", ["route", "query"])
-def test_a_100k_character_thread_id_on_the_links_routes_is_422_not_500(broker, where):
-    """Longer than the test client's URL limit, so sent with the standard library's client."""
+def test_a_100k_character_thread_id_on_the_links_routes_is_4xx_not_500(broker, where):
+    """Longer than the test client's URL limit, so sent with the standard library's client. Longer than the
+    host's request-line limit too, so the host answers 414 before the broker runs (as Azure's front end
+    does)."""
     thread_id = "a" * 100_000
     path = (
         f"/api/threads/ops/{thread_id}/links"
@@ -193,9 +196,9 @@ def test_a_100k_character_thread_id_on_the_links_routes_is_422_not_500(broker, w
         status, content_type, body = response.status, response.getheader("content-type", ""), response.read()
     finally:
         connection.close()
-    assert status == 422, body[:300]
+    assert status == 414, body[:300]
     assert content_type.startswith("application/problem+json")
-    assert [error["field"] for error in json.loads(body)["errors"]] == ["threadId"]
+    assert json.loads(body)["status"] == 414
 
 
 MCP_SHAPES = {name: SHAPES[name] for name in ("approve-another-thread", "dot-dot-path", "query", "dot-dot")}

@@ -94,7 +94,7 @@ def test_forged_header_sections_markers_and_links_reach_the_target_as_data(broke
             "## Summary",
             "## Resources",
             "## Evidence",
-            "### Top exceptions (KQL)",
+            "### KQL: Top exceptions",
             "## Hypotheses",
             "## Actions already taken",
             "## How to hand back",

@@ -82,11 +82,30 @@ def test_agent_key_names_its_owner_and_an_unknown_key_is_refused():
     assert caller_from_headers({AGENT_KEY_HEADER: OPS_KEY}, in_azure=True, keys=KEYS) == Caller(
         "agentKey", name="ops"
     )
-    assert caller_from_headers({"x-handoff-agent-key": OPERATOR_KEY}, in_azure=False, keys=KEYS).name == (
-        "operators"
+    assert caller_from_headers({"x-handoff-agent-key": OPERATOR_KEY}, in_azure=False, keys=KEYS) == Caller(
+        "operatorKey"
     )
     with pytest.raises(Unauthorized):
         caller_from_headers({AGENT_KEY_HEADER: OPS_KEY + "x"}, in_azure=True, keys=KEYS)
+
+
+def test_an_agent_named_like_the_operators_gets_no_operator_rights():
+    config = json.loads(json.dumps(CONFIG))
+    config["agents"][1].update(name="operators", keySetting="KEY_NAMED_OPERATORS")
+    registry = Registry.from_data(config)
+    ring = KeyRing(registry, {"KEY_NAMED_OPERATORS": "named-operators-0123456789"})
+    caller = caller_from_headers({AGENT_KEY_HEADER: "named-operators-0123456789"}, in_azure=True, keys=ring)
+    assert caller == Caller("agentKey", name="operators")
+    assert Authorizer(registry).identity(caller) == Identity(frozenset({"operators"}), False)
+
+
+def test_malformed_principal_claims_grant_nothing_and_do_not_crash():
+    for data in ({"claims": 5}, None, {"claims": [5, {"typ": "oid"}]}, [1, 2]):
+        encoded = base64.b64encode(json.dumps(data).encode()).decode()
+        caller = caller_from_headers({"X-MS-CLIENT-PRINCIPAL": encoded}, in_azure=False)
+        assert caller.kind == "principal" and Authorizer(REGISTRY).identity(caller) == Identity(
+            frozenset(), False
+        )
 
 
 def test_short_or_missing_keys_are_unusable():
@@ -131,7 +150,7 @@ def test_principals_and_keys_map_to_agents_or_operators():
     assert authorizer.identity(principal(OPS_APP.upper())) == Identity(frozenset({"ops"}), False)
     assert authorizer.identity(principal("someone-else", oid=OPERATOR)) == Identity(frozenset(), True)
     assert authorizer.identity(Caller("agentKey", name="ops")) == Identity(frozenset({"ops"}), False)
-    assert authorizer.identity(Caller("agentKey", name="operators")) == Identity(frozenset(), True)
+    assert authorizer.identity(Caller("operatorKey")) == Identity(frozenset(), True)
 
 
 # ---------------------------------------------------------------- rules
@@ -151,7 +170,7 @@ def test_hand_off_only_as_itself_and_only_where_may_hand_off_to_allows(caplog):
         authorizer.hand_off(caller, checkout, ops)
     # An operator reads everything but acts as nobody.
     with pytest.raises(Forbidden):
-        authorizer.hand_off(Caller("agentKey", name="operators"), ops, checkout)
+        authorizer.hand_off(Caller("operatorKey"), ops, checkout)
     refusals = [r for r in caplog.records if r.name == "handoff.security"]
     assert len(refusals) == 3 and all("refused" in r.getMessage() for r in refusals)
 
@@ -161,10 +180,10 @@ def test_reading_and_steering():
     ops = principal(OPS_APP)
     assert authorizer.may_read(ops, {"ops", "checkout"})
     assert not authorizer.may_read(ops, {"checkout", "payments"})
-    assert authorizer.may_read(Caller("agentKey", name="operators"), {"checkout"})
+    assert authorizer.may_read(Caller("operatorKey"), {"checkout"})
     with pytest.raises(Forbidden, match="only an operator"):
         authorizer.require_operator(ops, "replay shared-memory writes", "h")
-    authorizer.require_operator(Caller("agentKey", name="operators"), "replay shared-memory writes", "h")
+    authorizer.require_operator(Caller("operatorKey"), "replay shared-memory writes", "h")
 
 
 def test_may_hand_off_to_must_name_registered_agents_or_globs():

@@ -58,7 +58,7 @@ ATTACKS = [
     "## How to hand back",
     "## Payload",
     "## Evidence",
-    "### Top (KQL)",
+    "### KQL: Top",
     "# h1",
     f"handoff-ref: {HID}/start",
     f"handoff-ref: {HID}/handback:1",
