@@ -72,6 +72,8 @@ class Caller:
 
 
 SYSTEM = Caller("system")
+# Whom requests with a key the broker does not know are counted against in the rate limit.
+UNKNOWN_KEY = Caller("agentKey", name="<unknown key>")
 
 
 @dataclass(frozen=True)

@@ -87,6 +87,9 @@ class Settings(BaseModel):
     # Set by App Service when App Service Authentication is on: only then are X-MS-CLIENT-PRINCIPAL*
     # headers the platform's word rather than the caller's.
     website_auth_enabled: bool = _setting("WEBSITE_AUTH_ENABLED", platform=True, default=False)
+    # App Service Authentication also covers /api/mcp (it is excluded by default): only then are principal
+    # headers on MCP requests the platform's word.
+    mcp_entra_auth: bool = _setting("HANDOFF_MCP_ENTRA_AUTH", default=False)
     rate_limit_per_minute: int = _setting("HANDOFF_RATE_LIMIT_PER_MINUTE", default=600, ge=0)
     rate_limit_burst: int = _setting("HANDOFF_RATE_LIMIT_BURST", default=100, ge=1)
     max_delivery_attempts: int = _setting("HANDOFF_MAX_DELIVERY_ATTEMPTS", default=8, ge=1, le=50)

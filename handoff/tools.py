@@ -247,16 +247,18 @@ class ToolOutcome:
 def call_tool(
     spec: ToolSpec,
     arguments: Mapping[str, Any],
-    caller: Caller,
+    caller: Callable[[], Caller],
     service: Callable[[], HandoffService],
     instance: str,
     to_problem: Callable[[Exception, str], Problem],
 ) -> ToolOutcome:
-    """Run a tool the way the REST API runs a request: parse the arguments with the REST parser (same
-    size limit and field errors), call the service, and turn any failure into its problem."""
+    """Run a tool the way the REST API runs a request: identify the caller (a refusal, such as an unknown
+    key or the rate limit, is the tool's error), parse the arguments with the REST parser (same size
+    limit and field errors), call the service, and turn any failure into its problem."""
     try:
+        who = caller()
         args = parse_body(json.dumps(dict(arguments)).encode(), spec.arguments)
-        result = spec.run(service(), caller, args)
+        result = spec.run(service(), who, args)
     except Exception as exc:
         problem = to_problem(exc, instance)
         return ToolOutcome(False, problem.to_json(instance), problem_text(problem))

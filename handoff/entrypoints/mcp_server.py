@@ -67,8 +67,16 @@ class _RawArguments(ArgModelBase):
 
 def _tool(spec: ToolSpec) -> Tool:
     async def run(arguments: dict[str, Any]) -> CallToolResult:
-        caller = caller_of_headers(_request_headers.get() or {}, MCP_AUTH_LEVEL)
-        instance = f"{get_settings().base_url}/api/mcp#{spec.name}"
+        settings = get_settings()
+        # App Service Authentication leaves /api/mcp alone unless the deployment says otherwise, so
+        # principal headers there are believed only when HANDOFF_MCP_ENTRA_AUTH says it does not.
+        caller = functools.partial(
+            caller_of_headers,
+            _request_headers.get() or {},
+            MCP_AUTH_LEVEL,
+            principals=settings.mcp_entra_auth,
+        )
+        instance = f"{settings.base_url}/api/mcp#{spec.name}"
         # Storage and agent calls block: run them off the event loop, as the SDK runs sync tools.
         outcome = await anyio.to_thread.run_sync(
             functools.partial(call_tool, spec, arguments, caller, get_service, instance, to_problem)

@@ -10,8 +10,8 @@ from typing import Any
 import azure.functions as func
 from pydantic import BaseModel
 
-from handoff.auth import Caller, caller_from_headers
-from handoff.errors import PROBLEM_CONTENT_TYPE, InternalError, Problem, ServiceUnavailable
+from handoff.auth import UNKNOWN_KEY, Caller, caller_from_headers
+from handoff.errors import PROBLEM_CONTENT_TYPE, InternalError, Problem, ServiceUnavailable, Unauthorized
 from handoff.service import StorageUnavailable
 from handoff.settings import get_settings
 
@@ -52,7 +52,9 @@ def caller_of(req: func.HttpRequest, *, rate_limited: bool = True) -> Caller:
     return caller_of_headers(dict(req.headers), get_settings().http_auth_level, rate_limited=rate_limited)
 
 
-def caller_of_headers(headers: Mapping[str, str], auth_level: str, *, rate_limited: bool = True) -> Caller:
+def caller_of_headers(
+    headers: Mapping[str, str], auth_level: str, *, rate_limited: bool = True, principals: bool = True
+) -> Caller:
     """The caller of a request with these headers, served by a function at ``auth_level``, within its
     rate limit (429 otherwise).
 
@@ -62,13 +64,18 @@ def caller_of_headers(headers: Mapping[str, str], auth_level: str, *, rate_limit
     from handoff.app import get_keyring, get_rate_limiter
 
     settings = get_settings()
-    caller = caller_from_headers(
-        dict(headers),
-        in_azure=bool(settings.website_hostname),
-        keys_enforced=auth_level == "function",
-        easy_auth=settings.website_auth_enabled,
-        keys=get_keyring(),
-    )
+    try:
+        caller = caller_from_headers(
+            dict(headers),
+            in_azure=bool(settings.website_hostname),
+            keys_enforced=auth_level == "function",
+            easy_auth=settings.website_auth_enabled and principals,
+            keys=get_keyring(),
+        )
+    except Unauthorized:
+        # Guessing keys costs from one shared budget, so it cannot be free load.
+        get_rate_limiter().check(UNKNOWN_KEY)
+        raise
     if rate_limited:
         get_rate_limiter().check(caller)
     return caller

@@ -63,6 +63,15 @@ class GitHubBackend(_BackendBase):
     repo: Annotated[str, Field(pattern=r"^[A-Za-z0-9_.-]+/[A-Za-z0-9_.-]+$")]
     issue: Annotated[int | None, Field(ge=1)] = None
     labels: tuple[str, ...] = ()
+    repositories: tuple[Annotated[str, Field(pattern=r"^[A-Za-z0-9_.-]+/[A-Za-z0-9_.-]+$")], ...] = Field(
+        default=(),
+        description="Other repositories whose issues a handoff's incident reference may name (besides repo).",
+    )
+
+    def may_write_to(self, repo: str) -> bool:
+        """Whether a caller's incident reference may point the writer at ``repo``: the backend's own
+        repository or one listed in ``repositories`` (GitHub compares names case-insensitively)."""
+        return repo.lower() in {name.lower() for name in (self.repo, *self.repositories)}
 
 
 class PagerDutyBackend(_BackendBase):

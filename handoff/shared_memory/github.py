@@ -66,7 +66,10 @@ class GitHubWriter:
         incident = job.record.stored.request.context.incident
         if incident and (incident.platform or "").lower() == "github":
             match = _ISSUE_REF.match(incident.id.strip())
-            if match:
+            # A reference to another repository is the caller's word, not the configuration's: the
+            # broker's token would write there on the caller's behalf, so it is followed only into
+            # repositories the backend names.
+            if match and self.backend.may_write_to(match["repo"]):
                 repo, number = match["repo"], int(match["number"])
                 return Destination(f"{repo}#{number}", {"repo": repo, "number": number})
         repo = self.backend.repo

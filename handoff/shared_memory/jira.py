@@ -31,7 +31,9 @@ class JiraWriter:
     def destination(self, job: WriteJob) -> Destination | None:
         incident = job.record.stored.request.context.incident
         key = None
-        if incident and (incident.platform or "").lower() == "jira":
+        if incident and (incident.platform or "").lower() == "jira" and self.backend.project:
+            # A caller's issue key is followed only inside the backend's project: the broker's token
+            # would otherwise comment on any issue it can reach.
             key = incident.id.strip().upper()
         key = key or self.backend.issue
         if not key:

@@ -73,6 +73,8 @@ var appSettings = {
   // Azure Monitor secure webhook: /api/alerts validates the Entra token itself when an audience is set.
   HANDOFF_ALERTS_AUDIENCE: alertsAudience
   HANDOFF_ALERTS_TENANT_ID: tenant().tenantId
+  // Principal headers on /api/mcp are believed only when App Service Authentication covers that path too.
+  HANDOFF_MCP_ENTRA_AUTH: easyAuthEnabled && !contains(easyAuthExcludedPaths, '/api/mcp') ? 'true' : 'false'
   // Outbound calls to private addresses are refused unless listed here (an empty value means none).
   HANDOFF_EGRESS_ALLOWED_NETWORKS: egressAllowedNetworks
 }

@@ -334,3 +334,64 @@ def test_one_caller_is_rate_limited_without_slowing_the_others(secured):
     assert (
         secured.client.get(f"/api/handoffs/{uuid.uuid4()}", headers=as_principal(NOBODY)).status_code == 404
     )
+
+
+@pytest.mark.attack("authorization")
+def test_thread_links_do_not_follow_into_chains_the_caller_cannot_read(secured, clean_fakes):
+    view, ops_thread = delivered_ops_to_checkout(secured, clean_fakes)
+    checkout_thread = view["target"]["threadId"]
+    # checkout starts a chain of its own from the same thread (no parentHandoffId): ops is not in it.
+    other = secured.client.post(
+        "/api/handoffs",
+        json=handoff_body(checkout_thread, source="checkout", target="inventory"),
+        headers=as_principal(CHECKOUT),
+    )
+    assert other.status_code == 202, other.text
+    other_id = other.json()["id"]
+    secured.wait_for(other_id, lambda b: b["status"] == "delivered")
+    as_ops = secured.client.get(f"/api/threads/ops/{ops_thread}/links", headers=as_principal(OPS)).json()
+    as_checkout = secured.client.get(
+        f"/api/threads/checkout/{checkout_thread}/links", headers=as_principal(CHECKOUT)
+    ).json()
+
+    assert [link["handoffId"] for link in as_ops["links"]] == [view["id"]]
+    assert {link["handoffId"] for link in as_checkout["links"]} == {view["id"], other_id}
+
+
+@pytest.mark.attack("authorization")
+def test_seen_before_shows_only_what_the_handoffs_agents_took_part_in(secured, clean_fakes):
+    resource = f"/subscriptions/{uuid.uuid4()}/resourceGroups/victim/providers/Microsoft.Web/sites/pay"
+    # A chain neither ops nor checkout takes part in: payments hands off to inventory, which hands back a
+    # root cause. (No source thread: nothing is posted back, the findings still enter the history.)
+    body = handoff_body(None, source="payments", target="inventory")
+    body["context"]["resources"] = [resource]
+    victim = secured.client.post("/api/handoffs", json=body, headers=as_principal(PAYMENTS))
+    assert victim.status_code == 202, victim.text
+    victim_id = victim.json()["id"]
+    secured.wait_status(victim_id, "delivered", timeout=20)
+    secret = f"VICTIM-ROOT-CAUSE-{uuid.uuid4().hex[:6]}"
+    back = secured.client.post(
+        f"/api/handoffs/{victim_id}/handback",
+        json=handback_body(agent="inventory", rootCause=secret),
+        headers=as_principal(INVENTORY),
+    )
+    assert back.status_code == 202, back.text
+    secured.wait_status(victim_id, "handedBack", timeout=20)
+    as_operator = secured.client.get("/api/history", params={"resource": resource})
+    assert secret in as_operator.text  # it is in the history
+
+    # ops hands off about the same resource to checkout: the earlier investigation is none of theirs.
+    ops_thread = clean_fakes.agents["ops"].create_thread("Ops")["id"]
+    probe = handoff_body(ops_thread)
+    probe["context"]["resources"] = [resource]
+    probe_id = secured.client.post("/api/handoffs", json=probe, headers=as_principal(OPS)).json()["id"]
+    delivered = secured.wait_status(probe_id, "delivered", timeout=20)
+    text = clean_fakes.agents["checkout"].thread(delivered["target"]["threadId"])["startMessage"]["text"]
+
+    assert secret not in text and victim_id not in text
+    assert (
+        secret
+        not in secured.client.get(
+            "/api/history", params={"resource": resource}, headers=as_principal(OPS)
+        ).text
+    )

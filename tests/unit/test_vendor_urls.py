@@ -86,12 +86,46 @@ def test_a_github_reference_with_dot_segments_is_a_permanent_failure_before_any_
         secret_setting="TOKEN",
         repo="contoso/shop",
     )
-    writer = GitHubWriter(backend, context(vendor))
+    writer = GitHubWriter(backend.model_copy(update={"repositories": ("../..",)}), context(vendor))
     dest = writer.destination(job_for("../..#1", "github"))  # type: ignore[arg-type]
     assert dest is not None and dest.data["repo"] == "../.."
     with pytest.raises(WriteError) as info:
         writer._exists(dest.data["repo"], 1)
     assert info.value.transient is False and vendor.requests == []
+
+
+def test_a_github_reference_outside_the_configured_repositories_is_not_followed():
+    backend = GitHubBackend(
+        name="gh",
+        type="github",
+        base_url="https://api.github.com",
+        secret_setting="TOKEN",
+        repo="contoso/shop",
+        issue=7,
+        repositories=("contoso/payments",),
+    )
+    writer = GitHubWriter(backend, context(Vendor({})))
+    elsewhere = writer.destination(job_for("victim/secret#1", "github"))  # type: ignore[arg-type]
+    listed = writer.destination(job_for("Contoso/Payments#3", "github"))  # type: ignore[arg-type]
+    assert elsewhere is not None and elsewhere.data == {"repo": "contoso/shop", "number": 7}
+    assert listed is not None and listed.data == {"repo": "Contoso/Payments", "number": 3}
+
+
+def test_a_jira_reference_is_followed_only_inside_the_configured_project():
+    from handoff.shared_memory.config import JiraBackend
+    from handoff.shared_memory.jira import JiraWriter
+
+    base = {
+        "name": "jira",
+        "type": "jira",
+        "base_url": "https://contoso.atlassian.net",
+        "secret_setting": "T",
+    }
+    unscoped = JiraWriter(JiraBackend(**base, issue="OPS-1"), context(Vendor({})))
+    scoped = JiraWriter(JiraBackend(**base, project="OPS"), context(Vendor({})))
+    assert unscoped.destination(job_for("HR-9", "jira")).data == {"key": "OPS-1"}  # type: ignore[arg-type, union-attr]
+    assert scoped.destination(job_for("HR-9", "jira")) is None  # type: ignore[arg-type]
+    assert scoped.destination(job_for("ops-12", "jira")).data == {"key": "OPS-12"}  # type: ignore[arg-type, union-attr]
 
 
 def test_a_servicenow_number_cannot_add_conditions_to_the_encoded_query():
