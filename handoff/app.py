@@ -12,6 +12,7 @@ from functools import lru_cache
 from typing import TYPE_CHECKING
 
 from handoff.auth import Authorizer, KeyRing, RateLimiter
+from handoff.redaction import install_log_redaction
 from handoff.registry import Registry
 from handoff.service import HandoffService
 from handoff.settings import get_settings
@@ -46,6 +47,7 @@ def get_rate_limiter() -> RateLimiter:
 
 def validate_startup() -> None:
     """Fail start-up with a clear message when settings or the registry are invalid."""
+    install_log_redaction()
     settings = get_settings()
     registry = get_registry()
     log.info(

@@ -346,3 +346,23 @@ def test_long_tables_are_redacted_row_by_row_without_changing_the_input():
     assert redacted_rows[:150] == rows[:150] and redacted_rows[151:] == rows[151:]
     assert counts == {"github_token": 1, "password": 1}
     assert rows[150][1] == f"failed with {token}"  # the input is not changed
+
+
+def test_log_records_of_the_broker_are_redacted_message_and_traceback(caplog):
+    import logging
+
+    from handoff.models import HandoffRequest
+    from handoff.redaction import install_log_redaction
+
+    install_log_redaction()
+    token = "ghp_" + "A1b2C3d4E5f6G7h8I9j0K1l2M3n4O5p6Q7r8"
+    log = logging.getLogger("handoff.test")
+    with caplog.at_level(logging.INFO, logger="handoff"):
+        log.info("calling with %s", f"Authorization: Bearer {token}")
+        try:
+            HandoffRequest.model_validate({"source": {"agent": token}})
+        except Exception:
+            log.exception("unhandled error")
+        logging.getLogger("other").warning("not ours: %s", "x")
+    assert "unhandled error" in caplog.text and "ValidationError" in caplog.text
+    assert token not in caplog.text and "[redacted:" in caplog.text
