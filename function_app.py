@@ -10,6 +10,7 @@ from handoff.entrypoints import (
     http_api,
     mcp_api,
     shared_memory_worker,
+    webhooks_api,
     worker,
 )
 
@@ -23,3 +24,4 @@ app.register_functions(a2a_api.bp)
 app.register_functions(alerts_api.bp)
 app.register_functions(shared_memory_worker.bp)
 app.register_functions(history_api.bp)
+app.register_functions(webhooks_api.bp)

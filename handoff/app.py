@@ -19,6 +19,7 @@ from handoff.settings import get_settings
 
 if TYPE_CHECKING:
     from handoff.alert_service import AlertService
+    from handoff.shared_memory.inbound import HumanInbound
     from handoff.shared_memory.service import SharedMemoryService
 
 log = logging.getLogger("handoff")
@@ -64,6 +65,7 @@ def validate_startup() -> None:
 
 _service: HandoffService | None = None
 _alert_service: AlertService | None = None
+_human_inbound: HumanInbound | None = None
 
 
 def get_service() -> HandoffService:
@@ -83,6 +85,13 @@ def get_alert_service() -> AlertService:
     return _alert_service
 
 
+def get_human_inbound() -> HumanInbound:
+    """Humans in the loop: signed webhooks in, human entries into the agents' threads."""
+    get_service()
+    assert _human_inbound is not None
+    return _human_inbound
+
+
 def _build_service() -> HandoffService:
     global _alert_service
     from handoff.adapters.a2a_client import A2AClientGateway
@@ -92,10 +101,12 @@ def _build_service() -> HandoffService:
     from handoff.adapters.history_store import TableHistoryIndex
     from handoff.adapters.http import make_http_client
     from handoff.adapters.identity import make_credential
+    from handoff.adapters.inbound_store import TableInboundStore
     from handoff.adapters.sre_agent import SreAgentGateway
     from handoff.adapters.storage import StorageClients, StorageQueue, TableHandoffStore, delivery_queue
     from handoff.alert_service import AlertService
     from handoff.settings import SHARED_MEMORY_POISON_QUEUE, SHARED_MEMORY_QUEUE
+    from handoff.shared_memory.inbound import HumanInbound
     from handoff.shared_memory.service import SharedMemoryPublisher
 
     settings = get_settings()
@@ -107,6 +118,8 @@ def _build_service() -> HandoffService:
     credential = make_credential(settings)
     http = make_http_client(settings.http_timeout_seconds, EgressPolicy.from_settings(settings))
     agents = SreAgentGateway(settings, credential, http)
+    inbound = TableInboundStore(clients)
+    history = TableHistoryIndex(clients, registry)
     service = HandoffService(
         settings=settings,
         registry=registry,
@@ -116,13 +129,19 @@ def _build_service() -> HandoffService:
         chains=TableChainStore(clients),
         remote_agents=A2AClientGateway(settings, credential),
         lifecycle=SharedMemoryPublisher(
-            registry, StorageQueue(clients, SHARED_MEMORY_QUEUE, SHARED_MEMORY_POISON_QUEUE), store
+            registry,
+            StorageQueue(clients, SHARED_MEMORY_QUEUE, SHARED_MEMORY_POISON_QUEUE),
+            store,
+            destinations=inbound,
         ),
-        history=TableHistoryIndex(clients, registry),
+        history=history,
         authorizer=Authorizer(registry),
     )
     # Built with the service because the delivery worker runs the alert notes' queue work.
     _alert_service = AlertService(service, TableAlertStore(clients))
+    # Likewise the human entries people write on the records the broker writes to (humanEntry).
+    global _human_inbound
+    _human_inbound = HumanInbound(service, inbound, history)
     return service
 
 
@@ -131,6 +150,7 @@ def get_shared_memory() -> SharedMemoryService:
     """The process-wide shared-memory writer service (its own queue, state table and HTTP client)."""
     from handoff.adapters.egress import EgressPolicy
     from handoff.adapters.http import make_http_client
+    from handoff.adapters.inbound_store import TableInboundStore
     from handoff.adapters.shared_memory_store import TableWriteState
     from handoff.adapters.storage import StorageClients, StorageQueue
     from handoff.settings import SHARED_MEMORY_POISON_QUEUE, SHARED_MEMORY_QUEUE
@@ -146,4 +166,5 @@ def get_shared_memory() -> SharedMemoryService:
         queue=StorageQueue(clients, SHARED_MEMORY_QUEUE, SHARED_MEMORY_POISON_QUEUE),
         state=TableWriteState(clients),
         http=make_http_client(settings.shared_memory_timeout_seconds, EgressPolicy.from_settings(settings)),
+        destinations=TableInboundStore(clients),
     )

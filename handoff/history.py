@@ -65,6 +65,18 @@ def resource_group_of(resource_id: str) -> str | None:
     return next((s for s in scopes_of(resource_id) if s.count("/") == 4 and "/resourcegroups/" in s), None)
 
 
+class HumanNote(WireModel):
+    """What a person wrote on the investigation's record (GitHub comment, PagerDuty note), redacted."""
+
+    backend: str
+    entry_id: str
+    author: str
+    at: datetime
+    text: str
+    url: str | None = None
+    override: bool = False
+
+
 class HistoryItem(WireModel):
     """One earlier investigation (one hand-back), as ``GET /api/history`` lists it."""
 
@@ -80,6 +92,9 @@ class HistoryItem(WireModel):
         default_factory=dict, description="Deep links by role: source, target."
     )
     handed_back_at: datetime
+    human_notes: list[HumanNote] = Field(
+        default_factory=list, description="What people wrote on the investigation's records, oldest first."
+    )
 
 
 class HistoryPage(WireModel):

@@ -321,6 +321,7 @@ def openapi_document() -> dict[str, Any]:
         },
     }
     paths.update(_history_and_shared_memory_paths(HistoryPage))
+    paths["/api/webhooks/{backendName}"] = _webhook_operation()
     _add_caller_errors(paths)
     return {
         "openapi": "3.1.0",
@@ -357,8 +358,8 @@ _CALLER_ERRORS = {
     "403": _problem("The caller may not do this (it is not that agent, or not an operator)"),
     "429": _problem("Too many requests from this caller; see Retry-After"),
 }  # fmt: skip
-# Answered without a caller: these never see the caller errors.
-_PUBLIC = {"health", "getOpenApiDocument", "a2aAgentCard"}
+# Answered without a caller: these never see the caller errors (webhooks are authenticated by signature).
+_PUBLIC = {"health", "getOpenApiDocument", "a2aAgentCard", "receiveWebhook"}
 
 
 def _add_caller_errors(paths: dict[str, Any]) -> None:
@@ -404,6 +405,64 @@ def _alerts_operation() -> dict[str, Any]:
                 "401": _problem("Secure-webhook token missing or invalid"),
                 "413": _problem("Body larger than 1 MiB"),
                 "503": _problem("Storage (or the tenant's signing keys) unavailable; Azure Monitor retries"),
+            },
+        }
+    }
+
+
+def _webhook_operation() -> dict[str, Any]:
+    """``POST /api/webhooks/{backendName}``: signed vendor webhooks (humans in the loop)."""
+    from handoff.shared_memory.config import BACKEND_NAME_PATTERN
+
+    answer = {
+        "type": "object",
+        "required": ["status"],
+        "properties": {
+            "status": {"type": "string", "enum": ["queued", "duplicate", "ignored"]},
+            "reason": {"type": "string"},
+            "investigations": {"type": "integer", "minimum": 0},
+            "override": {"type": "boolean"},
+        },
+    }
+    return {
+        "post": {
+            "operationId": "receiveWebhook",
+            "summary": "A vendor's signed webhook: a person's comment or note on a broker's record",
+            "description": "Runs at anonymous auth level: vendors cannot send function keys, so a delivery "
+            "is authenticated by its signature alone, keyed with the backend's webhookSecretSetting. GitHub: "
+            "X-Hub-Signature-256 (sha256=<hex HMAC-SHA256 of the raw body>), X-GitHub-Event issue_comment "
+            "(and ping), X-GitHub-Delivery. PagerDuty v3: X-PagerDuty-Signature (v1=<hex>, any of a "
+            "comma-separated list), event incident.annotated. Each entry is taken once (a replayed or "
+            "redelivered one answers 200 duplicate).",
+            "security": [],
+            "parameters": [
+                {
+                    "name": "backendName",
+                    "in": "path",
+                    "required": True,
+                    "schema": {"type": "string", "pattern": BACKEND_NAME_PATTERN},
+                }
+            ],
+            "requestBody": {
+                "required": True,
+                "content": {"application/json": {"schema": {"type": "object"}}},
+            },
+            "responses": {
+                "202": {
+                    "description": "Queued for the agents of the investigations on the record",
+                    "content": {"application/json": {"schema": answer}},
+                },
+                "200": {
+                    "description": "Taken, nothing to post: a duplicate, the broker's own entry, no active "
+                    "investigation on the record, or an event that is not read (ping)",
+                    "content": {"application/json": {"schema": answer}},
+                },
+                "400": _problem("Signed, but not JSON"),
+                "401": _problem("Signature missing or invalid (logged in the security log)"),
+                "404": _problem("No backend of that name takes webhooks"),
+                "413": _problem("Body larger than 1 MiB"),
+                "422": _problem("Signed JSON that is not the vendor's documented event shape"),
+                "503": _problem("Storage unavailable; the vendor retries"),
             },
         }
     }

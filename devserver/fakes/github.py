@@ -8,10 +8,15 @@ primary (``403`` + ``x-ratelimit-remaining: 0``) and secondary (``403`` + messag
 
 from __future__ import annotations
 
+import hashlib
+import hmac
+import json
 import time
+import uuid
 from datetime import UTC, datetime
 from typing import Any
 
+import httpx
 from starlette.responses import JSONResponse, Response
 
 from devserver.fakes._service import Call, HttpError, utc_now
@@ -76,6 +81,75 @@ class FakeGitHub(VendorFake):
         """Open an issue as someone else would; returns its number."""
         with self.lock:
             return self._new_issue(self._repos[repo.lower()], repo, title, body)["number"]
+
+    def add_human_comment(self, repo: str, number: int, body: str, login: str = "alice") -> dict[str, Any]:
+        """A person comments on an issue (in the web UI); returns the comment as GitHub stores it."""
+        with self.lock:
+            data = self._repos[repo.lower()]
+            issue = data["issues"][number]
+            comment_id = self.next_id() + 500000
+            now = utc_now()
+            comment = {
+                "id": comment_id,
+                "node_id": f"IC_kwDO{comment_id}",
+                "url": f"https://api.github.com/repos/{data['name']}/issues/comments/{comment_id}",
+                "html_url": f"{issue['html_url']}#issuecomment-{comment_id}",
+                "body": body,
+                "user": {**self._user(), "login": login, "id": 2000 + len(login), "type": "User"},
+                "created_at": now,
+                "updated_at": now,
+                "issue_url": issue["url"],
+                "author_association": "MEMBER",
+            }
+            data["comments"].setdefault(number, []).append(comment)
+            issue["comments"] += 1
+            return dict(comment)
+
+    def issue_comment_event(self, repo: str, number: int, comment: dict[str, Any]) -> dict[str, Any]:
+        """The ``issue_comment`` ``created`` webhook payload GitHub sends for ``comment``."""
+        with self.lock:
+            data = self._repos[repo.lower()]
+            issue = dict(data["issues"][number])
+        owner = data["name"].split("/")[0]
+        return {
+            "action": "created",
+            "issue": issue,
+            "comment": comment,
+            "repository": {
+                "id": 4242,
+                "name": data["name"].split("/")[1],
+                "full_name": data["name"],
+                "owner": {"login": owner, "type": "Organization"},
+                "html_url": f"https://github.com/{data['name']}",
+            },
+            "sender": comment["user"],
+        }
+
+    @staticmethod
+    def send_webhook(
+        url: str,
+        secret: str,
+        event: str,
+        payload: dict[str, Any],
+        delivery: str | None = None,
+        signature: str | None = None,
+    ) -> httpx.Response:
+        """Deliver a webhook as GitHub documents it: JSON body, ``X-GitHub-Event``, ``X-GitHub-Delivery``
+        (a GUID; redeliveries reuse it) and ``X-Hub-Signature-256: sha256=<hex HMAC-SHA256 of the raw
+        body>`` keyed with the webhook's secret. ``signature`` replaces the computed one."""
+        body = json.dumps(payload).encode()
+        digest = hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
+        headers = {
+            "Content-Type": "application/json",
+            "User-Agent": "GitHub-Hookshot/7c2a3f1",
+            "X-GitHub-Event": event,
+            "X-GitHub-Delivery": delivery or str(uuid.uuid4()),
+            "X-GitHub-Hook-ID": "123456",
+            "X-GitHub-Hook-Installation-Target-Type": "repository",
+        }
+        if signature != "":
+            headers["X-Hub-Signature-256"] = signature or f"sha256={digest}"
+        return httpx.post(url, content=body, headers=headers, timeout=30)
 
     def reset(self) -> None:
         """Clear faults and requests; keep repositories but empty them."""

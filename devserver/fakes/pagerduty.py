@@ -8,8 +8,13 @@ headers; ``rate_limit()`` injects the documented 429.
 
 from __future__ import annotations
 
+import hashlib
+import hmac
+import json
+import uuid
 from typing import Any
 
+import httpx
 from starlette.responses import JSONResponse, Response
 
 from devserver.fakes._service import Call, HttpError, utc_now
@@ -52,6 +57,69 @@ class FakePagerDuty(VendorFake):
         """Notes of an incident, oldest first."""
         with self.lock:
             return [dict(n) for n in self._incidents.get(incident_id, [])]
+
+    def add_human_note(self, incident_id: str, content: str, user_id: str = "PALICE1") -> dict[str, Any]:
+        """A person adds a note to an incident (in the web UI); returns the note."""
+        with self.lock:
+            note = self._note(content, "alice@contoso.com")
+            note["user"] = {**note["user"], "id": user_id, "summary": "Alice Oncall"}
+            self._incidents.setdefault(incident_id, []).append(note)
+            return dict(note)
+
+    @staticmethod
+    def annotated_event(
+        incident_id: str, note: dict[str, Any], event_id: str | None = None
+    ) -> dict[str, Any]:
+        """The v3 webhook payload of ``incident.annotated`` for ``note``."""
+        return {
+            "event": {
+                "id": event_id or "01" + uuid.uuid4().hex[:24].upper(),
+                "event_type": "incident.annotated",
+                "resource_type": "incident",
+                "occurred_at": note["created_at"],
+                "agent": {
+                    "html_url": f"https://subdomain.pagerduty.com/users/{note['user']['id']}",
+                    "id": note["user"]["id"],
+                    "self": f"https://api.pagerduty.com/users/{note['user']['id']}",
+                    "summary": note["user"]["summary"],
+                    "type": "user_reference",
+                },
+                "client": None,
+                "data": {
+                    "incident": {
+                        "html_url": f"https://subdomain.pagerduty.com/incidents/{incident_id}",
+                        "id": incident_id,
+                        "self": f"https://api.pagerduty.com/incidents/{incident_id}",
+                        "summary": incident_id,
+                        "type": "incident_reference",
+                    },
+                    "id": note["id"],
+                    "content": note["content"],
+                    "trimmed": False,
+                    "type": "incident_note",
+                },
+            }
+        }
+
+    @staticmethod
+    def send_webhook(
+        url: str, secrets: tuple[str, ...], payload: dict[str, Any], signature: str | None = None
+    ) -> httpx.Response:
+        """Deliver a v3 webhook as PagerDuty documents it: ``X-PagerDuty-Signature`` lists
+        ``v1=<hex HMAC-SHA256 of the raw body>`` for each secret (several while one is rotated)."""
+        body = json.dumps(payload).encode()
+        signatures = ",".join(
+            "v1=" + hmac.new(secret.encode(), body, hashlib.sha256).hexdigest() for secret in secrets
+        )
+        headers = {
+            "Content-Type": "application/json",
+            "User-Agent": "PagerDuty-Webhook/V3.0",
+            "X-Webhook-Id": str(uuid.uuid4()),
+            "X-Webhook-Subscription": "PSUBSCR",
+        }
+        if signature != "":
+            headers["X-PagerDuty-Signature"] = signature or signatures
+        return httpx.post(url, content=body, headers=headers, timeout=30)
 
     def reset(self) -> None:
         """Clear faults, requests and incidents."""

@@ -17,6 +17,7 @@ from handoff.history import (
     HistoryItem,
     HistoryPage,
     HistoryQuery,
+    HumanNote,
     decode_token,
     encode_token,
     matches_text,
@@ -90,7 +91,40 @@ class TableHistoryIndex:
 
     # -------------------------------------------------------------- reading
 
+    def add_human_note(self, handoff_id: str, note: dict[str, Any]) -> None:
+        """Keep a human entry with its investigation (partition ``h|<handoff id>``, never searched
+        itself: it is attached to the investigation's items)."""
+        row = f"{note['at']}|{note['backend']}|{note['entryId']}"
+        entity = {
+            "PartitionKey": f"h|{handoff_id}",
+            "RowKey": encode_key(row)[:512],
+            "Note": json.dumps(note, ensure_ascii=False)[:30000],
+        }
+        with storage_errors():
+            self.table.upsert_entity(entity)
+
+    def human_notes(self, handoff_id: str) -> list[HumanNote]:
+        """The human entries of one investigation, oldest first."""
+        notes = []
+        with storage_errors():
+            for entity in self.table.query_entities(
+                "PartitionKey eq @pk", parameters={"pk": f"h|{handoff_id}"}, results_per_page=100
+            ):
+                try:
+                    notes.append(HumanNote.model_validate(json.loads(entity["Note"])))
+                except ValueError:
+                    continue
+                if len(notes) >= 100:
+                    break
+        return notes
+
     def search(self, query: HistoryQuery, agents: frozenset[str] | None = None) -> HistoryPage:
+        page = self._search(query, agents)
+        for item in page.items:
+            item.human_notes = self.human_notes(item.handoff_id)
+        return page
+
+    def _search(self, query: HistoryQuery, agents: frozenset[str] | None = None) -> HistoryPage:
         if agents is not None and not agents:
             return HistoryPage(items=[])
         clauses = ["PartitionKey eq @pk"]

@@ -36,6 +36,22 @@ class _BackendBase(BaseModel):
     ]
     on: tuple[Point, ...] = DEFAULT_POINTS
     allow_insecure_local: bool = False
+    webhook_secret_setting: Annotated[
+        str | None,
+        Field(
+            pattern=SETTING_NAME_PATTERN,
+            description="Name of the app setting that holds the webhook signing secret; without it the "
+            "backend's webhook route answers 404 (humans in the loop are off).",
+        ),
+    ] = None
+    own_account: Annotated[
+        str | None,
+        Field(
+            max_length=200,
+            description="The broker's own account on the backend (GitHub login, PagerDuty user id): its "
+            "entries are never read back as human notes.",
+        ),
+    ] = None
 
     @model_validator(mode="after")
     def _safe_base_url(self) -> _BackendBase:

@@ -23,6 +23,7 @@ from handoff.service import backoff_seconds, utcnow
 from handoff.settings import Settings
 from handoff.shared_memory.base import CoordinationState, WriteError, WriteJob, WriterContext
 from handoff.shared_memory.content import ChainStep, build_note
+from handoff.shared_memory.inbound import DestinationIndex, destination_key, index_record, known_destination
 from handoff.shared_memory.writers import make_writer
 
 log = logging.getLogger("handoff")
@@ -83,15 +84,19 @@ class SharedMemoryPublisher:
         queue: DeliveryQueue,
         store: HandoffStore,
         clock: Callable[[], datetime] = utcnow,
+        destinations: DestinationIndex | None = None,
     ) -> None:
         self.registry = registry
         self.queue = queue
         self.store = store
         self.clock = clock
+        self.destinations = destinations
 
     def on_lifecycle(self, record: HandoffRecord, point: str, details: dict[str, Any]) -> None:
         """Queue the writes of ``point``; ``details["sharedMemory"]`` adds backend names."""
         extra = [str(name) for name in details.get("sharedMemory") or ()]
+        if point == "delivered" and self.destinations is not None:
+            self._index_named_records(record, details, extra)
         names = destinations(self.registry, record, point, extra)
         if not names:
             return
@@ -114,6 +119,18 @@ class SharedMemoryPublisher:
             record.id, "sharedMemoryQueued", "broker", {"point": point, "seq": seq, "backends": names}
         )
 
+    def _index_named_records(self, record: HandoffRecord, details: dict[str, Any], extra: list[str]) -> None:
+        """Humans in the loop: index the records the handoff names on its backends (whatever ``on``
+        says), so what people write there while the investigation runs reaches its agents."""
+        agent = self.registry.find(record.stored.target_agent)
+        names = list(agent.shared_memory if agent else ()) + list(record.stored.shared_memory) + extra
+        for name in dict.fromkeys(names):
+            backend = self.registry.shared_memory.find(name)
+            if backend is not None and backend.webhook_secret_setting:
+                index_record(
+                    self.destinations, backend, known_destination(backend, record, details), record.id
+                )
+
 
 class SharedMemoryService:
     """Performs shared-memory writes from their queue; exactly-once in effect by markers."""
@@ -129,7 +146,9 @@ class SharedMemoryService:
         http: Any,
         clock: Callable[[], datetime] = utcnow,
         environ: Any = None,
+        destinations: DestinationIndex | None = None,
     ) -> None:
+        self.destinations = destinations
         self.settings = settings
         self.registry = registry
         self.store = store
@@ -229,6 +248,7 @@ class SharedMemoryService:
                 {**base, "reason": f"nothing to write to on {backend.type} for this handoff"},
             )
             return
+        index_record(self.destinations, backend, destination_key(backend.type, dest.data), record.id)
         existing = writer.find(dest, job) if current.get("Attempted") else None
         if existing is None:
             attempts = int(current.get("Attempts") or 0) + 1

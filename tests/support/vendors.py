@@ -20,6 +20,8 @@ PAGERDUTY_KEY = "pd_test_key"
 SERVICENOW_USER = ("handoff.bot", "snow_test_password")
 JIRA_USER = ("bot@contoso.com", "jira_test_token")
 MEMORY_AGENT = "inventory"
+GITHUB_WEBHOOK_SECRET = "gh-webhook-secret-for-tests"
+PAGERDUTY_WEBHOOK_SECRET = "pd-webhook-secret-for-tests"
 
 # Credentials the broker reads at use time (app settings named by each backend's secretSetting), and
 # timings compressed so retries, spacing and the give-up age run in seconds.
@@ -28,6 +30,8 @@ SHARED_MEMORY_ENV = {
     "TEST_PAGERDUTY_TOKEN": PAGERDUTY_KEY,
     "TEST_SERVICENOW_CREDENTIALS": ":".join(SERVICENOW_USER),
     "TEST_JIRA_CREDENTIALS": ":".join(JIRA_USER),
+    "TEST_GITHUB_WEBHOOK_SECRET": GITHUB_WEBHOOK_SECRET,
+    "TEST_PAGERDUTY_WEBHOOK_SECRET": PAGERDUTY_WEBHOOK_SECRET,
     "HANDOFF_SHARED_MEMORY_RETRY_BASE_SECONDS": "0.3",
     "HANDOFF_SHARED_MEMORY_RETRY_MAX_SECONDS": "1",
     "HANDOFF_SHARED_MEMORY_MAX_AGE_SECONDS": "8",
@@ -89,6 +93,8 @@ def shared_memory_config(registry: dict[str, Any], vendors: VendorFakes) -> dict
                 "baseUrl": vendors.github.url,
                 "repo": REPO,
                 "secretSetting": "TEST_GITHUB_TOKEN",
+                "webhookSecretSetting": "TEST_GITHUB_WEBHOOK_SECRET",
+                "ownAccount": "handoff-bot",
                 **local,
             },
             {
@@ -97,6 +103,7 @@ def shared_memory_config(registry: dict[str, Any], vendors: VendorFakes) -> dict
                 "baseUrl": vendors.pagerduty.url,
                 "fromEmail": FROM_EMAIL,
                 "secretSetting": "TEST_PAGERDUTY_TOKEN",
+                "webhookSecretSetting": "TEST_PAGERDUTY_WEBHOOK_SECRET",
                 **local,
             },
             {
