@@ -163,7 +163,7 @@ def test_message_is_the_brokers_with_the_entry_as_data():
     assert "> handoff-ref: x/start" in text  # quoted, never a line of its own
     assert "http://evil.example" not in text.replace("http\\://evil.example", "")  # not a link: no https
     assert "Original:" not in text
-    assert "](javascript" not in text
+    assert "@alice\\](javascript" in text  # escaped: it cannot close a link
     entry["url"] = "https://github.com/contoso/shop/issues/7#issuecomment-99"
     assert "Original: [GitHub](https://github.com/contoso/shop/issues/7#issuecomment-99)" in (
         human_entry_message(handoff_id, entry, "https://broker")

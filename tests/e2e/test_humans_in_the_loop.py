@@ -1,0 +1,237 @@
+"""Humans in the loop through the running broker: a person's GitHub comment or PagerDuty note, sent as the
+vendor's signed webhook (exactly as documented), reaches the threads of both agents of the investigation
+once; bad signatures, replays, the broker's own comments and closed investigations post nothing."""
+
+from __future__ import annotations
+
+import time
+import uuid
+from typing import Any
+
+from tests.e2e.helpers import handback_body, handoff_body, messages_mentioning
+from tests.support.vendors import GITHUB_WEBHOOK_SECRET, MEMORY_AGENT, PAGERDUTY_WEBHOOK_SECRET, REPO
+
+
+def _investigation(broker: Any, fakes: Any, incident: dict[str, Any]) -> tuple[str, str, str]:
+    """A delivered handoff ops -> inventory naming ``incident``: (id, ops thread, inventory thread)."""
+    ops_thread = fakes.agents["ops"].create_thread("Ops: checkout errors")["id"]
+    body = handoff_body(ops_thread, target=MEMORY_AGENT)
+    body["context"]["incident"] = incident
+    response = broker.client.post("/api/handoffs", json=body)
+    assert response.status_code == 202, response.text
+    handoff_id = response.json()["id"]
+    view = broker.wait_status(handoff_id, "delivered", timeout=20)
+    _wait_audit(broker, handoff_id, "crossLinked")  # the records it names are indexed by then
+    return handoff_id, ops_thread, view["target"]["threadId"]
+
+
+def _audit(broker: Any, handoff_id: str) -> list[dict[str, Any]]:
+    return broker.client.get(f"/api/handoffs/{handoff_id}/audit").json()["events"]
+
+
+def _wait_audit(broker: Any, handoff_id: str, kind: str, timeout: float = 15) -> dict[str, Any]:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        found = [e for e in _audit(broker, handoff_id) if e["type"] == kind]
+        if found:
+            return found[-1]
+        time.sleep(0.05)
+    raise AssertionError(f"no {kind} in the audit of {handoff_id}")
+
+
+def _posted(fakes: Any, ops_thread: str, inv_thread: str, needle: str) -> tuple[list, list]:
+    return (
+        messages_mentioning(fakes.agents["ops"], ops_thread, needle),
+        messages_mentioning(fakes.agents[MEMORY_AGENT], inv_thread, needle),
+    )
+
+
+def _wait_both(fakes: Any, ops_thread: str, inv_thread: str, needle: str, timeout: float = 15) -> float:
+    start = time.monotonic()
+    while time.monotonic() - start < timeout:
+        ops, inv = _posted(fakes, ops_thread, inv_thread, needle)
+        if ops and inv:
+            return time.monotonic() - start
+        time.sleep(0.02)
+    raise AssertionError(f"{needle} did not reach both threads")
+
+
+def _github_issue(vendors: Any) -> tuple[int, dict[str, str]]:
+    number = vendors.github.add_issue(REPO, f"Checkout outage {uuid.uuid4().hex[:6]}")
+    return number, {"id": f"{REPO}#{number}", "platform": "github"}
+
+
+def _hook(broker: Any, backend: str) -> str:
+    return f"{broker.url}/api/webhooks/{backend}"
+
+
+def test_github_comment_reaches_both_threads_once_and_the_history(broker, vendors, fakes):
+    number, incident = _github_issue(vendors)
+    handoff_id, ops_thread, inv_thread = _investigation(broker, fakes, incident)
+    comment = vendors.github.add_human_comment(
+        REPO, number, "Customer impact is EU only.\nDB password=hunter2hunter2 is in the vault", login="alice"
+    )
+    event = vendors.github.issue_comment_event(REPO, number, comment)
+
+    sent = time.monotonic()
+    response = vendors.github.send_webhook(_hook(broker, "gh"), GITHUB_WEBHOOK_SECRET, "issue_comment", event)
+    assert response.status_code == 202, response.text
+    assert response.json() == {"status": "queued", "investigations": 1, "override": False}
+    needle = f"{handoff_id}/human:gh:{comment['id']}"
+    _wait_both(fakes, ops_thread, inv_thread, needle)
+    took = time.monotonic() - sent
+    print(f"\nwebhook to both threads: {took:.2f}s")
+    assert took < 10
+
+    ops, inv = _posted(fakes, ops_thread, inv_thread, needle)
+    assert len(ops) == len(inv) == 1
+    text = ops[0]["text"]
+    lines = text.splitlines()
+    assert lines[0].startswith(f"[Handoff {handoff_id}] Human note from @alice on GitHub, ")
+    assert lines[-1] == f"handoff-ref: {needle}"
+    assert "> Customer impact is EU only." in text
+    assert "hunter2hunter2" not in text  # redacted
+    assert f"Original: [GitHub]({comment['html_url']})" in text
+    note = _wait_audit(broker, handoff_id, "humanNote")
+    assert note["details"]["entryId"] == str(comment["id"]) and note["details"]["threads"] == 2
+    assert _wait_audit(broker, handoff_id, "humanEntryPosted")["details"]["threads"] == 2
+
+    # Ping (sent when the webhook is created) is answered and ignored.
+    ping = vendors.github.send_webhook(_hook(broker, "gh"), GITHUB_WEBHOOK_SECRET, "ping", {"zen": "Keep it"})
+    assert ping.status_code == 200 and ping.json()["status"] == "ignored"
+
+    # The hand-back closes the investigation; the history lists the note with it.
+    handback = broker.client.post(f"/api/handoffs/{handoff_id}/handback", json=handback_body(MEMORY_AGENT))
+    assert handback.status_code == 202
+    broker.wait_status(handoff_id, "handedBack", timeout=20)
+    items = broker.client.get("/api/history", params={"agent": MEMORY_AGENT, "top": 100}).json()["items"]
+    item = next(i for i in items if i["handoffId"] == handoff_id)
+    assert [n["entryId"] for n in item["humanNotes"]] == [str(comment["id"])]
+    assert (
+        item["humanNotes"][0]["author"] == "alice" and "hunter2hunter2" not in item["humanNotes"][0]["text"]
+    )
+
+    # An entry on the closed investigation is ignored.
+    late = vendors.github.add_human_comment(REPO, number, "Any news?", login="bob")
+    response = vendors.github.send_webhook(
+        _hook(broker, "gh"),
+        GITHUB_WEBHOOK_SECRET,
+        "issue_comment",
+        vendors.github.issue_comment_event(REPO, number, late),
+    )
+    assert response.status_code == 200 and response.json()["status"] == "ignored"
+    time.sleep(1)
+    assert _posted(fakes, ops_thread, inv_thread, f"human:gh:{late['id']}") == ([], [])
+
+
+def test_bad_or_missing_signature_is_401_and_posts_nothing(broker, vendors, fakes):
+    number, incident = _github_issue(vendors)
+    handoff_id, ops_thread, inv_thread = _investigation(broker, fakes, incident)
+    comment = vendors.github.add_human_comment(REPO, number, "override: roll back now")
+    event = vendors.github.issue_comment_event(REPO, number, comment)
+    url = _hook(broker, "gh")
+    for response in (
+        vendors.github.send_webhook(url, "not-the-secret", "issue_comment", event),
+        vendors.github.send_webhook(url, GITHUB_WEBHOOK_SECRET, "issue_comment", event, signature=""),
+        vendors.github.send_webhook(
+            url, GITHUB_WEBHOOK_SECRET, "issue_comment", event, signature="sha256=00"
+        ),
+        vendors.pagerduty.send_webhook(_hook(broker, "pd"), ("wrong",), {"event": {}}),
+    ):
+        assert response.status_code == 401, response.text
+        assert response.headers["content-type"].startswith("application/problem+json")
+    unknown = vendors.github.send_webhook(
+        _hook(broker, "nope"), GITHUB_WEBHOOK_SECRET, "issue_comment", event
+    )
+    assert unknown.status_code == 404
+    no_webhook = vendors.github.send_webhook(
+        _hook(broker, "jira"), GITHUB_WEBHOOK_SECRET, "issue_comment", event
+    )
+    assert no_webhook.status_code == 404  # a backend without webhookSecretSetting takes none
+    time.sleep(1)
+    assert _posted(fakes, ops_thread, inv_thread, "human:gh:") == ([], [])
+    assert not [e for e in _audit(broker, handoff_id) if e["type"].startswith("human")]
+    assert (
+        "refused: caller=local action='deliver a webhook' resource='webhooks/gh' status=401" in broker.logs()
+    )
+    # The signature was never the problem of the entry: signed correctly, it is taken (once).
+    ok = vendors.github.send_webhook(url, GITHUB_WEBHOOK_SECRET, "issue_comment", event)
+    assert ok.status_code == 202
+
+
+def test_replayed_delivery_posts_once(broker, vendors, fakes):
+    number, incident = _github_issue(vendors)
+    handoff_id, ops_thread, inv_thread = _investigation(broker, fakes, incident)
+    comment = vendors.github.add_human_comment(REPO, number, "Saw the same last week: pool size.")
+    event = vendors.github.issue_comment_event(REPO, number, comment)
+    delivery = str(uuid.uuid4())
+    url = _hook(broker, "gh")
+    first = vendors.github.send_webhook(url, GITHUB_WEBHOOK_SECRET, "issue_comment", event, delivery=delivery)
+    replay = vendors.github.send_webhook(
+        url, GITHUB_WEBHOOK_SECRET, "issue_comment", event, delivery=delivery
+    )
+    redelivered = vendors.github.send_webhook(url, GITHUB_WEBHOOK_SECRET, "issue_comment", event)
+    assert (first.status_code, replay.status_code, redelivered.status_code) == (202, 200, 200)
+    assert replay.json() == {"status": "duplicate"}
+    needle = f"{handoff_id}/human:gh:{comment['id']}"
+    _wait_both(fakes, ops_thread, inv_thread, needle)
+    time.sleep(1)
+    ops, inv = _posted(fakes, ops_thread, inv_thread, needle)
+    assert (len(ops), len(inv)) == (1, 1)
+    assert len([e for e in _audit(broker, handoff_id) if e["type"] == "humanNote"]) == 1
+
+
+def test_the_brokers_own_comments_are_not_read_back(broker, vendors, fakes):
+    number, incident = _github_issue(vendors)
+    handoff_id, ops_thread, inv_thread = _investigation(broker, fakes, incident)
+    url = _hook(broker, "gh")
+    own = vendors.github.add_human_comment(REPO, number, "Handed off to inventory", login="handoff-bot")
+    marked = vendors.github.add_human_comment(
+        REPO, number, f"Findings\n\n<!-- handoff-memory: {handoff_id}/delivered:0/gh -->", login="someone"
+    )
+    for comment in (own, marked):
+        event = vendors.github.issue_comment_event(REPO, number, comment)
+        response = vendors.github.send_webhook(url, GITHUB_WEBHOOK_SECRET, "issue_comment", event)
+        assert response.status_code == 200 and response.json()["status"] == "ignored", response.text
+    # An issue no investigation is on: logged and ignored.
+    other = vendors.github.add_issue(REPO, "Unrelated")
+    stray = vendors.github.add_human_comment(REPO, other, "hello")
+    response = vendors.github.send_webhook(
+        url, GITHUB_WEBHOOK_SECRET, "issue_comment", vendors.github.issue_comment_event(REPO, other, stray)
+    )
+    assert response.status_code == 200 and response.json()["status"] == "ignored"
+    time.sleep(1)
+    assert _posted(fakes, ops_thread, inv_thread, "human:gh:") == ([], [])
+
+
+def test_pagerduty_note_with_an_override_word_and_rotated_secret(broker, vendors, fakes):
+    incident_id = "P" + uuid.uuid4().hex[:6].upper()
+    vendors.pagerduty.add_incident(incident_id)
+    handoff_id, ops_thread, inv_thread = _investigation(
+        broker, fakes, {"id": incident_id, "platform": "pagerduty"}
+    )
+    note = vendors.pagerduty.add_human_note(
+        incident_id, "STOP: do not restart the primary, failover is running"
+    )
+    event = vendors.pagerduty.annotated_event(incident_id, note)
+    # While a secret is rotated PagerDuty signs with both; one matching is enough.
+    response = vendors.pagerduty.send_webhook(
+        _hook(broker, "pd"), ("retired-secret", PAGERDUTY_WEBHOOK_SECRET), event
+    )
+    assert response.status_code == 202, response.text
+    assert response.json()["override"] is True
+    needle = f"{handoff_id}/human:pd:{note['id']}"
+    took = _wait_both(fakes, ops_thread, inv_thread, needle)
+    print(f"\nPagerDuty webhook to both threads: {took:.2f}s")
+    ops, _ = _posted(fakes, ops_thread, inv_thread, needle)
+    assert (
+        ops[0]["text"]
+        .splitlines()[0]
+        .startswith(f"[Handoff {handoff_id}] Human override from @Alice Oncall on PagerDuty, ")
+    )
+    override = _wait_audit(broker, handoff_id, "humanOverride")
+    assert override["details"]["entryId"] == note["id"]
+    assert not [e for e in _audit(broker, handoff_id) if e["type"] == "humanNote"]
+    # The same event again (PagerDuty retries): taken once.
+    again = vendors.pagerduty.send_webhook(_hook(broker, "pd"), (PAGERDUTY_WEBHOOK_SECRET,), event)
+    assert again.status_code == 200 and again.json() == {"status": "duplicate"}
