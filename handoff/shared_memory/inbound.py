@@ -30,7 +30,7 @@ from types import SimpleNamespace
 from typing import Any, Protocol
 
 from handoff.auth import Authorizer, Caller
-from handoff.errors import NotFound, Unauthorized, Unprocessable, check_body_size
+from handoff.errors import NotFound, Unauthorized, Unprocessable, check_body_size, single_field
 from handoff.intake import load_json
 from handoff.markdown import https_url, inline, link, quote, single_line
 from handoff.messages import header, marker
@@ -40,6 +40,7 @@ from handoff.redaction import redact
 log = logging.getLogger("handoff")
 
 OP = "humanEntry"
+MAX_ENTRY_ID = 128
 MAX_WEBHOOK_BYTES = 1_048_576
 MAX_ENTRY_CHARS = 16_000  # what is queued, posted and kept of one entry
 MAX_HISTORY_CHARS = 2_000
@@ -384,6 +385,9 @@ class HumanInbound:
             entry, why = parse_pagerduty(backend, data, now)
         if entry is None:
             return {"status": "ignored", "reason": why}, 200
+        if not 1 <= len(entry.entry_id) <= MAX_ENTRY_ID or not entry.entry_id.isprintable():
+            # It becomes a table key and a marker: a vendor's ids are short and printable.
+            raise single_field(Unprocessable, "/entryId", f"must be 1-{MAX_ENTRY_ID} printable characters")
         if is_own(backend, entry):
             return {"status": "ignored", "reason": "the broker's own entry"}, 200
         handoffs = self._matching(backend, entry)
