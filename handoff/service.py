@@ -8,6 +8,7 @@ the agents are reached through the ports in :mod:`handoff.records`.
 from __future__ import annotations
 
 import contextlib
+import contextvars
 import hashlib
 import hmac
 import json
@@ -84,7 +85,6 @@ from handoff.settings import Settings
 log = logging.getLogger("handoff")
 
 MAX_BODY_BYTES = 256 * 1024
-LEASE = timedelta(minutes=3)
 # A replayed hand-back whose first request stored it this long ago without queueing it is finished by
 # the replay (the first request must have died in between).
 REPLAY_TAKEOVER_SECONDS = 30
@@ -103,6 +103,16 @@ class StorageUnavailable(Exception):
 
 class LeaseBusy(Exception):
     """Another worker is processing this handoff right now."""
+
+
+class LeaseLost(Exception):
+    """This worker's lease on the handoff ran out and another worker took the handoff over: the state
+    write that found out was not made, and the step stops before calling anyone."""
+
+
+# The handoff this worker holds the lease of, and its token (set while a queue message is processed):
+# every state write of the worker checks that it still holds the lease and renews it.
+_HELD: contextvars.ContextVar[tuple[str, str] | None] = contextvars.ContextVar("held_lease", default=None)
 
 
 def utcnow() -> datetime:
@@ -657,6 +667,55 @@ class HandoffService:
         self._enqueue({"op": "handback", "handoffId": handoff_id, "seq": handback.seq, "attempt": 1})
         return handback, created
 
+    # ------------------------------------------------------------------ retry of failed steps
+
+    def retry(self, handoff_id: str, caller: Caller) -> tuple[HandoffView, list[dict[str, Any]]]:
+        """``POST /api/handoffs/{id}/retry`` (operators): queue the handoff's failed steps again — a
+        failed delivery (the handoff is ``accepted`` again), a failed cross-link, failed hand-backs —
+        each with a fresh budget of attempts. Returns the handoff and the steps queued (none when
+        nothing had failed, so a second call queues nothing). A delivery retried this way looks for the
+        thread an earlier attempt may have opened before opening one, as every retry does."""
+        record = self.readable_record(handoff_id, caller, "retry")
+        self.authorizer.require_operator(caller, "retry a handoff's failed steps", handoff_id)
+        now = self.clock()
+        steps: list[dict[str, Any]] = []
+
+        def reopen(state: HandoffState) -> None:
+            steps.clear()  # update_state may call this again after a concurrent write
+            if state.status == "failed" and not state.target_thread_id and not state.remote_task_id:
+                state.status = "accepted"
+                steps.append({"op": "deliver", "step": "delivery"})
+            elif state.crosslink == "failed" and state.status in ("delivered", "handedBack"):
+                state.crosslink = "pending"
+                steps.append({"op": "deliver", "step": "crossLink"})
+            for seq, delivery in sorted(state.handbacks.items()):
+                if delivery.status == "failed":
+                    delivery.status, delivery.error = "pending", None
+                    steps.append({"op": "handback", "step": "handBack", "seq": seq})
+            if not steps:
+                raise _NothingToWrite
+            state.retry_at = state.swept_at = None
+            state.sweeps = 0
+            state.updated_at = now
+
+        with contextlib.suppress(_NothingToWrite):
+            self.store.update_state(record.id, reopen)
+        if steps:
+            self.store.append_audit(
+                record.id,
+                "retryRequested",
+                caller.describe(),
+                {"steps": [{k: v for k, v in step.items() if k != "op"} for step in steps]},
+            )
+            for step in steps:
+                message = {"op": step["op"], "handoffId": record.id, "attempt": 1}
+                if "seq" in step:
+                    message["seq"] = step["seq"]
+                # Stored before queued: should the enqueue fail, the sweeper picks the step up.
+                with contextlib.suppress(StorageUnavailable):
+                    self.queue.send(message)
+        return self.view(self.get_record(record.id)), steps
+
     # ------------------------------------------------------------------ queue work
 
     def process(self, message: dict[str, Any], dequeue_count: int = 1) -> None:
@@ -685,28 +744,36 @@ class HandoffService:
             log.warning("dropping delivery message for unknown handoff or op: %s", message)
             return
         try:
-            self._acquire_lease(handoff_id)
+            token = self._acquire_lease(handoff_id)
         except LeaseBusy:
             # Follow-up polls often meet the delivery that scheduled them still holding the lease:
             # come back after one poll interval rather than the delivery back-off.
             busy_delay = 15 if op not in FOLLOW_UP_OPS else max(1.0, self.settings.poll_interval_seconds)
             self.queue.send(message, busy_delay)
             return
+        held = _HELD.set((handoff_id, token))
         try:
             record = self.get_record(handoff_id)
-            if op == "deliver":
-                self._deliver(record)
-            elif op == "handback":
-                self._deliver_handback(record, int(message["seq"]))
-            else:
-                self.followup.process(record, message)
-        except AgentCallError as exc:
-            if op in FOLLOW_UP_OPS:
-                self.followup.after_failure(record, message, attempt, exc)
-            else:
-                self._after_failure(record, message, attempt, exc)
+            try:
+                if op == "deliver":
+                    self._deliver(record)
+                elif op == "handback":
+                    self._deliver_handback(record, int(message["seq"]))
+                else:
+                    self.followup.process(record, message)
+            except AgentCallError as exc:
+                if op in FOLLOW_UP_OPS:
+                    self.followup.after_failure(record, message, attempt, exc)
+                else:
+                    self._after_failure(record, message, attempt, exc)
+        except LeaseLost:
+            # Another worker has the handoff now (this one was stalled past its lease): it carries on,
+            # and this message is done. Nothing was called after the write that found out.
+            log.warning("lease on %s lost to another worker; %s left to it", handoff_id, message)
+            return
         finally:
-            self._release_lease(handoff_id)
+            _HELD.reset(held)
+            self._release_lease(handoff_id, token)
 
     def _fail_poisoned(self, message: dict[str, Any], exc: Exception) -> None:
         """The host poisons ``message`` after this failure: mark its step failed now, reading nothing
@@ -722,22 +789,33 @@ class HandoffService:
         except Exception:
             log.exception("could not mark %s failed before its message %s is poisoned", handoff_id, message)
 
-    def _acquire_lease(self, handoff_id: str) -> None:
+    @property
+    def lease(self) -> timedelta:
+        """How long a worker's lease on a handoff lasts past its last state write."""
+        return timedelta(seconds=self.settings.delivery_lease_seconds)
+
+    def _acquire_lease(self, handoff_id: str) -> str:
+        """Take the handoff's lease (an ETag-conditional write); returns this worker's token."""
         now = self.clock()
+        token = uuid.uuid4().hex
 
         def take(state: HandoffState) -> None:
             if state.lease_until and state.lease_until > now:
                 raise LeaseBusy
-            state.lease_until = now + LEASE
+            state.lease_until, state.lease_owner = now + self.lease, token
 
         self.store.update_state(handoff_id, take)
+        return token
 
-    def _release_lease(self, handoff_id: str) -> None:
+    def _release_lease(self, handoff_id: str, token: str) -> None:
         def release(state: HandoffState) -> None:
-            state.lease_until = None
+            if state.lease_owner != token:
+                raise _NothingToWrite  # taken over meanwhile: the lease is the other worker's
+            state.lease_until = state.lease_owner = None
 
         try:
-            self.store.update_state(handoff_id, release)
+            with contextlib.suppress(_NothingToWrite):
+                self.store.update_state(handoff_id, release)
         except Exception:  # the lease expires by itself
             log.exception("could not release the delivery lease of %s", handoff_id)
 
@@ -761,13 +839,28 @@ class HandoffService:
         )
 
     def _touch(self, handoff_id: str, mutate: Callable[[HandoffState], None]) -> HandoffState:
+        """Change the handoff's state (and its ``updated_at``). A worker holding the handoff's lease
+        writes only while it still holds it (:class:`LeaseLost` otherwise), and each write renews it."""
         now = self.clock()
+        held = _HELD.get()
+        token = held[1] if held is not None and held[0] == handoff_id else None
 
         def apply(state: HandoffState) -> None:
+            if token is not None:
+                if state.lease_owner != token:
+                    raise LeaseLost(handoff_id)
+                state.lease_until = now + self.lease
             mutate(state)
             state.updated_at = now
 
         return self.store.update_state(handoff_id, apply)
+
+    def _since(self, attempted_at: datetime | None) -> datetime | None:
+        """How far back a retry looks for what an earlier attempt wrote: a clock-skew margin before the
+        first attempt (no limit for a record written before attempts were timed)."""
+        if attempted_at is None:
+            return None
+        return attempted_at - timedelta(seconds=self.settings.clock_skew_seconds)
 
     def _deliver(self, record: HandoffRecord) -> None:
         stored, state = record.stored, record.state
@@ -782,11 +875,11 @@ class HandoffService:
             thread_id = None
             if state.create_attempted:
                 # An earlier attempt may have created the thread before failing: look before creating.
-                thread_id = self.agents.find_thread(target, stored.id)
+                thread_id = self.agents.find_thread(target, stored.id, self._since(state.create_attempted_at))
                 if thread_id:
                     self.store.append_audit(stored.id, "deliveryRecovered", "broker", {"threadId": thread_id})
             if not thread_id:
-                state = self._touch(stored.id, _mark_create_attempt)
+                state = self._touch(stored.id, create_attempt(self.clock()))
                 mode = target.delivery.mode
                 self.store.append_audit(
                     stored.id, "deliveryAttempt", "broker", {"attempt": state.attempts, "mode": mode}
@@ -839,17 +932,34 @@ class HandoffService:
             return
         source = self.registry.by_name(record.stored.source_agent)
         needle = marker(record.id, "crosslink")
-        already = state.crosslink_attempted and self.agents.has_message(source, source_thread, needle)
-        if not already:
-            self._touch(record.id, lambda s: setattr(s, "crosslink_attempted", True))
-            self.agents.post_message(source, source_thread, crosslink_message(record, ctx))
-        self._touch(record.id, lambda s: setattr(s, "crosslink", "posted"))
-        self.store.append_audit(
-            record.id,
-            "crossLinked",
-            "broker",
-            {"sourceThreadId": source_thread, "targetThreadUrl": ctx.target_thread_url},
-        )
+        found = None
+        if state.crosslink_attempted:
+            # An earlier attempt may have posted it before failing: look back to before that attempt.
+            since = self._since(state.crosslink_attempted_at)
+            found = self.agents.find_message(source, source_thread, needle, since)
+        if found is None:
+            now = self.clock()
+
+            def attempt(s: HandoffState) -> None:
+                s.crosslink_attempted = True
+                s.crosslink_attempted_at = s.crosslink_attempted_at or now
+
+            self._touch(record.id, attempt)
+            message_id = self.agents.post_message(source, source_thread, crosslink_message(record, ctx))
+        else:
+            message_id = _message_id(found)
+
+        def posted(s: HandoffState) -> None:
+            s.crosslink = "posted"
+            s.crosslink_message_id = message_id
+
+        self._touch(record.id, posted)
+        details: dict[str, Any] = {"sourceThreadId": source_thread, "targetThreadUrl": ctx.target_thread_url}
+        if message_id:
+            details["messageId"] = message_id
+        if found is not None:
+            details["recovered"] = True  # posted by an earlier attempt whose answer was lost
+        self.store.append_audit(record.id, "crossLinked", "broker", details)
 
     def _deliver_handback(self, record: HandoffRecord, seq: int) -> None:
         handback = next((hb for hb in record.handbacks if hb.seq == seq), None)
@@ -873,23 +983,37 @@ class HandoffService:
             return
         source = self.registry.by_name(record.stored.source_agent)
         needle = marker(record.id, f"handback:{seq}")
-        already = delivery.attempted and self.agents.has_message(source, source_thread, needle)
-        if not already:
-            self._touch(record.id, lambda s: setattr(s.handbacks[seq], "attempted", True))
-            self.agents.post_message(
+        found = None
+        if delivery.attempted:
+            since = self._since(delivery.attempted_at)
+            found = self.agents.find_message(source, source_thread, needle, since)
+        if found is None:
+
+            def attempt(s: HandoffState) -> None:
+                s.handbacks[seq].attempted = True
+                s.handbacks[seq].attempted_at = s.handbacks[seq].attempted_at or now
+
+            self._touch(record.id, attempt)
+            message_id = self.agents.post_message(
                 source, source_thread, handback_message(record, handback, self._message_context(record))
             )
+        else:
+            message_id = _message_id(found)
 
         def posted(s: HandoffState) -> None:
             s.handbacks[seq].status = "posted"
             s.handbacks[seq].posted_at = now
+            s.handbacks[seq].message_id = message_id
             s.status = "handedBack"
             s.handed_back_at = now
 
         self._touch(record.id, posted)
-        self.store.append_audit(
-            record.id, "handedBack", "broker", {"seq": seq, "sourceThreadId": source_thread}
-        )
+        details: dict[str, Any] = {"seq": seq, "sourceThreadId": source_thread}
+        if message_id:
+            details["messageId"] = message_id
+        if found is not None:
+            details["recovered"] = True
+        self.store.append_audit(record.id, "handedBack", "broker", details)
         self._after_handback(record.id, seq)
 
     def _after_failure(
@@ -900,7 +1024,13 @@ class HandoffService:
             delay = backoff_seconds(
                 attempt, exc.retry_after, self.settings.retry_base_seconds, self.settings.retry_max_seconds
             )
-            self._touch(record.id, lambda s: setattr(s, "last_error", reason))
+            due = self.clock() + timedelta(seconds=delay)
+
+            def scheduled(s: HandoffState) -> None:
+                s.last_error = reason
+                s.retry_at = due  # the sweeper leaves the handoff alone until then
+
+            self._touch(record.id, scheduled)
             self.store.append_audit(
                 record.id,
                 "retryScheduled",
@@ -1000,8 +1130,10 @@ class HandoffService:
     # ------------------------------------------------------------------ sweeper
 
     def sweep(self) -> SweepReport:
-        """Re-enqueue work left with no activity (e.g. its enqueue failed and the caller got a 503):
-        handoffs still ``accepted`` and hand-backs not yet posted.
+        """Re-enqueue work left with no activity (its enqueue failed and the caller got a 503, or the
+        worker crashed between two steps): handoffs still ``accepted``, cross-links and hand-backs not
+        yet posted. Idle means: no state write for ``sweep_after_seconds``, no retry due within that
+        time, and no worker holding the lease.
 
         Each handoff is swept on its own: one that raises is logged with its id, counted, and the
         sweep carries on with the rest. Work is re-queued at most once per ``sweep_after_seconds``,
@@ -1027,13 +1159,23 @@ class HandoffService:
         def decide(state: HandoffState) -> None:
             plan.clear()  # update_state may call this again after a concurrent write
             messages: list[dict[str, Any]] = []
-            if state.status == "accepted":
+            if state.status == "accepted" or (
+                state.status in ("delivered", "handedBack") and state.crosslink == "pending"
+            ):
+                # One message covers both: a delivered handoff's deliver step is its cross-link.
                 messages.append({"op": "deliver", "handoffId": handoff_id, "attempt": 1})
             for seq, delivery in sorted(state.handbacks.items()):
                 if delivery.status == "pending":
                     messages.append({"op": "handback", "handoffId": handoff_id, "seq": seq, "attempt": 1})
-            if not messages or (state.swept_at is not None and state.swept_at > cutoff):
-                raise _NothingToWrite  # nothing left, or re-queued recently: leave the state as it is
+            if (
+                not messages
+                or (state.swept_at is not None and state.swept_at > cutoff)
+                # A retry scheduled for later (back-off, Retry-After) counts as activity when it is due.
+                or (state.retry_at is not None and state.retry_at > cutoff)
+                # A live worker holds the handoff (each of its state writes renews the lease).
+                or (state.lease_until is not None and state.lease_until > now)
+            ):
+                raise _NothingToWrite  # nothing left, or not idle: leave the state as it is
             sweeps = state.sweeps + 1 if state.sweep_mark == state.updated_at else 1
             plan.update(messages=messages, sweeps=sweeps)
             if sweeps > MAX_SWEEPS:
@@ -1078,9 +1220,22 @@ class _NothingToWrite(Exception):
     mutation returns)."""
 
 
-def _mark_create_attempt(state: HandoffState) -> None:
-    state.create_attempted = True
-    state.attempts += 1
+def create_attempt(now: datetime) -> Callable[[HandoffState], None]:
+    """The state change made just before a thread is created (or an A2A message sent): the flag a retry
+    looks at, the time of the first attempt (how far back it looks), and the attempt count."""
+
+    def mark(state: HandoffState) -> None:
+        state.create_attempted = True
+        state.create_attempted_at = state.create_attempted_at or now
+        state.attempts += 1
+
+    return mark
+
+
+def _message_id(message: dict[str, Any]) -> str | None:
+    """The id of a message an agent listed (for the audit), when it has a printable one."""
+    value = message.get("id")
+    return value[:200] if isinstance(value, str) and value.isprintable() else None
 
 
 def idempotent_id(secret: bytes, source: str, key: str) -> str:
