@@ -94,6 +94,9 @@ AUDIT_PAGE = 1000  # audit events per page (and the most a caller may ask for)
 # The sweeper re-queues a handoff's stranded work at most this many times without the handoff's state
 # changing in between; the next time it marks the work failed instead.
 MAX_SWEEPS = 5
+# ... and only once it has been idle this long: with a short HANDOFF_SWEEP_AFTER_SECONDS, five re-queues
+# come within minutes, and a handoff merely waiting in a long queue backlog must not be failed for it.
+GIVE_UP_AFTER = timedelta(minutes=30)
 ModelT = TypeVar("ModelT", bound=BaseModel)
 
 
@@ -1178,7 +1181,8 @@ class HandoffService:
                 raise _NothingToWrite  # nothing left, or not idle: leave the state as it is
             sweeps = state.sweeps + 1 if state.sweep_mark == state.updated_at else 1
             plan.update(messages=messages, sweeps=sweeps)
-            if sweeps > MAX_SWEEPS:
+            if sweeps > MAX_SWEEPS and now - state.updated_at >= GIVE_UP_AFTER:
+                plan["give_up"] = True
                 raise _NothingToWrite  # given up below, one step at a time, by the usual failure path
             state.swept_at, state.sweeps, state.sweep_mark = now, sweeps, state.updated_at
 
@@ -1186,7 +1190,7 @@ class HandoffService:
             self.store.update_state(handoff_id, decide)
         if not plan:
             return
-        if plan["sweeps"] > MAX_SWEEPS:
+        if plan.get("give_up"):
             reason = f"no progress after {MAX_SWEEPS} re-queues by the sweeper"
             for message in plan["messages"]:
                 self.queue.send_poison({**message, "reason": reason})

@@ -21,7 +21,7 @@ from handoff.errors import NotFound, Unprocessable, single_field
 from handoff.messages import thread_url
 from handoff.records import DeliveryQueue, HandoffRecord, HandoffStore
 from handoff.registry import Registry
-from handoff.service import MAX_SWEEPS, SweepReport, backoff_seconds, utcnow
+from handoff.service import GIVE_UP_AFTER, MAX_SWEEPS, SweepReport, backoff_seconds, utcnow
 from handoff.settings import Settings
 from handoff.shared_memory.base import CoordinationState, WriteError, WriteJob, WriterContext
 from handoff.shared_memory.content import ChainStep, build_note
@@ -402,7 +402,7 @@ class SharedMemoryService:
         updated = _parse_time(write.get("UpdatedAt"))
         mark = updated.isoformat() if updated else ""
         sweeps = int(write.get("Sweeps") or 0) + 1 if write.get("SweepMark") == mark else 1
-        if sweeps > MAX_SWEEPS:
+        if sweeps > MAX_SWEEPS and updated is not None and now - updated >= GIVE_UP_AFTER:
             reason = f"no progress after {MAX_SWEEPS} re-queues by the sweeper"
             point_seq, backend = key.rsplit("|", 1)
             point, seq = point_seq.split(":", 1)

@@ -16,7 +16,7 @@ from handoff.errors import Forbidden, NotFound
 from handoff.models import HandoffRequest
 from handoff.records import HandbackDelivery, HandoffState, StoredRequest, has_pending_work
 from handoff.registry import Registry
-from handoff.service import _HELD, MAX_SWEEPS, HandoffService
+from handoff.service import _HELD, GIVE_UP_AFTER, MAX_SWEEPS, HandoffService
 from handoff.settings import Settings
 from tests.e2e.helpers import handoff_body
 
@@ -184,25 +184,32 @@ def test_the_sweeper_leaves_a_scheduled_retry_and_a_live_lease_alone(world):
     assert [m["handoffId"] for m in queue.sent] == [busy, waiting]
 
 
-def test_give_up_still_applies_to_a_cross_link_that_never_progresses(world):
+def test_give_up_still_applies_but_not_to_a_handoff_waiting_in_a_backlog(world):
     service, store, clock = world
-    handoff_id = _store(
-        store,
-        HandoffState(
-            updated_at=clock.now, status="delivered", target_thread_id="t-b", crosslink_attempted=True
-        ),
+    state = HandoffState(
+        updated_at=clock.now, status="delivered", target_thread_id="t-b", crosslink_attempted=True
     )
+    waiting, stuck = _store(store, state), _store(store, state)
+    store.mine = {waiting}
     queue = _Queue()
     sweeper = service(queue=queue)
-    step = timedelta(seconds=sweeper.settings.sweep_after_seconds + 1)
+    # Swept every minute for ten minutes: more than MAX_SWEEPS re-queues, but no half hour of nothing.
+    for _ in range(10):
+        clock.now += timedelta(seconds=sweeper.settings.sweep_after_seconds + 1)
+        assert sweeper.sweep().requeued == 1
+    assert _state(store, waiting).crosslink == "pending"
+    # Re-queued MAX_SWEEPS times with no progress for GIVE_UP_AFTER: given up, audited, replayable.
+    store.mine = {stuck}
+    clock.now = state.updated_at
+    step = GIVE_UP_AFTER / MAX_SWEEPS
     for _ in range(MAX_SWEEPS):
         clock.now += step
         assert sweeper.sweep().requeued == 1
     clock.now += step
     assert sweeper.sweep().gave_up == 1
-    state = _state(store, handoff_id)
-    assert (state.status, state.crosslink) == ("delivered", "failed")
-    assert [e.type for e in store.list_audit(handoff_id)][-1] == "crossLinkFailed"
+    failed = _state(store, stuck)
+    assert (failed.status, failed.crosslink) == ("delivered", "failed")
+    assert [e.type for e in store.list_audit(stuck)][-1] == "crossLinkFailed"
 
 
 def test_the_operator_retry_reopens_failed_steps_once(world):
