@@ -149,39 +149,47 @@ def test_each_state_write_of_the_worker_renews_its_lease(world):
     assert _state(store, handoff_id).lease_until == state.lease_until
 
 
+# Handoffs are written as of now and the sweeping clock moves on, so that the test broker sharing this
+# Azurite (whose sweeper runs on the real clock) does not find them idle meanwhile.
+
+
 def test_the_sweeper_covers_pending_cross_links(world):
     service, store, clock = world
-    old = clock.now - timedelta(hours=1)
     delivered = HandoffState(
-        updated_at=old, status="delivered", target_thread_id="t-b", crosslink_attempted=True
+        updated_at=clock.now, status="delivered", target_thread_id="t-b", crosslink_attempted=True
     )
     assert has_pending_work(delivered)
     handoff_id = _store(store, delivered)
     done = _store(store, delivered.model_copy(update={"crosslink": "posted"}))
     assert not has_pending_work(_state(store, done))
     queue = _Queue()
-    report = service(queue=queue).sweep()
-    assert report.requeued == 1
+    sweeper = service(queue=queue)
+    clock.now += timedelta(seconds=sweeper.settings.sweep_after_seconds + 1)
+    assert sweeper.sweep().requeued == 1
     assert queue.sent == [{"op": "deliver", "handoffId": handoff_id, "attempt": 1}]
 
 
 def test_the_sweeper_leaves_a_scheduled_retry_and_a_live_lease_alone(world):
     service, store, clock = world
-    after = timedelta(seconds=service().settings.sweep_after_seconds)
-    old = clock.now - timedelta(hours=1)
-    # A 429 asked for ten minutes: the worker scheduled its retry then.
-    waiting = _store(store, HandoffState(updated_at=old, retry_at=clock.now + timedelta(minutes=10)))
-    # A worker holds the lease right now (it is in a slow call).
-    busy = _store(store, HandoffState(updated_at=old, lease_until=clock.now + timedelta(seconds=30)))
+    t0 = clock.now
     queue = _Queue()
     sweeper = service(queue=queue)
+    after = timedelta(seconds=sweeper.settings.sweep_after_seconds)
+    # A 429 asked for ten minutes: the worker scheduled its retry then.
+    waiting = _store(store, HandoffState(updated_at=t0, retry_at=t0 + timedelta(minutes=10)))
+    # A worker holds the lease (it is in a slow call, or it died and the lease has yet to run out).
+    busy = _store(store, HandoffState(updated_at=t0, lease_until=t0 + timedelta(minutes=5)))
+    clock.now = t0 + after + timedelta(seconds=1)
     assert sweeper.sweep().requeued == 0
-    clock.now += timedelta(minutes=10) + after - timedelta(seconds=1)
+    clock.now = t0 + timedelta(minutes=5, seconds=1)
     assert sweeper.sweep().requeued == 1  # the lease ran out: the worker died
     assert [m["handoffId"] for m in queue.sent] == [busy]
-    clock.now += timedelta(seconds=2)
-    assert sweeper.sweep().requeued == 1  # the retry was due long enough ago and did not come
-    assert [m["handoffId"] for m in queue.sent] == [busy, waiting]
+    clock.now = t0 + timedelta(minutes=10) + after - timedelta(seconds=1)
+    sweeper.sweep()
+    assert waiting not in [m["handoffId"] for m in queue.sent]  # due, but not yet idle for `after`
+    clock.now = t0 + timedelta(minutes=10) + after + timedelta(seconds=1)
+    sweeper.sweep()
+    assert waiting in [m["handoffId"] for m in queue.sent]  # the retry was due and did not come
 
 
 def test_give_up_still_applies_but_not_to_a_handoff_waiting_in_a_backlog(world):
