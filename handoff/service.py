@@ -858,6 +858,19 @@ class HandoffService:
 
         return self.store.update_state(handoff_id, apply)
 
+    def _audit_once(
+        self, handoff_id: str, kind: str, details: dict[str, Any], *, retry: bool, seq: int | None = None
+    ) -> None:
+        """Audit the end of a step, written before the state write that ends it. On a retry (the step
+        was attempted before) the audit is read first: an earlier attempt that died after this insert
+        and before its state write has already written the event."""
+        if retry and any(
+            event.type == kind and (seq is None or event.details.get("seq") == seq)
+            for event in self.store.list_audit(handoff_id)
+        ):
+            return
+        self.store.append_audit(handoff_id, kind, "broker", details)
+
     def _since(self, attempted_at: datetime | None) -> datetime | None:
         """How far back a retry looks for what an earlier attempt wrote: a clock-skew margin before the
         first attempt (no limit for a record written before attempts were timed)."""
@@ -900,13 +913,18 @@ class HandoffService:
                 s.delivered_at = now
                 s.last_error = None
 
-            state = self._touch(stored.id, delivered)
+            # The audit event and the links before the state write that ends the step: a crash in
+            # between leaves the step to be retried, and the retry adds neither twice.
             url = thread_url(target.resource_id, thread_id)
-            self.store.append_audit(
-                stored.id, "delivered", "broker", {"threadId": thread_id, "threadUrl": url}
+            self._audit_once(
+                stored.id,
+                "delivered",
+                {"threadId": thread_id, "threadUrl": url},
+                retry=record.state.create_attempted,
             )
-            self._notify(stored.id, "delivered", {"threadId": thread_id})
             self._store_links(record, thread_id)
+            state = self._touch(stored.id, delivered)
+            self._notify(stored.id, "delivered", {"threadId": thread_id})
             self.followup.start_watch(record, target, thread_id)
             record = self.get_record(stored.id)
             ctx = self._message_context(record)
@@ -956,13 +974,13 @@ class HandoffService:
             s.crosslink = "posted"
             s.crosslink_message_id = message_id
 
-        self._touch(record.id, posted)
         details: dict[str, Any] = {"sourceThreadId": source_thread, "targetThreadUrl": ctx.target_thread_url}
         if message_id:
             details["messageId"] = message_id
         if found is not None:
             details["recovered"] = True  # posted by an earlier attempt whose answer was lost
-        self.store.append_audit(record.id, "crossLinked", "broker", details)
+        self._audit_once(record.id, "crossLinked", details, retry=state.crosslink_attempted)
+        self._touch(record.id, posted)
 
     def _deliver_handback(self, record: HandoffRecord, seq: int) -> None:
         handback = next((hb for hb in record.handbacks if hb.seq == seq), None)
@@ -1010,13 +1028,13 @@ class HandoffService:
             s.status = "handedBack"
             s.handed_back_at = now
 
-        self._touch(record.id, posted)
         details: dict[str, Any] = {"seq": seq, "sourceThreadId": source_thread}
         if message_id:
             details["messageId"] = message_id
         if found is not None:
             details["recovered"] = True
-        self.store.append_audit(record.id, "handedBack", "broker", details)
+        self._audit_once(record.id, "handedBack", details, retry=delivery.attempted, seq=seq)
+        self._touch(record.id, posted)
         self._after_handback(record.id, seq)
 
     def _after_failure(

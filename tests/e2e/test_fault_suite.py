@@ -335,7 +335,11 @@ def test_burst_from_one_source_thread_killed_midway_cross_links_each_once(s: Sui
                 pending.discard(handoff_id)
         return not pending
 
-    recovered = wait(all_linked, BOUND + 60, "every handoff of the burst cross-linked")
+    try:
+        recovered = wait(all_linked, BOUND + 60, "every handoff of the burst cross-linked")
+    except AssertionError as exc:
+        stuck = {h: (s.view(h)["status"], s.types(h)[-3:]) for h in sorted(pending)[:5]}
+        raise AssertionError(f"{exc}; {len(pending)} not cross-linked, e.g. {stuck}") from None
     counts = {handoff_id: posts(s.ops, source, handoff_id, "crosslink") for handoff_id in ids}
     threads = {handoff_id: len(threads_for(s.checkout, handoff_id)) for handoff_id in ids}
     fault_figures.record(
