@@ -198,9 +198,9 @@ class FollowUp:
                 if task is not None:
                     svc.store.append_audit(stored.id, "deliveryRecovered", "broker", {"taskId": task.task_id})
             if task is None:
-                from handoff.service import _mark_create_attempt
+                from handoff.service import create_attempt
 
-                state = svc._touch(stored.id, _mark_create_attempt)
+                state = svc._touch(stored.id, create_attempt(svc.clock()))
                 svc.store.append_audit(
                     stored.id, "deliveryAttempt", "broker", {"attempt": state.attempts, "mode": "a2a"}
                 )

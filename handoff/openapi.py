@@ -50,6 +50,25 @@ _IDEMPOTENCY_KEY = {
     "schema": {"type": "string", "maxLength": 200},
 }
 _COMMON_ERRORS = {"404": _problem("No such handoff"), "503": _problem("Storage unavailable")}
+_RETRY_ANSWER = {
+    "type": "object",
+    "required": ["handoffId", "status", "retried"],
+    "properties": {
+        "handoffId": {"type": "string"},
+        "status": {"type": "string"},
+        "retried": {
+            "type": "array",
+            "items": {
+                "type": "object",
+                "required": ["step"],
+                "properties": {
+                    "step": {"type": "string", "enum": ["delivery", "crossLink", "handBack"]},
+                    "seq": {"type": "integer"},
+                },
+            },
+        },
+    },
+}
 # A thread id is one URL path segment (handoff.models.PathSegmentId).
 _THREAD_ID = {
     "type": "string",
@@ -504,6 +523,28 @@ def _history_and_shared_memory_paths(history_page: type[BaseModel]) -> dict[str,
                     "400": _problem("Unknown parameter or bad continuation token"),
                     "422": _problem("A parameter breaks its schema; errors name it"),
                     "503": _problem("Storage unavailable"),
+                },
+            }
+        },
+        "/api/handoffs/{id}/retry": {
+            "post": {
+                "operationId": "retryHandoff",
+                "summary": "Operators: queue the handoff's failed steps again (delivery, cross-link, "
+                "hand-backs)",
+                "description": "Each failed step is queued with a fresh budget of attempts; a delivery "
+                "looks for the thread an earlier attempt may have opened before opening one. A second "
+                "call finds nothing failed and queues nothing.",
+                "parameters": [_ID],
+                "responses": {
+                    "202": {
+                        "description": "Failed steps queued again (listed in retried)",
+                        "content": {"application/json": {"schema": _RETRY_ANSWER}},
+                    },
+                    "200": {
+                        "description": "Nothing had failed: nothing queued",
+                        "content": {"application/json": {"schema": _RETRY_ANSWER}},
+                    },
+                    **_COMMON_ERRORS,
                 },
             }
         },

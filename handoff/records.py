@@ -42,6 +42,10 @@ class HandbackDelivery(BaseModel):
 
     status: StepStatus = "pending"
     attempted: bool = False
+    # When the first post was tried (a retry looks back through the thread to a little before it) and
+    # the id of the message posted, when the agent's answer gave one.
+    attempted_at: datetime | None = None
+    message_id: str | None = None
     posted_at: datetime | None = None
     error: str | None = None
 
@@ -56,11 +60,21 @@ class HandoffState(BaseModel):
     handed_back_at: datetime | None = None
     attempts: int = 0
     create_attempted: bool = False
+    # When the thread (or A2A message) was first tried: a retry looks back to a little before it.
+    create_attempted_at: datetime | None = None
     last_error: str | None = None
     crosslink: StepStatus = "pending"
     crosslink_attempted: bool = False
+    crosslink_attempted_at: datetime | None = None
+    crosslink_message_id: str | None = None
     handbacks: dict[int, HandbackDelivery] = Field(default_factory=dict)
+    # The per-handoff lease: until when, and which worker holds it (each state write of that worker
+    # checks that it still does and renews it).
     lease_until: datetime | None = None
+    lease_owner: str | None = None
+    # A retry deliberately scheduled for later (back-off, Retry-After): the sweeper leaves the
+    # handoff alone until then.
+    retry_at: datetime | None = None
     # A2A targets: the peer's task and its last known state (a TaskState name such as "WORKING").
     remote_task_id: str | None = None
     remote_state: str | None = None
@@ -72,6 +86,16 @@ class HandoffState(BaseModel):
     swept_at: datetime | None = None
     sweeps: int = 0
     sweep_mark: datetime | None = None
+
+
+def has_pending_work(state: HandoffState) -> bool:
+    """Whether the broker still owes this handoff a step: delivery (still ``accepted``), the cross-link
+    into the source thread (once delivered), or a hand-back into it."""
+    return (
+        state.status == "accepted"
+        or (state.status in ("delivered", "handedBack") and state.crosslink == "pending")
+        or any(delivery.status == "pending" for delivery in state.handbacks.values())
+    )
 
 
 class StoredHandback(BaseModel):
@@ -144,8 +168,8 @@ class HandoffStore(Protocol):
         """Links whose ``agent``/``thread_id`` side is the given thread."""
 
     def stale_pending(self, older_than: datetime) -> list[str]:
-        """Ids of handoffs with work left (still ``accepted``, or a hand-back not yet posted) and no
-        state change since ``older_than``."""
+        """Ids of handoffs with work left (still ``accepted``, a cross-link or a hand-back not yet
+        posted; see :func:`has_pending_work`) and no state change since ``older_than``."""
 
     def ping(self) -> None:
         """Raise if storage cannot be reached (fast, no retries)."""
@@ -188,16 +212,25 @@ class AgentGateway(Protocol):
     def fire_trigger(self, agent: Any, payload: dict[str, Any]) -> str | None:
         """Call the agent's HTTP trigger with ``payload``; returns the thread id when the agent says."""
 
-    def find_thread(self, agent: Any, needle: str) -> str | None:
-        """Id of the recent thread the broker opened for handoff ``needle``, if any (its start message
-        begins with the handoff's header and ends with its start marker; see messages.is_handoff_thread)."""
+    def find_thread(self, agent: Any, needle: str, since: datetime | None = None) -> str | None:
+        """Id of the thread the broker opened for handoff ``needle``, if any (its start message begins
+        with the handoff's header and ends with its start marker; see messages.is_handoff_thread).
+        Threads are read newest first, page by page, down to those created before ``since`` (all of
+        them without it, up to a cap); raises a permanent :class:`AgentCallError` when the cap is
+        reached before the answer is certain."""
 
-    def post_message(self, agent: Any, thread_id: str, text: str) -> None:
-        """Post ``text`` into an existing thread."""
+    def post_message(self, agent: Any, thread_id: str, text: str) -> str | None:
+        """Post ``text`` into an existing thread; the new message's id when the answer gives one."""
 
-    def has_message(self, agent: Any, thread_id: str, needle: str) -> bool:
-        """Whether a recent message of the thread is the broker's message with marker line ``needle``
-        (its last line, under the handoff's header; see messages.is_marked)."""
+    def find_message(
+        self, agent: Any, thread_id: str, needle: str, since: datetime | None = None
+    ) -> dict[str, Any] | None:
+        """The broker's message with marker line ``needle`` in the thread (its last line, under the
+        handoff's header; see messages.is_marked), read newest first down to messages older than
+        ``since``, as :meth:`find_thread` does."""
+
+    def has_message(self, agent: Any, thread_id: str, needle: str, since: datetime | None = None) -> bool:
+        """Whether :meth:`find_message` finds the message."""
 
     def get_thread(self, agent: Any, thread_id: str) -> dict[str, Any]:
         """The thread object (``GET /api/v1/threads/{id}``), camelCase as the agent answers."""

@@ -8,6 +8,7 @@ the agents are reached through the ports in :mod:`handoff.records`.
 from __future__ import annotations
 
 import contextlib
+import contextvars
 import hashlib
 import hmac
 import json
@@ -84,7 +85,6 @@ from handoff.settings import Settings
 log = logging.getLogger("handoff")
 
 MAX_BODY_BYTES = 256 * 1024
-LEASE = timedelta(minutes=3)
 # A replayed hand-back whose first request stored it this long ago without queueing it is finished by
 # the replay (the first request must have died in between).
 REPLAY_TAKEOVER_SECONDS = 30
@@ -94,6 +94,9 @@ AUDIT_PAGE = 1000  # audit events per page (and the most a caller may ask for)
 # The sweeper re-queues a handoff's stranded work at most this many times without the handoff's state
 # changing in between; the next time it marks the work failed instead.
 MAX_SWEEPS = 5
+# ... and only once it has been idle this long: with a short HANDOFF_SWEEP_AFTER_SECONDS, five re-queues
+# come within minutes, and a handoff merely waiting in a long queue backlog must not be failed for it.
+GIVE_UP_AFTER = timedelta(minutes=30)
 ModelT = TypeVar("ModelT", bound=BaseModel)
 
 
@@ -103,6 +106,16 @@ class StorageUnavailable(Exception):
 
 class LeaseBusy(Exception):
     """Another worker is processing this handoff right now."""
+
+
+class LeaseLost(Exception):
+    """This worker's lease on the handoff ran out and another worker took the handoff over: the state
+    write that found out was not made, and the step stops before calling anyone."""
+
+
+# The handoff this worker holds the lease of, and its token (set while a queue message is processed):
+# every state write of the worker checks that it still holds the lease and renews it.
+_HELD: contextvars.ContextVar[tuple[str, str] | None] = contextvars.ContextVar("held_lease", default=None)
 
 
 def utcnow() -> datetime:
@@ -672,6 +685,55 @@ class HandoffService:
         self._enqueue({"op": "handback", "handoffId": handoff_id, "seq": handback.seq, "attempt": 1})
         return handback, created
 
+    # ------------------------------------------------------------------ retry of failed steps
+
+    def retry(self, handoff_id: str, caller: Caller) -> tuple[HandoffView, list[dict[str, Any]]]:
+        """``POST /api/handoffs/{id}/retry`` (operators): queue the handoff's failed steps again — a
+        failed delivery (the handoff is ``accepted`` again), a failed cross-link, failed hand-backs —
+        each with a fresh budget of attempts. Returns the handoff and the steps queued (none when
+        nothing had failed, so a second call queues nothing). A delivery retried this way looks for the
+        thread an earlier attempt may have opened before opening one, as every retry does."""
+        record = self.readable_record(handoff_id, caller, "retry")
+        self.authorizer.require_operator(caller, "retry a handoff's failed steps", handoff_id)
+        now = self.clock()
+        steps: list[dict[str, Any]] = []
+
+        def reopen(state: HandoffState) -> None:
+            steps.clear()  # update_state may call this again after a concurrent write
+            if state.status == "failed" and not state.target_thread_id and not state.remote_task_id:
+                state.status = "accepted"
+                steps.append({"op": "deliver", "step": "delivery"})
+            elif state.crosslink == "failed" and state.status in ("delivered", "handedBack"):
+                state.crosslink = "pending"
+                steps.append({"op": "deliver", "step": "crossLink"})
+            for seq, delivery in sorted(state.handbacks.items()):
+                if delivery.status == "failed":
+                    delivery.status, delivery.error = "pending", None
+                    steps.append({"op": "handback", "step": "handBack", "seq": seq})
+            if not steps:
+                raise _NothingToWrite
+            state.retry_at = state.swept_at = None
+            state.sweeps = 0
+            state.updated_at = now
+
+        with contextlib.suppress(_NothingToWrite):
+            self.store.update_state(record.id, reopen)
+        if steps:
+            self.store.append_audit(
+                record.id,
+                "retryRequested",
+                caller.describe(),
+                {"steps": [{k: v for k, v in step.items() if k != "op"} for step in steps]},
+            )
+            for step in steps:
+                message = {"op": step["op"], "handoffId": record.id, "attempt": 1}
+                if "seq" in step:
+                    message["seq"] = step["seq"]
+                # Stored before queued: should the enqueue fail, the sweeper picks the step up.
+                with contextlib.suppress(StorageUnavailable):
+                    self.queue.send(message)
+        return self.view(self.get_record(record.id)), steps
+
     # ------------------------------------------------------------------ queue work
 
     def process(self, message: dict[str, Any], dequeue_count: int = 1) -> None:
@@ -700,28 +762,36 @@ class HandoffService:
             log.warning("dropping delivery message for unknown handoff or op: %s", message)
             return
         try:
-            self._acquire_lease(handoff_id)
+            token = self._acquire_lease(handoff_id)
         except LeaseBusy:
             # Follow-up polls often meet the delivery that scheduled them still holding the lease:
             # come back after one poll interval rather than the delivery back-off.
             busy_delay = 15 if op not in FOLLOW_UP_OPS else max(1.0, self.settings.poll_interval_seconds)
             self.queue.send(message, busy_delay)
             return
+        held = _HELD.set((handoff_id, token))
         try:
             record = self.get_record(handoff_id)
-            if op == "deliver":
-                self._deliver(record)
-            elif op == "handback":
-                self._deliver_handback(record, int(message["seq"]))
-            else:
-                self.followup.process(record, message)
-        except AgentCallError as exc:
-            if op in FOLLOW_UP_OPS:
-                self.followup.after_failure(record, message, attempt, exc)
-            else:
-                self._after_failure(record, message, attempt, exc)
+            try:
+                if op == "deliver":
+                    self._deliver(record)
+                elif op == "handback":
+                    self._deliver_handback(record, int(message["seq"]))
+                else:
+                    self.followup.process(record, message)
+            except AgentCallError as exc:
+                if op in FOLLOW_UP_OPS:
+                    self.followup.after_failure(record, message, attempt, exc)
+                else:
+                    self._after_failure(record, message, attempt, exc)
+        except LeaseLost:
+            # Another worker has the handoff now (this one was stalled past its lease): it carries on,
+            # and this message is done. Nothing was called after the write that found out.
+            log.warning("lease on %s lost to another worker; %s left to it", handoff_id, message)
+            return
         finally:
-            self._release_lease(handoff_id)
+            _HELD.reset(held)
+            self._release_lease(handoff_id, token)
 
     def _fail_poisoned(self, message: dict[str, Any], exc: Exception) -> None:
         """The host poisons ``message`` after this failure: mark its step failed now, reading nothing
@@ -737,22 +807,33 @@ class HandoffService:
         except Exception:
             log.exception("could not mark %s failed before its message %s is poisoned", handoff_id, message)
 
-    def _acquire_lease(self, handoff_id: str) -> None:
+    @property
+    def lease(self) -> timedelta:
+        """How long a worker's lease on a handoff lasts past its last state write."""
+        return timedelta(seconds=self.settings.delivery_lease_seconds)
+
+    def _acquire_lease(self, handoff_id: str) -> str:
+        """Take the handoff's lease (an ETag-conditional write); returns this worker's token."""
         now = self.clock()
+        token = uuid.uuid4().hex
 
         def take(state: HandoffState) -> None:
             if state.lease_until and state.lease_until > now:
                 raise LeaseBusy
-            state.lease_until = now + LEASE
+            state.lease_until, state.lease_owner = now + self.lease, token
 
         self.store.update_state(handoff_id, take)
+        return token
 
-    def _release_lease(self, handoff_id: str) -> None:
+    def _release_lease(self, handoff_id: str, token: str) -> None:
         def release(state: HandoffState) -> None:
-            state.lease_until = None
+            if state.lease_owner != token:
+                raise _NothingToWrite  # taken over meanwhile: the lease is the other worker's
+            state.lease_until = state.lease_owner = None
 
         try:
-            self.store.update_state(handoff_id, release)
+            with contextlib.suppress(_NothingToWrite):
+                self.store.update_state(handoff_id, release)
         except Exception:  # the lease expires by itself
             log.exception("could not release the delivery lease of %s", handoff_id)
 
@@ -776,13 +857,41 @@ class HandoffService:
         )
 
     def _touch(self, handoff_id: str, mutate: Callable[[HandoffState], None]) -> HandoffState:
+        """Change the handoff's state (and its ``updated_at``). A worker holding the handoff's lease
+        writes only while it still holds it (:class:`LeaseLost` otherwise), and each write renews it."""
         now = self.clock()
+        held = _HELD.get()
+        token = held[1] if held is not None and held[0] == handoff_id else None
 
         def apply(state: HandoffState) -> None:
+            if token is not None:
+                if state.lease_owner != token:
+                    raise LeaseLost(handoff_id)
+                state.lease_until = now + self.lease
             mutate(state)
             state.updated_at = now
 
         return self.store.update_state(handoff_id, apply)
+
+    def _audit_once(
+        self, handoff_id: str, kind: str, details: dict[str, Any], *, retry: bool, seq: int | None = None
+    ) -> None:
+        """Audit the end of a step, written before the state write that ends it. On a retry (the step
+        was attempted before) the audit is read first: an earlier attempt that died after this insert
+        and before its state write has already written the event."""
+        if retry and any(
+            event.type == kind and (seq is None or event.details.get("seq") == seq)
+            for event in self.store.list_audit(handoff_id)
+        ):
+            return
+        self.store.append_audit(handoff_id, kind, "broker", details)
+
+    def _since(self, attempted_at: datetime | None) -> datetime | None:
+        """How far back a retry looks for what an earlier attempt wrote: a clock-skew margin before the
+        first attempt (no limit for a record written before attempts were timed)."""
+        if attempted_at is None:
+            return None
+        return attempted_at - timedelta(seconds=self.settings.clock_skew_seconds)
 
     def _deliver(self, record: HandoffRecord) -> None:
         stored, state = record.stored, record.state
@@ -797,11 +906,11 @@ class HandoffService:
             thread_id = None
             if state.create_attempted:
                 # An earlier attempt may have created the thread before failing: look before creating.
-                thread_id = self.agents.find_thread(target, stored.id)
+                thread_id = self.agents.find_thread(target, stored.id, self._since(state.create_attempted_at))
                 if thread_id:
                     self.store.append_audit(stored.id, "deliveryRecovered", "broker", {"threadId": thread_id})
             if not thread_id:
-                state = self._touch(stored.id, _mark_create_attempt)
+                state = self._touch(stored.id, create_attempt(self.clock()))
                 mode = target.delivery.mode
                 self.store.append_audit(
                     stored.id, "deliveryAttempt", "broker", {"attempt": state.attempts, "mode": mode}
@@ -819,13 +928,18 @@ class HandoffService:
                 s.delivered_at = now
                 s.last_error = None
 
-            state = self._touch(stored.id, delivered)
+            # The audit event and the links before the state write that ends the step: a crash in
+            # between leaves the step to be retried, and the retry adds neither twice.
             url = thread_url(target.resource_id, thread_id)
-            self.store.append_audit(
-                stored.id, "delivered", "broker", {"threadId": thread_id, "threadUrl": url}
+            self._audit_once(
+                stored.id,
+                "delivered",
+                {"threadId": thread_id, "threadUrl": url},
+                retry=record.state.create_attempted,
             )
-            self._notify(stored.id, "delivered", {"threadId": thread_id})
             self._store_links(record, thread_id)
+            state = self._touch(stored.id, delivered)
+            self._notify(stored.id, "delivered", {"threadId": thread_id})
             self.followup.start_watch(record, target, thread_id)
             record = self.get_record(stored.id)
             ctx = self._message_context(record)
@@ -854,17 +968,34 @@ class HandoffService:
             return
         source = self.registry.by_name(record.stored.source_agent)
         needle = marker(record.id, "crosslink")
-        already = state.crosslink_attempted and self.agents.has_message(source, source_thread, needle)
-        if not already:
-            self._touch(record.id, lambda s: setattr(s, "crosslink_attempted", True))
-            self.agents.post_message(source, source_thread, crosslink_message(record, ctx))
-        self._touch(record.id, lambda s: setattr(s, "crosslink", "posted"))
-        self.store.append_audit(
-            record.id,
-            "crossLinked",
-            "broker",
-            {"sourceThreadId": source_thread, "targetThreadUrl": ctx.target_thread_url},
-        )
+        found = None
+        if state.crosslink_attempted:
+            # An earlier attempt may have posted it before failing: look back to before that attempt.
+            since = self._since(state.crosslink_attempted_at)
+            found = self.agents.find_message(source, source_thread, needle, since)
+        if found is None:
+            now = self.clock()
+
+            def attempt(s: HandoffState) -> None:
+                s.crosslink_attempted = True
+                s.crosslink_attempted_at = s.crosslink_attempted_at or now
+
+            self._touch(record.id, attempt)
+            message_id = self.agents.post_message(source, source_thread, crosslink_message(record, ctx))
+        else:
+            message_id = _message_id(found)
+
+        def posted(s: HandoffState) -> None:
+            s.crosslink = "posted"
+            s.crosslink_message_id = message_id
+
+        details: dict[str, Any] = {"sourceThreadId": source_thread, "targetThreadUrl": ctx.target_thread_url}
+        if message_id:
+            details["messageId"] = message_id
+        if found is not None:
+            details["recovered"] = True  # posted by an earlier attempt whose answer was lost
+        self._audit_once(record.id, "crossLinked", details, retry=state.crosslink_attempted)
+        self._touch(record.id, posted)
 
     def _deliver_handback(self, record: HandoffRecord, seq: int) -> None:
         handback = next((hb for hb in record.handbacks if hb.seq == seq), None)
@@ -888,23 +1019,37 @@ class HandoffService:
             return
         source = self.registry.by_name(record.stored.source_agent)
         needle = marker(record.id, f"handback:{seq}")
-        already = delivery.attempted and self.agents.has_message(source, source_thread, needle)
-        if not already:
-            self._touch(record.id, lambda s: setattr(s.handbacks[seq], "attempted", True))
-            self.agents.post_message(
+        found = None
+        if delivery.attempted:
+            since = self._since(delivery.attempted_at)
+            found = self.agents.find_message(source, source_thread, needle, since)
+        if found is None:
+
+            def attempt(s: HandoffState) -> None:
+                s.handbacks[seq].attempted = True
+                s.handbacks[seq].attempted_at = s.handbacks[seq].attempted_at or now
+
+            self._touch(record.id, attempt)
+            message_id = self.agents.post_message(
                 source, source_thread, handback_message(record, handback, self._message_context(record))
             )
+        else:
+            message_id = _message_id(found)
 
         def posted(s: HandoffState) -> None:
             s.handbacks[seq].status = "posted"
             s.handbacks[seq].posted_at = now
+            s.handbacks[seq].message_id = message_id
             s.status = "handedBack"
             s.handed_back_at = now
 
+        details: dict[str, Any] = {"seq": seq, "sourceThreadId": source_thread}
+        if message_id:
+            details["messageId"] = message_id
+        if found is not None:
+            details["recovered"] = True
+        self._audit_once(record.id, "handedBack", details, retry=delivery.attempted, seq=seq)
         self._touch(record.id, posted)
-        self.store.append_audit(
-            record.id, "handedBack", "broker", {"seq": seq, "sourceThreadId": source_thread}
-        )
         self._after_handback(record.id, seq)
 
     def _after_failure(
@@ -915,7 +1060,13 @@ class HandoffService:
             delay = backoff_seconds(
                 attempt, exc.retry_after, self.settings.retry_base_seconds, self.settings.retry_max_seconds
             )
-            self._touch(record.id, lambda s: setattr(s, "last_error", reason))
+            due = self.clock() + timedelta(seconds=delay)
+
+            def scheduled(s: HandoffState) -> None:
+                s.last_error = reason
+                s.retry_at = due  # the sweeper leaves the handoff alone until then
+
+            self._touch(record.id, scheduled)
             self.store.append_audit(
                 record.id,
                 "retryScheduled",
@@ -1019,8 +1170,10 @@ class HandoffService:
     # ------------------------------------------------------------------ sweeper
 
     def sweep(self) -> SweepReport:
-        """Re-enqueue work left with no activity (e.g. its enqueue failed and the caller got a 503):
-        handoffs still ``accepted`` and hand-backs not yet posted.
+        """Re-enqueue work left with no activity (its enqueue failed and the caller got a 503, or the
+        worker crashed between two steps): handoffs still ``accepted``, cross-links and hand-backs not
+        yet posted. Idle means: no state write for ``sweep_after_seconds``, no retry due within that
+        time, and no worker holding the lease.
 
         Each handoff is swept on its own: one that raises is logged with its id, counted, and the
         sweep carries on with the rest. Work is re-queued at most once per ``sweep_after_seconds``,
@@ -1046,16 +1199,27 @@ class HandoffService:
         def decide(state: HandoffState) -> None:
             plan.clear()  # update_state may call this again after a concurrent write
             messages: list[dict[str, Any]] = []
-            if state.status == "accepted":
+            if state.status == "accepted" or (
+                state.status in ("delivered", "handedBack") and state.crosslink == "pending"
+            ):
+                # One message covers both: a delivered handoff's deliver step is its cross-link.
                 messages.append({"op": "deliver", "handoffId": handoff_id, "attempt": 1})
             for seq, delivery in sorted(state.handbacks.items()):
                 if delivery.status == "pending":
                     messages.append({"op": "handback", "handoffId": handoff_id, "seq": seq, "attempt": 1})
-            if not messages or (state.swept_at is not None and state.swept_at > cutoff):
-                raise _NothingToWrite  # nothing left, or re-queued recently: leave the state as it is
+            if (
+                not messages
+                or (state.swept_at is not None and state.swept_at > cutoff)
+                # A retry scheduled for later (back-off, Retry-After) counts as activity when it is due.
+                or (state.retry_at is not None and state.retry_at > cutoff)
+                # A live worker holds the handoff (each of its state writes renews the lease).
+                or (state.lease_until is not None and state.lease_until > now)
+            ):
+                raise _NothingToWrite  # nothing left, or not idle: leave the state as it is
             sweeps = state.sweeps + 1 if state.sweep_mark == state.updated_at else 1
             plan.update(messages=messages, sweeps=sweeps)
-            if sweeps > MAX_SWEEPS:
+            if sweeps > MAX_SWEEPS and now - state.updated_at >= GIVE_UP_AFTER:
+                plan["give_up"] = True
                 raise _NothingToWrite  # given up below, one step at a time, by the usual failure path
             state.swept_at, state.sweeps, state.sweep_mark = now, sweeps, state.updated_at
 
@@ -1063,7 +1227,7 @@ class HandoffService:
             self.store.update_state(handoff_id, decide)
         if not plan:
             return
-        if plan["sweeps"] > MAX_SWEEPS:
+        if plan.get("give_up"):
             reason = f"no progress after {MAX_SWEEPS} re-queues by the sweeper"
             for message in plan["messages"]:
                 self.queue.send_poison({**message, "reason": reason})
@@ -1097,9 +1261,22 @@ class _NothingToWrite(Exception):
     mutation returns)."""
 
 
-def _mark_create_attempt(state: HandoffState) -> None:
-    state.create_attempted = True
-    state.attempts += 1
+def create_attempt(now: datetime) -> Callable[[HandoffState], None]:
+    """The state change made just before a thread is created (or an A2A message sent): the flag a retry
+    looks at, the time of the first attempt (how far back it looks), and the attempt count."""
+
+    def mark(state: HandoffState) -> None:
+        state.create_attempted = True
+        state.create_attempted_at = state.create_attempted_at or now
+        state.attempts += 1
+
+    return mark
+
+
+def _message_id(message: dict[str, Any]) -> str | None:
+    """The id of a message an agent listed (for the audit), when it has a printable one."""
+    value = message.get("id")
+    return value[:200] if isinstance(value, str) and value.isprintable() else None
 
 
 def _redacted(model: ModelT, fields: tuple[str, ...]) -> tuple[ModelT, dict[str, int]]:

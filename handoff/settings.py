@@ -98,7 +98,15 @@ class Settings(BaseModel):
     start_message_budget_bytes: int = _setting(
         "HANDOFF_START_MESSAGE_BUDGET_BYTES", default=24 * 1024, ge=2048
     )
-    sweep_after_seconds: int = _setting("HANDOFF_SWEEP_AFTER_SECONDS", default=300, ge=10)
+    sweep_after_seconds: int = _setting("HANDOFF_SWEEP_AFTER_SECONDS", default=60, ge=10)
+    # NCRONTAB (six fields, seconds first) of the sweeper's timer, read when the app is indexed.
+    sweep_schedule: str = _setting("HANDOFF_SWEEP_SCHEDULE", default="*/30 * * * * *")
+    # How long a worker's claim on a handoff lasts without a state write of its own (each one renews
+    # it); a crashed worker's handoff is free again after this. Never shorter than two HTTP timeouts.
+    lease_seconds: int = _setting("HANDOFF_LEASE_SECONDS", default=60, ge=5, le=3600)
+    # How far the agents' clocks may be from the broker's when a retry pages back through a thread
+    # for what an earlier attempt posted (it stops at messages older than that attempt minus this).
+    clock_skew_seconds: int = _setting("HANDOFF_CLOCK_SKEW_SECONDS", default=300, ge=0, le=86400)
     http_timeout_seconds: float = _setting("HANDOFF_HTTP_TIMEOUT_SECONDS", default=30.0, gt=0)
     max_chain_depth: int = _setting("HANDOFF_MAX_CHAIN_DEPTH", default=5, ge=0, le=100)
     max_pair_repeats: int = _setting("HANDOFF_MAX_PAIR_REPEATS", default=2, ge=1, le=100)
@@ -145,6 +153,13 @@ class Settings(BaseModel):
         parse_networks(value)
         return value
 
+    @field_validator("sweep_schedule")
+    @classmethod
+    def _schedule(cls, value: str) -> str:
+        if len(value.split()) != 6:
+            raise ValueError(f"must be an NCRONTAB expression of six fields (seconds first), got {value!r}")
+        return value
+
     @field_validator("arm_endpoint", "alerts_authority")
     @classmethod
     def _service_url(cls, value: str) -> str:
@@ -186,6 +201,12 @@ class Settings(BaseModel):
         """``HANDOFF_CONFIG`` as an absolute path (relative paths are from the app root)."""
         path = Path(self.config_path)
         return path if path.is_absolute() else APP_ROOT / path
+
+    @property
+    def delivery_lease_seconds(self) -> float:
+        """The per-handoff lease: ``HANDOFF_LEASE_SECONDS``, but at least two HTTP timeouts, so a call a
+        worker started under its lease has ended before another worker can take the handoff over."""
+        return max(float(self.lease_seconds), 2 * self.http_timeout_seconds)
 
     @property
     def max_dequeue_count(self) -> int:

@@ -10,7 +10,7 @@ import pytest
 from devserver.azurite import Azurite, start_azurite
 from devserver.fakes.a2a_peer import FakeA2APeer
 from devserver.fakes.stack import FakeStack, start_fake_stack
-from tests.support import figures
+from tests.support import fault_figures, figures
 from tests.support.broker import BrokerProcess
 from tests.support.vendors import SHARED_MEMORY_ENV, VendorFakes, shared_memory_config, start_vendor_fakes
 
@@ -27,6 +27,7 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
 
 def pytest_terminal_summary(terminalreporter) -> None:
     figures.summary(terminalreporter)
+    fault_figures.summary(terminalreporter)
 
 
 @pytest.fixture(scope="session")

@@ -6,7 +6,7 @@ Each fake is an ASGI application built on :class:`FakeService`:
 * every request to a non-control route is recorded (method, path, query, headers without the
   ``Authorization`` value, the token's ``aud``/``oid``/``appid``, the JSON body, the status answered);
 * faults can be queued for a method and path pattern (status, ``Retry-After``, delay, "perform then
-  fail", connection drop), from Python or over HTTP;
+  fail", "perform then hold the answer", connection drop), from Python or over HTTP;
 * a control API under ``/_fake/`` (no auth) exposes the recorded requests and the faults;
 * all state is guarded by one re-entrant lock, because the server runs on its own thread while tests
   inspect the state from the main thread.
@@ -114,6 +114,9 @@ class Fault:
     * ``retry_after``: adds a ``Retry-After`` header (seconds).
     * ``delay``: wait that many seconds first; with no ``status`` the request then proceeds normally.
     * ``perform``: run the operation (it takes effect), then answer ``status`` (default 503) or drop.
+    * ``hold``: run the operation (it takes effect), then hold the answer this many seconds (or until
+      :meth:`release`) before sending it (or ``status``/``drop`` when set): the caller is left waiting
+      after the work is done, so a test can kill it in between.
     * ``drop``: close the connection mid-response instead of answering.
     * ``times``: how many matching requests it affects (``None``: all of them until cleared).
     """
@@ -128,14 +131,33 @@ class Fault:
     drop: bool = False
     body: Any = None
     headers: dict[str, str] | None = None
+    hold: float = 0.0
     hits: int = 0
+    #: requests being held right now (the operation has taken effect, the answer not yet sent)
+    holding: int = 0
     _regex: re.Pattern[str] = field(init=False, repr=False)
+    _released: threading.Event = field(init=False, repr=False, default_factory=threading.Event)
 
     def __post_init__(self) -> None:
         self.method = (self.method or "*").upper()
         self._regex = compile_pattern(self.path)
-        if self.status is None and not self.drop and (self.perform or not self.delay):
+        if self.status is None and not self.drop and not self.hold and (self.perform or not self.delay):
             self.status = 503
+
+    def release(self) -> None:
+        """End the hold of every request this fault holds (and will hold) now."""
+        self._released.set()
+
+    async def wait_hold(self) -> None:
+        """Hold an answer for ``hold`` seconds or until :meth:`release`."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self.hold
+        self.holding += 1
+        try:
+            while not self._released.is_set() and loop.time() < deadline:
+                await asyncio.sleep(0.02)
+        finally:
+            self.holding -= 1
 
     def matches(self, method: str, path: str) -> bool:
         """True when this fault applies to the request."""
@@ -161,6 +183,7 @@ class Fault:
             "drop",
             "body",
             "headers",
+            "hold",
         }
         kwargs: dict[str, Any] = {}
         for key, value in data.items():
@@ -185,7 +208,9 @@ class Fault:
             "drop": self.drop,
             "body": self.body,
             "headers": self.headers,
+            "hold": self.hold,
             "hits": self.hits,
+            "holding": self.holding,
         }
 
     def response(self) -> Response:
@@ -340,6 +365,7 @@ class FakeService:
         drop: bool = False,
         body: Any = None,
         headers: dict[str, str] | None = None,
+        hold: float = 0.0,
     ) -> Fault:
         """Queue a fault; see :class:`Fault`. Faults are consulted in the order they were added."""
         fault = Fault(
@@ -353,6 +379,7 @@ class FakeService:
             drop=drop,
             body=body,
             headers=headers,
+            hold=hold,
         )
         with self.lock:
             self._faults.append(fault)
@@ -486,9 +513,14 @@ class FakeService:
                     entry["fault"] = fault.to_json()
             if fault.delay:
                 await asyncio.sleep(fault.delay)
-            if not fault.perform and (fault.status is not None or fault.drop):
+            if not fault.perform and not fault.hold and (fault.status is not None or fault.drop):
                 return fault.response(), fault.drop
         response = await self._handle(call, route, allowed)
+        if fault is not None and fault.hold:
+            await fault.wait_hold()
+            if fault.status is not None or fault.drop:
+                return fault.response(), fault.drop
+            return response, False
         if fault is not None and fault.perform:
             return fault.response(), fault.drop
         return response, False

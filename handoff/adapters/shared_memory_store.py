@@ -56,6 +56,13 @@ class TableWriteState:
             rows = self.table.query_entities("PartitionKey eq @pk", parameters={"pk": f"w|{handoff_id}"})
             return [dict(row) for row in rows]
 
+    def stale_writes(self, older_than: datetime) -> list[dict[str, Any]]:
+        with storage_errors():
+            rows = self.table.query_entities(
+                "Status eq 'pending' and UpdatedAt lt @cutoff", parameters={"cutoff": older_than}
+            )
+            return [dict(row) for row in rows if str(row.get("PartitionKey", "")).startswith("w|")]
+
     # -------------------------------------------------------------- gates (ETag-coordinated)
 
     def _update_gate(self, key: str, change: Any) -> Any:

@@ -4,12 +4,20 @@ Facts and contradictions it is built for (docs/architecture.md): the token audie
 ``https://azuresre.dev`` but Microsoft's own client uses the app ID ``59f0a04a-…``, so a 401 retries
 once with the agent's fallback scope; lists come back as ``{"value": [...]}`` or a bare array; paging
 parameters are spelled with and without ``$``.
+
+Looking for what an earlier attempt already wrote (a thread, a message with a marker line) pages
+through the list newest first (``$top``/``$skip``, both spellings for messages) until it is found, the
+list ends, or the items are older than the earlier attempt allows; a server that ignores the order is
+noticed and then read to the end. There is a cap on pages: past it the answer is unknown, and that is a
+permanent failure rather than a guess (a guess could post twice).
 """
 
 from __future__ import annotations
 
 import threading
-from typing import Any
+from collections.abc import Callable, Iterator
+from datetime import UTC, datetime
+from typing import Any, TypeVar
 
 import httpx
 
@@ -26,7 +34,10 @@ ARM_SCOPE = "https://management.azure.com/.default"
 SERVICE_USER_ID = "handoff-broker"
 SERVICE_DISPLAY_NAME = "Handoff Broker"
 RECENT = 50
+# Pages of RECENT items a search reads at most (2,000 threads or messages).
+SEARCH_PAGES = 40
 ENDPOINT_TTL_SECONDS = 3600.0
+T = TypeVar("T")
 
 
 def agent_url(base: str, *segments: str, query: dict[str, str] | None = None) -> str:
@@ -54,6 +65,76 @@ def _items(data: Any) -> list[dict[str, Any]]:
     return [item for item in data if isinstance(item, dict)] if isinstance(data, list) else []
 
 
+def parse_time(value: Any) -> datetime | None:
+    """An ISO 8601 timestamp an agent answered with (``Z`` or an offset; naive means UTC), else None."""
+    if not isinstance(value, str) or not value:
+        return None
+    text = value.strip()
+    try:
+        parsed = datetime.fromisoformat(text)
+    except ValueError:
+        return None
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+
+
+def _message_time(message: dict[str, Any]) -> datetime | None:
+    return parse_time(message.get("timeStamp") or message.get("timestamp"))
+
+
+def _thread_time(thread: dict[str, Any]) -> datetime | None:
+    return parse_time(thread.get("createdTimestamp"))
+
+
+def search_pages(
+    pages: Iterator[list[dict[str, Any]]],
+    match: Callable[[dict[str, Any]], T | None],
+    stamp: Callable[[dict[str, Any]], datetime | None],
+    since: datetime | None,
+    what: str,
+) -> T | None:
+    """Look for an item through ``pages`` of a list asked for newest first, ``RECENT`` at a time.
+
+    The answer is None once it is certain: the list ended (a short page), or, while every item so far
+    came newest first, a page's oldest item is older than ``since``. A server that ignores the order
+    (an item newer than the one before it) is read to the end instead; one that ignores ``$skip``
+    (a page with nothing new) cannot be read further. Past :data:`SEARCH_PAGES` pages, or when the list
+    cannot be read further, the answer is unknown: a permanent :class:`AgentCallError`.
+    """
+    seen: set[str] = set()
+    newest_first = True
+    previous: datetime | None = None
+    for number, items in enumerate(pages):
+        for item in items:
+            found = match(item)
+            if found is not None:
+                return found
+        if len(items) < RECENT:
+            return None  # the list ended
+        keys = {str(item.get("id")) if item.get("id") is not None else repr(item) for item in items}
+        if keys <= seen:
+            raise AgentCallError(
+                f"{what}: the server answered the same page again (it ignores $skip), so the older "
+                f"items cannot be read",
+                transient=False,
+            )
+        seen |= keys
+        times = [stamp(item) for item in items]
+        for moment in times:
+            if moment is None or (previous is not None and moment > previous):
+                newest_first = False  # unknown or rising times: no stopping early
+            previous = moment if moment is not None else previous
+        oldest = times[-1]
+        if since is not None and newest_first and oldest is not None and oldest < since:
+            return None  # everything further is older still, from before the first attempt
+        if number + 1 >= SEARCH_PAGES:
+            break
+    raise AgentCallError(
+        f"{what}: not found in the newest {SEARCH_PAGES * RECENT} items and older ones cannot be ruled "
+        f"out, so posting again could duplicate it",
+        transient=False,
+    )
+
+
 class SreAgentGateway:
     """Implements :class:`handoff.records.AgentGateway` over the SRE Agent REST API."""
 
@@ -79,7 +160,7 @@ class SreAgentGateway:
         url = agent_url(
             arm, *(agent.resource_id or "").strip("/").split("/"), query={"api-version": ARM_API_VERSION}
         )
-        token = self.credential.get_token(ARM_SCOPE).token
+        token = self._token(ARM_SCOPE)
         try:
             response = self.client.get(
                 url,
@@ -108,13 +189,25 @@ class SreAgentGateway:
             self._endpoints[agent.name] = (endpoint, monotonic() + ENDPOINT_TTL_SECONDS)
         return endpoint
 
+    def _token(self, scope: str) -> str:
+        """A managed-identity token; the token endpoint failing is a transient failure of the step
+        (retried through the queue and audited), never an unclassified crash."""
+        try:
+            return str(self.credential.get_token(scope).token)
+        except Exception as exc:
+            status = getattr(getattr(exc, "response", None), "status_code", None)
+            answered = f" (answered {status})" if isinstance(status, int) else ""
+            raise AgentCallError(
+                f"token request for {scope} failed: {type(exc).__name__}{answered}", transient=True
+            ) from None
+
     def _request(self, agent: AgentConfig, method: str, url: str, **kwargs: Any) -> httpx.Response:
         scopes = [self._scopes.get(agent.name, agent.token_scope)]
         if agent.fallback_token_scope and agent.fallback_token_scope not in scopes:
             scopes.append(agent.fallback_token_scope)
         response = None
         for scope in scopes:
-            token = self.credential.get_token(scope).token
+            token = self._token(scope)
             headers = {"Authorization": f"Bearer {token}", "Accept": "application/json"}
             try:
                 response = self.client.request(
@@ -171,33 +264,60 @@ class SreAgentGateway:
         )
         return checked_thread_id(thread_id, f"POST {agent.name}'s trigger") if thread_id else None
 
-    def find_thread(self, agent: AgentConfig, needle: str) -> str | None:
-        """Newest-first scan of the agent's recent threads for the one the broker opened for handoff
+    def find_thread(self, agent: AgentConfig, needle: str, since: datetime | None = None) -> str | None:
+        """Newest-first search of the agent's threads for the one the broker opened for handoff
         ``needle``: its start message (or trigger prompt) begins with the handoff's header and, for a
-        start message, ends with its marker (:func:`handoff.messages.is_handoff_thread`)."""
-        params = {"$orderby": "createdTimestamp desc", "$top": str(RECENT)}
-        url = agent_url(self.endpoint(agent), "api", "v1", "threads", query=params)
+        start message, ends with its marker (:func:`handoff.messages.is_handoff_thread`). Pages back to
+        threads created before ``since`` (:func:`search_pages`)."""
         trigger = getattr(agent.delivery, "trigger_url", None) is not None
-        for thread in _items(self._request(agent, "GET", url).json()):
+
+        def pages() -> Iterator[list[dict[str, Any]]]:
+            for page in range(SEARCH_PAGES):
+                params = {"$orderby": "createdTimestamp desc", "$top": str(RECENT)}
+                if page:
+                    params.update({"$skip": str(page * RECENT), "skip": str(page * RECENT)})
+                url = agent_url(self.endpoint(agent), "api", "v1", "threads", query=params)
+                yield _items(self._request(agent, "GET", url).json())
+
+        def match(thread: dict[str, Any]) -> str | None:
             start = thread.get("startMessage") or {}
             text = start.get("text") if isinstance(start, dict) else start
             if is_handoff_thread(needle, thread.get("title"), text, trigger=trigger):
                 return checked_thread_id(thread.get("id"), f"GET {agent.name}'s threads")
-        return None
+            return None
 
-    def post_message(self, agent: AgentConfig, thread_id: str, text: str) -> None:
-        """``POST /api/v1/threads/{id}/messages``."""
+        return search_pages(pages(), match, _thread_time, since, f"GET {agent.name}'s threads")
+
+    def post_message(self, agent: AgentConfig, thread_id: str, text: str) -> str | None:
+        """``POST /api/v1/threads/{id}/messages``; the new message's ``id`` when the answer has one."""
         url = agent_url(self.endpoint(agent), "api", "v1", "threads", thread_id, "messages")
         body = {"text": text, "userId": SERVICE_USER_ID, "displayName": SERVICE_DISPLAY_NAME}
-        self._request(agent, "POST", url, json=body)
+        response = self._request(agent, "POST", url, json=body)
+        try:
+            data = response.json()
+        except ValueError:
+            return None
+        message_id = data.get("id") if isinstance(data, dict) else None
+        return message_id[:200] if isinstance(message_id, str) and message_id.isprintable() else None
 
-    def has_message(self, agent: AgentConfig, thread_id: str, needle: str) -> bool:
-        """Whether one of the thread's recent messages is the broker's message with marker line
-        ``needle``: its last line, under the handoff's header (:func:`handoff.messages.is_marked`)."""
-        return any(
-            is_marked(str(message.get("text") or ""), needle)
-            for message in self.list_messages(agent, thread_id)
-        )
+    def find_message(
+        self, agent: AgentConfig, thread_id: str, needle: str, since: datetime | None = None
+    ) -> dict[str, Any] | None:
+        """The broker's message with marker line ``needle`` (its last line, under the handoff's header:
+        :func:`handoff.messages.is_marked`), searched newest first back to messages older than
+        ``since`` (:func:`search_pages`)."""
+
+        def match(message: dict[str, Any]) -> dict[str, Any] | None:
+            return message if is_marked(str(message.get("text") or ""), needle) else None
+
+        pages = (self._message_page(agent, thread_id, page) for page in range(SEARCH_PAGES))
+        return search_pages(pages, match, _message_time, since, f"GET {agent.name}'s thread messages")
+
+    def has_message(
+        self, agent: AgentConfig, thread_id: str, needle: str, since: datetime | None = None
+    ) -> bool:
+        """Whether :meth:`find_message` finds the broker's message with marker line ``needle``."""
+        return self.find_message(agent, thread_id, needle, since) is not None
 
     def get_thread(self, agent: AgentConfig, thread_id: str) -> dict[str, Any]:
         """``GET /api/v1/threads/{id}``: the thread object with ``lastMessage`` (how Microsoft's client
@@ -208,8 +328,8 @@ class SreAgentGateway:
             raise AgentCallError(f"GET {url} answered without a thread object", transient=True)
         return data
 
-    def list_messages(self, agent: AgentConfig, thread_id: str) -> list[dict[str, Any]]:
-        """The thread's most recent messages (up to 50), oldest first."""
+    def _message_page(self, agent: AgentConfig, thread_id: str, page: int) -> list[dict[str, Any]]:
+        """One page of the thread's messages, asked for newest first."""
         # Both spellings are seen in the wild; servers ignore the one they do not know.
         params = {
             "$top": str(RECENT),
@@ -217,8 +337,14 @@ class SreAgentGateway:
             "top": str(RECENT),
             "orderby": "timestamp desc",
         }
+        if page:
+            params.update({"$skip": str(page * RECENT), "skip": str(page * RECENT)})
         url = agent_url(self.endpoint(agent), "api", "v1", "threads", thread_id, "messages", query=params)
-        messages = _items(self._request(agent, "GET", url).json())
+        return _items(self._request(agent, "GET", url).json())
+
+    def list_messages(self, agent: AgentConfig, thread_id: str) -> list[dict[str, Any]]:
+        """The thread's most recent messages (up to 50), oldest first."""
+        messages = self._message_page(agent, thread_id, 0)
         # Newest first was asked for so the window holds the latest; servers that ignore the order
         # answer oldest first. Sort by timestamp either way (ISO 8601 strings sort in time order).
         return sorted(messages, key=lambda m: str(m.get("timeStamp") or m.get("timestamp") or ""))

@@ -36,7 +36,14 @@ from handoff.adapters.identity import make_credential
 from handoff.audit import audit_time, event_hash
 from handoff.errors import FieldError, PayloadTooLarge
 from handoff.models import AuditEvent
-from handoff.records import HandoffRecord, HandoffState, LinkRecord, StoredHandback, StoredRequest
+from handoff.records import (
+    HandoffRecord,
+    HandoffState,
+    LinkRecord,
+    StoredHandback,
+    StoredRequest,
+    has_pending_work,
+)
 from handoff.redaction import redact_json
 from handoff.service import StorageUnavailable
 from handoff.settings import (
@@ -239,10 +246,9 @@ class TableHandoffStore:
             "RowKey": "state",
             "Status": state.status,
             "UpdatedAt": state.updated_at,
-            # Indexed for the sweeper: work is left while the handoff is undelivered or a hand-back
-            # waits to be posted.
-            "PendingWork": state.status == "accepted"
-            or any(delivery.status == "pending" for delivery in state.handbacks.values()),
+            # Filtered on by the sweeper: work is left while the handoff is undelivered, its cross-link
+            # or a hand-back waits to be posted.
+            "PendingWork": has_pending_work(state),
             **_chunks(state.model_dump_json()),
         }
 

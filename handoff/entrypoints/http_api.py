@@ -77,6 +77,19 @@ def hand_back(req: func.HttpRequest) -> func.HttpResponse:
     return handle(req, action)
 
 
+@bp.route(route="handoffs/{id}/retry", methods=["POST"], auth_level=REST_AUTH_LEVEL)
+def retry_handoff(req: func.HttpRequest) -> func.HttpResponse:
+    """Operators: queue the handoff's failed steps again (202), or nothing when none failed (200)."""
+
+    def action(caller: Caller) -> func.HttpResponse:
+        view, steps = get_service().retry(req.route_params["id"], caller)
+        retried = [{key: value for key, value in step.items() if key != "op"} for step in steps]
+        body = {"handoffId": view.id, "status": view.status, "retried": retried}
+        return json_response(body, 202 if steps else 200, {"Location": view.links["self"]})
+
+    return handle(req, action)
+
+
 @bp.route(route="threads/{agent}/{threadId}/links", methods=["GET"], auth_level=REST_AUTH_LEVEL)
 def thread_links(req: func.HttpRequest) -> func.HttpResponse:
     """Every thread linked to this one (by registered agent name), following chains."""

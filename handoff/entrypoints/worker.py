@@ -6,10 +6,10 @@ import logging
 
 import azure.functions as func
 
-from handoff.app import get_service
+from handoff.app import get_service, get_shared_memory
 from handoff.errors import Problem
 from handoff.intake import load_queue_message
-from handoff.settings import DELIVERY_QUEUE, STORAGE_CONNECTION
+from handoff.settings import DELIVERY_QUEUE, STORAGE_CONNECTION, get_settings
 
 log = logging.getLogger("handoff")
 bp = func.Blueprint()
@@ -27,9 +27,11 @@ def deliver(msg: func.QueueMessage) -> None:
     get_service().process(message, msg.dequeue_count or 1)
 
 
-@bp.timer_trigger(arg_name="timer", schedule="0 */1 * * * *", run_on_startup=False)
+# Read when the app is indexed (HANDOFF_SWEEP_SCHEDULE; every 30 seconds by default).
+@bp.timer_trigger(arg_name="timer", schedule=get_settings().sweep_schedule, run_on_startup=False)
 def sweep(timer: func.TimerRequest) -> None:
-    """Re-queue handoffs left ``accepted`` with no delivery activity, so nothing accepted is stranded."""
+    """Re-queue stranded work (a delivery, cross-link, hand-back or shared-memory write nobody is
+    doing), so nothing accepted is lost when a worker dies between two steps."""
     report = get_service().sweep()
     if report.requeued or report.gave_up or report.errors:
         log.warning(
@@ -37,4 +39,12 @@ def sweep(timer: func.TimerRequest) -> None:
             report.requeued,
             report.gave_up,
             report.errors,
+        )
+    writes = get_shared_memory().sweep()
+    if writes.requeued or writes.gave_up or writes.errors:
+        log.warning(
+            "sweep: re-queued %d stranded shared-memory writes, gave up on %d, %d could not be swept",
+            writes.requeued,
+            writes.gave_up,
+            writes.errors,
         )

@@ -9,17 +9,19 @@ delivery queue never wait for it.
 
 from __future__ import annotations
 
+import json
 import logging
 import uuid
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol
 
+from handoff.auth import SYSTEM
 from handoff.errors import NotFound, Unprocessable, single_field
 from handoff.messages import thread_url
 from handoff.records import DeliveryQueue, HandoffRecord, HandoffStore
 from handoff.registry import Registry
-from handoff.service import backoff_seconds, utcnow
+from handoff.service import GIVE_UP_AFTER, MAX_SWEEPS, SweepReport, backoff_seconds, utcnow
 from handoff.settings import Settings
 from handoff.shared_memory.base import CoordinationState, WriteError, WriteJob, WriterContext
 from handoff.shared_memory.content import ChainStep, build_note
@@ -49,6 +51,9 @@ class WriteStateStore(CoordinationState, Protocol):
 
     def block(self, key: str, until: datetime) -> None:
         """Hold every write to a backend until ``until``."""
+
+    def stale_writes(self, older_than: datetime) -> list[dict[str, Any]]:
+        """Writes still ``pending`` with no change since ``older_than`` (each with ``PartitionKey``)."""
 
 
 def write_key(point: str, seq: int, backend: str) -> str:
@@ -208,7 +213,9 @@ class SharedMemoryService:
         blocked = self.state.blocked_until(f"backend|{backend.name}")
         if blocked and blocked > now:
             # The backend asked us to wait: not an attempt, just later.
-            self.queue.send(message, (blocked - now).total_seconds() + 0.5)
+            delay = (blocked - now).total_seconds() + 0.5
+            self._later(record.id, key, current, delay)
+            self.queue.send(message, delay)
             return
         try:
             self._attempt(record, backend, point, seq, key, current, message, attempt)
@@ -261,6 +268,8 @@ class SharedMemoryService:
                     "Attempts": attempts,
                     "Destination": dest.label,
                     "UpdatedAt": self.clock(),
+                    # What the sweeper queues again should this worker die before the write settles.
+                    "Message": json.dumps({k: v for k, v in message.items() if k != "attempt"}),
                 },
             )
             self.store.append_audit(
@@ -305,7 +314,9 @@ class SharedMemoryService:
         now = self.clock()
         base = {"backend": backend.name, "point": point, "seq": seq}
         if exc.deferral:
-            self.queue.send(message, max(0.5, exc.retry_after or 1.0))
+            delay = max(0.5, exc.retry_after or 1.0)
+            self._later(record.id, key, self.state.get_write(record.id, key) or {}, delay)
+            self.queue.send(message, delay)
             return
         if exc.skip:
             self.state.put_write(record.id, key, {"Status": "skipped", "Error": exc.reason, "UpdatedAt": now})
@@ -325,7 +336,9 @@ class SharedMemoryService:
                 self.settings.shared_memory_retry_max_seconds,
             )
             if now + timedelta(seconds=delay) <= deadline:
-                self.state.put_write(record.id, key, {"Error": exc.reason, "UpdatedAt": now})
+                retry_at = now + timedelta(seconds=delay)
+                values = {"Error": exc.reason, "UpdatedAt": now, "RetryAt": retry_at}
+                self.state.put_write(record.id, key, values)
                 self.store.append_audit(
                     record.id,
                     "sharedMemoryRetryScheduled",
@@ -371,6 +384,66 @@ class SharedMemoryService:
             },
         )
         self.queue.send_poison({**message, "reason": reason})
+
+    def _later(self, handoff_id: str, key: str, current: dict[str, Any], delay: float) -> None:
+        """Note that a write already under way waits ``delay`` seconds on purpose (the sweeper leaves
+        it alone until then); a write not yet tried has nothing to note."""
+        if current.get("Status") == "pending":
+            self.state.put_write(handoff_id, key, {"RetryAt": self.clock() + timedelta(seconds=delay)})
+
+    # -------------------------------------------------------------- sweeper
+
+    def sweep(self) -> SweepReport:
+        """Queue again the writes a worker started and then left (it crashed mid-write): ``pending``,
+        tried, with no change for ``sweep_after_seconds`` and no retry due within it. The worker that
+        takes the message looks for the earlier attempt's note before writing (``writer.find``).
+        A write swept :data:`~handoff.service.MAX_SWEEPS` times with no change in between is failed
+        (and replayable), as the delivery sweeper does."""
+        now = self.clock()
+        cutoff = now - timedelta(seconds=self.settings.sweep_after_seconds)
+        report = SweepReport()
+        for write in self.state.stale_writes(cutoff):
+            try:
+                self._sweep_one(write, now, cutoff, report)
+            except Exception:
+                report.errors += 1
+                log.exception("sweeper: could not sweep shared-memory write %s", write.get("Key"))
+        return report
+
+    def _sweep_one(self, write: dict[str, Any], now: datetime, cutoff: datetime, report: SweepReport) -> None:
+        handoff_id = str(write.get("PartitionKey", "")).removeprefix("w|")
+        key = str(write.get("Key") or "")
+        retry_at, swept_at = _parse_time(write.get("RetryAt")), _parse_time(write.get("SweptAt"))
+        if not write.get("Attempted") or not write.get("Message"):
+            return  # not started, or started before writes kept their message: the queue brings it back
+        if (retry_at and retry_at > cutoff) or (swept_at and swept_at > cutoff):
+            return
+        message = json.loads(str(write["Message"]))
+        updated = _parse_time(write.get("UpdatedAt"))
+        mark = updated.isoformat() if updated else ""
+        sweeps = int(write.get("Sweeps") or 0) + 1 if write.get("SweepMark") == mark else 1
+        if sweeps > MAX_SWEEPS and updated is not None and now - updated >= GIVE_UP_AFTER:
+            reason = f"no progress after {MAX_SWEEPS} re-queues by the sweeper"
+            point_seq, backend = key.rsplit("|", 1)
+            point, seq = point_seq.split(":", 1)
+            self._fail(handoff_id, backend, point, int(seq), key, message, reason)
+            report.gave_up += 1
+            return
+        self.state.put_write(handoff_id, key, {"SweptAt": now, "Sweeps": sweeps, "SweepMark": mark})
+        self.queue.send({**message, "attempt": int(write.get("Attempts") or 1) + 1})
+        self.store.append_audit(
+            handoff_id,
+            "sharedMemoryRequeued",
+            SYSTEM.describe(),
+            {
+                "backend": message.get("backend"),
+                "point": message.get("point"),
+                "seq": message.get("seq"),
+                "reason": "no activity",
+                "sweep": sweeps,
+            },
+        )
+        report.requeued += 1
 
     # -------------------------------------------------------------- content
 
@@ -503,6 +576,8 @@ class SharedMemoryService:
 
 
 def _parse_time(value: Any) -> datetime | None:
+    if isinstance(value, datetime):
+        return value if value.tzinfo else value.replace(tzinfo=UTC)
     if not value:
         return None
     try:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import concurrent.futures
 import time
 
 import httpx
@@ -170,3 +171,31 @@ def test_wait_for_threads(stack, http, auth):
         agent.wait_for_threads(1, timeout=0.05)
     http.post(f"{agent.endpoint}/api/v1/threads", json=START, headers=auth())
     assert len(agent.wait_for_threads(1, timeout=1)) == 1
+
+
+def test_hold_does_the_work_then_keeps_the_caller_waiting(stack, http, auth):
+    agent = stack.agents["checkout"]
+    fault = agent.inject("POST", "/api/v1/threads", hold=30)
+    url = f"{agent.endpoint}/api/v1/threads"
+    with concurrent.futures.ThreadPoolExecutor(1) as pool:
+        answer = pool.submit(http.post, url, json=START, headers=auth())
+        deadline = time.monotonic() + 10
+        while fault.holding < 1 and time.monotonic() < deadline:
+            time.sleep(0.02)
+        assert fault.holding == 1 and not answer.done()
+        [thread] = agent.threads()  # created while its answer is held
+        fault.release()
+        response = answer.result(timeout=10)
+    assert response.status_code == 200 and response.json()["id"] == thread["id"]
+    assert fault.holding == 0 and agent.requests("POST", "/api/v1/threads")[0]["fault"]["hold"] == 30
+
+
+def test_hold_over_the_control_api(stack, http, auth):
+    agent = stack.agents["ops"]
+    added = http.post(
+        f"{agent.endpoint}/_fake/faults", json={"method": "GET", "path": "/api/v1/threads", "hold": 0.2}
+    )
+    assert added.status_code == 201 and added.json()["value"][0]["hold"] == 0.2
+    started = time.monotonic()
+    assert http.get(f"{agent.endpoint}/api/v1/threads", headers=auth()).status_code == 200
+    assert time.monotonic() - started >= 0.2

@@ -20,7 +20,7 @@ from handoff.adapters.storage import StorageClients, TableHandoffStore
 from handoff.models import HandbackRequest, HandoffRequest
 from handoff.records import HandbackDelivery, HandoffState, StoredHandback, StoredRequest
 from handoff.registry import Registry
-from handoff.service import MAX_SWEEPS, HandoffService
+from handoff.service import GIVE_UP_AFTER, MAX_SWEEPS, HandoffService
 from handoff.settings import HANDOFF_TABLE, Settings
 from handoff.shared_memory.service import SharedMemoryService, write_key
 from tests.e2e.helpers import handback_body, handoff_body
@@ -211,7 +211,8 @@ def test_the_sweeper_isolates_a_record_that_raises_and_carries_on(world):
 def test_the_sweeper_gives_up_on_work_that_never_progresses(world):
     service, store, queue, clock, _ = world
     handoff_id = _store(store)
-    step = timedelta(seconds=service.settings.sweep_after_seconds + 1)
+    # Sweeps far enough apart that the sixth comes after GIVE_UP_AFTER of no progress.
+    step = max(timedelta(seconds=service.settings.sweep_after_seconds + 1), GIVE_UP_AFTER / MAX_SWEEPS)
     clock.now = datetime.now(UTC)
     for sweep in range(1, MAX_SWEEPS + 1):
         clock.now += step

@@ -24,7 +24,7 @@ ROOT = Path(__file__).resolve().parents[2]
 
 # A queue of its own: the test broker sharing this Azurite takes work from the delivery queue at once.
 SWEEP_QUEUE = "sweeper-test"
-IDS = {f"5a0e9a4e-1111-4111-8111-00000000000{n}" for n in (1, 2, 3)}
+IDS = {f"5a0e9a4e-1111-4111-8111-00000000000{n}" for n in (1, 2, 3, 4)}
 
 
 class _TheseHandoffs(TableHandoffStore):
@@ -69,7 +69,7 @@ def test_sweeper_requeues_stranded_deliveries_and_hand_backs(azurite, registry_c
 
     # A delivered handoff whose hand-back was stored but never queued (same failure, later step).
     other_id = "5a0e9a4e-1111-4111-8111-000000000002"
-    delivered = HandoffState(updated_at=now, status="delivered", target_thread_id="t-b")
+    delivered = HandoffState(updated_at=now, status="delivered", target_thread_id="t-b", crosslink="posted")
     other = stored.model_copy(update={"id": other_id, "root_id": other_id})
     assert store.create(other, delivered)
     handback = HandbackRequest.model_validate(handback_body())
@@ -83,8 +83,12 @@ def test_sweeper_requeues_stranded_deliveries_and_hand_backs(azurite, registry_c
     # And one with nothing left to do: the sweeper must leave it alone.
     done_id = "5a0e9a4e-1111-4111-8111-000000000003"
     assert store.create(stored.model_copy(update={"id": done_id, "root_id": done_id}), delivered)
+    # Delivered, and the worker died before the cross-link into A's thread was posted.
+    crosslink_id = "5a0e9a4e-1111-4111-8111-000000000004"
+    unlinked = delivered.model_copy(update={"crosslink": "pending", "crosslink_attempted": True})
+    assert store.create(stored.model_copy(update={"id": crosslink_id, "root_id": crosslink_id}), unlinked)
 
-    assert service.sweep().requeued == 2
+    assert service.sweep().requeued == 3
 
     peek = QueueClient.from_connection_string(
         azurite.connection_string, SWEEP_QUEUE, message_decode_policy=TextBase64DecodePolicy()
@@ -92,6 +96,7 @@ def test_sweeper_requeues_stranded_deliveries_and_hand_backs(azurite, registry_c
     queued = [json.loads(m.content) for m in peek.peek_messages(max_messages=32)]
     assert {"op": "deliver", "handoffId": handoff_id, "attempt": 1} in queued
     assert {"op": "handback", "handoffId": other_id, "seq": 1, "attempt": 1} in queued
+    assert {"op": "deliver", "handoffId": crosslink_id, "attempt": 1} in queued
     assert not [m for m in queued if m.get("handoffId") == done_id]
     assert [e.type for e in store.list_audit(handoff_id)] == ["redeliveryScheduled"]
     assert [e.details["op"] for e in store.list_audit(other_id)] == ["handback"]

@@ -20,8 +20,8 @@ ROOT = Path(__file__).resolve().parents[2]
 class BrokerProcess:
     """``python -m devserver.host`` serving this repository's function_app on a free port."""
 
-    def __init__(self, env: dict[str, str], log_path: Path) -> None:
-        self.port = free_port()
+    def __init__(self, env: dict[str, str], log_path: Path, port: int | None = None) -> None:
+        self.port = port or free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.log_path = log_path
         full_env = {k: v for k, v in os.environ.items() if not k.startswith(("HANDOFF_", "IDENTITY_"))}
@@ -55,9 +55,18 @@ class BrokerProcess:
         """Everything the host printed so far."""
         return self.log_path.read_text(errors="replace")
 
+    def kill(self) -> None:
+        """SIGKILL the host: no shutdown, nothing finished, queue messages left in flight (a crash)."""
+        self.process.kill()
+        self.process.wait(timeout=20)
+        self.client.close()
+        self._log.close()
+
     def stop(self) -> None:
         """Stop the host (SIGTERM, then kill)."""
         self.client.close()
+        if self._log.closed:
+            return  # killed already
         if self.process.poll() is None:
             self.process.terminate()
             try:
