@@ -20,7 +20,7 @@ from handoff.service import _HELD, GIVE_UP_AFTER, MAX_SWEEPS, HandoffService
 from handoff.settings import Settings
 from tests.e2e.helpers import handoff_body
 
-OPERATOR = Caller("agentKey", name="operators")
+OPERATOR = Caller("operatorKey")
 
 
 class _Queue:
