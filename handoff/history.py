@@ -146,7 +146,11 @@ def parse_history_query(params: Mapping[str, str]) -> HistoryQuery:
             Unprocessable, "resource", "must be an Azure resource ID or a /subscriptions/... prefix"
         )
     # A time without an offset is UTC, so that it compares with one that has an offset.
-    query = query.model_copy(update={"since": _utc(query.since), "until": _utc(query.until)})
+    query = query.model_copy(
+        update={
+            key: as_utc(value) for key, value in (("since", query.since), ("until", query.until)) if value
+        }
+    )
     if query.since and query.until and query.since > query.until:
         raise single_field(Unprocessable, "since", "must not be after until")
     if query.continuation_token:
@@ -154,10 +158,9 @@ def parse_history_query(params: Mapping[str, str]) -> HistoryQuery:
     return query
 
 
-def _utc(value: datetime | None) -> datetime | None:
-    if value is None or value.tzinfo is not None:
-        return value
-    return value.replace(tzinfo=UTC)
+def as_utc(value: datetime) -> datetime:
+    """``value`` with UTC as its offset when it has none."""
+    return value if value.tzinfo else value.replace(tzinfo=UTC)
 
 
 def encode_token(row_key: str) -> str:

@@ -8,7 +8,7 @@ upserted, so indexing the same hand-back again changes nothing.
 from __future__ import annotations
 
 import json
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 from handoff.adapters.storage import StorageClients, encode_key, storage_errors
@@ -18,6 +18,7 @@ from handoff.history import (
     HistoryPage,
     HistoryQuery,
     HumanNote,
+    as_utc,
     decode_token,
     encode_token,
     matches_text,
@@ -134,10 +135,10 @@ class TableHistoryIndex:
             params["after"] = decode_token(query.continuation_token)
         if query.since:
             clauses.append("RowKey lt @sinceKey")
-            params["sinceKey"] = f"{MAX_MS - int(_utc(query.since).timestamp() * 1000) + 1:013d}"
+            params["sinceKey"] = f"{MAX_MS - int(as_utc(query.since).timestamp() * 1000) + 1:013d}"
         if query.until:
             clauses.append("RowKey ge @untilKey")
-            params["untilKey"] = f"{MAX_MS - int(_utc(query.until).timestamp() * 1000):013d}"
+            params["untilKey"] = f"{MAX_MS - int(as_utc(query.until).timestamp() * 1000):013d}"
         if query.outcome:
             clauses.append("Outcome eq @outcome")
             params["outcome"] = query.outcome
@@ -205,10 +206,6 @@ class TableHistoryIndex:
                         break
         newest = sorted(rows.values(), key=lambda e: e["RowKey"])[:limit]
         return [{**_item(e).to_wire(), "summary": e.get("Summary") or None} for e in newest]
-
-
-def _utc(value: datetime) -> datetime:
-    return value if value.tzinfo else value.replace(tzinfo=UTC)
 
 
 def _text_view(entity: dict[str, Any]) -> dict[str, Any]:
