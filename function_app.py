@@ -2,23 +2,23 @@
 
 import azure.functions as func
 
-from handoff.app import validate_startup
+from handoff.bootstrap import validate_startup
 from handoff.entrypoints import (
     a2a_api,
     alerts_api,
     history_api,
     http_api,
     mcp_api,
+    queue_triggers,
     shared_memory_worker,
     webhooks_api,
-    worker,
 )
 
 validate_startup()
 
 app = func.FunctionApp(http_auth_level=func.AuthLevel.FUNCTION)
 app.register_functions(http_api.bp)
-app.register_functions(worker.bp)
+app.register_functions(queue_triggers.bp)
 app.register_functions(mcp_api.bp)
 app.register_functions(a2a_api.bp)
 app.register_functions(alerts_api.bp)

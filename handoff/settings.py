@@ -18,7 +18,7 @@ from urllib.parse import urlsplit
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from handoff.net import is_loopback, parse_networks
+from handoff.domain.net import is_loopback, parse_networks
 
 APP_ROOT = Path(__file__).resolve().parent.parent
 

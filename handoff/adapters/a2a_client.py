@@ -20,8 +20,8 @@ import httpx
 
 from handoff.adapters.egress import EgressPolicy
 from handoff.adapters.http import classify, make_async_http_client, transport_error
-from handoff.records import AgentCallError, RemoteArtifact, RemoteTask
-from handoff.registry import A2ADelivery, AgentConfig
+from handoff.domain.records import AgentCallError, RemoteArtifact, RemoteTask
+from handoff.domain.registry import A2ADelivery, AgentConfig
 from handoff.settings import Settings
 
 T = TypeVar("T")
@@ -31,7 +31,7 @@ LIST_PAGE_SIZE = 50
 
 
 class A2AClientGateway:
-    """Implements :class:`handoff.records.RemoteAgentGateway` with the ``a2a-sdk`` client."""
+    """Implements :class:`handoff.domain.records.RemoteAgentGateway` with the ``a2a-sdk`` client."""
 
     def __init__(self, settings: Settings, credential: Any) -> None:
         self.settings = settings

@@ -33,7 +33,7 @@ from typing import TYPE_CHECKING, Any
 
 import httpx
 
-from handoff.net import IPNetwork, parse_networks
+from handoff.domain.net import IPNetwork, parse_networks
 
 if TYPE_CHECKING:
     from handoff.settings import Settings

@@ -13,8 +13,8 @@ from typing import Any
 import httpx
 
 from handoff.adapters.http import classify, describe, monotonic, safe_url, transport_error
-from handoff.errors import ServiceUnavailable, Unauthorized
-from handoff.records import AgentCallError
+from handoff.domain.errors import ServiceUnavailable, Unauthorized
+from handoff.domain.records import AgentCallError
 from handoff.settings import Settings
 
 ACTION_GROUPS_APP_ID = "461e8683-5575-4561-ac7f-899cc907d62a"

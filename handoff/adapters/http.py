@@ -19,8 +19,8 @@ from handoff.adapters.egress import (
     EgressPolicy,
     EgressTransport,
 )
-from handoff.records import AgentCallError
-from handoff.redaction import redact
+from handoff.domain.records import AgentCallError
+from handoff.domain.redaction import redact
 
 USER_AGENT = "handoff-broker/0.1"
 # Far above any URL the broker needs (ids are at most 256 characters), far below what servers accept.

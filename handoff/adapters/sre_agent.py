@@ -22,11 +22,11 @@ from typing import Any, TypeVar
 import httpx
 
 from handoff.adapters.http import classify, insecure_local, monotonic, safe_url, transport_error
-from handoff.messages import is_handoff_thread, is_marked
-from handoff.models import PATH_SEGMENT_MESSAGE, is_path_segment_id
-from handoff.net import is_loopback
-from handoff.records import AgentCallError
-from handoff.registry import AgentConfig, check_agent_url
+from handoff.domain.messages import is_handoff_thread, is_marked
+from handoff.domain.models import PATH_SEGMENT_MESSAGE, is_path_segment_id
+from handoff.domain.net import is_loopback
+from handoff.domain.records import AgentCallError
+from handoff.domain.registry import AgentConfig, check_agent_url
 from handoff.settings import Settings
 
 ARM_API_VERSION = "2025-05-01-preview"
@@ -136,7 +136,7 @@ def search_pages(
 
 
 class SreAgentGateway:
-    """Implements :class:`handoff.records.AgentGateway` over the SRE Agent REST API."""
+    """Implements :class:`handoff.domain.records.AgentGateway` over the SRE Agent REST API."""
 
     def __init__(self, settings: Settings, credential: Any, client: httpx.Client) -> None:
         self.settings = settings
@@ -267,7 +267,7 @@ class SreAgentGateway:
     def find_thread(self, agent: AgentConfig, needle: str, since: datetime | None = None) -> str | None:
         """Newest-first search of the agent's threads for the one the broker opened for handoff
         ``needle``: its start message (or trigger prompt) begins with the handoff's header and, for a
-        start message, ends with its marker (:func:`handoff.messages.is_handoff_thread`). Pages back to
+        start message, ends with its marker (:func:`handoff.domain.messages.is_handoff_thread`). Pages back to
         threads created before ``since`` (:func:`search_pages`)."""
         trigger = getattr(agent.delivery, "trigger_url", None) is not None
 
@@ -304,7 +304,7 @@ class SreAgentGateway:
         self, agent: AgentConfig, thread_id: str, needle: str, since: datetime | None = None
     ) -> dict[str, Any] | None:
         """The broker's message with marker line ``needle`` (its last line, under the handoff's header:
-        :func:`handoff.messages.is_marked`), searched newest first back to messages older than
+        :func:`handoff.domain.messages.is_marked`), searched newest first back to messages older than
         ``since`` (:func:`search_pages`)."""
 
         def match(message: dict[str, Any]) -> dict[str, Any] | None:

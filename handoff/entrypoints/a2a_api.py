@@ -1,7 +1,7 @@
 """A2A endpoint: the JSON-RPC binding at ``/api/a2a`` and the agent card beside it.
 
 Both routes hand the request to ``a2a-sdk``'s own Starlette routes through ``func.AsgiMiddleware``
-(see :mod:`handoff.a2a_server`). The caller is checked first by the same ``handle()`` as the REST
+(see :mod:`handoff.entrypoints.a2a_server`). The caller is checked first by the same ``handle()`` as the REST
 API (401 problem when App Service Authentication found no principal); the card is public.
 """
 
@@ -11,16 +11,16 @@ import asyncio
 
 import azure.functions as func
 
-from handoff.a2a_server import CARD_PATH, ROUTE
-from handoff.auth import Caller
+from handoff.domain.auth import Caller
+from handoff.domain.intake import check_rpc_body
+from handoff.entrypoints.a2a_server import CARD_PATH, ROUTE
 from handoff.entrypoints.responses import REST_AUTH_LEVEL, handle
-from handoff.intake import check_rpc_body
 
 bp = func.Blueprint()
 
 
 def _serve(req: func.HttpRequest, context: func.Context) -> func.HttpResponse:
-    from handoff.a2a_server import get_a2a_app
+    from handoff.entrypoints.a2a_server import get_a2a_app
 
     # Functions run synchronous handlers on worker threads without an event loop: give the ASGI
     # app a loop of its own for this request.

@@ -8,8 +8,8 @@ from urllib.parse import urlsplit
 
 import azure.functions as func
 
-from handoff.app import get_alert_service
-from handoff.auth import Caller
+from handoff.bootstrap import get_alert_service
+from handoff.domain.auth import Caller
 from handoff.entrypoints.responses import REST_AUTH_LEVEL, handle, json_response
 from handoff.settings import get_settings
 
@@ -25,7 +25,7 @@ def get_webhook_validator() -> SecureWebhookValidator:
     from handoff.adapters.egress import EgressPolicy
     from handoff.adapters.entra_token import SecureWebhookValidator
     from handoff.adapters.http import make_http_client
-    from handoff.net import is_loopback
+    from handoff.domain.net import is_loopback
 
     settings = get_settings()
     client = make_http_client(

@@ -5,10 +5,10 @@ from __future__ import annotations
 
 import azure.functions as func
 
-from handoff.app import get_service
-from handoff.auth import Caller
+from handoff.bootstrap import get_service
+from handoff.domain.auth import Caller
+from handoff.domain.history import parse_history_query
 from handoff.entrypoints.responses import REST_AUTH_LEVEL, handle, json_response
-from handoff.history import parse_history_query
 
 bp = func.Blueprint()
 

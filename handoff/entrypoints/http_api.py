@@ -6,11 +6,11 @@ import re
 
 import azure.functions as func
 
-from handoff.app import get_service
-from handoff.auth import Caller
+from handoff.bootstrap import get_service
+from handoff.domain.auth import Caller
+from handoff.domain.errors import BadRequest, FieldError
 from handoff.entrypoints.responses import REST_AUTH_LEVEL, handle, json_response
-from handoff.errors import BadRequest, FieldError
-from handoff.service import AUDIT_PAGE
+from handoff.services.handoffs import AUDIT_PAGE
 
 bp = func.Blueprint()
 
@@ -134,6 +134,6 @@ def health(req: func.HttpRequest) -> func.HttpResponse:
 @bp.route(route="openapi.json", methods=["GET"], auth_level=func.AuthLevel.ANONYMOUS)
 def openapi(req: func.HttpRequest) -> func.HttpResponse:
     """The OpenAPI 3.1 document of this API, generated from the models."""
-    from handoff.openapi import openapi_document
+    from handoff.entrypoints.openapi import openapi_document
 
     return handle(req, lambda _caller: json_response(openapi_document()), public=True)

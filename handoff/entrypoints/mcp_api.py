@@ -12,10 +12,10 @@ from __future__ import annotations
 
 import azure.functions as func
 
+from handoff.domain.errors import Problem
+from handoff.domain.intake import check_rpc_body
+from handoff.entrypoints.mcp_tools import MCP_ROUTE
 from handoff.entrypoints.responses import problem_response
-from handoff.errors import Problem
-from handoff.intake import check_rpc_body
-from handoff.tools import MCP_ROUTE
 
 bp = func.Blueprint()
 

@@ -33,10 +33,10 @@ from pydantic import ConfigDict
 from starlette.responses import PlainTextResponse
 from starlette.types import Receive, Scope, Send
 
-from handoff.app import get_service
+from handoff.bootstrap import get_service
+from handoff.entrypoints.mcp_tools import TOOLS, ToolSpec, allowed_hosts, call_tool
 from handoff.entrypoints.responses import caller_of_headers, to_problem
 from handoff.settings import Settings, get_settings
-from handoff.tools import TOOLS, ToolSpec, allowed_hosts, call_tool
 
 SERVER_NAME = "handoff-broker"
 INSTRUCTIONS = (

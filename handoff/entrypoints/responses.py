@@ -10,9 +10,15 @@ from typing import Any
 import azure.functions as func
 from pydantic import BaseModel
 
-from handoff.auth import UNKNOWN_KEY, Caller, caller_from_headers
-from handoff.errors import PROBLEM_CONTENT_TYPE, InternalError, Problem, ServiceUnavailable, Unauthorized
-from handoff.service import StorageUnavailable
+from handoff.domain.auth import UNKNOWN_KEY, Caller, caller_from_headers
+from handoff.domain.errors import (
+    PROBLEM_CONTENT_TYPE,
+    InternalError,
+    Problem,
+    ServiceUnavailable,
+    Unauthorized,
+)
+from handoff.ports import StorageUnavailable
 from handoff.settings import get_settings
 
 log = logging.getLogger("handoff")
@@ -48,7 +54,7 @@ REST_AUTH_LEVEL = func.AuthLevel(get_settings().http_auth_level)
 
 
 def caller_of(req: func.HttpRequest, *, rate_limited: bool = True) -> Caller:
-    """The caller of an HTTP request (see :func:`handoff.auth.caller_from_headers`)."""
+    """The caller of an HTTP request (see :func:`handoff.domain.auth.caller_from_headers`)."""
     return caller_of_headers(dict(req.headers), get_settings().http_auth_level, rate_limited=rate_limited)
 
 
@@ -61,7 +67,7 @@ def caller_of_headers(
     The one rule for every HTTP entrypoint: REST functions run at the deployment's auth level, the MCP
     function always at ``function`` (see :mod:`handoff.entrypoints.mcp_api`).
     """
-    from handoff.app import get_keyring, get_rate_limiter
+    from handoff.bootstrap import get_keyring, get_rate_limiter
 
     settings = get_settings()
     try:

@@ -6,12 +6,12 @@ import logging
 
 import azure.functions as func
 
-from handoff.app import get_service, get_shared_memory
-from handoff.auth import Caller
+from handoff.bootstrap import get_service, get_shared_memory
+from handoff.domain.auth import Caller
+from handoff.domain.errors import BadRequest, FieldError, Problem
+from handoff.domain.intake import load_json, load_queue_message
 from handoff.entrypoints.responses import REST_AUTH_LEVEL, handle, json_response
-from handoff.errors import BadRequest, FieldError, Problem
-from handoff.intake import load_json, load_queue_message
-from handoff.service import MAX_BODY_BYTES
+from handoff.services.handoffs import MAX_BODY_BYTES
 from handoff.settings import SHARED_MEMORY_QUEUE, STORAGE_CONNECTION
 
 log = logging.getLogger("handoff")

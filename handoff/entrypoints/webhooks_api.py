@@ -10,8 +10,8 @@ from __future__ import annotations
 
 import azure.functions as func
 
-from handoff.app import get_human_inbound
-from handoff.auth import Caller
+from handoff.bootstrap import get_human_inbound
+from handoff.domain.auth import Caller
 from handoff.entrypoints.responses import handle, json_response
 
 bp = func.Blueprint()

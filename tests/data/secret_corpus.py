@@ -505,7 +505,7 @@ class Figures:
 
 def figures() -> Figures:
     """Run the corpus through the redactor."""
-    from handoff.redaction import redact_text
+    from handoff.domain.redaction import redact_text
 
     missed, wrong_kind = [], []
     for case in SECRETS:
@@ -526,7 +526,7 @@ def figures() -> Figures:
 
 
 def main() -> None:
-    from handoff.redaction import redact_text
+    from handoff.domain.redaction import redact_text
 
     result = figures()
     kinds = sorted({case.kind for case in SECRETS})
@@ -563,7 +563,7 @@ def timing_texts() -> dict[str, str]:
 
 
 def _timed(text: str) -> float:
-    from handoff.redaction import redact_text
+    from handoff.domain.redaction import redact_text
 
     start = time.perf_counter()
     redact_text(text)

@@ -29,8 +29,8 @@ from devserver.fakes._service import Fault
 from devserver.fakes.jira import FakeJira
 from devserver.fakes.sre_agent import FakeSreAgent
 from devserver.fakes.stack import FakeStack, start_fake_stack
-from handoff.messages import is_handoff_thread, is_marked, marker
-from handoff.shared_memory.content import write_marker
+from handoff.domain.messages import is_handoff_thread, is_marked, marker
+from handoff.domain.shared_memory.content import write_marker
 from tests.e2e.helpers import handback_body, handoff_body
 from tests.support import fault_figures
 from tests.support.broker import BrokerProcess

@@ -12,7 +12,7 @@ import httpx
 import pytest
 from mcp import Client
 
-from handoff.models import HandbackRequest, HandoffRequest
+from handoff.domain.models import HandbackRequest, HandoffRequest
 from tests.e2e.helpers import handback_body, handoff_body, messages_mentioning, threads_mentioning
 
 TOOL_NAMES = {

@@ -15,10 +15,10 @@ from typing import Any
 import pytest
 from azure.storage.queue import QueueClient, TextBase64DecodePolicy, TextBase64EncodePolicy
 
-from handoff.adapters.storage import StorageClients, TableHandoffStore, delivery_queue
-from handoff.intake import MAX_DEPTH
-from handoff.registry import Registry
-from handoff.service import MAX_BODY_BYTES, HandoffService
+from handoff.adapters.azure_storage.handoffs import StorageClients, TableHandoffStore, delivery_queue
+from handoff.domain.intake import MAX_DEPTH
+from handoff.domain.registry import Registry
+from handoff.services.handoffs import MAX_BODY_BYTES, HandoffService
 from handoff.settings import DELIVERY_POISON_QUEUE, DELIVERY_QUEUE, Settings
 from tests.e2e.helpers import handback_body, handoff_body, messages_mentioning, threads_mentioning
 

@@ -9,9 +9,9 @@ import uuid
 import pytest
 from azure.data.tables import TableClient
 
-from handoff.adapters.storage import SECRET_PARTITION
-from handoff.messages import marker
-from handoff.service import IDEMPOTENCY_SECRET, idempotent_id
+from handoff.adapters.azure_storage.handoffs import SECRET_PARTITION
+from handoff.domain.messages import marker
+from handoff.services.handoffs import IDEMPOTENCY_SECRET, idempotent_id
 from handoff.settings import HANDOFF_TABLE
 from tests.e2e.helpers import SUB, handback_body, handoff_body, messages_mentioning
 from tests.support.rendering import (

@@ -10,13 +10,13 @@ from typing import Any
 
 import pytest
 
-from handoff.adapters.storage import StorageClients, TableHandoffStore
-from handoff.auth import Caller
-from handoff.errors import Forbidden, NotFound
-from handoff.models import HandoffRequest
-from handoff.records import HandbackDelivery, HandoffState, StoredRequest, has_pending_work
-from handoff.registry import Registry
-from handoff.service import _HELD, GIVE_UP_AFTER, MAX_SWEEPS, HandoffService
+from handoff.adapters.azure_storage.handoffs import StorageClients, TableHandoffStore
+from handoff.domain.auth import Caller
+from handoff.domain.errors import Forbidden, NotFound
+from handoff.domain.models import HandoffRequest
+from handoff.domain.records import HandbackDelivery, HandoffState, StoredRequest, has_pending_work
+from handoff.domain.registry import Registry
+from handoff.services.handoffs import _HELD, GIVE_UP_AFTER, MAX_SWEEPS, HandoffService
 from handoff.settings import Settings
 from tests.e2e.helpers import handoff_body
 

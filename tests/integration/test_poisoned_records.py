@@ -15,14 +15,14 @@ from typing import Any
 import pytest
 from pydantic import ValidationError
 
-from handoff.adapters.shared_memory_store import TableWriteState
-from handoff.adapters.storage import StorageClients, TableHandoffStore
-from handoff.models import HandbackRequest, HandoffRequest
-from handoff.records import HandbackDelivery, HandoffState, StoredHandback, StoredRequest
-from handoff.registry import Registry
-from handoff.service import GIVE_UP_AFTER, MAX_SWEEPS, HandoffService
+from handoff.adapters.azure_storage.handoffs import StorageClients, TableHandoffStore
+from handoff.adapters.azure_storage.shared_memory import TableWriteState
+from handoff.domain.models import HandbackRequest, HandoffRequest
+from handoff.domain.records import HandbackDelivery, HandoffState, StoredHandback, StoredRequest
+from handoff.domain.registry import Registry
+from handoff.services.handoffs import GIVE_UP_AFTER, MAX_SWEEPS, HandoffService
+from handoff.services.shared_memory import SharedMemoryService, write_key
 from handoff.settings import HANDOFF_TABLE, Settings
-from handoff.shared_memory.service import SharedMemoryService, write_key
 from tests.e2e.helpers import handback_body, handoff_body
 
 LEGACY_DEPTH = 250

@@ -11,11 +11,11 @@ from pathlib import Path
 from azure.core.exceptions import ResourceExistsError
 from azure.storage.queue import QueueClient, TextBase64DecodePolicy
 
-from handoff.adapters.storage import StorageClients, StorageQueue, TableHandoffStore
-from handoff.models import HandbackRequest, HandoffRequest
-from handoff.records import HandbackDelivery, HandoffState, StoredHandback, StoredRequest
-from handoff.registry import Registry
-from handoff.service import HandoffService
+from handoff.adapters.azure_storage.handoffs import StorageClients, StorageQueue, TableHandoffStore
+from handoff.domain.models import HandbackRequest, HandoffRequest
+from handoff.domain.records import HandbackDelivery, HandoffState, StoredHandback, StoredRequest
+from handoff.domain.registry import Registry
+from handoff.services.handoffs import HandoffService
 from handoff.settings import AUDIT_TABLE, Settings
 from tests.e2e.helpers import handback_body, handoff_body
 

@@ -4,15 +4,15 @@ from __future__ import annotations
 
 import pytest
 
-from handoff.followup import (
+from handoff.domain.records import RemoteArtifact, RemoteTask
+from handoff.domain.registry import ConfigError, Registry
+from handoff.services.followup import (
     a2a_message_id,
     final_reply,
     handback_from_task,
     pending_request,
     reply_is_complete,
 )
-from handoff.records import RemoteArtifact, RemoteTask
-from handoff.registry import ConfigError, Registry
 
 RID = (
     "/subscriptions/00000000-0000-0000-0000-000000000000/resourceGroups/rg/providers/Microsoft.App/agents/{}"

@@ -16,8 +16,8 @@ import pytest
 from handoff.adapters.egress import EgressPolicy, EgressTransport
 from handoff.adapters.http import safe_url
 from handoff.adapters.sre_agent import SreAgentGateway, agent_url
-from handoff.records import AgentCallError
-from handoff.registry import Registry
+from handoff.domain.records import AgentCallError
+from handoff.domain.registry import Registry
 from handoff.settings import Settings
 
 BASE = "https://ops--1a2b.abc.eastus2.azuresre.ai"

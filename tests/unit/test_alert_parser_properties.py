@@ -16,9 +16,9 @@ from typing import Any
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
-from handoff.alerts import COMMON_SCHEMA_ID, Alert, alert_context, alert_kind, parse_alert
-from handoff.errors import Problem
-from handoff.models import HandoffContext
+from handoff.domain.alerts import COMMON_SCHEMA_ID, Alert, alert_context, alert_kind, parse_alert
+from handoff.domain.errors import Problem
+from handoff.domain.models import HandoffContext
 
 SAMPLES = Path(__file__).resolve().parents[1] / "data" / "azure-monitor-alerts"
 PROPERTY_SETTINGS = settings(

@@ -7,7 +7,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from handoff.alerts import (
+from handoff.domain.alerts import (
     RAW_CONTEXT_CAP,
     alert_context,
     decide_storm,
@@ -15,8 +15,8 @@ from handoff.alerts import (
     resource_type,
     select_route,
 )
-from handoff.errors import BadRequest
-from handoff.registry import ConfigError, Registry
+from handoff.domain.errors import BadRequest
+from handoff.domain.registry import ConfigError, Registry
 from tests.e2e.alert_payloads import envelope
 
 SUB = "00000000-0000-0000-0000-000000000000"

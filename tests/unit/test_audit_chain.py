@@ -1,7 +1,7 @@
 from datetime import UTC, datetime, timedelta
 
-from handoff.audit import audit_time, canonical_event, event_hash, verify_chain
-from handoff.models import AuditEvent
+from handoff.domain.audit import audit_time, canonical_event, event_hash, verify_chain
+from handoff.domain.models import AuditEvent
 
 HANDOFF = "3f2b6a0e-1c7d-4e5f-9a8b-0c1d2e3f4a5b"
 START = datetime(2026, 12, 1, 2, 10, 0, 123456, tzinfo=UTC)

@@ -3,7 +3,7 @@ import json
 
 import pytest
 
-from handoff.auth import (
+from handoff.domain.auth import (
     AGENT_KEY_HEADER,
     SYSTEM,
     Authorizer,
@@ -13,8 +13,8 @@ from handoff.auth import (
     RateLimiter,
     caller_from_headers,
 )
-from handoff.errors import Forbidden, TooManyRequests, Unauthorized
-from handoff.registry import ConfigError, Registry
+from handoff.domain.errors import Forbidden, TooManyRequests, Unauthorized
+from handoff.domain.registry import ConfigError, Registry
 
 RID = "/subscriptions/s/resourceGroups/rg/providers/Microsoft.App/agents/{}"
 OPS_APP = "11111111-aaaa-4aaa-8aaa-000000000001"

@@ -26,7 +26,7 @@ from handoff.adapters.egress import (
 )
 from handoff.adapters.http import _client_options, insecure_local, make_async_http_client, make_http_client
 from handoff.adapters.http import transport_error as classify_transport_error
-from handoff.net import parse_networks
+from handoff.domain.net import parse_networks
 from handoff.settings import APP_ROOT, Settings
 
 HOST = "agent.example.test"

@@ -7,9 +7,9 @@ import hashlib
 import hmac
 from datetime import UTC, datetime
 
-from handoff.messages import is_marked
-from handoff.shared_memory.config import GitHubBackend, PagerDutyBackend
-from handoff.shared_memory.inbound import (
+from handoff.domain.messages import is_marked
+from handoff.domain.shared_memory.config import GitHubBackend, PagerDutyBackend
+from handoff.services.human_entries import (
     entry_marker,
     human_entry_message,
     is_override,

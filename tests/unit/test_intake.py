@@ -8,8 +8,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from handoff.errors import BadRequest, PayloadTooLarge, Problem, Unprocessable
-from handoff.intake import (
+from handoff.domain.errors import BadRequest, PayloadTooLarge, Problem, Unprocessable
+from handoff.domain.intake import (
     MAX_DEPTH,
     InvalidJson,
     check_rpc_body,

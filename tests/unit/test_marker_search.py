@@ -11,9 +11,9 @@ import httpx
 import pytest
 
 from handoff.adapters.sre_agent import RECENT, SEARCH_PAGES, SreAgentGateway, parse_time
-from handoff.messages import marker
-from handoff.records import AgentCallError
-from handoff.registry import AgentConfig
+from handoff.domain.messages import marker
+from handoff.domain.records import AgentCallError
+from handoff.domain.registry import AgentConfig
 from handoff.settings import Settings
 
 HID = "6f1c2a8e-3b4d-4e5f-8a9b-0c1d2e3f4a5b"

@@ -2,9 +2,16 @@ import json
 import re
 from datetime import UTC, datetime
 
-from handoff.messages import MessageContext, fence_for, handback_message, marker, start_message, thread_url
-from handoff.models import HandbackRequest, HandoffRequest
-from handoff.records import HandoffRecord, HandoffState, StoredHandback, StoredRequest
+from handoff.domain.messages import (
+    MessageContext,
+    fence_for,
+    handback_message,
+    marker,
+    start_message,
+    thread_url,
+)
+from handoff.domain.models import HandbackRequest, HandoffRequest
+from handoff.domain.records import HandoffRecord, HandoffState, StoredHandback, StoredRequest
 
 NOW = datetime(2026, 11, 21, 2, 10, tzinfo=UTC)
 RID = "/subscriptions/s/resourceGroups/rg/providers/Microsoft.App/agents/ops-agent"

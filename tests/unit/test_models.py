@@ -1,7 +1,7 @@
 import pytest
 from pydantic import ValidationError
 
-from handoff.models import HandbackRequest, HandoffRequest, field_errors
+from handoff.domain.models import HandbackRequest, HandoffRequest, field_errors
 
 
 def body(**context_overrides):
@@ -103,8 +103,8 @@ GOOD_IDS = ["t-1", "9b1de8e4-5a5e-4a0b-9a5e-0c7f4f1f2c3d", "A_b.c", "...", ".hid
 
 @pytest.mark.parametrize("thread_id", HOSTILE_IDS, ids=range(len(HOSTILE_IDS)))
 def test_thread_ids_must_be_one_path_segment_everywhere(thread_id):
-    from handoff.models import PATH_SEGMENT_MESSAGE
-    from handoff.tools import ThreadRef
+    from handoff.domain.models import PATH_SEGMENT_MESSAGE
+    from handoff.entrypoints.mcp_tools import ThreadRef
 
     data = body()
     data["source"]["threadId"] = thread_id
@@ -126,7 +126,7 @@ def test_thread_ids_of_letters_digits_dash_underscore_dot_are_kept_as_sent(threa
 def test_the_thread_id_rule_is_in_the_published_schema():
     import re
 
-    from handoff.models import PATH_SEGMENT_PATTERN, is_path_segment_id
+    from handoff.domain.models import PATH_SEGMENT_PATTERN, is_path_segment_id
 
     schema = HandoffRequest.model_json_schema(by_alias=True)["$defs"]["SourceRef"]["properties"]["threadId"]
     text = next(option for option in schema["anyOf"] if option.get("type") == "string")

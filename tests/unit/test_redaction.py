@@ -7,10 +7,10 @@ import httpx
 import pytest
 
 from handoff.adapters.http import classify, describe
-from handoff.errors import FieldError, NotFound, Unprocessable, single_field
-from handoff.models import HandbackRequest, HandoffRequest
-from handoff.records import AgentCallError
-from handoff.redaction import (
+from handoff.domain.errors import FieldError, NotFound, Unprocessable, single_field
+from handoff.domain.models import HandbackRequest, HandoffRequest
+from handoff.domain.records import AgentCallError
+from handoff.domain.redaction import (
     HANDBACK_TEXT_FIELDS,
     HANDOFF_TEXT_FIELDS,
     RULES,
@@ -22,7 +22,7 @@ from handoff.redaction import (
     redact_text,
     secret_name_kind,
 )
-from handoff.shared_memory.base import WriteError
+from handoff.domain.shared_memory.writes import WriteError
 from tests.data import secret_corpus
 from tests.data.secret_corpus import LOOK_ALIKES, SECRETS
 
@@ -351,8 +351,8 @@ def test_long_tables_are_redacted_row_by_row_without_changing_the_input():
 def test_log_records_of_the_broker_are_redacted_message_and_traceback(caplog):
     import logging
 
-    from handoff.models import HandoffRequest
-    from handoff.redaction import install_log_redaction
+    from handoff.domain.models import HandoffRequest
+    from handoff.domain.redaction import install_log_redaction
 
     install_log_redaction()
     token = "ghp_" + "A1b2C3d4E5f6G7h8I9j0K1l2M3n4O5p6Q7r8"

@@ -2,7 +2,7 @@ import json
 
 import pytest
 
-from handoff.registry import ConfigError, Registry
+from handoff.domain.registry import ConfigError, Registry
 
 RID = (
     "/subscriptions/00000000-0000-0000-0000-000000000000/resourceGroups/rg/providers/Microsoft.App/agents/{}"

@@ -11,7 +11,7 @@ from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
 from pydantic import ValidationError
 
-from handoff.messages import (
+from handoff.domain.messages import (
     MessageContext,
     crosslink_message,
     handback_message,
@@ -21,8 +21,8 @@ from handoff.messages import (
     thread_url,
     watch_notice_message,
 )
-from handoff.models import HandbackRequest, HandoffRequest
-from handoff.records import HandoffRecord, HandoffState, StoredHandback, StoredRequest
+from handoff.domain.models import HandbackRequest, HandoffRequest
+from handoff.domain.records import HandoffRecord, HandoffState, StoredHandback, StoredRequest
 from tests.support.rendering import (
     header_lines,
     headings,

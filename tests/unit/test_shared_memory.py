@@ -9,12 +9,20 @@ import httpx
 import pytest
 
 from devserver.fakes.openapi_check import adf_errors
-from handoff.history import resource_group_of, scopes_of
-from handoff.models import HandbackRequest, HandoffRequest
-from handoff.records import HandoffRecord, HandoffState, StoredHandback, StoredRequest
-from handoff.registry import ConfigError, Registry
-from handoff.shared_memory.base import basic_or_bearer, error_for, rate_limit_wait
-from handoff.shared_memory.content import ChainStep, adf, adf_text, build_note, markdown, mermaid, plain_text
+from handoff.adapters.vendors import basic_or_bearer, error_for, rate_limit_wait
+from handoff.domain.history import resource_group_of, scopes_of
+from handoff.domain.models import HandbackRequest, HandoffRequest
+from handoff.domain.records import HandoffRecord, HandoffState, StoredHandback, StoredRequest
+from handoff.domain.registry import ConfigError, Registry
+from handoff.domain.shared_memory.content import (
+    ChainStep,
+    adf,
+    adf_text,
+    build_note,
+    markdown,
+    mermaid,
+    plain_text,
+)
 
 AGENT = "/subscriptions/s/resourceGroups/rg/providers/Microsoft.App/agents/a"
 SITE = "/subscriptions/S1/resourceGroups/Shop/providers/Microsoft.Web/sites/checkout-api"

@@ -11,12 +11,12 @@ from typing import Any
 import httpx
 
 from devserver.fakes.openapi_check import adf_errors
-from handoff.models import HandbackRequest, HandoffRequest
-from handoff.records import HandoffRecord, HandoffState, StoredHandback, StoredRequest
-from handoff.settings import Settings
-from handoff.shared_memory.base import WriteJob, WriterContext
-from handoff.shared_memory.config import GitHubBackend
-from handoff.shared_memory.content import (
+from handoff.adapters.github import GitHubWriter
+from handoff.adapters.vendors import WriterContext
+from handoff.domain.models import HandbackRequest, HandoffRequest
+from handoff.domain.records import HandoffRecord, HandoffState, StoredHandback, StoredRequest
+from handoff.domain.shared_memory.config import GitHubBackend
+from handoff.domain.shared_memory.content import (
     ChainStep,
     adf,
     adf_text,
@@ -26,7 +26,8 @@ from handoff.shared_memory.content import (
     plain_text,
     write_marker,
 )
-from handoff.shared_memory.github import GitHubWriter
+from handoff.domain.shared_memory.writes import WriteJob
+from handoff.settings import Settings
 from tests.support.rendering import headings, links, raw_html, structure_inside_quotes
 
 NOW = datetime(2026, 11, 21, 2, 10, tzinfo=UTC)
@@ -222,7 +223,7 @@ def test_github_chain_issue_renders_the_root_context_as_data():
 from hypothesis import HealthCheck, Phase, given, settings  # noqa: E402
 from hypothesis import strategies as st  # noqa: E402
 
-from handoff.shared_memory.content import Note  # noqa: E402
+from handoff.domain.shared_memory.content import Note  # noqa: E402
 from tests.unit.test_render_properties import hostile  # noqa: E402
 
 text_or_none = st.one_of(st.none(), hostile)

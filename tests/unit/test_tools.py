@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from handoff.errors import Conflict, FieldError
-from handoff.models import HandbackRequest, HandoffRequest
+from handoff.domain.errors import Conflict, FieldError
+from handoff.domain.models import HandbackRequest, HandoffRequest
+from handoff.entrypoints.mcp_tools import TOOLS, HandbackArguments, allowed_hosts, problem_text
 from handoff.settings import Settings
-from handoff.tools import TOOLS, HandbackArguments, allowed_hosts, problem_text
 
 
 def test_loopback_only_by_default():

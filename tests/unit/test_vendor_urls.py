@@ -13,14 +13,20 @@ import httpx
 import pytest
 
 from handoff.adapters.egress import EgressPolicy, EgressTransport
-from handoff.models import IncidentRef
+from handoff.adapters.github import GitHubWriter
+from handoff.adapters.jira import JiraWriter
+from handoff.adapters.pagerduty import PagerDutyWriter
+from handoff.adapters.servicenow import ServiceNowWriter
+from handoff.adapters.vendors import WriterContext, request
+from handoff.domain.models import IncidentRef
+from handoff.domain.shared_memory.config import (
+    GitHubBackend,
+    JiraBackend,
+    PagerDutyBackend,
+    ServiceNowBackend,
+)
+from handoff.domain.shared_memory.writes import WriteError
 from handoff.settings import Settings
-from handoff.shared_memory.base import WriteError, WriterContext, request
-from handoff.shared_memory.config import GitHubBackend, JiraBackend, PagerDutyBackend, ServiceNowBackend
-from handoff.shared_memory.github import GitHubWriter
-from handoff.shared_memory.jira import JiraWriter
-from handoff.shared_memory.pagerduty import PagerDutyWriter
-from handoff.shared_memory.servicenow import ServiceNowWriter
 
 
 class Vendor:
@@ -112,8 +118,8 @@ def test_a_github_reference_outside_the_configured_repositories_is_not_followed(
 
 
 def test_a_jira_reference_is_followed_only_inside_the_configured_project():
-    from handoff.shared_memory.config import JiraBackend
-    from handoff.shared_memory.jira import JiraWriter
+    from handoff.adapters.jira import JiraWriter
+    from handoff.domain.shared_memory.config import JiraBackend
 
     base = {
         "name": "jira",

@@ -1,0 +1,231 @@
+"""The history index on Table Storage (table ``handoffhistory``).
+
+Partition key ``s|<scope>`` (a lowercased resource ID or ancestor scope) or ``all``; row key
+``<inverted epoch ms>|<handoff id>|<hand-back seq>`` so a partition reads newest first. Entries are
+upserted, so indexing the same hand-back again changes nothing.
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime
+from typing import Any
+
+from handoff.adapters.azure_storage.handoffs import StorageClients, encode_key, storage_errors
+from handoff.domain.history import (
+    ALL_PARTITION,
+    HistoryItem,
+    HistoryPage,
+    HistoryQuery,
+    HumanNote,
+    as_utc,
+    decode_token,
+    encode_token,
+    matches_text,
+    resource_group_of,
+    scopes_of,
+)
+from handoff.domain.messages import thread_url
+from handoff.domain.records import HandoffRecord, StoredHandback
+from handoff.domain.registry import Registry
+from handoff.settings import HISTORY_TABLE
+
+MAX_MS = 9_999_999_999_999
+SCAN_BUDGET = 5000
+
+
+def _inverted(at: datetime) -> str:
+    return f"{MAX_MS - int(at.timestamp() * 1000):013d}"
+
+
+def _pk(scope: str) -> str:
+    return ALL_PARTITION if scope == ALL_PARTITION else "s|" + encode_key(scope)
+
+
+class TableHistoryIndex:
+    """Implements the ``HistoryIndex`` and ``HistorySearch`` ports."""
+
+    def __init__(self, clients: StorageClients, registry: Registry) -> None:
+        self.table = clients.table(HISTORY_TABLE)
+        self.registry = registry
+
+    # -------------------------------------------------------------- writing
+
+    def index_handback(
+        self, record: HandoffRecord, handback: StoredHandback, alert_rule: str | None = None
+    ) -> None:
+        stored = record.stored
+        context = stored.request.context
+        request = handback.request
+        source = self.registry.find(stored.source_agent)
+        target = self.registry.find(stored.target_agent)
+        urls = {
+            "source": thread_url(source.resource_id if source else None, stored.request.source.thread_id),
+            "target": thread_url(target.resource_id if target else None, record.state.target_thread_id),
+        }
+        base = {
+            "RowKey": f"{_inverted(handback.received_at)}|{stored.id}|{handback.seq:05d}",
+            "HandoffId": stored.id,
+            "RootId": stored.root_id,
+            "Seq": handback.seq,
+            "Title": context.title,
+            "Summary": (request.summary or "")[:8000],
+            "RootCause": (request.root_cause or "")[:8000],
+            "Actions": json.dumps(request.recommended_actions[:20])[:16000],
+            "Resources": json.dumps(context.resources)[:16000],
+            "Source": stored.source_agent,
+            "Target": stored.target_agent,
+            "SourceKey": stored.source_agent.lower(),
+            "TargetKey": stored.target_agent.lower(),
+            "Outcome": request.outcome,
+            "AlertRule": alert_rule or "",
+            "AlertRuleKey": (alert_rule or "").lower(),
+            "ThreadUrls": json.dumps({k: v for k, v in urls.items() if v}),
+            "HandedBackAt": handback.received_at,
+        }
+        scopes = {ALL_PARTITION}
+        for resource in context.resources:
+            scopes.update(scopes_of(resource))
+        with storage_errors():
+            for scope in sorted(scopes):
+                self.table.upsert_entity({**base, "PartitionKey": _pk(scope)})
+
+    # -------------------------------------------------------------- reading
+
+    def add_human_note(self, handoff_id: str, note: dict[str, Any]) -> None:
+        """Keep a human entry with its investigation (partition ``h|<handoff id>``, never searched
+        itself: it is attached to the investigation's items)."""
+        row = f"{note['at']}|{note['backend']}|{note['entryId']}"
+        entity = {
+            "PartitionKey": f"h|{handoff_id}",
+            "RowKey": encode_key(row)[:512],
+            "Note": json.dumps(note, ensure_ascii=False)[:30000],
+        }
+        with storage_errors():
+            self.table.upsert_entity(entity)
+
+    def human_notes(self, handoff_id: str) -> list[HumanNote]:
+        """The human entries of one investigation, oldest first."""
+        notes = []
+        with storage_errors():
+            for entity in self.table.query_entities(
+                "PartitionKey eq @pk", parameters={"pk": f"h|{handoff_id}"}, results_per_page=100
+            ):
+                try:
+                    notes.append(HumanNote.model_validate(json.loads(entity["Note"])))
+                except ValueError:
+                    continue
+                if len(notes) >= 100:
+                    break
+        return notes
+
+    def search(self, query: HistoryQuery, agents: frozenset[str] | None = None) -> HistoryPage:
+        page = self._search(query, agents)
+        for item in page.items:
+            item.human_notes = self.human_notes(item.handoff_id)
+        return page
+
+    def _search(self, query: HistoryQuery, agents: frozenset[str] | None = None) -> HistoryPage:
+        if agents is not None and not agents:
+            return HistoryPage(items=[])
+        clauses = ["PartitionKey eq @pk"]
+        params: dict[str, Any] = {"pk": _pk(query.partition_scope)}
+        if query.continuation_token:
+            clauses.append("RowKey gt @after")
+            params["after"] = decode_token(query.continuation_token)
+        if query.since:
+            clauses.append("RowKey lt @sinceKey")
+            params["sinceKey"] = f"{MAX_MS - int(as_utc(query.since).timestamp() * 1000) + 1:013d}"
+        if query.until:
+            clauses.append("RowKey ge @untilKey")
+            params["untilKey"] = f"{MAX_MS - int(as_utc(query.until).timestamp() * 1000):013d}"
+        if query.outcome:
+            clauses.append("Outcome eq @outcome")
+            params["outcome"] = query.outcome
+        if query.alert_rule:
+            clauses.append("AlertRuleKey eq @rule")
+            params["rule"] = query.alert_rule.strip().lower()
+        if query.agent:
+            agent = self.registry.find(query.agent)
+            params["agent"] = (agent.name if agent else query.agent.strip()).lower()
+            clauses.append("( SourceKey eq @agent or TargetKey eq @agent )")
+        if agents is not None:
+            # Only investigations the caller's agents took part in (filtered by storage, so pages stay full).
+            names = sorted(name.lower() for name in agents)
+            params.update({f"seen{index}": name for index, name in enumerate(names)})
+            either = " or ".join(
+                f"SourceKey eq @seen{index} or TargetKey eq @seen{index}" for index in range(len(names))
+            )
+            clauses.append(f"( {either} )")
+        items: list[HistoryItem] = []
+        last_key = None
+        scanned = 0
+        with storage_errors():
+            for entity in self.table.query_entities(
+                " and ".join(clauses), parameters=params, results_per_page=200
+            ):
+                scanned += 1
+                if matches_text(_text_view(entity), query.q):
+                    if len(items) == query.top:
+                        return HistoryPage(items=items, continuation_token=encode_token(last_key or ""))
+                    items.append(_item(entity))
+                    last_key = entity["RowKey"]
+                if scanned >= SCAN_BUDGET:
+                    # Bound one request's work; the token continues after the last row read.
+                    return HistoryPage(items=items, continuation_token=encode_token(entity["RowKey"]))
+        return HistoryPage(items=items)
+
+    def recent_for_resources(
+        self, resources: list[str], exclude_root: str, limit: int, agents: frozenset[str] | None = None
+    ) -> list[dict[str, Any]]:
+        seen_by = None if agents is None else {agent.lower() for agent in agents}
+        found = self._recent([r.strip().rstrip("/").lower() for r in resources], exclude_root, limit, seen_by)
+        if found:
+            return found
+        groups = sorted({g for g in (resource_group_of(r) for r in resources) if g})
+        return self._recent(groups, exclude_root, limit, seen_by)
+
+    def _recent(
+        self, scopes: list[str], exclude_root: str, limit: int, agents: set[str] | None
+    ) -> list[dict[str, Any]]:
+        rows: dict[str, dict[str, Any]] = {}
+        with storage_errors():
+            for scope in scopes[:20]:
+                for entity in self.table.query_entities(
+                    "PartitionKey eq @pk", parameters={"pk": _pk(scope)}, results_per_page=50
+                ):
+                    if entity["RootId"] == exclude_root:
+                        continue
+                    if agents is not None and not {entity.get("SourceKey"), entity.get("TargetKey")} & agents:
+                        continue  # an investigation neither agent of this handoff took part in
+                    # Newest hand-back per handoff; row keys sort newest first.
+                    current = rows.get(entity["HandoffId"])
+                    if current is None or entity["RowKey"] < current["RowKey"]:
+                        rows[entity["HandoffId"]] = entity
+                    if len(rows) >= limit * 4:
+                        break
+        newest = sorted(rows.values(), key=lambda e: e["RowKey"])[:limit]
+        return [{**_item(e).to_wire(), "summary": e.get("Summary") or None} for e in newest]
+
+
+def _text_view(entity: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "title": entity.get("Title"),
+        "summary": entity.get("Summary"),
+        "rootCause": entity.get("RootCause"),
+    }
+
+
+def _item(entity: dict[str, Any]) -> HistoryItem:
+    return HistoryItem(
+        handoff_id=entity["HandoffId"],
+        title=entity["Title"],
+        resources=json.loads(entity.get("Resources") or "[]"),
+        source=entity["Source"],
+        target=entity["Target"],
+        outcome=entity["Outcome"],
+        root_cause=entity.get("RootCause") or None,
+        recommended_actions=json.loads(entity.get("Actions") or "[]"),
+        thread_urls=json.loads(entity.get("ThreadUrls") or "{}"),
+        handed_back_at=entity["HandedBackAt"],
+    )

@@ -1,0 +1,204 @@
+"""GitHub Issues: a comment on the handoff's issue, the backend's issue, or one issue per investigation.
+
+Headers as GitHub documents them: ``Authorization: Bearer``, ``Accept: application/vnd.github+json``,
+``X-GitHub-Api-Version: 2022-11-28``, a ``User-Agent``. Content-creating requests (issues, comments)
+are spaced per repository through storage, so several broker instances together stay under GitHub's
+secondary limits (80 per minute, 500 per hour).
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import timedelta
+from typing import Any
+
+from handoff.adapters.vendors import WriterContext, request, vendor_url
+from handoff.domain.shared_memory.config import GitHubBackend
+from handoff.domain.shared_memory.content import chain_issue, chain_marker, markdown
+from handoff.domain.shared_memory.writes import Destination, WriteError, WriteJob
+
+API_VERSION = "2022-11-28"
+_ISSUE_REF = re.compile(r"^(?P<repo>[A-Za-z0-9_.-]+/[A-Za-z0-9_.-]+)#(?P<number>[0-9]+)$")
+CHAIN_LEASE_SECONDS = 60.0
+PROBE_BACK = 20
+PAGES = 10
+
+
+class GitHubWriter:
+    """Writes Markdown comments with a Mermaid diagram of the chain."""
+
+    def __init__(self, backend: GitHubBackend, ctx: WriterContext) -> None:
+        self.backend = backend
+        self.ctx = ctx
+
+    def _headers(self) -> dict[str, str]:
+        return {
+            "Authorization": f"Bearer {self.ctx.secret(self.backend.secret_setting)}",
+            "Accept": "application/vnd.github+json",
+            "X-GitHub-Api-Version": API_VERSION,
+        }
+
+    def _url(self, repo: str, *segments: str | int) -> str:
+        return vendor_url(self.backend.api_base, "repos", *repo.split("/"), *segments)
+
+    def content_gate(self, repo: str) -> str:
+        """Spacing key of content writes: the repository on this GitHub host."""
+        return f"github|{self.backend.api_base.lower()}|{repo.lower()}"
+
+    def _take_slot(self, repo: str) -> None:
+        settings = self.ctx.settings
+        wait = self.ctx.state.reserve_slot(
+            self.content_gate(repo),
+            settings.shared_memory_github_spacing_seconds,
+            settings.shared_memory_github_hourly_limit,
+            self.ctx.clock(),
+        )
+        if wait > 0:
+            raise WriteError(
+                f"waiting {wait:.1f}s for {repo}'s content-write slot",
+                transient=True,
+                retry_after=wait,
+                deferral=True,
+            )
+
+    # -------------------------------------------------------------- destination
+
+    def destination(self, job: WriteJob) -> Destination | None:
+        incident = job.record.stored.request.context.incident
+        if incident and (incident.platform or "").lower() == "github":
+            match = _ISSUE_REF.match(incident.id.strip())
+            # A reference to another repository is the caller's word, not the configuration's: the
+            # broker's token would write there on the caller's behalf, so it is followed only into
+            # repositories the backend names.
+            if match and self.backend.may_write_to(match["repo"]):
+                repo, number = match["repo"], int(match["number"])
+                return Destination(f"{repo}#{number}", {"repo": repo, "number": number})
+        repo = self.backend.repo
+        if self.backend.issue:
+            return Destination(f"{repo}#{self.backend.issue}", {"repo": repo, "number": self.backend.issue})
+        number = self._chain_issue(job)
+        return Destination(f"{repo}#{number}", {"repo": repo, "number": number, "chainIssue": True})
+
+    def _chain_issue(self, job: WriteJob) -> int:
+        """The issue of this investigation chain: opened once (its body carries the chain marker, so a
+        retry after a lost answer finds it instead of opening a second)."""
+        repo = self.backend.repo
+        root = job.record.stored.root_id
+        key = f"{self.backend.name}|{root}"
+        status, number, stale = self.ctx.state.claim_chain(key, self.ctx.clock(), CHAIN_LEASE_SECONDS)
+        if status == "created" and number:
+            return number
+        if status == "busy":
+            raise WriteError(
+                "the chain's issue is being opened by another write",
+                transient=True,
+                retry_after=5,
+                deferral=True,
+            )
+        needle = chain_marker(root, self.backend.name)
+        if stale:
+            found = self._probe(repo, needle)
+            if found:
+                self.ctx.state.set_chain(key, found)
+                return found
+        try:
+            self._take_slot(repo)
+        except WriteError:
+            self.ctx.state.abandon_chain(key)  # nothing was sent: the next attempt claims afresh
+            raise
+        title = job.root_title or job.record.stored.request.context.title
+        payload: dict[str, Any] = chain_issue(title, job.root_summary, needle)
+        if self.backend.labels:
+            payload["labels"] = list(self.backend.labels)
+        try:
+            response = request(
+                self.ctx.http,
+                "POST",
+                self._url(repo, "issues"),
+                json=payload,
+                headers=self._headers(),
+                expect=(201,),
+                allow_insecure_local=self.backend.allow_insecure_local,
+            )
+        except WriteError:
+            # GitHub may have opened it before the answer was lost: the next attempt probes first.
+            self.ctx.state.release_chain(key)
+            raise
+        number = int(response.json()["number"])
+        self.ctx.state.set_chain(key, number)
+        self.ctx.state.set_hint(self.content_gate(repo), number)
+        return number
+
+    def _exists(self, repo: str, number: int) -> dict[str, Any] | None:
+        response = request(
+            self.ctx.http,
+            "GET",
+            self._url(repo, "issues", number),
+            headers=self._headers(),
+            expect=(200, 301, 404, 410),
+            allow_insecure_local=self.backend.allow_insecure_local,
+        )
+        return response.json() if response.status_code == 200 else None
+
+    def _probe(self, repo: str, needle: str) -> int | None:
+        """Find the issue an earlier attempt may have opened: locate the newest issue number (gallop,
+        then bisect, from the highest number seen), then read back the newest few for the marker."""
+        hint = self.ctx.state.get_hint(self.content_gate(repo))
+        low, step, high = hint, 1, None
+        for _ in range(40):
+            candidate = low + step
+            if self._exists(repo, candidate) is None:
+                high = candidate
+                break
+            low, step = candidate, step * 2
+        if high is None:
+            return None
+        while high - low > 1:
+            mid = (low + high) // 2
+            if self._exists(repo, mid) is None:
+                high = mid
+            else:
+                low = mid
+        for number in range(low, max(0, low - PROBE_BACK), -1):
+            issue = self._exists(repo, number)
+            if issue and needle in str(issue.get("body") or ""):
+                return number
+        return None
+
+    # -------------------------------------------------------------- comments
+
+    def find(self, dest: Destination, job: WriteJob) -> str | None:
+        repo, number = dest.data["repo"], dest.data["number"]
+        since = (job.first_at - timedelta(minutes=10)).strftime("%Y-%m-%dT%H:%M:%SZ")
+        for page in range(1, PAGES + 1):
+            response = request(
+                self.ctx.http,
+                "GET",
+                self._url(repo, "issues", number, "comments"),
+                params={"since": since, "per_page": 100, "page": page},
+                headers=self._headers(),
+                expect=(200,),
+                allow_insecure_local=self.backend.allow_insecure_local,
+            )
+            comments = response.json()
+            for comment in comments:
+                if job.note.marker in str(comment.get("body") or ""):
+                    return str(comment.get("html_url") or comment.get("url"))
+            if len(comments) < 100:
+                break
+        return None
+
+    def write(self, dest: Destination, job: WriteJob) -> str:
+        repo, number = dest.data["repo"], dest.data["number"]
+        self._take_slot(repo)
+        response = request(
+            self.ctx.http,
+            "POST",
+            self._url(repo, "issues", number, "comments"),
+            json={"body": markdown(job.note)},
+            headers=self._headers(),
+            expect=(201,),
+            allow_insecure_local=self.backend.allow_insecure_local,
+        )
+        data = response.json()
+        return str(data.get("html_url") or data.get("url"))

@@ -1,0 +1,68 @@
+"""Jira Cloud: a comment in Atlassian Document Format, with a Mermaid code block of the chain.
+
+The credential is ``email:api-token`` (HTTP Basic, as Atlassian documents for API tokens) or an OAuth
+bearer token.
+"""
+
+from __future__ import annotations
+
+from handoff.adapters.vendors import WriterContext, json_api_headers, request, vendor_url
+from handoff.domain.shared_memory.config import JiraBackend
+from handoff.domain.shared_memory.content import adf, adf_text
+from handoff.domain.shared_memory.writes import Destination, WriteJob
+
+
+class JiraWriter:
+    """Writes ADF comments."""
+
+    def __init__(self, backend: JiraBackend, ctx: WriterContext) -> None:
+        self.backend = backend
+        self.ctx = ctx
+
+    def _headers(self) -> dict[str, str]:
+        return json_api_headers(self.ctx.secret(self.backend.secret_setting))
+
+    def destination(self, job: WriteJob) -> Destination | None:
+        incident = job.record.stored.request.context.incident
+        key = None
+        if incident and (incident.platform or "").lower() == "jira" and self.backend.project:
+            # A caller's issue key is followed only inside the backend's project: the broker's token
+            # would otherwise comment on any issue it can reach.
+            key = incident.id.strip().upper()
+        key = key or self.backend.issue
+        if not key:
+            return None
+        if self.backend.project and not key.startswith(f"{self.backend.project}-"):
+            return None
+        return Destination(key, {"key": key})
+
+    def _url(self, key: str) -> str:
+        return vendor_url(self.backend.api_base, "rest", "api", "3", "issue", key, "comment")
+
+    def find(self, dest: Destination, job: WriteJob) -> str | None:
+        response = request(
+            self.ctx.http,
+            "GET",
+            self._url(dest.data["key"]),
+            params={"orderBy": "-created", "maxResults": 100},
+            headers=self._headers(),
+            expect=(200,),
+            allow_insecure_local=self.backend.allow_insecure_local,
+        )
+        for comment in response.json().get("comments", []):
+            if job.note.marker in adf_text(comment.get("body")):
+                return str(comment.get("self") or comment.get("id"))
+        return None
+
+    def write(self, dest: Destination, job: WriteJob) -> str:
+        response = request(
+            self.ctx.http,
+            "POST",
+            self._url(dest.data["key"]),
+            json={"body": adf(job.note)},
+            headers=self._headers(),
+            expect=(201,),
+            allow_insecure_local=self.backend.allow_insecure_local,
+        )
+        data = response.json()
+        return str(data.get("self") or data.get("id"))

@@ -1,0 +1,89 @@
+"""ServiceNow: a journal entry (``work_notes`` or ``comments``) on the incident through the Table API.
+
+Journal fields append a new entry on every write; entries are read back from ``sys_journal_field``
+to find an earlier write's marker. The credential is ``user:password`` (Basic) or an OAuth token.
+"""
+
+from __future__ import annotations
+
+import re
+
+from handoff.adapters.vendors import WriterContext, json_api_headers, request, vendor_url
+from handoff.domain.models import is_path_segment_id
+from handoff.domain.shared_memory.config import ServiceNowBackend
+from handoff.domain.shared_memory.content import plain_text
+from handoff.domain.shared_memory.writes import Destination, WriteError, WriteJob
+
+_SYS_ID = re.compile(r"^[0-9a-f]{32}$")
+
+
+class ServiceNowWriter:
+    """Writes plain-text journal entries."""
+
+    def __init__(self, backend: ServiceNowBackend, ctx: WriterContext) -> None:
+        self.backend = backend
+        self.ctx = ctx
+
+    def _headers(self) -> dict[str, str]:
+        return json_api_headers(self.ctx.secret(self.backend.secret_setting))
+
+    def _table_url(self, table: str, sys_id: str = "") -> str:
+        return vendor_url(self.backend.api_base, "api", "now", "table", table, *([sys_id] if sys_id else []))
+
+    def destination(self, job: WriteJob) -> Destination | None:
+        incident = job.record.stored.request.context.incident
+        if not incident or (incident.platform or "").lower() != "servicenow":
+            return None
+        ref = incident.id.strip()
+        table = self.backend.table
+        if _SYS_ID.match(ref):
+            return Destination(f"{table}/{ref}", {"sysId": ref, "number": None})
+        if not is_path_segment_id(ref):
+            # '^' or '=' would add conditions to the encoded query below (and so pick another record).
+            raise WriteError(
+                f"incident id {ref[:80]!r} is not a ServiceNow number or sys_id", transient=False
+            )
+        response = request(
+            self.ctx.http,
+            "GET",
+            self._table_url(table),
+            params={
+                "sysparm_query": f"number={ref}",
+                "sysparm_fields": "sys_id,number",
+                "sysparm_limit": "1",
+            },
+            headers=self._headers(),
+            expect=(200,),
+            allow_insecure_local=self.backend.allow_insecure_local,
+        )
+        found = response.json().get("result", [])
+        if not found:
+            return None
+        return Destination(f"{table}/{ref}", {"sysId": found[0]["sys_id"], "number": ref})
+
+    def find(self, dest: Destination, job: WriteJob) -> str | None:
+        query = f"element_id={dest.data['sysId']}^element={self.backend.field}^valueLIKE{job.note.marker}"
+        response = request(
+            self.ctx.http,
+            "GET",
+            self._table_url("sys_journal_field"),
+            params={"sysparm_query": query, "sysparm_fields": "sys_id", "sysparm_limit": "1"},
+            headers=self._headers(),
+            expect=(200,),
+            allow_insecure_local=self.backend.allow_insecure_local,
+        )
+        found = response.json().get("result", [])
+        return f"{dest.label} {self.backend.field} {found[0]['sys_id']}" if found else None
+
+    def write(self, dest: Destination, job: WriteJob) -> str:
+        request(
+            self.ctx.http,
+            "PATCH",
+            self._table_url(self.backend.table, dest.data["sysId"]),
+            params={"sysparm_fields": "sys_id,number"},
+            json={self.backend.field: plain_text(job.note)},
+            headers=self._headers(),
+            expect=(200,),
+            allow_insecure_local=self.backend.allow_insecure_local,
+        )
+        return f"{dest.label} {self.backend.field}"

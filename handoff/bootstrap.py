@@ -1,0 +1,175 @@
+"""Composition root: builds the service from settings once per process.
+
+Azure SDKs are imported here lazily, on the first request, so importing ``function_app`` stays cheap
+(cold start on a serverless plan).
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from functools import lru_cache
+from typing import TYPE_CHECKING
+
+from handoff.domain.auth import Authorizer, KeyRing, RateLimiter
+from handoff.domain.redaction import install_log_redaction
+from handoff.domain.registry import Registry
+from handoff.services.handoffs import HandoffService
+from handoff.settings import get_settings
+
+if TYPE_CHECKING:
+    from handoff.services.alerts import AlertService
+    from handoff.services.human_entries import HumanInbound
+    from handoff.services.shared_memory import SharedMemoryService
+
+log = logging.getLogger("handoff")
+_lock = threading.Lock()
+
+
+@lru_cache(maxsize=1)
+def get_registry() -> Registry:
+    """The agent registry, read and validated once."""
+    settings = get_settings()
+    return Registry.load(settings.resolved_config_path)
+
+
+@lru_cache(maxsize=1)
+def get_keyring() -> KeyRing:
+    """The agents' and operators' caller keys (digests), from the app settings the registry names."""
+    return KeyRing(get_registry())
+
+
+@lru_cache(maxsize=1)
+def get_rate_limiter() -> RateLimiter:
+    """The per-caller request budget of this instance."""
+    settings = get_settings()
+    return RateLimiter(settings.rate_limit_per_minute, settings.rate_limit_burst)
+
+
+def validate_startup() -> None:
+    """Fail start-up with a clear message when settings or the registry are invalid."""
+    install_log_redaction()
+    settings = get_settings()
+    registry = get_registry()
+    log.info(
+        "handoff broker: %d agents registered from %s", len(registry.agents), settings.resolved_config_path
+    )
+    if not registry.names_callers:
+        log.warning(
+            "the registry names no callers: every caller the platform lets in may act as any agent "
+            "and read every handoff (docs/security.md)"
+        )
+    for setting in get_keyring().missing:
+        log.error("key setting %s is unset or shorter than 16 characters: that key is refused", setting)
+
+
+_service: HandoffService | None = None
+_alert_service: AlertService | None = None
+_human_inbound: HumanInbound | None = None
+
+
+def get_service() -> HandoffService:
+    """The process-wide service with its storage, queue and agent adapters (built on first use)."""
+    global _service
+    if _service is None:
+        with _lock:  # the worker runs functions on several threads; build once
+            if _service is None:
+                _service = _build_service()
+    return _service
+
+
+def get_alert_service() -> AlertService:
+    """The Azure Monitor alerts use cases (they share the service's storage, queue and agents)."""
+    get_service()
+    assert _alert_service is not None
+    return _alert_service
+
+
+def get_human_inbound() -> HumanInbound:
+    """Humans in the loop: signed webhooks in, human entries into the agents' threads."""
+    get_service()
+    assert _human_inbound is not None
+    return _human_inbound
+
+
+def _build_service() -> HandoffService:
+    global _alert_service
+    from handoff.adapters.a2a_client import A2AClientGateway
+    from handoff.adapters.azure_storage.alerts import TableAlertStore
+    from handoff.adapters.azure_storage.chains import TableChainStore
+    from handoff.adapters.azure_storage.handoffs import (
+        StorageClients,
+        StorageQueue,
+        TableHandoffStore,
+        delivery_queue,
+    )
+    from handoff.adapters.azure_storage.history import TableHistoryIndex
+    from handoff.adapters.azure_storage.human_entries import TableInboundStore
+    from handoff.adapters.egress import EgressPolicy
+    from handoff.adapters.http import make_http_client
+    from handoff.adapters.identity import make_credential
+    from handoff.adapters.sre_agent import SreAgentGateway
+    from handoff.services.alerts import AlertService
+    from handoff.services.human_entries import HumanInbound
+    from handoff.services.shared_memory import SharedMemoryPublisher
+    from handoff.settings import SHARED_MEMORY_POISON_QUEUE, SHARED_MEMORY_QUEUE
+
+    settings = get_settings()
+    registry = get_registry()
+    clients = StorageClients(settings)
+    if settings.storage_connection_string:
+        clients.ensure()
+    store = TableHandoffStore(clients, probe=StorageClients(settings, fast=True))
+    credential = make_credential(settings)
+    http = make_http_client(settings.http_timeout_seconds, EgressPolicy.from_settings(settings))
+    agents = SreAgentGateway(settings, credential, http)
+    inbound = TableInboundStore(clients)
+    history = TableHistoryIndex(clients, registry)
+    service = HandoffService(
+        settings=settings,
+        registry=registry,
+        store=store,
+        queue=delivery_queue(clients),
+        agents=agents,
+        chains=TableChainStore(clients),
+        remote_agents=A2AClientGateway(settings, credential),
+        lifecycle=SharedMemoryPublisher(
+            registry,
+            StorageQueue(clients, SHARED_MEMORY_QUEUE, SHARED_MEMORY_POISON_QUEUE),
+            store,
+            destinations=inbound,
+        ),
+        history=history,
+        authorizer=Authorizer(registry),
+    )
+    # Built with the service because the delivery worker runs the alert notes' queue work.
+    _alert_service = AlertService(service, TableAlertStore(clients))
+    # Likewise the human entries people write on the records the broker writes to (humanEntry).
+    global _human_inbound
+    _human_inbound = HumanInbound(service, inbound, history)
+    return service
+
+
+@lru_cache(maxsize=1)
+def get_shared_memory() -> SharedMemoryService:
+    """The process-wide shared-memory writer service (its own queue, state table and HTTP client)."""
+    from handoff.adapters.azure_storage.handoffs import StorageClients, StorageQueue
+    from handoff.adapters.azure_storage.human_entries import TableInboundStore
+    from handoff.adapters.azure_storage.shared_memory import TableWriteState
+    from handoff.adapters.egress import EgressPolicy
+    from handoff.adapters.http import make_http_client
+    from handoff.services.shared_memory import SharedMemoryService
+    from handoff.settings import SHARED_MEMORY_POISON_QUEUE, SHARED_MEMORY_QUEUE
+
+    settings = get_settings()
+    service = get_service()
+    clients = StorageClients(settings)
+    return SharedMemoryService(
+        settings=settings,
+        registry=get_registry(),
+        store=service.store,
+        queue=StorageQueue(clients, SHARED_MEMORY_QUEUE, SHARED_MEMORY_POISON_QUEUE),
+        state=TableWriteState(clients),
+        http=make_http_client(settings.shared_memory_timeout_seconds, EgressPolicy.from_settings(settings)),
+        destinations=TableInboundStore(clients),
+    )

@@ -1,0 +1,149 @@
+"""Configuration of the shared-memory backends (``sharedMemory.backends[]`` in the registry file).
+
+Each backend names the app setting that holds its token (``secretSetting``), never the token itself;
+in Azure that app setting may be a Key Vault reference, which the platform resolves into the value.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+from urllib.parse import urlsplit
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic.alias_generators import to_camel
+
+from handoff.domain.net import is_loopback
+from handoff.domain.records import LIFECYCLE_POINTS
+
+BACKEND_NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$"
+SETTING_NAME_PATTERN = r"^[A-Za-z_][A-Za-z0-9_]{0,127}$"
+DEFAULT_POINTS = ("handedBack", "failed")
+Point = Literal["delivered", "handedBack", "failed", "alertResolved"]
+assert set(Point.__args__) == set(LIFECYCLE_POINTS)  # type: ignore[attr-defined]
+
+
+class _BackendBase(BaseModel):
+    model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True, extra="forbid", frozen=True)
+
+    name: Annotated[str, Field(pattern=BACKEND_NAME_PATTERN)]
+    base_url: str
+    secret_setting: Annotated[
+        str,
+        Field(
+            pattern=SETTING_NAME_PATTERN,
+            description="Name of the app setting that holds the credential (never the credential).",
+        ),
+    ]
+    on: tuple[Point, ...] = DEFAULT_POINTS
+    allow_insecure_local: bool = False
+    webhook_secret_setting: Annotated[
+        str | None,
+        Field(
+            pattern=SETTING_NAME_PATTERN,
+            description="Name of the app setting that holds the webhook signing secret; without it the "
+            "backend's webhook route answers 404 (humans in the loop are off).",
+        ),
+    ] = None
+    own_account: Annotated[
+        str | None,
+        Field(
+            max_length=200,
+            description="The broker's own account on the backend (GitHub login, PagerDuty user id): its "
+            "entries are never read back as human notes.",
+        ),
+    ] = None
+
+    @model_validator(mode="after")
+    def _safe_base_url(self) -> _BackendBase:
+        parts = urlsplit(self.base_url)
+        host = (parts.hostname or "").lower()
+        if parts.scheme == "https" and host:
+            return self
+        if self.allow_insecure_local and parts.scheme in ("http", "https") and is_loopback(host):
+            return self
+        raise ValueError(
+            "baseUrl must be an https URL (http only on loopback with allowInsecureLocal), "
+            f"got {self.base_url!r}"
+        )
+
+    @property
+    def api_base(self) -> str:
+        """``baseUrl`` without a trailing slash."""
+        return self.base_url.rstrip("/")
+
+
+class GitHubBackend(_BackendBase):
+    """GitHub Issues (github.com or GitHub Enterprise Server's ``/api/v3`` base URL)."""
+
+    type: Literal["github"]
+    repo: Annotated[str, Field(pattern=r"^[A-Za-z0-9_.-]+/[A-Za-z0-9_.-]+$")]
+    issue: Annotated[int | None, Field(ge=1)] = None
+    labels: tuple[str, ...] = ()
+    repositories: tuple[Annotated[str, Field(pattern=r"^[A-Za-z0-9_.-]+/[A-Za-z0-9_.-]+$")], ...] = Field(
+        default=(),
+        description="Other repositories whose issues a handoff's incident reference may name (besides repo).",
+    )
+
+    def may_write_to(self, repo: str) -> bool:
+        """Whether a caller's incident reference may point the writer at ``repo``: the backend's own
+        repository or one listed in ``repositories`` (GitHub compares names case-insensitively)."""
+        return repo.lower() in {name.lower() for name in (self.repo, *self.repositories)}
+
+
+class PagerDutyBackend(_BackendBase):
+    """PagerDuty REST API v2 incident notes (``https://api.pagerduty.com`` or the EU service region)."""
+
+    type: Literal["pagerduty"]
+    from_email: Annotated[str, Field(pattern=r"^[^@\s]+@[^@\s]+\.[^@\s]+$")]
+
+
+class ServiceNowBackend(_BackendBase):
+    """ServiceNow Table API journal entries on the incident."""
+
+    type: Literal["servicenow"]
+    table: Annotated[str, Field(pattern=r"^[A-Za-z0-9_]+$")] = "incident"
+    field: Literal["work_notes", "comments"] = "work_notes"
+
+
+class JiraBackend(_BackendBase):
+    """Jira Cloud issue comments in Atlassian Document Format."""
+
+    type: Literal["jira"]
+    project: Annotated[str | None, Field(pattern=r"^[A-Z][A-Z0-9_]{0,49}$")] = None
+    issue: Annotated[str | None, Field(pattern=r"^[A-Z][A-Z0-9_]*-[0-9]+$")] = None
+
+
+Backend = Annotated[
+    GitHubBackend | PagerDutyBackend | ServiceNowBackend | JiraBackend, Field(discriminator="type")
+]
+BACKEND_TYPES = ("github", "pagerduty", "servicenow", "jira")
+
+
+class SharedMemoryConfig(BaseModel):
+    """The ``sharedMemory`` section of the registry file."""
+
+    model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True, extra="forbid", frozen=True)
+
+    backends: list[Backend] = Field(default_factory=list)
+
+    @field_validator("backends")
+    @classmethod
+    def _unique_names(cls, backends: list[Backend]) -> list[Backend]:
+        seen: dict[str, int] = {}
+        for index, backend in enumerate(backends):
+            key = backend.name.lower()
+            if key in seen:
+                raise ValueError(
+                    f"backends[{index}] repeats the name of backends[{seen[key]}] ({backend.name})"
+                )
+            seen[key] = index
+        return backends
+
+    def find(self, name: str) -> Backend | None:
+        """The backend called ``name`` (case-insensitive), or None."""
+        return next((b for b in self.backends if b.name.lower() == name.lower()), None)
+
+
+def unknown_backends(names: tuple[str, ...] | list[str], config: SharedMemoryConfig | None) -> list[str]:
+    """The names in ``names`` that are not configured backends."""
+    return [name for name in names if config is None or config.find(name) is None]
