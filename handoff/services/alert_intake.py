@@ -13,9 +13,9 @@ through :class:`~handoff.services.alert_notes.AlertNotes`. This module imports n
 from __future__ import annotations
 
 import uuid
+from dataclasses import dataclass
 from typing import Any, Protocol
 
-from handoff.domain.alerts.context import alert_context, storm_context
 from handoff.domain.alerts.parsing import Alert, parse_alert
 from handoff.domain.alerts.receipt import AlertReceipt, AlertRouted, RoutedStatus
 from handoff.domain.alerts.records import (
@@ -25,17 +25,17 @@ from handoff.domain.alerts.records import (
     alert_partition,
     storm_partition,
 )
+from handoff.domain.alerts.requests import alert_handoff, notification_facts, storm_handoff
 from handoff.domain.alerts.routing import select_route
 from handoff.domain.alerts.storms import Placement, StormState, place_alert
 from handoff.domain.auth import Caller
 from handoff.domain.errors import ServiceUnavailable
-from handoff.domain.models import HandoffRequest, SourceRef, TargetRef
+from handoff.domain.models import HandoffRequest
 from handoff.domain.records import HandoffRecord
 from handoff.domain.registry import AlertRoute
 from handoff.ports import AlertStore
 from handoff.services.alert_notes import AlertNotes, NoteHandoffs
 
-ALERT_SOURCE = "azure-monitor"
 KNOWN_HANDOFFS_KEPT = 10_000  # handoff ids this process has seen stored, so repeats skip the check
 
 
@@ -52,6 +52,16 @@ class AlertHandoffs(NoteHandoffs, Protocol):
     def publish_alert_resolved(self, handoff_id: str, details: dict[str, Any] | None = None) -> None:
         """Tell the lifecycle listener that the alert behind ``handoff_id`` resolved."""
         ...
+
+
+@dataclass(frozen=True)
+class Placed:
+    """An alert row with its placement recorded, as one request found it."""
+
+    record: AlertRecord
+    handoff_id: str
+    placement: Placement  # the decision this request found (the row keeps the first one recorded)
+    state: StormState | None  # the target's storm state after the decision
 
 
 class AlertIntake:
@@ -94,16 +104,16 @@ class AlertIntake:
             last_fired_reported=alert.fired_at,
         )
         if known is None and self.store.insert(partition, ALERT_ROW, claim):
-            placed, placement, state = self._place(alert, claim)
-            return self._opened(alert, route, placed, placement, state, caller)
+            return self._opened(alert, route, self._place(alert, claim), caller)
         record = self._row(alert)
-        if not record.handoff_id:
-            record, _, _ = self._place(alert, record)
-        return self._repeat(alert, record, _handoff_id(record), caller)
+        if record.handoff_id:
+            return self._repeat(alert, record, record.handoff_id, caller)
+        placed = self._place(alert, record)
+        return self._repeat(alert, placed.record, placed.handoff_id, caller)
 
-    def _place(self, alert: Alert, record: AlertRecord) -> tuple[AlertRecord, Placement, StormState | None]:
+    def _place(self, alert: Alert, record: AlertRecord) -> Placed:
         """Decide (or recall) where the alert goes and record it on the alert's row, unless a receiver
-        did already. Returns the placed row, the placement this request found, and the storm state."""
+        did already."""
         route = self._route_of(record)
         limits = route.storm(self.handoffs.registry.alert_storm)
         now = self.handoffs.clock()
@@ -127,35 +137,25 @@ class AlertIntake:
 
         placed = self.store.update(alert_partition(alert.key), ALERT_ROW, AlertRecord, assign)
         if placed is None or not placed.handoff_id:  # the row is never deleted
-            raise ServiceUnavailable("the alert is being recorded; retry", headers={"Retry-After": "5"})
-        return placed, placement, state
+            raise _row_missing()
+        return Placed(placed, placed.handoff_id, placement, state)
 
-    def _opened(
-        self,
-        alert: Alert,
-        route: AlertRoute,
-        record: AlertRecord,
-        placement: Placement,
-        state: StormState | None,
-        caller: Caller,
-    ) -> AlertRouted:
+    def _opened(self, alert: Alert, route: AlertRoute, placed: Placed, caller: Caller) -> AlertRouted:
         """The first notification of an alert id: open its handoff, or join (or start) the storm's."""
-        handoff_id = _handoff_id(record)
+        handoff_id, target = placed.handoff_id, placed.record.target
         facts = {**self._facts(alert), "route": route.name}
-        if record.placement == "own":
+        if placed.record.placement == "own":
             self._ensure_own(alert, route, handoff_id, caller)
             self._audit(handoff_id, "alertFired", caller, facts)
-            return self._routed(route.name, record.target, handoff_id, "created", 1)
-        self._ensure_storm(state, route, record.target, handoff_id, caller)
-        first = placement.decision == "stormStart" and placement.handoff_id == handoff_id
+            return self._routed(route.name, target, handoff_id, "created", 1)
+        self._ensure_storm(placed.state, route, target, handoff_id, caller)
+        first = placed.placement.decision == "stormStart" and placed.placement.handoff_id == handoff_id
         self._audit(
             handoff_id, "alertJoinedStorm", caller, {**facts, "first": first, "line": alert.summary_line()}
         )
         if not first:
             self.notes.schedule(handoff_id, storm=True, key=None)
-        return self._routed(
-            route.name, record.target, handoff_id, "stormStarted" if first else "stormJoined", 1
-        )
+        return self._routed(route.name, target, handoff_id, "stormStarted" if first else "stormJoined", 1)
 
     def _repeat(self, alert: Alert, record: AlertRecord, handoff_id: str, caller: Caller) -> AlertRouted:
         """A further ``Fired`` for a placed alert id: count it, audit it, maybe schedule a note."""
@@ -173,7 +173,7 @@ class AlertIntake:
 
         updated = self.store.update(alert_partition(alert.key), ALERT_ROW, AlertRecord, bump)
         if updated is None:  # the row is never deleted
-            raise ServiceUnavailable("the alert is being recorded; retry", headers={"Retry-After": "5"})
+            raise _row_missing()
         facts = {
             **self._facts(alert),
             "route": updated.route,
@@ -199,9 +199,11 @@ class AlertIntake:
                 detail="this alert was never seen firing; recorded, no investigation opened",
             )
             return receipt, False
-        if not record.handoff_id:
-            record, _, _ = self._place(alert, record)
-        handoff_id = _handoff_id(record)
+        if record.handoff_id:
+            handoff_id = record.handoff_id
+        else:
+            placed = self._place(alert, record)
+            record, handoff_id = placed.record, placed.handoff_id
         self._repair(alert, record, handoff_id, caller)
         resolved_at = alert.resolved_at or self.handoffs.clock().isoformat()
         changed: list[bool] = []
@@ -235,33 +237,15 @@ class AlertIntake:
     # ------------------------------------------------------------------ handoffs
 
     def _ensure_own(self, alert: Alert, route: AlertRoute, handoff_id: str, caller: Caller) -> None:
-        request = HandoffRequest(
-            source=SourceRef(agent=ALERT_SOURCE),
-            target=TargetRef(agent=route.target),
-            intent=route.intent,
-            context=alert_context(alert, route.name),
-            correlation_id=alert.alert_id if len(alert.alert_id) <= 512 else None,
-        )
-        details = {
-            "alertId": alert.alert_id,
-            "alertRule": alert.rule,
-            "route": route.name,
-            "sharedMemory": list(route.shared_memory),
-        }
+        request, details = alert_handoff(alert, route)
         self.handoffs.accept_system(request, handoff_id, caller, details)
 
     def _ensure_storm(
         self, state: StormState | None, route: AlertRoute, target: str, handoff_id: str, caller: Caller
     ) -> None:
         limits = route.storm(self.handoffs.registry.alert_storm)
-        first = (state.first_alert if state else None) or {}
-        request = HandoffRequest(
-            source=SourceRef(agent=ALERT_SOURCE),
-            target=TargetRef(agent=target),
-            intent=route.intent,
-            context=storm_context(first, target, route.name, limits.threshold, limits.window_seconds),
-        )
-        details = {"storm": True, "route": route.name, "sharedMemory": list(route.shared_memory)}
+        first_alert = (state.first_alert if state else None) or {}
+        request, details = storm_handoff(first_alert, route, target, limits)
         self.handoffs.accept_system(request, handoff_id, caller, details)
 
     def _repair(self, alert: Alert, record: AlertRecord, handoff_id: str, caller: Caller) -> None:
@@ -273,9 +257,7 @@ class AlertIntake:
                 self._known_handoffs.clear()
             self._known_handoffs.add(handoff_id)
             return
-        route = self._route_named(record.route)
-        if route is None:
-            return
+        route = self._route_of(record)
         if record.placement == "own":
             self._ensure_own(alert, route, handoff_id, caller)
             return
@@ -288,7 +270,7 @@ class AlertIntake:
     def _row(self, alert: Alert) -> AlertRecord:
         record = self.store.read(alert_partition(alert.key), ALERT_ROW, AlertRecord)
         if record is None:  # the row is never deleted
-            raise ServiceUnavailable("the alert is being recorded; retry", headers={"Retry-After": "5"})
+            raise _row_missing()
         return record
 
     def _route_named(self, name: str) -> AlertRoute | None:
@@ -315,20 +297,9 @@ class AlertIntake:
         )
 
     def _facts(self, alert: Alert) -> dict[str, Any]:
-        """What the audit records about one notification (no payload bodies, no secrets)."""
-        return {
-            "alertId": alert.alert_id,
-            "monitorCondition": alert.condition,
-            "alertRule": alert.rule,
-            "severity": alert.severity,
-            "monitoringService": alert.monitoring_service,
-            "firedDateTime": alert.fired_at,
-            "receivedAt": self.handoffs.clock().isoformat(),
-        }
+        return notification_facts(alert, self.handoffs.clock())
 
 
-def _handoff_id(record: AlertRecord) -> str:
-    """The handoff of a placed alert row."""
-    if not record.handoff_id:  # callers pass placed rows only
-        raise ServiceUnavailable("the alert is being placed; retry", headers={"Retry-After": "5"})
-    return record.handoff_id
+def _row_missing() -> ServiceUnavailable:
+    """The answer when the alert's row is gone (it is never deleted): the sender retries."""
+    return ServiceUnavailable("the alert is being recorded; retry", headers={"Retry-After": "5"})
