@@ -147,6 +147,7 @@ class AlertIntake:
         if placed.record.placement == "own":
             self._ensure_own(alert, route, handoff_id, caller)
             self._audit(handoff_id, "alertFired", caller, facts)
+            # Created by this notification, even when a concurrent duplicate stored the handoff first.
             return self._routed(route.name, target, handoff_id, "created", 1)
         self._ensure_storm(placed.state, route, target, handoff_id, caller)
         first = placed.placement.decision == "stormStart" and placed.placement.handoff_id == handoff_id
