@@ -8,6 +8,7 @@ from typing import Any
 from pydantic import BaseModel
 from pydantic.json_schema import models_json_schema
 
+from handoff.domain.alerts.receipt import AlertReceipt
 from handoff.domain.audit import AuditVerification
 from handoff.domain.errors import ProblemDetails
 from handoff.domain.intake import ENVELOPE_DEPTH, MAX_DEPTH, MAX_RPC_BODY_BYTES
@@ -22,7 +23,6 @@ from handoff.domain.models import (
     Health,
     ThreadLinks,
 )
-from handoff.services.alerts import AlertReceipt
 
 REF = "#/components/schemas/{model}"
 
