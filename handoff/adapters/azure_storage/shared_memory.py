@@ -29,7 +29,7 @@ ResultT = TypeVar("ResultT")
 GateChange = Callable[[dict[str, Any]], tuple[dict[str, Any] | None, ResultT]]
 
 
-def _utc(value: Any) -> datetime | None:
+def _utc(value: object) -> datetime | None:
     if not isinstance(value, datetime):
         return None
     return value if value.tzinfo else value.replace(tzinfo=UTC)

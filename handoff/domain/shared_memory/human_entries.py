@@ -16,7 +16,7 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import TypedDict
 
 from handoff.domain.markdown import https_url, inline, link, quote, single_line
 from handoff.domain.messages import header, marker
@@ -35,6 +35,20 @@ ACTIVE = frozenset({"accepted", "delivered", "inputRequired"})
 PLATFORMS = {"github": "GitHub", "pagerduty": "PagerDuty", "jira": "Jira", "servicenow": "ServiceNow"}
 HANDOFF_ID = re.compile(r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}")
 _OWN_MARKER = re.compile(r"(?i)handoff-memory(-chain)?:")
+
+
+class EntryPayload(TypedDict):
+    """An entry as queued for the agents' threads (the ``entry`` of a ``humanEntry`` message)."""
+
+    backend: str
+    platform: str
+    entryId: str
+    record: str
+    author: str
+    at: str
+    text: str
+    url: str | None
+    override: bool
 
 
 @dataclass(frozen=True)
@@ -62,7 +76,7 @@ class HumanEntry:
         """The handoff ids the entry's text quotes (lower case)."""
         return {found.lower() for found in HANDOFF_ID.findall(self.text)}
 
-    def payload(self, override: bool) -> dict[str, Any]:
+    def payload(self, override: bool) -> EntryPayload:
         """The entry as queued for the agents' threads: text and author redacted and capped."""
         return {
             "backend": self.backend,
@@ -77,10 +91,17 @@ class HumanEntry:
         }
 
 
-def history_note(payload: Mapping[str, Any]) -> dict[str, Any]:
+def history_note(payload: EntryPayload) -> dict[str, object]:
     """What the history keeps of a queued entry (:meth:`HumanEntry.payload`): its text shortened."""
-    kept = {key: payload[key] for key in ("backend", "entryId", "author", "at", "url", "override")}
-    return {**kept, "text": str(payload["text"])[:MAX_HISTORY_CHARS]}
+    return {
+        "backend": payload["backend"],
+        "entryId": payload["entryId"],
+        "author": payload["author"],
+        "at": payload["at"],
+        "url": payload["url"],
+        "override": payload["override"],
+        "text": payload["text"][:MAX_HISTORY_CHARS],
+    }
 
 
 def entry_time(value: object, default: datetime) -> datetime:

@@ -4,12 +4,11 @@ agents (a thread two investigations share gets it once), audited and kept for th
 from __future__ import annotations
 
 import logging
-from typing import Any
 
 from handoff.domain.records import HandoffRecord
 from handoff.domain.registry import Registry
 from handoff.domain.shared_memory.config import WebhookBackend
-from handoff.domain.shared_memory.human_entries import HUMAN_ENTRY_OP, HumanEntry, history_note
+from handoff.domain.shared_memory.human_entries import HUMAN_ENTRY_OP, EntryPayload, HumanEntry, history_note
 from handoff.ports import DeliveryQueue, HandoffStore, HumanNotesIndex
 
 log = logging.getLogger("handoff")
@@ -82,7 +81,7 @@ class EntryFanOut:
                 threads.append({"agent": agent.name, "threadId": thread})
         return threads, skipped
 
-    def _keep(self, handoff_id: str, entry: HumanEntry, payload: dict[str, Any]) -> None:
+    def _keep(self, handoff_id: str, entry: HumanEntry, payload: EntryPayload) -> None:
         """Keep the entry with the investigation for the history (a failure is logged: the agents get
         the entry all the same)."""
         if self.notes is None:

@@ -6,7 +6,6 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Mapping
 from datetime import datetime
-from typing import Any
 
 from handoff.domain.auth import Authorizer, Caller
 from handoff.domain.errors import NotFound, Unauthorized, Unprocessable, check_body_size, single_field
@@ -23,7 +22,8 @@ from handoff.services.human_entries.fanout import EntryFanOut
 log = logging.getLogger("handoff")
 # An entry reaches at most this many investigations indexed on its record.
 MAX_INVESTIGATIONS = 50
-Answer = tuple[dict[str, Any], int]
+# The JSON answer to the vendor and its status.
+Answer = tuple[dict[str, str | int | bool], int]
 
 
 class WebhookIntake:

@@ -7,7 +7,6 @@ from __future__ import annotations
 import json
 from collections.abc import Callable
 from datetime import datetime
-from typing import Any
 
 from handoff.domain.records import HandoffRecord
 from handoff.domain.shared_memory.config import Backend
@@ -18,7 +17,7 @@ from handoff.services.shared_memory.jobs import JobBuilder
 from handoff.services.shared_memory.publisher import index_record
 
 
-def _facts(backend: Backend, order: WriteOrder) -> dict[str, Any]:
+def _facts(backend: Backend, order: WriteOrder) -> dict[str, str | int]:
     """What every audit event of a write names."""
     return {"backend": backend.name, "point": order.point, "seq": order.seq}
 
