@@ -47,7 +47,6 @@ class SharedMemoryService:
         self.queue = queue
         self.state = state
         self.clock = clock
-        self.destinations = destinations
         self.ledger = WriteLedger(state, store, queue, clock)
         self.attempt = WriteAttempt(
             state=state,

@@ -269,10 +269,10 @@ class RecordingWriter:
         if backend.type == "jira":
             key = jira_issue(backend, job.record)
             return Destination(key, {"key": key}) if key else None
-        incident = job.record.stored.request.context.incident
-        if incident is None or (incident.platform or "").lower() != "servicenow":
+        reference = job.record.stored.request.context.incident
+        if reference is None or (reference.platform or "").lower() != "servicenow":
             return None
-        return Destination(f"incident/{incident.id}", {"sysId": incident.id, "number": None})
+        return Destination(f"incident/{reference.id}", {"sysId": reference.id, "number": None})
 
     def find(self, dest: Destination, job: WriteJob) -> str | None:
         self.finds += 1
