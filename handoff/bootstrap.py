@@ -19,8 +19,8 @@ from handoff.settings import get_settings
 
 if TYPE_CHECKING:
     from handoff.services.alert_intake import AlertIntake
-    from handoff.services.human_entries import HumanInbound
-    from handoff.services.shared_memory import SharedMemoryService
+    from handoff.services.human_entries.inbound import HumanInbound
+    from handoff.services.shared_memory.worker import SharedMemoryService
 
 log = logging.getLogger("handoff")
 _lock = threading.Lock()
@@ -88,7 +88,8 @@ def get_alert_service() -> AlertIntake:
 def get_human_inbound() -> HumanInbound:
     """Humans in the loop: signed webhooks in, human entries into the agents' threads."""
     get_service()
-    assert _human_inbound is not None
+    if _human_inbound is None:  # built with the service; never None once get_service() returned
+        raise RuntimeError("human entries were not built with the service")
     return _human_inbound
 
 
@@ -111,8 +112,8 @@ def _build_service() -> HandoffService:
     from handoff.adapters.sre_agent import SreAgentGateway
     from handoff.services.alert_intake import AlertIntake
     from handoff.services.alert_notes import NOTE_OPS, AlertNotes
-    from handoff.services.human_entries import HumanInbound
-    from handoff.services.shared_memory import SharedMemoryPublisher
+    from handoff.services.human_entries.inbound import HumanInbound
+    from handoff.services.shared_memory.publisher import SharedMemoryPublisher
     from handoff.settings import SHARED_MEMORY_POISON_QUEUE, SHARED_MEMORY_QUEUE
 
     settings = get_settings()
@@ -157,24 +158,29 @@ def _build_service() -> HandoffService:
 
 @lru_cache(maxsize=1)
 def get_shared_memory() -> SharedMemoryService:
-    """The process-wide shared-memory writer service (its own queue, state table and HTTP client)."""
+    """The process-wide shared-memory writer service (its own queue, state table, HTTP client and
+    vendor writers)."""
     from handoff.adapters.azure_storage.handoffs import StorageClients, StorageQueue
     from handoff.adapters.azure_storage.human_entries import TableInboundStore
     from handoff.adapters.azure_storage.shared_memory import TableWriteState
     from handoff.adapters.egress import EgressPolicy
     from handoff.adapters.http import make_http_client
-    from handoff.services.shared_memory import SharedMemoryService
+    from handoff.adapters.vendor_writers import VendorWriters
+    from handoff.adapters.vendors import WriterContext
+    from handoff.services.shared_memory.worker import SharedMemoryService
     from handoff.settings import SHARED_MEMORY_POISON_QUEUE, SHARED_MEMORY_QUEUE
 
     settings = get_settings()
     service = get_service()
     clients = StorageClients(settings)
+    state = TableWriteState(clients)
+    http = make_http_client(settings.shared_memory_timeout_seconds, EgressPolicy.from_settings(settings))
     return SharedMemoryService(
         settings=settings,
         registry=get_registry(),
         store=service.store,
         queue=StorageQueue(clients, SHARED_MEMORY_QUEUE, SHARED_MEMORY_POISON_QUEUE),
-        state=TableWriteState(clients),
-        http=make_http_client(settings.shared_memory_timeout_seconds, EgressPolicy.from_settings(settings)),
+        state=state,
+        writers=VendorWriters(WriterContext(http=http, settings=settings, state=state, clock=service.clock)),
         destinations=TableInboundStore(clients),
     )

@@ -23,7 +23,8 @@ from handoff.domain.records import (
     StoredHandback,
     StoredRequest,
 )
-from handoff.domain.shared_memory.writes import Destination, WriteJob
+from handoff.domain.shared_memory.config import Backend
+from handoff.domain.shared_memory.writes import Destination, WriteJob, WriteRow
 
 ModelT = TypeVar("ModelT", bound=BaseModel)
 
@@ -34,8 +35,9 @@ class InboundStore(Protocol):
     def handoffs_at(self, backend: str, destination: str) -> list[str]:
         """The handoffs indexed on one record of a backend."""
 
-    def claim_entry(self, backend: str, entry_id: str, values: dict[str, Any]) -> bool:
-        """Record an entry as received; False when it already was (a replay or a poll)."""
+    def claim_entry(self, backend: str, entry_id: str, values: dict[str, str | datetime]) -> bool:
+        """Record an entry as received (``values``: what to keep with it); False when it already was
+        (a replay or a poll)."""
 
     def release_entry(self, backend: str, entry_id: str) -> None:
         """Forget an entry whose queueing failed, so the vendor's retry is taken."""
@@ -45,7 +47,8 @@ class HumanNotesIndex(Protocol):
     """Where ``GET /api/history`` finds the human entries of an investigation."""
 
     def add_human_note(self, handoff_id: str, note: dict[str, Any]) -> None:
-        """Keep one entry with its investigation (idempotent)."""
+        """Keep one entry with its investigation (idempotent); ``note`` is JSON (see
+        :func:`handoff.domain.shared_memory.human_entries.history_note`)."""
 
 
 class DestinationIndex(Protocol):
@@ -81,6 +84,28 @@ class CoordinationState(Protocol):
         """Raise the repository's highest seen issue number."""
 
 
+class WriteStateStore(CoordinationState, Protocol):
+    """Per-write state and backend-wide holds, in storage."""
+
+    def get_write(self, handoff_id: str, key: str) -> WriteRow | None:
+        """The state of one write (``Status``, ``Attempted``, ``Attempts``, ...), or None."""
+
+    def put_write(self, handoff_id: str, key: str, values: WriteRow) -> None:
+        """Merge ``values`` into the state of one write."""
+
+    def list_writes(self, handoff_id: str) -> list[WriteRow]:
+        """Every write of a handoff (each with ``Key``)."""
+
+    def blocked_until(self, key: str) -> datetime | None:
+        """Until when every write to a backend waits (a rate limit it reported), if at all."""
+
+    def block(self, key: str, until: datetime) -> None:
+        """Hold every write to a backend until ``until``."""
+
+    def stale_writes(self, older_than: datetime) -> list[WriteRow]:
+        """Writes still ``pending`` with no change since ``older_than`` (each with ``PartitionKey``)."""
+
+
 class Writer(Protocol):
     """The one interface of a shared-memory backend."""
 
@@ -92,6 +117,13 @@ class Writer(Protocol):
 
     def write(self, dest: Destination, job: WriteJob) -> str:
         """Append the note; returns a URL or id of what was written."""
+
+
+class Writers(Protocol):
+    """The writer of each configured backend (the composition root knows the vendors)."""
+
+    def writer_for(self, backend: Backend) -> Writer:
+        """The writer for ``backend`` (ValueError for a type no writer serves)."""
 
 
 class AlertStore(Protocol):

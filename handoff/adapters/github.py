@@ -8,17 +8,16 @@ secondary limits (80 per minute, 500 per hour).
 
 from __future__ import annotations
 
-import re
 from datetime import timedelta
 from typing import Any
 
 from handoff.adapters.vendors import WriterContext, request, vendor_url
 from handoff.domain.shared_memory.config import GitHubBackend
 from handoff.domain.shared_memory.content import chain_issue, chain_marker, markdown
+from handoff.domain.shared_memory.destinations import github_issue
 from handoff.domain.shared_memory.writes import Destination, WriteError, WriteJob
 
 API_VERSION = "2022-11-28"
-_ISSUE_REF = re.compile(r"^(?P<repo>[A-Za-z0-9_.-]+/[A-Za-z0-9_.-]+)#(?P<number>[0-9]+)$")
 CHAIN_LEASE_SECONDS = 60.0
 PROBE_BACK = 20
 PAGES = 10
@@ -64,18 +63,13 @@ class GitHubWriter:
     # -------------------------------------------------------------- destination
 
     def destination(self, job: WriteJob) -> Destination | None:
-        incident = job.record.stored.request.context.incident
-        if incident and (incident.platform or "").lower() == "github":
-            match = _ISSUE_REF.match(incident.id.strip())
-            # A reference to another repository is the caller's word, not the configuration's: the
-            # broker's token would write there on the caller's behalf, so it is followed only into
-            # repositories the backend names.
-            if match and self.backend.may_write_to(match["repo"]):
-                repo, number = match["repo"], int(match["number"])
-                return Destination(f"{repo}#{number}", {"repo": repo, "number": number})
+        """The issue the handoff names (in a repository the backend names), the backend's fixed issue,
+        else the investigation chain's own issue (opened on first use)."""
+        issue = github_issue(self.backend, job.record)
+        if issue is not None:
+            repo, number = issue
+            return Destination(f"{repo}#{number}", {"repo": repo, "number": number})
         repo = self.backend.repo
-        if self.backend.issue:
-            return Destination(f"{repo}#{self.backend.issue}", {"repo": repo, "number": self.backend.issue})
         number = self._chain_issue(job)
         return Destination(f"{repo}#{number}", {"repo": repo, "number": number, "chainIssue": True})
 
@@ -130,6 +124,7 @@ class GitHubWriter:
         return number
 
     def _exists(self, repo: str, number: int) -> dict[str, Any] | None:
+        """The issue as GitHub answers (raw JSON), or None when there is none with this number."""
         response = request(
             self.ctx.http,
             "GET",
@@ -168,7 +163,8 @@ class GitHubWriter:
     # -------------------------------------------------------------- comments
 
     def find(self, dest: Destination, job: WriteJob) -> str | None:
-        repo, number = dest.data["repo"], dest.data["number"]
+        """The comment carrying the write's marker, read back from a little before the first attempt."""
+        repo, number = dest.text("repo"), dest.number("number")
         since = (job.first_at - timedelta(minutes=10)).strftime("%Y-%m-%dT%H:%M:%SZ")
         for page in range(1, PAGES + 1):
             response = request(
@@ -189,7 +185,8 @@ class GitHubWriter:
         return None
 
     def write(self, dest: Destination, job: WriteJob) -> str:
-        repo, number = dest.data["repo"], dest.data["number"]
+        """Comment on the issue (in this repository's content-write slot)."""
+        repo, number = dest.text("repo"), dest.number("number")
         self._take_slot(repo)
         response = request(
             self.ctx.http,

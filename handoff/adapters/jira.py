@@ -9,6 +9,7 @@ from __future__ import annotations
 from handoff.adapters.vendors import WriterContext, json_api_headers, request, vendor_url
 from handoff.domain.shared_memory.config import JiraBackend
 from handoff.domain.shared_memory.content import adf, adf_text
+from handoff.domain.shared_memory.destinations import jira_issue
 from handoff.domain.shared_memory.writes import Destination, WriteJob
 
 
@@ -23,27 +24,19 @@ class JiraWriter:
         return json_api_headers(self.ctx.secret(self.backend.secret_setting))
 
     def destination(self, job: WriteJob) -> Destination | None:
-        incident = job.record.stored.request.context.incident
-        key = None
-        if incident and (incident.platform or "").lower() == "jira" and self.backend.project:
-            # A caller's issue key is followed only inside the backend's project: the broker's token
-            # would otherwise comment on any issue it can reach.
-            key = incident.id.strip().upper()
-        key = key or self.backend.issue
-        if not key:
-            return None
-        if self.backend.project and not key.startswith(f"{self.backend.project}-"):
-            return None
-        return Destination(key, {"key": key})
+        """The handoff's issue inside the backend's project, else the backend's fixed issue."""
+        key = jira_issue(self.backend, job.record)
+        return Destination(key, {"key": key}) if key else None
 
     def _url(self, key: str) -> str:
         return vendor_url(self.backend.api_base, "rest", "api", "3", "issue", key, "comment")
 
     def find(self, dest: Destination, job: WriteJob) -> str | None:
+        """The comment carrying the write's marker among the newest hundred, if any."""
         response = request(
             self.ctx.http,
             "GET",
-            self._url(dest.data["key"]),
+            self._url(dest.text("key")),
             params={"orderBy": "-created", "maxResults": 100},
             headers=self._headers(),
             expect=(200,),
@@ -55,10 +48,11 @@ class JiraWriter:
         return None
 
     def write(self, dest: Destination, job: WriteJob) -> str:
+        """Add the comment."""
         response = request(
             self.ctx.http,
             "POST",
-            self._url(dest.data["key"]),
+            self._url(dest.text("key")),
             json={"body": adf(job.note)},
             headers=self._headers(),
             expect=(201,),

@@ -12,6 +12,7 @@ from typing import Any
 from handoff.adapters.vendors import WriterContext, request, vendor_url
 from handoff.domain.shared_memory.config import PagerDutyBackend
 from handoff.domain.shared_memory.content import plain_text
+from handoff.domain.shared_memory.destinations import pagerduty_incident
 from handoff.domain.shared_memory.writes import Destination, WriteError, WriteJob
 
 
@@ -33,12 +34,14 @@ class PagerDutyWriter:
         return headers
 
     def destination(self, job: WriteJob) -> Destination | None:
-        incident_id = incident_of(job)
+        """The incident the handoff names (or its alert's ``pagerdutyIncidentId``); None without one."""
+        incident_id = pagerduty_incident(job.record, job.details)
         if not incident_id:
             return None
         return Destination(f"incident {incident_id}", {"incident": incident_id})
 
     def _notes(self, incident: str) -> list[dict[str, Any]]:
+        """The incident's notes as PagerDuty answers (raw JSON)."""
         url = vendor_url(self.backend.api_base, "incidents", incident, "notes")
         response = request(
             self.ctx.http,
@@ -51,13 +54,16 @@ class PagerDutyWriter:
         return list(response.json().get("notes", []))
 
     def find(self, dest: Destination, job: WriteJob) -> str | None:
-        for note in self._notes(dest.data["incident"]):
+        """The note carrying the write's marker, if any."""
+        incident = dest.text("incident")
+        for note in self._notes(incident):
             if job.note.marker in str(note.get("content") or ""):
-                return f"incident {dest.data['incident']} note {note.get('id')}"
+                return f"incident {incident} note {note.get('id')}"
         return None
 
     def write(self, dest: Destination, job: WriteJob) -> str:
-        incident = dest.data["incident"]
+        """Add the note unless it is there already; skipped (a warning) at the note cap."""
+        incident = dest.text("incident")
         notes = self._notes(incident)
         for note in notes:
             if job.note.marker in str(note.get("content") or ""):
@@ -82,21 +88,3 @@ class PagerDutyWriter:
         )
         note_id = response.json().get("note", {}).get("id")
         return f"incident {incident} note {note_id}"
-
-
-def incident_of(job: WriteJob) -> str | None:
-    """The PagerDuty incident: the handoff's ``context.incident`` (platform ``pagerduty``), else the
-    alert's custom property ``pagerdutyIncidentId`` (passed in the event details or carried in a
-    ``data`` evidence item of the handoff)."""
-    incident = job.record.stored.request.context.incident
-    if incident and (incident.platform or "").lower() == "pagerduty":
-        return incident.id.strip()
-    if job.details.get("pagerdutyIncidentId"):
-        return str(job.details["pagerdutyIncidentId"])
-    for item in job.record.stored.request.context.evidence:
-        data = getattr(item, "data", None)
-        if isinstance(data, dict):
-            props = data.get("customProperties") if isinstance(data.get("customProperties"), dict) else data
-            if props.get("pagerdutyIncidentId"):
-                return str(props["pagerdutyIncidentId"])
-    return None

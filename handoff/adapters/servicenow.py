@@ -31,6 +31,7 @@ class ServiceNowWriter:
         return vendor_url(self.backend.api_base, "api", "now", "table", table, *([sys_id] if sys_id else []))
 
     def destination(self, job: WriteJob) -> Destination | None:
+        """The incident the handoff names (a sys_id, or a number looked up); None without one."""
         incident = job.record.stored.request.context.incident
         if not incident or (incident.platform or "").lower() != "servicenow":
             return None
@@ -62,7 +63,8 @@ class ServiceNowWriter:
         return Destination(f"{table}/{ref}", {"sysId": found[0]["sys_id"], "number": ref})
 
     def find(self, dest: Destination, job: WriteJob) -> str | None:
-        query = f"element_id={dest.data['sysId']}^element={self.backend.field}^valueLIKE{job.note.marker}"
+        """The journal entry carrying the write's marker, if any."""
+        query = f"element_id={dest.text('sysId')}^element={self.backend.field}^valueLIKE{job.note.marker}"
         response = request(
             self.ctx.http,
             "GET",
@@ -76,10 +78,11 @@ class ServiceNowWriter:
         return f"{dest.label} {self.backend.field} {found[0]['sys_id']}" if found else None
 
     def write(self, dest: Destination, job: WriteJob) -> str:
+        """Append a journal entry (a PATCH of the journal field adds one)."""
         request(
             self.ctx.http,
             "PATCH",
-            self._table_url(self.backend.table, dest.data["sysId"]),
+            self._table_url(self.backend.table, dest.text("sysId")),
             params={"sysparm_fields": "sys_id,number"},
             json={self.backend.field: plain_text(job.note)},
             headers=self._headers(),

@@ -3,6 +3,7 @@ errors, the context (HTTP client, secrets, coordination state) and the reading o
 
 Adding a backend: a module with a ``Writer`` class and a ``make_writer`` entry in
 :mod:`handoff.adapters.vendor_writers`, plus its config model in :mod:`handoff.domain.shared_memory.config`.
+Only the composition root builds writers; the use cases reach them through the ``Writers`` port.
 """
 
 from __future__ import annotations
@@ -10,7 +11,7 @@ from __future__ import annotations
 import base64
 import os
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -38,7 +39,7 @@ class WriterContext:
     settings: Settings
     state: CoordinationState
     clock: Callable[[], datetime]
-    environ: Any = field(default_factory=lambda: os.environ)
+    environ: Mapping[str, str] = field(default_factory=lambda: os.environ)
 
     def secret(self, setting: str) -> str:
         """The credential in app setting ``setting``, read at use time (Key Vault references are

@@ -12,16 +12,20 @@ import uuid
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import httpx
 import pytest
 from pydantic import ValidationError
 
 from handoff.adapters.azure_storage.handoffs import StorageClients, TableHandoffStore
 from handoff.adapters.azure_storage.shared_memory import TableWriteState
+from handoff.adapters.vendor_writers import VendorWriters
+from handoff.adapters.vendors import WriterContext
 from handoff.domain.models import HandbackRequest, HandoffRequest
 from handoff.domain.records import HandbackDelivery, HandoffState, StoredHandback, StoredRequest
 from handoff.domain.registry import Registry
+from handoff.domain.shared_memory.writes import write_key
 from handoff.services.handoffs import GIVE_UP_AFTER, MAX_SWEEPS, HandoffService
-from handoff.services.shared_memory import SharedMemoryService, write_key
+from handoff.services.shared_memory.worker import SharedMemoryService
 from handoff.settings import HANDOFF_TABLE, Settings
 from tests.e2e.helpers import handback_body, handoff_body
 
@@ -170,7 +174,9 @@ def test_shared_memory_last_dequeue_marks_the_write_failed_when_the_record_canno
         store=store,
         queue=queue,
         state=state,
-        http=None,
+        writers=VendorWriters(
+            WriterContext(http=httpx.Client(), settings=service.settings, state=state, clock=service.clock)
+        ),
     )
     message = {"handoffId": handoff_id, "point": "handedBack", "seq": 1, "backend": "jira", "attempt": 1}
     with pytest.raises(ValidationError):

@@ -9,12 +9,9 @@ from datetime import UTC, datetime
 
 from handoff.domain.messages import is_marked
 from handoff.domain.shared_memory.config import GitHubBackend, PagerDutyBackend
-from handoff.services.human_entries import (
-    entry_marker,
-    human_entry_message,
-    is_override,
-    is_own,
-    is_shared_record,
+from handoff.domain.shared_memory.destinations import is_shared_record
+from handoff.domain.shared_memory.human_entries import entry_marker, human_entry_message, is_override, is_own
+from handoff.domain.shared_memory.webhooks import (
     parse_github,
     parse_pagerduty,
     verify_github,

@@ -9,7 +9,7 @@
 from __future__ import annotations
 
 import contextlib
-from typing import Any
+from datetime import datetime
 
 from azure.core.exceptions import ResourceExistsError, ResourceNotFoundError
 
@@ -28,7 +28,7 @@ def _entry_partition(backend: str) -> str:
 
 
 class TableInboundStore:
-    """Implements :class:`handoff.services.human_entries.InboundStore` and ``DestinationIndex``."""
+    """Implements :class:`handoff.ports.InboundStore` and :class:`handoff.ports.DestinationIndex`."""
 
     def __init__(self, clients: StorageClients) -> None:
         self.table = clients.table(SHARED_MEMORY_TABLE)
@@ -53,7 +53,7 @@ class TableInboundStore:
                     break
             return found
 
-    def claim_entry(self, backend: str, entry_id: str, values: dict[str, Any]) -> bool:
+    def claim_entry(self, backend: str, entry_id: str, values: dict[str, str | datetime]) -> bool:
         entity = {"PartitionKey": _entry_partition(backend), "RowKey": encode_key(entry_id), **values}
         with storage_errors():
             try:

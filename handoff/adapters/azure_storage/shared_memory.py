@@ -10,76 +10,89 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Callable, Iterable
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, TypeVar, cast
 
 from azure.core import MatchConditions
 from azure.core.exceptions import ResourceExistsError, ResourceModifiedError, ResourceNotFoundError
 from azure.data.tables import UpdateMode
 
 from handoff.adapters.azure_storage.handoffs import StorageClients, encode_key, storage_errors
+from handoff.domain.shared_memory.writes import WriteRow
 from handoff.settings import SHARED_MEMORY_TABLE
 
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 MAX_TRIES = 50
+ResultT = TypeVar("ResultT")
+# A gate change: from the gate's entity, the values to write (None: write nothing) and the result.
+GateChange = Callable[[dict[str, Any]], tuple[dict[str, Any] | None, ResultT]]
 
 
-def _utc(value: Any) -> datetime | None:
+def _utc(value: object) -> datetime | None:
     if not isinstance(value, datetime):
         return None
     return value if value.tzinfo else value.replace(tzinfo=UTC)
 
 
+def _rows(entities: Iterable[Any]) -> list[WriteRow]:
+    # A write's row holds what put_write merged into it (plus the table's own keys).
+    return [cast(WriteRow, dict(entity)) for entity in entities]
+
+
 class TableWriteState:
-    """Implements :class:`handoff.services.shared_memory.WriteStateStore`."""
+    """Implements :class:`handoff.ports.WriteStateStore`."""
 
     def __init__(self, clients: StorageClients) -> None:
         self.table = clients.table(SHARED_MEMORY_TABLE)
 
     # -------------------------------------------------------------- writes
 
-    def get_write(self, handoff_id: str, key: str) -> dict[str, Any] | None:
+    def get_write(self, handoff_id: str, key: str) -> WriteRow | None:
         with storage_errors():
             try:
-                return dict(self.table.get_entity(f"w|{handoff_id}", encode_key(key)))
+                entity = self.table.get_entity(f"w|{handoff_id}", encode_key(key))
             except ResourceNotFoundError:
                 return None
+        return _rows([entity])[0]
 
-    def put_write(self, handoff_id: str, key: str, values: dict[str, Any]) -> None:
-        entity = {"PartitionKey": f"w|{handoff_id}", "RowKey": encode_key(key), "Key": key}
+    def put_write(self, handoff_id: str, key: str, values: WriteRow) -> None:
+        entity: dict[str, Any] = {"PartitionKey": f"w|{handoff_id}", "RowKey": encode_key(key), "Key": key}
         entity.update({k: ("" if v is None else v) for k, v in values.items()})
         with storage_errors():
             self.table.upsert_entity(entity, mode=UpdateMode.MERGE)
 
-    def list_writes(self, handoff_id: str) -> list[dict[str, Any]]:
+    def list_writes(self, handoff_id: str) -> list[WriteRow]:
         with storage_errors():
             rows = self.table.query_entities("PartitionKey eq @pk", parameters={"pk": f"w|{handoff_id}"})
-            return [dict(row) for row in rows]
+            return _rows(rows)
 
-    def stale_writes(self, older_than: datetime) -> list[dict[str, Any]]:
+    def stale_writes(self, older_than: datetime) -> list[WriteRow]:
         with storage_errors():
             rows = self.table.query_entities(
                 "Status eq 'pending' and UpdatedAt lt @cutoff", parameters={"cutoff": older_than}
             )
-            return [dict(row) for row in rows if str(row.get("PartitionKey", "")).startswith("w|")]
+            return _rows(row for row in rows if str(row.get("PartitionKey", "")).startswith("w|"))
 
     # -------------------------------------------------------------- gates (ETag-coordinated)
 
-    def _update_gate(self, key: str, change: Any) -> Any:
+    def _update_gate(self, key: str, change: GateChange[ResultT]) -> ResultT:
         """Read-modify-write of one gate entity with If-Match; ``change(entity)`` returns
         ``(new_values or None, result)``."""
         row = encode_key(key)
         for attempt in range(MAX_TRIES):
+            entity: dict[str, Any]
+            etag: str | None
             with storage_errors():
                 try:
-                    entity = self.table.get_entity("gate", row)
-                    etag = entity.metadata["etag"]
+                    found = self.table.get_entity("gate", row)
+                    entity, etag = dict(found), found.metadata["etag"]
                 except ResourceNotFoundError:
                     entity, etag = {"PartitionKey": "gate", "RowKey": row}, None
             values, result = change(dict(entity))
             if values is None:
                 return result
-            new = {**dict(entity), **values, "PartitionKey": "gate", "RowKey": row}
+            new = {**entity, **values, "PartitionKey": "gate", "RowKey": row}
             try:
                 with storage_errors():
                     if etag is None:
@@ -115,7 +128,7 @@ class TableWriteState:
             }
             return values, 0.0
 
-        return float(self._update_gate(key, change))
+        return self._update_gate(key, change)
 
     def blocked_until(self, key: str) -> datetime | None:
         with storage_errors():

@@ -6,7 +6,7 @@ in Azure that app setting may be a Key Vault reference, which the platform resol
 
 from __future__ import annotations
 
-from typing import Annotated, Literal
+from typing import Annotated, Literal, get_args
 from urllib.parse import urlsplit
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
@@ -17,9 +17,10 @@ from handoff.domain.records import LIFECYCLE_POINTS
 
 BACKEND_NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$"
 SETTING_NAME_PATTERN = r"^[A-Za-z_][A-Za-z0-9_]{0,127}$"
-DEFAULT_POINTS = ("handedBack", "failed")
 Point = Literal["delivered", "handedBack", "failed", "alertResolved"]
-assert set(Point.__args__) == set(LIFECYCLE_POINTS)  # type: ignore[attr-defined]
+DEFAULT_POINTS: tuple[Point, ...] = ("handedBack", "failed")
+if set(get_args(Point)) != set(LIFECYCLE_POINTS):
+    raise RuntimeError("shared-memory points and lifecycle points differ")
 
 
 class _BackendBase(BaseModel):
@@ -117,6 +118,8 @@ Backend = Annotated[
     GitHubBackend | PagerDutyBackend | ServiceNowBackend | JiraBackend, Field(discriminator="type")
 ]
 BACKEND_TYPES = ("github", "pagerduty", "servicenow", "jira")
+# The backends whose vendors sign webhooks the broker reads (humans in the loop).
+WebhookBackend = GitHubBackend | PagerDutyBackend
 
 
 class SharedMemoryConfig(BaseModel):

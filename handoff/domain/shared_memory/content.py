@@ -12,7 +12,8 @@ Markdown escape or a non-breaking hyphen (U+2011), which reads the same.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, field
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from handoff.domain.markdown import fence_for, inline, lines_of, link, quote, quote_list, single_line
@@ -64,6 +65,69 @@ class Note:
     extra: tuple[str, ...] = ()
 
 
+@dataclass(frozen=True)
+class _Story:
+    """What a note says about its lifecycle point."""
+
+    headline: str
+    what: str
+    outcome: str | None = None
+    summary: str | None = None
+    root_cause: str | None = None
+    actions: tuple[str, ...] = ()
+    extra: tuple[str, ...] = ()
+
+
+def _with_findings(story: _Story, handback: StoredHandback | None) -> _Story:
+    """``story`` with the summary, root cause and actions of ``handback`` (as it is without one)."""
+    if handback is None:
+        return story
+    request = handback.request
+    return replace(
+        story,
+        summary=request.summary,
+        root_cause=request.root_cause,
+        actions=tuple(request.recommended_actions),
+    )
+
+
+def _story(
+    record: HandoffRecord, point: str, seq: int, source: str, target: str, details: Mapping[str, object]
+) -> _Story:
+    """The headline, what happened and the findings of ``point`` (``seq``: the hand-back number)."""
+    context = record.stored.request.context
+    handback = next((hb for hb in record.handbacks if hb.seq == seq), None)
+    if point == "handedBack" and handback is not None:
+        outcome = OUTCOME_LABELS.get(handback.request.outcome, handback.request.outcome)
+        story = _Story(
+            headline=f"{target} handed back: {outcome} — {context.title}",
+            what=f"{target} finished its investigation and handed its findings back to {source}.",
+            outcome=outcome,
+        )
+        return _with_findings(story, handback)
+    if point == "delivered":
+        return _Story(
+            headline=f"Handed off to {target} — {context.title}",
+            what=f"{target} received the investigation and started a thread.",
+            summary=context.summary,
+        )
+    if point == "failed":
+        reason = details.get("reason") or record.state.last_error
+        return _Story(
+            headline=f"Handoff to {target} failed — {context.title}",
+            what=f"The broker could not deliver the investigation to {target}.",
+            outcome="delivery failed",
+            summary=context.summary,
+            extra=(f"Reason: {reason}",) if reason else (),
+        )
+    story = _Story(
+        headline=f"Alert resolved — {context.title}",
+        what="The alert behind this investigation resolved.",
+        outcome="alert resolved",
+    )
+    return _with_findings(story, record.handbacks[-1] if record.handbacks else None)
+
+
 def build_note(
     record: HandoffRecord,
     point: str,
@@ -76,7 +140,7 @@ def build_note(
     source_thread_url: str | None,
     target_thread_url: str | None,
     chain: tuple[ChainStep, ...],
-    details: dict[str, Any],
+    details: Mapping[str, object],
 ) -> Note:
     """The note for one lifecycle point of ``record`` (``seq``: the hand-back number, else 0)."""
     stored = record.stored
@@ -87,54 +151,24 @@ def build_note(
         links.append((f"{source_label}'s thread", source_thread_url))
     if target_thread_url:
         links.append((f"{target_label}'s thread", target_thread_url))
-    kind = f"{stored.request.intent}, {context.severity}"
-    who = f'{source_label} handed "{context.title}" ({kind}) to {target_label}'
-    handback: StoredHandback | None = next((hb for hb in record.handbacks if hb.seq == seq), None)
-    outcome = summary = root_cause = None
-    actions: tuple[str, ...] = ()
-    extra: list[str] = []
-    if point == "handedBack" and handback is not None:
-        request = handback.request
-        outcome = OUTCOME_LABELS.get(request.outcome, request.outcome)
-        summary, root_cause = request.summary, request.root_cause
-        actions = tuple(request.recommended_actions)
-        headline = f"{target_label} handed back: {outcome} — {context.title}"
-        what = f"{target_label} finished its investigation and handed its findings back to {source_label}."
-    elif point == "delivered":
-        headline = f"Handed off to {target_label} — {context.title}"
-        what = f"{target_label} received the investigation and started a thread."
-        summary = context.summary
-    elif point == "failed":
-        headline = f"Handoff to {target_label} failed — {context.title}"
-        what = f"The broker could not deliver the investigation to {target_label}."
-        outcome = "delivery failed"
-        reason = details.get("reason") or record.state.last_error
-        if reason:
-            extra.append(f"Reason: {reason}")
-        summary = context.summary
-    else:
-        headline = f"Alert resolved — {context.title}"
-        what = "The alert behind this investigation resolved."
-        outcome = "alert resolved"
-        last = record.handbacks[-1] if record.handbacks else None
-        if last is not None:
-            summary, root_cause = last.request.summary, last.request.root_cause
-            actions = tuple(last.request.recommended_actions)
+    story = _story(record, point, seq, source_label, target_label, details)
+    extra = list(story.extra)
     if context.incident:
         extra.append(
             f"Incident: {context.incident.id}" + (f" {context.incident.url}" if context.incident.url else "")
         )
     if context.resources:
         extra.append("Resources: " + ", ".join(context.resources[:10]))
+    kind = f"{stored.request.intent}, {context.severity}"
     return Note(
         marker=write_marker(stored.id, point, seq, backend),
-        headline=headline,
-        what=what,
-        who=who,
-        outcome=outcome,
-        summary=summary,
-        root_cause=root_cause,
-        actions=actions,
+        headline=story.headline,
+        what=story.what,
+        who=f'{source_label} handed "{context.title}" ({kind}) to {target_label}',
+        outcome=story.outcome,
+        summary=story.summary,
+        root_cause=story.root_cause,
+        actions=story.actions,
         links=tuple(links),
         chain=chain,
         extra=tuple(extra),

@@ -1,0 +1,15 @@
+"""Humans in the loop: what people answer on the records the broker writes to reaches the agents.
+
+A vendor's signed webhook (GitHub ``issue_comment``, PagerDuty v3 ``incident.annotated``) arrives at
+``POST /api/webhooks/{backendName}``. The request path (:mod:`.intake`) only verifies the signature,
+deduplicates the entry (insert-if-absent), finds the investigations it belongs to and queues one
+``humanEntry`` message per investigation on the delivery queue (:mod:`.fanout`); the delivery worker
+posts it into the agents' threads (:mod:`.posting`). :class:`~.inbound.HumanInbound` ties them together.
+
+* **Whose entry.** The broker indexes every record it writes to (and the records a handoff names, when
+  it is delivered) as ``destination -> handoff ids``. An entry belongs to the active investigations
+  indexed on its record; on a shared record (a backend's fixed ``issue``) only to those whose handoff
+  id it quotes. The broker's own entries (its ``handoff-memory`` marker, or its own account) are never
+  read back.
+* **What the agents see** and **overrides**: see :mod:`handoff.domain.shared_memory.human_entries`.
+"""
