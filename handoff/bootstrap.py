@@ -18,7 +18,7 @@ from handoff.services.handoffs import HandoffService
 from handoff.settings import get_settings
 
 if TYPE_CHECKING:
-    from handoff.services.alerts import AlertService
+    from handoff.services.alert_intake import AlertIntake
     from handoff.services.human_entries import HumanInbound
     from handoff.services.shared_memory import SharedMemoryService
 
@@ -64,7 +64,7 @@ def validate_startup() -> None:
 
 
 _service: HandoffService | None = None
-_alert_service: AlertService | None = None
+_alert_service: AlertIntake | None = None
 _human_inbound: HumanInbound | None = None
 
 
@@ -78,7 +78,7 @@ def get_service() -> HandoffService:
     return _service
 
 
-def get_alert_service() -> AlertService:
+def get_alert_service() -> AlertIntake:
     """The Azure Monitor alerts use cases (they share the service's storage, queue and agents)."""
     get_service()
     assert _alert_service is not None
@@ -109,7 +109,8 @@ def _build_service() -> HandoffService:
     from handoff.adapters.http import make_http_client
     from handoff.adapters.identity import make_credential
     from handoff.adapters.sre_agent import SreAgentGateway
-    from handoff.services.alerts import AlertService
+    from handoff.services.alert_intake import AlertIntake
+    from handoff.services.alert_notes import NOTE_OPS, AlertNotes
     from handoff.services.human_entries import HumanInbound
     from handoff.services.shared_memory import SharedMemoryPublisher
     from handoff.settings import SHARED_MEMORY_POISON_QUEUE, SHARED_MEMORY_QUEUE
@@ -143,7 +144,11 @@ def _build_service() -> HandoffService:
         authorizer=Authorizer(registry),
     )
     # Built with the service because the delivery worker runs the alert notes' queue work.
-    _alert_service = AlertService(service, TableAlertStore(clients))
+    alert_store = TableAlertStore(clients)
+    alert_notes = AlertNotes(service, alert_store)
+    for op in NOTE_OPS:
+        service.op_handlers[op] = alert_notes.process
+    _alert_service = AlertIntake(service, alert_store, alert_notes)
     # Likewise the human entries people write on the records the broker writes to (humanEntry).
     global _human_inbound
     _human_inbound = HumanInbound(service, inbound, history)

@@ -37,6 +37,129 @@ def _message(status: int, message: str, errors: list[Any] | None = None) -> Http
     return HttpError(status, body)
 
 
+def deliver_webhook(
+    url: str,
+    secret: str,
+    event: str,
+    payload: dict[str, Any],
+    delivery: str | None = None,
+    signature: str | None = None,
+) -> httpx.Response:
+    """Deliver a webhook as GitHub documents it: JSON body, ``X-GitHub-Event``, ``X-GitHub-Delivery``
+    (a GUID; redeliveries reuse it) and ``X-Hub-Signature-256: sha256=<hex HMAC-SHA256 of the raw
+    body>`` keyed with the webhook's secret. ``signature`` replaces the computed one."""
+    body = json.dumps(payload).encode()
+    digest = hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
+    headers = {
+        "Content-Type": "application/json",
+        "User-Agent": "GitHub-Hookshot/7c2a3f1",
+        "X-GitHub-Event": event,
+        "X-GitHub-Delivery": delivery or str(uuid.uuid4()),
+        "X-GitHub-Hook-ID": "123456",
+        "X-GitHub-Hook-Installation-Target-Type": "repository",
+    }
+    if signature != "":
+        headers["X-Hub-Signature-256"] = signature or f"sha256={digest}"
+    return httpx.post(url, content=body, headers=headers, timeout=30)
+
+
+def bot_user() -> dict[str, Any]:
+    """The user object of the app's bot account, as GitHub embeds it in issues and comments."""
+    login = "handoff-bot"
+    base = f"https://api.github.com/users/{login}"
+    return {
+        "login": login,
+        "id": 1001,
+        "node_id": "U_kgDOAAAD6Q",
+        "avatar_url": "https://avatars.githubusercontent.com/u/1001",
+        "gravatar_id": "",
+        "url": base,
+        "html_url": f"https://github.com/{login}",
+        "followers_url": f"{base}/followers",
+        "following_url": f"{base}/following{{/other_user}}",
+        "gists_url": f"{base}/gists{{/gist_id}}",
+        "starred_url": f"{base}/starred{{/owner}}{{/repo}}",
+        "subscriptions_url": f"{base}/subscriptions",
+        "organizations_url": f"{base}/orgs",
+        "repos_url": f"{base}/repos",
+        "events_url": f"{base}/events{{/privacy}}",
+        "received_events_url": f"{base}/received_events",
+        "type": "Bot",
+        "site_admin": False,
+    }
+
+
+def issue_document(repo_name: str, number: int, issue_id: int, title: Any, body: Any) -> dict[str, Any]:
+    """A new open issue of the bot, as GitHub returns it."""
+    url = f"https://api.github.com/repos/{repo_name}/issues/{number}"
+    now = utc_now()
+    return {
+        "id": issue_id,
+        "node_id": f"I_kwDO{number:06d}",
+        "url": url,
+        "repository_url": f"https://api.github.com/repos/{repo_name}",
+        "labels_url": url + "/labels{/name}",
+        "comments_url": url + "/comments",
+        "events_url": url + "/events",
+        "html_url": f"https://github.com/{repo_name}/issues/{number}",
+        "number": number,
+        "state": "open",
+        "title": str(title),
+        "body": body,
+        "user": bot_user(),
+        "labels": [],
+        "assignee": None,
+        "assignees": [],
+        "milestone": None,
+        "locked": False,
+        "comments": 0,
+        "closed_at": None,
+        "created_at": now,
+        "updated_at": now,
+        "author_association": "NONE",
+    }
+
+
+def label_documents(issue_url: str, labels: list[Any]) -> list[dict[str, Any]]:
+    """The label objects of a new issue created with these label names."""
+    return [
+        {
+            "id": i + 1,
+            "node_id": f"LA_{i}",
+            "url": issue_url,
+            "name": str(label),
+            "color": "ededed",
+            "default": False,
+            "description": None,
+        }
+        for i, label in enumerate(labels)
+    ]
+
+
+def comment_document(
+    repo_name: str,
+    issue: dict[str, Any],
+    comment_id: int,
+    body: Any,
+    user: dict[str, Any],
+    author_association: str,
+) -> dict[str, Any]:
+    """A new issue comment, as GitHub returns it."""
+    now = utc_now()
+    return {
+        "id": comment_id,
+        "node_id": f"IC_kwDO{comment_id}",
+        "url": f"https://api.github.com/repos/{repo_name}/issues/comments/{comment_id}",
+        "html_url": f"{issue['html_url']}#issuecomment-{comment_id}",
+        "body": body,
+        "user": user,
+        "created_at": now,
+        "updated_at": now,
+        "issue_url": issue["url"],
+        "author_association": author_association,
+    }
+
+
 class FakeGitHub(VendorFake):
     """Repositories with issues and comments, in memory."""
 
@@ -88,19 +211,8 @@ class FakeGitHub(VendorFake):
             data = self._repos[repo.lower()]
             issue = data["issues"][number]
             comment_id = self.next_id() + 500000
-            now = utc_now()
-            comment = {
-                "id": comment_id,
-                "node_id": f"IC_kwDO{comment_id}",
-                "url": f"https://api.github.com/repos/{data['name']}/issues/comments/{comment_id}",
-                "html_url": f"{issue['html_url']}#issuecomment-{comment_id}",
-                "body": body,
-                "user": {**self._user(), "login": login, "id": 2000 + len(login), "type": "User"},
-                "created_at": now,
-                "updated_at": now,
-                "issue_url": issue["url"],
-                "author_association": "MEMBER",
-            }
+            user = {**bot_user(), "login": login, "id": 2000 + len(login), "type": "User"}
+            comment = comment_document(data["name"], issue, comment_id, body, user, "MEMBER")
             data["comments"].setdefault(number, []).append(comment)
             issue["comments"] += 1
             return dict(comment)
@@ -125,31 +237,8 @@ class FakeGitHub(VendorFake):
             "sender": comment["user"],
         }
 
-    @staticmethod
-    def send_webhook(
-        url: str,
-        secret: str,
-        event: str,
-        payload: dict[str, Any],
-        delivery: str | None = None,
-        signature: str | None = None,
-    ) -> httpx.Response:
-        """Deliver a webhook as GitHub documents it: JSON body, ``X-GitHub-Event``, ``X-GitHub-Delivery``
-        (a GUID; redeliveries reuse it) and ``X-Hub-Signature-256: sha256=<hex HMAC-SHA256 of the raw
-        body>`` keyed with the webhook's secret. ``signature`` replaces the computed one."""
-        body = json.dumps(payload).encode()
-        digest = hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
-        headers = {
-            "Content-Type": "application/json",
-            "User-Agent": "GitHub-Hookshot/7c2a3f1",
-            "X-GitHub-Event": event,
-            "X-GitHub-Delivery": delivery or str(uuid.uuid4()),
-            "X-GitHub-Hook-ID": "123456",
-            "X-GitHub-Hook-Installation-Target-Type": "repository",
-        }
-        if signature != "":
-            headers["X-Hub-Signature-256"] = signature or f"sha256={digest}"
-        return httpx.post(url, content=body, headers=headers, timeout=30)
+    # Tests deliver GitHub's webhooks through the fake, as GitHub would.
+    send_webhook = staticmethod(deliver_webhook)
 
     def reset(self) -> None:
         """Clear faults and requests; keep repositories but empty them."""
@@ -251,59 +340,9 @@ class FakeGitHub(VendorFake):
                 )
             self._last_content[key] = now
 
-    def _user(self) -> dict[str, Any]:
-        login = "handoff-bot"
-        base = f"https://api.github.com/users/{login}"
-        return {
-            "login": login,
-            "id": 1001,
-            "node_id": "U_kgDOAAAD6Q",
-            "avatar_url": "https://avatars.githubusercontent.com/u/1001",
-            "gravatar_id": "",
-            "url": base,
-            "html_url": f"https://github.com/{login}",
-            "followers_url": f"{base}/followers",
-            "following_url": f"{base}/following{{/other_user}}",
-            "gists_url": f"{base}/gists{{/gist_id}}",
-            "starred_url": f"{base}/starred{{/owner}}{{/repo}}",
-            "subscriptions_url": f"{base}/subscriptions",
-            "organizations_url": f"{base}/orgs",
-            "repos_url": f"{base}/repos",
-            "events_url": f"{base}/events{{/privacy}}",
-            "received_events_url": f"{base}/received_events",
-            "type": "Bot",
-            "site_admin": False,
-        }
-
     def _new_issue(self, repo: dict[str, Any], name: str, title: Any, body: Any) -> dict[str, Any]:
         number = len(repo["issues"]) + 1
-        url = f"https://api.github.com/repos/{repo['name']}/issues/{number}"
-        now = utc_now()
-        issue = {
-            "id": self.next_id() + 100000,
-            "node_id": f"I_kwDO{number:06d}",
-            "url": url,
-            "repository_url": f"https://api.github.com/repos/{repo['name']}",
-            "labels_url": url + "/labels{/name}",
-            "comments_url": url + "/comments",
-            "events_url": url + "/events",
-            "html_url": f"https://github.com/{repo['name']}/issues/{number}",
-            "number": number,
-            "state": "open",
-            "title": str(title),
-            "body": body,
-            "user": self._user(),
-            "labels": [],
-            "assignee": None,
-            "assignees": [],
-            "milestone": None,
-            "locked": False,
-            "comments": 0,
-            "closed_at": None,
-            "created_at": now,
-            "updated_at": now,
-            "author_association": "NONE",
-        }
+        issue = issue_document(repo["name"], number, self.next_id() + 100000, title, body)
         repo["issues"][number] = issue
         return issue
 
@@ -312,18 +351,7 @@ class FakeGitHub(VendorFake):
         self._content_write(repo)
         with self.lock:
             issue = self._new_issue(repo, repo["name"], body["title"], body.get("body"))
-            issue["labels"] = [
-                {
-                    "id": i + 1,
-                    "node_id": f"LA_{i}",
-                    "url": issue["url"],
-                    "name": str(label),
-                    "color": "ededed",
-                    "default": False,
-                    "description": None,
-                }
-                for i, label in enumerate(body.get("labels") or [])
-            ]
+            issue["labels"] = label_documents(issue["url"], body.get("labels") or [])
         return JSONResponse(issue, 201, headers={"Location": issue["url"]})
 
     def _issue(self, repo: dict[str, Any], params: dict[str, str]) -> dict[str, Any]:
@@ -365,19 +393,7 @@ class FakeGitHub(VendorFake):
         self._content_write(repo)
         with self.lock:
             comment_id = self.next_id() + 500000
-            now = utc_now()
-            comment = {
-                "id": comment_id,
-                "node_id": f"IC_kwDO{comment_id}",
-                "url": f"https://api.github.com/repos/{repo['name']}/issues/comments/{comment_id}",
-                "html_url": f"{issue['html_url']}#issuecomment-{comment_id}",
-                "body": body["body"],
-                "user": self._user(),
-                "created_at": now,
-                "updated_at": now,
-                "issue_url": issue["url"],
-                "author_association": "NONE",
-            }
+            comment = comment_document(repo["name"], issue, comment_id, body["body"], bot_user(), "NONE")
             repo["comments"].setdefault(issue["number"], []).append(comment)
             issue["comments"] += 1
         return JSONResponse(comment, 201, headers={"Location": comment["url"]})

@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from azure.functions import _abc as func_abc
+from azure.functions.decorators.core import Trigger
 from azure.functions.decorators.function_app import Function, FunctionRegister
 
 from devserver.hostlib.config import HostConfigError, function_disabled, resolve_setting_refs
@@ -148,6 +149,30 @@ def _parameters(function: Function, name: str, trigger_arg: str) -> tuple[bool, 
     return wants_context, inspect.iscoroutinefunction(user)
 
 
+def _supported_trigger(function: Function, name: str | None) -> Trigger:
+    """The function's trigger; :class:`HostConfigError` unless the local host runs it as registered."""
+    trigger = function.get_trigger()
+    if trigger is None:
+        raise HostConfigError(f"Function '{name}' has no trigger")
+    if trigger.type not in SUPPORTED_TRIGGERS:
+        raise HostConfigError(
+            f"Function '{name}': trigger '{trigger.type}' is not supported by the local host "
+            f"(supported: {', '.join(SUPPORTED_TRIGGERS)})"
+        )
+    for binding in function.get_bindings():
+        if binding is trigger:
+            continue
+        # The implicit HTTP response binding of an HTTP function is the only other binding allowed.
+        if trigger.type == "httpTrigger" and binding.type == "http" and binding.name == "$return":
+            continue
+        direction = _enum_text(binding.direction).lower()
+        raise HostConfigError(
+            f"Function '{name}': {direction} binding '{binding.type}' (argument '{binding.name}') is "
+            "not supported by the local host; use an SDK client instead"
+        )
+    return trigger
+
+
 def discover(
     app: FunctionRegister, app_root: Path, route_prefix: str, environ: Mapping[str, str]
 ) -> list[FunctionSpec]:
@@ -160,25 +185,7 @@ def discover(
     specs: list[FunctionSpec] = []
     for function in app.get_functions():
         name = function.get_function_name()
-        trigger = function.get_trigger()
-        if trigger is None:
-            raise HostConfigError(f"Function '{name}' has no trigger")
-        if trigger.type not in SUPPORTED_TRIGGERS:
-            raise HostConfigError(
-                f"Function '{name}': trigger '{trigger.type}' is not supported by the local host "
-                f"(supported: {', '.join(SUPPORTED_TRIGGERS)})"
-            )
-        for binding in function.get_bindings():
-            if binding is trigger:
-                continue
-            # The implicit HTTP response binding of an HTTP function is the only other binding allowed.
-            if trigger.type == "httpTrigger" and binding.type == "http" and binding.name == "$return":
-                continue
-            direction = _enum_text(binding.direction).lower()
-            raise HostConfigError(
-                f"Function '{name}': {direction} binding '{binding.type}' (argument '{binding.name}') is "
-                "not supported by the local host; use an SDK client instead"
-            )
+        trigger = _supported_trigger(function, name)
         if function_disabled(name, environ):
             continue
         wants_context, is_async = _parameters(function, name, trigger.name)

@@ -16,7 +16,9 @@ from typing import Any
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
-from handoff.domain.alerts import COMMON_SCHEMA_ID, Alert, alert_context, alert_kind, parse_alert
+from handoff.domain.alerts.context import alert_context
+from handoff.domain.alerts.evidence.kinds import alert_kind
+from handoff.domain.alerts.parsing import COMMON_SCHEMA_ID, Alert, parse_alert
 from handoff.domain.errors import Problem
 from handoff.domain.models import HandoffContext
 

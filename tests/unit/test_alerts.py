@@ -7,14 +7,11 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from handoff.domain.alerts import (
-    RAW_CONTEXT_CAP,
-    alert_context,
-    decide_storm,
-    parse_alert,
-    resource_type,
-    select_route,
-)
+from handoff.domain.alerts.context import alert_context
+from handoff.domain.alerts.evidence.kinds import RAW_CONTEXT_CAP
+from handoff.domain.alerts.parsing import parse_alert
+from handoff.domain.alerts.routing import resource_type, select_route
+from handoff.domain.alerts.storms import decide_storm
 from handoff.domain.errors import BadRequest
 from handoff.domain.registry import ConfigError, Registry
 from tests.e2e.alert_payloads import envelope

@@ -1,4 +1,4 @@
-"""Azure Table Storage adapter of :class:`handoff.services.alerts.AlertStore` (table ``handoffalerts``).
+"""Azure Table Storage adapter of :class:`handoff.ports.AlertStore` (table ``handoffalerts``).
 
 Rows: ``alert-<key>/alert`` (one per alert id, inserted if absent: the atomic dedupe), ``storm-<agent>/state``
 and ``notes-<handoff id>/state`` (updated with ETags), and ``alert-<key>/event-...`` (insert-only log of
@@ -32,7 +32,7 @@ CACHE_ROWS = 5_000  # storm state is one row per target: under a storm many rece
 
 
 class TableAlertStore:
-    """Implements :class:`handoff.services.alerts.AlertStore`."""
+    """Implements :class:`handoff.ports.AlertStore`."""
 
     def __init__(self, clients: StorageClients) -> None:
         self.table = clients.table(ALERT_TABLE)

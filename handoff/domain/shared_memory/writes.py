@@ -1,4 +1,4 @@
-"""What a shared-memory write is, where it goes and how it can fail: shared by the use case and the writers."""
+"""A shared-memory write, where it goes and how it can fail: shared by the use case and the writers."""
 
 from __future__ import annotations
 

@@ -1,0 +1,1 @@
+"""The evidence of an alert handoff, mapped from the alert's ``alertContext`` by kind of alert."""
