@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from handoff.domain.alerts.receipt import AlertReceipt
 from handoff.entrypoints.openapi.parts import json_response, problem
-from handoff.services.alerts import AlertReceipt
 from handoff.settings import Settings
 
 # Its security depends on the settings: alerts_path fills it in.

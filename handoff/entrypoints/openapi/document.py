@@ -8,6 +8,7 @@ from typing import Any
 from pydantic import BaseModel
 from pydantic.json_schema import JsonSchemaMode, models_json_schema
 
+from handoff.domain.alerts.receipt import AlertReceipt
 from handoff.domain.audit import AuditVerification
 from handoff.domain.errors import ProblemDetails
 from handoff.domain.history import HistoryPage
@@ -16,7 +17,6 @@ from handoff.entrypoints.openapi import handoffs, history, webhooks
 from handoff.entrypoints.openapi.alerts import alerts_path
 from handoff.entrypoints.openapi.parts import REF, problem
 from handoff.entrypoints.openapi.protocols import BROKER_PATHS, PROTOCOL_PATHS
-from handoff.services.alerts import AlertReceipt
 from handoff.settings import Settings, get_settings
 
 # The models under components/schemas: request bodies as they are validated, the rest as they are sent.
