@@ -37,15 +37,25 @@ run: install
 host: install
 	$(PY) -m devserver.host
 
-## Lint and run the whole test suite (starts its own Azurite on free ports).
+# The unit tests run first, alone: with nothing but the virtualenv on PATH (no node, so no Azurite: they
+# need no storage), at least MIN_UNIT_TESTS of them, covering at least SERVICES_COVERAGE % of the use cases.
+MIN_UNIT_TESTS := 300
+SERVICES_COVERAGE := 85
+
+## Lint, type-check, run the unit tests (the gate above), then the whole suite (starts its own Azurite).
 test: install checkov
 	$(PY) -m ruff check .
 	$(PY) -m ruff format --check .
+	$(PY) -m mypy
+	HANDOFF_MIN_UNIT_TESTS=$(MIN_UNIT_TESTS) PATH="$(CURDIR)/$(VENV)/bin" $(PY) -m pytest tests/unit -q \
+		-p no:cacheprovider --cov=handoff/services --cov-fail-under=$(SERVICES_COVERAGE) --cov-report=term
 	$(PY) -m pytest
 
+## Lint and type-check.
 lint: install
 	$(PY) -m ruff check .
 	$(PY) -m ruff format --check .
+	$(PY) -m mypy
 
 ## Benchmarks (figures, not pass/fail).
 bench: install

@@ -13,10 +13,12 @@ import os
 from collections.abc import Mapping
 from functools import lru_cache
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, NamedTuple
 from urllib.parse import urlsplit
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic.config import JsonDict
+from pydantic.fields import FieldInfo
 
 from handoff.domain.net import is_loopback, parse_networks
 
@@ -57,8 +59,24 @@ STORAGE_CONNECTION = "HANDOFF_STORAGE"
 
 
 def _setting(env: str, *, deploy: bool = False, platform: bool = False, **kwargs: Any) -> Any:
-    extra = {"env": env, "deploy": deploy, "platform": platform}
+    # Any: what pydantic's Field returns (and takes), so a field's default type-checks as its annotation.
+    extra: JsonDict = {"env": env, "deploy": deploy, "platform": platform}
     return Field(json_schema_extra=extra, **kwargs)
+
+
+class _Env(NamedTuple):
+    """The environment variable behind a setting, and its flags (see :func:`_setting`)."""
+
+    name: str
+    deploy: bool
+    platform: bool
+
+
+def _env_of(field: FieldInfo) -> _Env:
+    extra = field.json_schema_extra
+    if not isinstance(extra, dict):
+        raise TypeError("every setting is declared with _setting, which names its environment variable")
+    return _Env(str(extra["env"]), extra["deploy"] is True, extra["platform"] is True)
 
 
 class Settings(BaseModel):
@@ -177,7 +195,7 @@ class Settings(BaseModel):
         environ = os.environ if environ is None else environ
         values = {}
         for name, field in cls.model_fields.items():
-            env = field.json_schema_extra["env"]  # type: ignore[index]
+            env = _env_of(field).name
             if env in environ and environ[env] != "":
                 values[name] = environ[env]
         return cls.model_validate(values)
@@ -187,13 +205,12 @@ class Settings(BaseModel):
         """Environment variable names of the settings, optionally filtered by their flags."""
         names = []
         for field in cls.model_fields.values():
-            extra = field.json_schema_extra
-            assert isinstance(extra, dict)
-            if deploy is not None and extra["deploy"] != deploy:
+            env = _env_of(field)
+            if deploy is not None and env.deploy != deploy:
                 continue
-            if platform is not None and extra["platform"] != platform:
+            if platform is not None and env.platform != platform:
                 continue
-            names.append(str(extra["env"]))
+            names.append(env.name)
         return names
 
     @property

@@ -14,7 +14,7 @@ import asyncio
 import json
 import os
 from collections.abc import Awaitable, Callable
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import httpx
 
@@ -23,6 +23,9 @@ from handoff.adapters.http import classify, make_async_http_client, transport_er
 from handoff.domain.records import AgentCallError, RemoteArtifact, RemoteTask
 from handoff.domain.registry import A2ADelivery, AgentConfig
 from handoff.settings import Settings
+
+if TYPE_CHECKING:
+    from azure.core.credentials import TokenCredential
 
 T = TypeVar("T")
 PROTOCOL_VERSION = "1.0"
@@ -33,7 +36,7 @@ LIST_PAGE_SIZE = 50
 class A2AClientGateway:
     """Implements :class:`handoff.domain.records.RemoteAgentGateway` with the ``a2a-sdk`` client."""
 
-    def __init__(self, settings: Settings, credential: Any) -> None:
+    def __init__(self, settings: Settings, credential: TokenCredential) -> None:
         self.settings = settings
         self.credential = credential
 
@@ -114,8 +117,7 @@ class A2AClientGateway:
     # ---------------------------------------------------------------- plumbing
 
     def _headers(self, agent: AgentConfig) -> dict[str, str]:
-        delivery = agent.delivery
-        assert isinstance(delivery, A2ADelivery)
+        delivery = _a2a_delivery(agent)
         if delivery.bearer_token_setting:
             # The app setting is named in the registry (for example a Key Vault reference), so its
             # name cannot be a fixed Settings field.
@@ -132,10 +134,9 @@ class A2AClientGateway:
         return {}
 
     def _run(self, agent: AgentConfig, method: str, call: Callable[[Any], Awaitable[T]]) -> T:
-        delivery = agent.delivery
-        assert isinstance(delivery, A2ADelivery)
+        """``call`` with an SDK client of the agent (``Any``: a2a-sdk ships no type information)."""
         headers = self._headers(agent)
-        url = delivery.url
+        url = _a2a_delivery(agent).url
 
         async def main() -> T:
             from a2a.client import ClientConfig, ClientFactory
@@ -166,6 +167,13 @@ class A2AClientGateway:
             raise
         except Exception as exc:
             raise _call_error(method, url, exc) from None
+
+
+def _a2a_delivery(agent: AgentConfig) -> A2ADelivery:
+    """The agent's A2A delivery; an agent delivered otherwise never reaches this client."""
+    if not isinstance(agent.delivery, A2ADelivery):
+        raise AgentCallError(f"agent {agent.name} is not delivered over A2A", transient=False)
+    return agent.delivery
 
 
 def _call_error(method: str, url: str, exc: Exception) -> AgentCallError:
@@ -214,7 +222,8 @@ def _artifact(name: str | None, parts: Any) -> RemoteArtifact:
 def _state_name(state: int) -> str:
     from a2a.types import TaskState
 
-    return TaskState.Name(state).removeprefix(STATE_PREFIX)
+    name: str = TaskState.Name(state)
+    return name.removeprefix(STATE_PREFIX)
 
 
 def _task(task: Any) -> RemoteTask:

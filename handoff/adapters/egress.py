@@ -29,7 +29,7 @@ import time
 import zlib
 from collections.abc import AsyncIterator, Callable, Iterator, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 import httpx
 
@@ -40,6 +40,7 @@ if TYPE_CHECKING:
 
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 Resolver = Callable[[str, int], Sequence[str]]
+TransportT = TypeVar("TransportT", httpx.BaseTransport, httpx.AsyncBaseTransport)
 
 #: Request extension: ``True`` when the call is made for a registry entry with ``allowInsecureLocal``.
 ALLOW_INSECURE_LOCAL = "handoff.allow_insecure_local"
@@ -286,7 +287,7 @@ class _SyncBody(httpx.SyncByteStream):
         self.meter = meter
 
     def __iter__(self) -> Iterator[bytes]:
-        for chunk in self.response.stream:  # type: ignore[union-attr]
+        for chunk in self.response.stream:  # type: ignore[union-attr]  # a sync transport's stream is sync
             data = self.meter.feed(chunk)
             if data:
                 yield data
@@ -304,7 +305,7 @@ class _AsyncBody(httpx.AsyncByteStream):
         self.meter = meter
 
     async def __aiter__(self) -> AsyncIterator[bytes]:
-        async for chunk in self.response.stream:  # type: ignore[union-attr]
+        async for chunk in self.response.stream:  # type: ignore[union-attr]  # an async transport's is async
             data = self.meter.feed(chunk)
             if data:
                 yield data
@@ -342,15 +343,15 @@ def _headers_after_decoding(response: httpx.Response, encoding: str) -> httpx.He
 # ---------------------------------------------------------------- transports
 
 
-class _Pool:
+class _Pool(Generic[TransportT]):
     """One inner transport per origin (so a connection is never reused for another host name)."""
 
-    def __init__(self, factory: Callable[[], Any]) -> None:
-        self.factory = factory
-        self.transports: dict[tuple[str, str, int | None], Any] = {}
+    def __init__(self, factory: Callable[[], TransportT]) -> None:
+        self.factory: Callable[[], TransportT] = factory
+        self.transports: dict[tuple[str, str, int | None], TransportT] = {}
         self.lock = threading.Lock()
 
-    def get(self, url: httpx.URL) -> Any:
+    def get(self, url: httpx.URL) -> TransportT:
         key = (url.scheme, url.host, url.port)
         with self.lock:
             transport = self.transports.get(key)
@@ -358,7 +359,7 @@ class _Pool:
                 transport = self.transports[key] = self.factory()
             return transport
 
-    def take_all(self) -> list[Any]:
+    def take_all(self) -> list[TransportT]:
         with self.lock:
             transports = list(self.transports.values())
             self.transports.clear()
@@ -379,7 +380,7 @@ class EgressTransport(httpx.BaseTransport):
         self.policy = policy
         self.allow_insecure_local = allow_insecure_local
         self.total_timeout = total_timeout
-        self._pool = _Pool(inner or httpx.HTTPTransport)
+        self._pool: _Pool[httpx.BaseTransport] = _Pool(inner or httpx.HTTPTransport)
 
     def handle_request(self, request: httpx.Request) -> httpx.Response:
         """Check, resolve, pin, send; the answer's body is capped while it is read."""
@@ -424,7 +425,7 @@ class AsyncEgressTransport(httpx.AsyncBaseTransport):
         self.policy = policy
         self.allow_insecure_local = allow_insecure_local
         self.total_timeout = total_timeout
-        self._pool = _Pool(inner or httpx.AsyncHTTPTransport)
+        self._pool: _Pool[httpx.AsyncBaseTransport] = _Pool(inner or httpx.AsyncHTTPTransport)
 
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
         """Check, resolve, pin, send; the answer's body is capped while it is read."""

@@ -22,13 +22,11 @@ def make_credential(settings: Settings, client_id: str | None = None) -> TokenCr
     client_id = client_id or settings.azure_client_id
     if settings.identity_endpoint or settings.website_hostname:
         # azure-core waits up to 300 s per connect and read by default; tokens get the broker's timeout.
-        timeouts = {
-            "connection_timeout": min(10.0, settings.http_timeout_seconds),
-            "read_timeout": settings.http_timeout_seconds,
-        }
-        if client_id:
-            return ManagedIdentityCredential(client_id=client_id, **timeouts)
-        return ManagedIdentityCredential(**timeouts)
+        return ManagedIdentityCredential(
+            client_id=client_id or None,
+            connection_timeout=min(10.0, settings.http_timeout_seconds),
+            read_timeout=settings.http_timeout_seconds,
+        )
     return (
         DefaultAzureCredential(managed_identity_client_id=client_id)
         if client_id

@@ -17,7 +17,7 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import httpx
 
@@ -28,6 +28,9 @@ from handoff.domain.net import is_loopback
 from handoff.domain.records import AgentCallError
 from handoff.domain.registry import AgentConfig, check_agent_url
 from handoff.settings import Settings
+
+if TYPE_CHECKING:
+    from azure.core.credentials import TokenCredential
 
 ARM_API_VERSION = "2025-05-01-preview"
 ARM_SCOPE = "https://management.azure.com/.default"
@@ -49,7 +52,7 @@ def agent_url(base: str, *segments: str, query: dict[str, str] | None = None) ->
         raise AgentCallError(f"cannot build an agent URL: {exc}", transient=False) from None
 
 
-def checked_thread_id(value: Any, where: str) -> str:
+def checked_thread_id(value: object, where: str) -> str:
     """A thread id an agent answered with, once it passes the same rule as ids callers send."""
     if not is_path_segment_id(value):
         shown = repr(value)[:80]
@@ -59,13 +62,13 @@ def checked_thread_id(value: Any, where: str) -> str:
     return str(value)
 
 
-def _items(data: Any) -> list[dict[str, Any]]:
+def _items(data: object) -> list[dict[str, Any]]:
     if isinstance(data, dict):
         data = data.get("value", data.get("items", []))
     return [item for item in data if isinstance(item, dict)] if isinstance(data, list) else []
 
 
-def parse_time(value: Any) -> datetime | None:
+def parse_time(value: object) -> datetime | None:
     """An ISO 8601 timestamp an agent answered with (``Z`` or an offset; naive means UTC), else None."""
     if not isinstance(value, str) or not value:
         return None
@@ -138,7 +141,7 @@ def search_pages(
 class SreAgentGateway:
     """Implements :class:`handoff.domain.records.AgentGateway` over the SRE Agent REST API."""
 
-    def __init__(self, settings: Settings, credential: Any, client: httpx.Client) -> None:
+    def __init__(self, settings: Settings, credential: TokenCredential, client: httpx.Client) -> None:
         self.settings = settings
         self.credential = credential
         self.client = client
@@ -174,7 +177,7 @@ class SreAgentGateway:
             raise classify("GET", url, response)
         properties = response.json().get("properties", {})
         endpoint = properties.get("agentEndpoint") or properties.get("endpoint") or properties.get("fqdn")
-        if not endpoint:
+        if not endpoint or not isinstance(endpoint, str):
             raise AgentCallError(
                 f"ARM resource {agent.resource_id} has no properties.agentEndpoint", transient=False
             )
@@ -201,31 +204,34 @@ class SreAgentGateway:
                 f"token request for {scope} failed: {type(exc).__name__}{answered}", transient=True
             ) from None
 
-    def _request(self, agent: AgentConfig, method: str, url: str, **kwargs: Any) -> httpx.Response:
-        scopes = [self._scopes.get(agent.name, agent.token_scope)]
-        if agent.fallback_token_scope and agent.fallback_token_scope not in scopes:
-            scopes.append(agent.fallback_token_scope)
-        response = None
-        for scope in scopes:
-            token = self._token(scope)
-            headers = {"Authorization": f"Bearer {token}", "Accept": "application/json"}
-            try:
-                response = self.client.request(
-                    method,
-                    url,
-                    headers=headers,
-                    extensions=insecure_local(agent.allow_insecure_local),
-                    **kwargs,
-                )
-            except httpx.HTTPError as exc:
-                raise transport_error(method, url, exc) from None
-            if response.status_code != 401:
-                self._scopes[agent.name] = scope
-                break
-        assert response is not None
+    def _request(self, agent: AgentConfig, method: str, url: str, json: object = None) -> httpx.Response:
+        """The call with a token of the scope that worked last for the agent; a 401 tries the agent's
+        fallback scope once (the documented audience and the app ID disagree, see above)."""
+        scope = self._scopes.get(agent.name, agent.token_scope)
+        response = self._send(agent, scope, method, url, json)
+        fallback = agent.fallback_token_scope
+        if response.status_code == 401 and fallback and fallback != scope:
+            scope = fallback
+            response = self._send(agent, scope, method, url, json)
+        if response.status_code != 401:
+            self._scopes[agent.name] = scope
         if response.status_code >= 300:
             raise classify(method, url, response)
         return response
+
+    def _send(self, agent: AgentConfig, scope: str, method: str, url: str, json: object) -> httpx.Response:
+        token = self._token(scope)
+        headers = {"Authorization": f"Bearer {token}", "Accept": "application/json"}
+        try:
+            return self.client.request(
+                method,
+                url,
+                headers=headers,
+                extensions=insecure_local(agent.allow_insecure_local),
+                json=json,
+            )
+        except httpx.HTTPError as exc:
+            raise transport_error(method, url, exc) from None
 
     # ---------------------------------------------------------------- AgentGateway
 

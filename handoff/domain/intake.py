@@ -144,10 +144,10 @@ def check_depth(
             depth -= 1
 
 
-def nesting_depth(value: Any, stop_after: int = MAX_DEPTH) -> int:
+def nesting_depth(value: object, stop_after: int = MAX_DEPTH) -> int:
     """Depth of arrays and objects in an already parsed value (iterative; stops past ``stop_after``)."""
     deepest = 0
-    stack: list[tuple[Any, int]] = [(value, 1)]
+    stack: list[tuple[object, int]] = [(value, 1)]
     while stack:
         item, depth = stack.pop()
         if isinstance(item, dict | list | tuple):
@@ -160,7 +160,7 @@ def nesting_depth(value: Any, stop_after: int = MAX_DEPTH) -> int:
 
 
 def check_value(
-    value: Any, *, prefix: str = "", invalid: type[Problem] = Unprocessable, max_depth: int = MAX_DEPTH
+    value: object, *, prefix: str = "", invalid: type[Problem] = Unprocessable, max_depth: int = MAX_DEPTH
 ) -> None:
     """The same limits for a value another library has parsed already (A2A data parts, queue
     messages): depth, finite numbers, no lone surrogates."""
@@ -178,7 +178,7 @@ def check_value(
     check_text(value, prefix=prefix, invalid=invalid)
 
 
-def check_text(value: Any, *, prefix: str = "", invalid: type[Problem] = Unprocessable) -> None:
+def check_text(value: object, *, prefix: str = "", invalid: type[Problem] = Unprocessable) -> None:
     """Refuse a lone UTF-16 surrogate in any string or object key, naming where it is."""
     for pointer, item in _walk(value, prefix):
         if isinstance(item, str) and _SURROGATE.search(item):
@@ -190,9 +190,9 @@ def check_text(value: Any, *, prefix: str = "", invalid: type[Problem] = Unproce
             )
 
 
-def _walk(value: Any, prefix: str) -> Iterator[tuple[str, Any]]:
+def _walk(value: object, prefix: str) -> Iterator[tuple[str, object]]:
     """Every value and object key with its JSON Pointer (keys are reported at the member's pointer)."""
-    stack: list[tuple[str, Any]] = [(prefix, value)]
+    stack: list[tuple[str, object]] = [(prefix, value)]
     while stack:
         pointer, item = stack.pop()
         yield pointer, item

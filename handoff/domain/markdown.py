@@ -17,7 +17,6 @@ from __future__ import annotations
 import json
 import re
 import unicodedata
-from typing import Any
 from urllib.parse import quote as percent_encode
 from urllib.parse import urlsplit
 
@@ -54,7 +53,7 @@ def _visible(text: str, *, keep_tabs: bool) -> str:
     return text if keep_tabs else text.replace("\t", " ")
 
 
-def single_line(value: Any) -> str:
+def single_line(value: object) -> str:
     """``value`` as one line: every line break becomes a space, control characters go, ends trimmed."""
     text = value if isinstance(value, str) else json.dumps(value, ensure_ascii=False)
     return _visible(LINE_BREAKS.sub(" ", text), keep_tabs=False).strip()
@@ -88,12 +87,12 @@ def escape(line: str) -> str:
     return text
 
 
-def inline(value: Any) -> str:
+def inline(value: object) -> str:
     """A single-line value as escaped Markdown text."""
     return escape(single_line(value))
 
 
-def code(value: Any) -> str:
+def code(value: object) -> str:
     """A single-line value as a code span (exact characters, nothing rendered inside)."""
     text = single_line(value)
     if not text:
@@ -137,7 +136,7 @@ def quote_code(text: str, info: str = "") -> list[str]:
     return [f"> {fence}{info}", *(f"> {line}" if line else ">" for line in body), f"> {fence}"]
 
 
-def https_url(value: Any, *, allow_http: bool = False) -> str | None:
+def https_url(value: object, *, allow_http: bool = False) -> str | None:
     """``value`` as a link destination if it is an absolute ``https`` URL (or ``http`` when allowed),
     percent-encoded so it cannot end the destination early; None for any other scheme or a malformed
     URL."""
@@ -156,7 +155,7 @@ def https_url(value: Any, *, allow_http: bool = False) -> str | None:
     )
 
 
-def link(title: Any, url: Any, *, trusted: bool = False) -> str:
+def link(title: object, url: object, *, trusted: bool = False) -> str:
     """``[title](url)`` for an https URL; otherwise the title and the URL as inert code. A ``trusted``
     URL (one the broker built from its own base URL) may also be http."""
     label = inline(title)
@@ -171,6 +170,6 @@ def url_or_text(value: str) -> str:
     return https_url(value) or inline(value)
 
 
-def cell(value: Any) -> str:
+def cell(value: object) -> str:
     """A table cell: one line, escaped, pipes included."""
     return inline(value).replace("|", "\\|")

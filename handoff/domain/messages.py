@@ -99,7 +99,7 @@ def _opens_with(text: str, handoff_id: str) -> bool:
     return False
 
 
-def is_handoff_thread(handoff_id: str, title: Any, start_text: Any, *, trigger: bool = False) -> bool:
+def is_handoff_thread(handoff_id: str, title: object, start_text: object, *, trigger: bool = False) -> bool:
     """Whether a thread is the one the broker opened for ``handoff_id``.
 
     Opened with a start message: the message's first line is the handoff's header and its last line is
@@ -117,7 +117,7 @@ def is_handoff_thread(handoff_id: str, title: Any, start_text: Any, *, trigger: 
     )
 
 
-def json_text(value: Any, indent: int | None = None) -> str:
+def json_text(value: object, indent: int | None = None) -> str:
     """JSON for a fenced block: exact (``json.loads`` gives ``value`` back), one string per line."""
     text = json.dumps(value, ensure_ascii=False, indent=indent)
     return _JSON_RAW.sub(lambda m: _json_escape(m.group()), text)
@@ -132,7 +132,7 @@ def _json_escape(char: str) -> str:
     return f"\\u{0xD800 + (code >> 10):04x}\\u{0xDC00 + (code & 0x3FF):04x}"
 
 
-def quote_line(value: Any) -> str:
+def quote_line(value: object) -> str:
     """A single-line value as a one-line block quote."""
     text = inline(value)
     return f"> {text}" if text else ">"

@@ -431,7 +431,7 @@ class Registry:
         return cls.from_data(data, str(path))
 
 
-def _describe(exc: ValidationError, data: Any = None) -> str:
+def _describe(exc: ValidationError, data: object = None) -> str:
     lines = []
     for item in exc.errors(include_url=False):
         path = _rule_label(data, item["loc"])
@@ -447,8 +447,9 @@ def _describe(exc: ValidationError, data: Any = None) -> str:
     return "\n".join(lines)
 
 
-def _rule_label(data: Any, loc: tuple[Any, ...]) -> str:
-    """``alertRoutes[1] (rule 'shop')`` for errors inside an alert route, so the message names the rule."""
+def _rule_label(data: Any, loc: tuple[int | str, ...]) -> str:
+    """``alertRoutes[1] (rule 'shop')`` for errors inside an alert route, so the message names the rule.
+    ``data`` is the file as read, of any shape: a lookup that does not fit it names no rule."""
     if len(loc) < 2 or loc[0] != "alertRoutes" or not isinstance(loc[1], int):
         return ""
     try:

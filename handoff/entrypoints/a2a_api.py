@@ -24,7 +24,8 @@ def _serve(req: func.HttpRequest, context: func.Context) -> func.HttpResponse:
 
     # Functions run synchronous handlers on worker threads without an event loop: give the ASGI
     # app a loop of its own for this request.
-    return asyncio.run(func.AsgiMiddleware(get_a2a_app()).handle_async(req, context))
+    response: func.HttpResponse = asyncio.run(func.AsgiMiddleware(get_a2a_app()).handle_async(req, context))
+    return response
 
 
 @bp.route(route=ROUTE, methods=["POST"], auth_level=REST_AUTH_LEVEL)

@@ -16,7 +16,7 @@ from handoff.settings import get_settings
 if TYPE_CHECKING:
     from handoff.adapters.entra_token import SecureWebhookValidator
 
-bp = func.Blueprint()  # type: ignore[no-untyped-call]  # azure.functions leaves Blueprint unannotated
+bp = func.Blueprint()
 
 
 @lru_cache(maxsize=1)

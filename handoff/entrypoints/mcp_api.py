@@ -32,4 +32,5 @@ async def mcp(req: func.HttpRequest, context: func.Context) -> func.HttpResponse
             check_rpc_body(req.get_body())
         except Problem as problem:
             return problem_response(problem, req.url.split("?", 1)[0])
-    return await get_middleware().handle_async(req, context)
+    response: func.HttpResponse = await get_middleware().handle_async(req, context)
+    return response

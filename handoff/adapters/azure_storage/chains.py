@@ -21,7 +21,12 @@ from typing import Any
 from azure.core.exceptions import ResourceNotFoundError
 from azure.data.tables import TableTransactionError
 
-from handoff.adapters.azure_storage.handoffs import StorageClients, encode_key, storage_errors
+from handoff.adapters.azure_storage.handoffs import (
+    StorageClients,
+    already_exists,
+    encode_key,
+    storage_errors,
+)
 from handoff.domain.chains import ChainMember, PairFull, PairSlot
 from handoff.ports import StorageUnavailable
 from handoff.settings import CHAIN_TABLE
@@ -70,10 +75,10 @@ class TableChainStore:
             try:
                 with storage_errors():
                     self.table.submit_transaction(
-                        [("create", slot_entity), ("upsert", self._member_entity(member))]  # type: ignore[list-item]
+                        [("create", slot_entity), ("upsert", self._member_entity(member))]
                     )
             except TableTransactionError as exc:
-                if exc.error_code == "EntityAlreadyExists":
+                if already_exists(exc):
                     continue  # a concurrent request took this slot: look again
                 raise
             return PairSlot(member=member, slot=free[0], new=True)

@@ -86,6 +86,12 @@ def storage_errors() -> Iterator[None]:
         raise
 
 
+def already_exists(exc: TableTransactionError) -> bool:
+    """Whether a transaction failed on an entity it creates that exists (azure-data-tables sets
+    ``error_code`` on the error when it decodes the answer; the class does not declare it)."""
+    return getattr(exc, "error_code", None) == "EntityAlreadyExists"
+
+
 def _document(doc: BaseModel, what: str) -> str:
     """``doc`` as stored JSON, refused (413) when the entity could not hold it: Table Storage counts
     strings in UTF-16 and caps an entity at 1 MiB, and a body can grow when stored (``1e15`` is kept as
@@ -158,8 +164,9 @@ class StorageClients:
             self.tables = TableServiceClient.from_connection_string(
                 settings.storage_connection_string, **options
             )
-            self._queue = lambda name: QueueClient.from_connection_string(
-                settings.storage_connection_string,  # type: ignore[arg-type]
+            connection_string = settings.storage_connection_string
+            self._queue: Callable[[str], QueueClient] = lambda name: QueueClient.from_connection_string(
+                connection_string,
                 name,
                 message_encode_policy=TextBase64EncodePolicy(),
                 **options,
@@ -232,9 +239,9 @@ class TableHandoffStore:
         operations = [("create", request_entity), ("create", self._state_entity(stored.id, state))]
         with storage_errors():
             try:
-                self.handoffs.submit_transaction(operations)  # type: ignore[arg-type]
+                self.handoffs.submit_transaction(operations)
             except TableTransactionError as exc:
-                if exc.error_code == "EntityAlreadyExists":
+                if already_exists(exc):
                     return False
                 raise
         return True
@@ -315,9 +322,9 @@ class TableHandoffStore:
                 operations.append(("create", {"PartitionKey": handoff_id, "RowKey": claim_key, "Seq": seq}))
             try:
                 with storage_errors():
-                    self.handoffs.submit_transaction(operations)  # type: ignore[arg-type]
+                    self.handoffs.submit_transaction(operations)
             except TableTransactionError as exc:
-                if exc.error_code != "EntityAlreadyExists":
+                if not already_exists(exc):
                     raise
                 if claim_key:
                     held = self._claimed(handoff_id, claim_key)

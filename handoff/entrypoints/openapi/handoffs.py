@@ -1,0 +1,139 @@
+"""Routes of handoffs: create, read, audit, hand back, and the links between agents' threads."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from handoff.domain.audit import AuditVerification
+from handoff.domain.models import AuditLog, HandbackRequest, HandoffRequest, HandoffView, ThreadLinks
+from handoff.entrypoints.openapi.parts import (
+    BAD_THREAD_ID,
+    BREAKS,
+    COMMON_ERRORS,
+    ID,
+    IDEMPOTENCY_KEY,
+    THREAD_ID,
+    TOO_LARGE,
+    json_body,
+    json_response,
+    problem,
+)
+from handoff.services.handoffs import AUDIT_PAGE
+
+CREATE = {
+    "operationId": "createHandoff",
+    "summary": "Hand an investigation to another agent",
+    "parameters": [IDEMPOTENCY_KEY],
+    "requestBody": json_body(HandoffRequest),
+    "responses": {
+        "202": json_response(HandoffView, "Accepted and queued for delivery"),
+        "200": json_response(HandoffView, "Replay of an earlier request with the same Idempotency-Key"),
+        "400": problem("Not JSON"),
+        "403": problem("Caller may not act as the source agent"),
+        "409": problem(
+            "Idempotency-Key reused with a different body, or a safe-chain limit reached "
+            "(chain deeper than HANDOFF_MAX_CHAIN_DEPTH, or the same ordered agent pair more "
+            "than HANDOFF_MAX_PAIR_REPEATS times in the chain; the detail names the chain)"
+        ),
+        "413": problem(TOO_LARGE),
+        "422": problem(BREAKS),
+        "503": problem("Storage unavailable; retry with the same Idempotency-Key"),
+    },
+}
+
+READ = {
+    "operationId": "getHandoff",
+    "summary": "The handoff, with its depth and place in its chain (parent and children)",
+    "parameters": [ID],
+    "responses": {"200": json_response(HandoffView, "The handoff"), **COMMON_ERRORS},
+}
+
+AUDIT = {
+    "operationId": "getHandoffAudit",
+    "summary": "One page of the append-only, hash-chained audit events, oldest first",
+    "parameters": [
+        ID,
+        {
+            "name": "top",
+            "in": "query",
+            "required": False,
+            "schema": {"type": "integer", "minimum": 1, "maximum": AUDIT_PAGE},
+            "description": f"Events per page (default and most: {AUDIT_PAGE})",
+        },
+        {
+            "name": "continuationToken",
+            "in": "query",
+            "required": False,
+            "schema": {"type": "string", "pattern": "^[0-9]{1,10}$"},
+            "description": "The continuationToken of the previous page",
+        },
+    ],
+    "responses": {
+        "200": json_response(AuditLog, "Audit events in order"),
+        "400": problem("Bad top or continuationToken"),
+        **COMMON_ERRORS,
+    },
+}
+
+VERIFY_AUDIT = {
+    "operationId": "verifyHandoffAudit",
+    "summary": "Recompute the audit's hash chain and name the first event where it breaks",
+    "parameters": [ID],
+    "responses": {
+        "200": json_response(AuditVerification, "Whether the chain holds; firstBadSeq when it does not"),
+        **COMMON_ERRORS,
+    },
+}
+
+HAND_BACK = {
+    "operationId": "handBack",
+    "parameters": [ID, IDEMPOTENCY_KEY],
+    "requestBody": json_body(HandbackRequest),
+    "responses": {
+        "202": json_response(HandoffView, "Hand-back stored and queued for the source thread"),
+        "200": json_response(HandoffView, "Replay of an earlier hand-back with the same Idempotency-Key"),
+        "400": problem("Not JSON, or a bad Idempotency-Key"),
+        "403": problem("Not the handoff's target agent"),
+        "409": problem("Not delivered yet, or Idempotency-Key reused with a different body"),
+        "413": problem(TOO_LARGE),
+        "422": problem(BREAKS),
+        **COMMON_ERRORS,
+    },
+}
+
+THREAD_LINKS = {
+    "operationId": "getThreadLinks",
+    "parameters": [
+        {"name": "agent", "in": "path", "required": True, "schema": {"type": "string"}},
+        {"name": "threadId", "in": "path", "required": True, "schema": THREAD_ID},
+    ],
+    "responses": {
+        "200": json_response(ThreadLinks, "Linked threads"),
+        "404": problem("Unknown agent"),
+        "422": BAD_THREAD_ID,
+    },
+}
+
+LINKS = {
+    "operationId": "getLinks",
+    "parameters": [
+        {"name": "agent", "in": "query", "required": True, "schema": {"type": "string"}},
+        {"name": "threadId", "in": "query", "required": True, "schema": THREAD_ID},
+    ],
+    "responses": {
+        "200": json_response(ThreadLinks, "Linked threads"),
+        "400": problem("Missing parameter"),
+        "422": BAD_THREAD_ID,
+        "404": problem("Unknown agent"),
+    },
+}
+
+PATHS: dict[str, dict[str, Any]] = {
+    "/api/handoffs": {"post": CREATE},
+    "/api/handoffs/{id}": {"get": READ},
+    "/api/handoffs/{id}/audit": {"get": AUDIT},
+    "/api/handoffs/{id}/audit/verify": {"get": VERIFY_AUDIT},
+    "/api/handoffs/{id}/handback": {"post": HAND_BACK},
+    "/api/threads/{agent}/{threadId}/links": {"get": THREAD_LINKS},
+    "/api/links": {"get": LINKS},
+}
