@@ -15,7 +15,7 @@ from handoff.services.handoffs import MAX_BODY_BYTES
 from handoff.settings import SHARED_MEMORY_QUEUE, STORAGE_CONNECTION
 
 log = logging.getLogger("handoff")
-bp = func.Blueprint()  # type: ignore[no-untyped-call]  # azure.functions leaves Blueprint.__init__ unannotated
+bp = func.Blueprint()
 
 
 @bp.queue_trigger(arg_name="msg", queue_name=SHARED_MEMORY_QUEUE, connection=STORAGE_CONNECTION)

@@ -14,7 +14,7 @@ from handoff.bootstrap import get_human_inbound
 from handoff.domain.auth import Caller
 from handoff.entrypoints.responses import handle, json_response
 
-bp = func.Blueprint()  # type: ignore[no-untyped-call]  # azure.functions leaves Blueprint.__init__ unannotated
+bp = func.Blueprint()
 
 
 @bp.route(route="webhooks/{backendName}", methods=["POST"], auth_level=func.AuthLevel.ANONYMOUS)
