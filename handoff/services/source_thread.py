@@ -139,12 +139,10 @@ class SourceThread:
         except AgentCallError as exc:
             log.info("hand-back %s of %s left to the queue: %s", handback.seq, handoff_id, exc.reason)
 
-    def post_notice(self, record: HandoffRecord, step: str, text: str) -> bool:
-        """Post ``text`` into A's thread unless a message with its marker is there; False when A has no
-        thread the broker can post into."""
+    def post_notice(self, record: HandoffRecord, step: str, text: str) -> None:
+        """Post ``text`` into A's thread unless a message with its marker is there (nothing when A has no
+        thread the broker can post into)."""
         source_thread = record.stored.request.source.thread_id
         source = self.ctx.registry.find(record.stored.source_agent)
-        if not source_thread or source is None or source.is_a2a:
-            return False
-        post_once(self.ctx.agents, source, source_thread, marker(record.id, step), text)
-        return True
+        if source_thread and source is not None and not source.is_a2a:
+            post_once(self.ctx.agents, source, source_thread, marker(record.id, step), text)
