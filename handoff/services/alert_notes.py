@@ -29,7 +29,7 @@ from handoff.domain.messages import marker
 from handoff.domain.records import AgentCallError, HandoffRecord
 from handoff.domain.registry import Registry
 from handoff.ports import AgentGateway, AlertStore, DeliveryQueue, HandoffStore
-from handoff.services.handoffs import backoff_seconds
+from handoff.services.policy import backoff_seconds
 from handoff.settings import Settings
 
 log = logging.getLogger("handoff")

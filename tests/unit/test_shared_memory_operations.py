@@ -10,7 +10,7 @@ import pytest
 
 from handoff.domain.errors import NotFound, Unprocessable
 from handoff.domain.shared_memory.writes import WriteError, write_key
-from handoff.services.handoffs import GIVE_UP_AFTER, MAX_SWEEPS
+from handoff.services.policy import GIVE_UP_AFTER, MAX_SWEEPS
 from tests.unit.memory.shared_memory import make_record
 from tests.unit.memory.shared_memory_world import (
     H1,

@@ -18,7 +18,7 @@ from handoff.entrypoints.openapi.parts import (
     json_response,
     problem,
 )
-from handoff.services.handoffs import AUDIT_PAGE
+from handoff.services.queries import AUDIT_PAGE
 
 CREATE = {
     "operationId": "createHandoff",

@@ -15,7 +15,7 @@ from handoff.domain.shared_memory.human_entries import (
     human_entry_message,
 )
 from handoff.ports import AgentGateway, DeliveryQueue, HandoffStore
-from handoff.services.handoffs import backoff_seconds
+from handoff.services.policy import backoff_seconds
 from handoff.settings import Settings
 
 log = logging.getLogger("handoff")

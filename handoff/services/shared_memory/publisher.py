@@ -12,7 +12,7 @@ from handoff.domain.registry import Registry
 from handoff.domain.shared_memory.config import Backend
 from handoff.domain.shared_memory.destinations import known_destination
 from handoff.ports import DeliveryQueue, DestinationIndex, HandoffStore
-from handoff.services.handoffs import utcnow
+from handoff.services.context import utcnow
 
 log = logging.getLogger("handoff")
 # Only these event details travel in queue messages and audit records (secret-free by construction).

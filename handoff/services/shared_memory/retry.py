@@ -11,7 +11,7 @@ from handoff.domain.records import HandoffRecord
 from handoff.domain.shared_memory.config import Backend
 from handoff.domain.shared_memory.writes import WriteError, WriteOrder
 from handoff.ports import DeliveryQueue, HandoffStore, WriteStateStore
-from handoff.services.handoffs import backoff_seconds
+from handoff.services.policy import backoff_seconds
 from handoff.services.shared_memory.ledger import WriteLedger
 from handoff.settings import Settings
 

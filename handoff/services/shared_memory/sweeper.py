@@ -11,7 +11,7 @@ from datetime import datetime, timedelta
 from handoff.domain.auth import SYSTEM
 from handoff.domain.shared_memory.writes import WriteRow, parse_time
 from handoff.ports import DeliveryQueue, HandoffStore, WriteStateStore
-from handoff.services.handoffs import GIVE_UP_AFTER, MAX_SWEEPS, SweepReport
+from handoff.services.policy import GIVE_UP_AFTER, MAX_SWEEPS, SweepReport
 from handoff.services.shared_memory.ledger import WriteLedger
 from handoff.settings import Settings
 

@@ -12,7 +12,8 @@ from typing import Any
 from handoff.domain.registry import Registry
 from handoff.domain.shared_memory.writes import SETTLED, WriteError, WriteOrder, write_key
 from handoff.ports import DeliveryQueue, DestinationIndex, HandoffStore, Writers, WriteStateStore
-from handoff.services.handoffs import SweepReport, utcnow
+from handoff.services.context import utcnow
+from handoff.services.policy import SweepReport
 from handoff.services.shared_memory.attempt import WriteAttempt
 from handoff.services.shared_memory.jobs import JobBuilder
 from handoff.services.shared_memory.ledger import WriteLedger, record_of
