@@ -162,6 +162,13 @@ class World:
         delayed message)."""
         return self.queue.drain(self.process, limit=limit)
 
+    def step(self) -> dict[str, Any]:
+        """Run the next message (moving the clock to it when it is delayed); returns it."""
+        queued = self.queue.take()
+        assert queued is not None, "the queue is empty"
+        self.process(queued.message, queued.dequeue_count)
+        return queued.message
+
     def run_visible(self) -> list[dict[str, Any]]:
         """Run only the messages visible now."""
         return self.queue.drain(self.process, advance=False)

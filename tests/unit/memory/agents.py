@@ -109,6 +109,8 @@ class MemoryAgentGateway:
         self.trigger_answers_thread = True
         # Whether a posted message's id comes back in the answer.
         self.answers_message_ids = True
+        # Called with the operation's name at the start of every call (a test's hook: a stall, a race).
+        self.on_call: Callable[[str], None] | None = None
         self._ids = itertools.count(1)
         self._last_time: datetime | None = None
 
@@ -220,6 +222,8 @@ class MemoryAgentGateway:
 
     def _call(self, op: str, agent: Any, thread_id: str | None = None, since: datetime | None = None) -> None:
         self.calls.append(Call(op, agent.name, thread_id, since))
+        if self.on_call is not None:
+            self.on_call(op)
         self.faults.before(op)
 
     def _threads_of(self, agent: str) -> list[MemoryThread]:
