@@ -1,4 +1,4 @@
-"""Composition root: builds the service from settings once per process.
+"""Composition root: builds the use cases from settings once per process.
 
 Azure SDKs are imported here lazily, on the first request, so importing ``function_app`` stays cheap
 (cold start on a serverless plan).
@@ -8,13 +8,16 @@ from __future__ import annotations
 
 import logging
 import threading
+from collections.abc import Callable
 from functools import lru_cache
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from handoff.domain.auth import Authorizer, KeyRing, RateLimiter
 from handoff.domain.redaction import install_log_redaction
 from handoff.domain.registry import Registry
-from handoff.services.handoffs import HandoffService
+from handoff.domain.work import WORK_KINDS, Work
+from handoff.services.handoffs import Handoffs, HandoffService, build_handoffs
+from handoff.services.worker import Worker
 from handoff.settings import get_settings
 
 if TYPE_CHECKING:
@@ -63,37 +66,40 @@ def validate_startup() -> None:
         log.error("key setting %s is unset or shorter than 16 characters: that key is refused", setting)
 
 
-_service: HandoffService | None = None
+_handoffs: Handoffs | None = None
 _alert_service: AlertService | None = None
 _human_inbound: HumanInbound | None = None
 
 
-def get_service() -> HandoffService:
-    """The process-wide service with its storage, queue and agent adapters (built on first use)."""
-    global _service
-    if _service is None:
+def get_handoffs() -> Handoffs:
+    """The process-wide handoff use cases with their storage, queue and agent adapters (built on first
+    use, together with the alerts and human-entry use cases whose work the delivery worker runs)."""
+    global _handoffs
+    if _handoffs is None:
         with _lock:  # the worker runs functions on several threads; build once
-            if _service is None:
-                _service = _build_service()
-    return _service
+            if _handoffs is None:
+                _handoffs = _build()
+    return _handoffs
 
 
 def get_alert_service() -> AlertService:
-    """The Azure Monitor alerts use cases (they share the service's storage, queue and agents)."""
-    get_service()
-    assert _alert_service is not None
+    """The Azure Monitor alerts use cases (they share the handoffs' storage, queue and agents)."""
+    get_handoffs()
+    if _alert_service is None:  # pragma: no cover - built with the handoffs
+        raise RuntimeError("the alerts use cases were not built")
     return _alert_service
 
 
 def get_human_inbound() -> HumanInbound:
     """Humans in the loop: signed webhooks in, human entries into the agents' threads."""
-    get_service()
-    assert _human_inbound is not None
+    get_handoffs()
+    if _human_inbound is None:  # pragma: no cover - built with the handoffs
+        raise RuntimeError("the human-entry use cases were not built")
     return _human_inbound
 
 
-def _build_service() -> HandoffService:
-    global _alert_service
+def _build() -> Handoffs:
+    global _alert_service, _human_inbound
     from handoff.adapters.a2a_client import A2AClientGateway
     from handoff.adapters.azure_storage.alerts import TableAlertStore
     from handoff.adapters.azure_storage.chains import TableChainStore
@@ -122,15 +128,14 @@ def _build_service() -> HandoffService:
     store = TableHandoffStore(clients, probe=StorageClients(settings, fast=True))
     credential = make_credential(settings)
     http = make_http_client(settings.http_timeout_seconds, EgressPolicy.from_settings(settings))
-    agents = SreAgentGateway(settings, credential, http)
     inbound = TableInboundStore(clients)
     history = TableHistoryIndex(clients, registry)
-    service = HandoffService(
+    handoffs = build_handoffs(
         settings=settings,
         registry=registry,
         store=store,
         queue=delivery_queue(clients),
-        agents=agents,
+        agents=SreAgentGateway(settings, credential, http),
         chains=TableChainStore(clients),
         remote_agents=A2AClientGateway(settings, credential),
         lifecycle=SharedMemoryPublisher(
@@ -142,12 +147,24 @@ def _build_service() -> HandoffService:
         history=history,
         authorizer=Authorizer(registry),
     )
-    # Built with the service because the delivery worker runs the alert notes' queue work.
-    _alert_service = AlertService(service, TableAlertStore(clients))
-    # Likewise the human entries people write on the records the broker writes to (humanEntry).
-    global _human_inbound
-    _human_inbound = HumanInbound(service, inbound, history)
-    return service
+    # Built with the handoffs because the delivery worker runs their queue work: the alert notes
+    # (alertNote, alertResolved) and the human entries people write on the records the broker writes to
+    # (humanEntry).
+    host = HandoffService(handoffs)
+    _alert_service = AlertService(host, TableAlertStore(clients))
+    _human_inbound = HumanInbound(host, inbound, history)
+    for op, handler in host.op_handlers.items():
+        _register_raw(handoffs.worker, op, handler)
+    return handoffs
+
+
+def _register_raw(worker: Worker, op: str, handler: Callable[[dict[str, Any], int], None]) -> None:
+    """Register a handler that takes the message as its wire ``dict``."""
+
+    def run(message: Work, dequeue_count: int) -> None:
+        handler(message.wire(), dequeue_count)
+
+    worker.register(WORK_KINDS[op], run)
 
 
 @lru_cache(maxsize=1)
@@ -162,12 +179,11 @@ def get_shared_memory() -> SharedMemoryService:
     from handoff.settings import SHARED_MEMORY_POISON_QUEUE, SHARED_MEMORY_QUEUE
 
     settings = get_settings()
-    service = get_service()
     clients = StorageClients(settings)
     return SharedMemoryService(
         settings=settings,
         registry=get_registry(),
-        store=service.store,
+        store=get_handoffs().context.store,
         queue=StorageQueue(clients, SHARED_MEMORY_QUEUE, SHARED_MEMORY_POISON_QUEUE),
         state=TableWriteState(clients),
         http=make_http_client(settings.shared_memory_timeout_seconds, EgressPolicy.from_settings(settings)),

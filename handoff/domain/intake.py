@@ -23,9 +23,22 @@ import math
 import re
 import sys
 from collections.abc import Iterator
-from typing import Any
+from typing import Any, TypeVar
 
-from handoff.domain.errors import BadRequest, FieldError, Problem, Unprocessable, check_body_size
+from pydantic import BaseModel, ValidationError
+
+from handoff.domain.errors import (
+    BadRequest,
+    FieldError,
+    Problem,
+    Unprocessable,
+    check_body_size,
+    single_field,
+)
+from handoff.domain.models import field_errors
+from handoff.domain.redaction import redact_model
+
+ModelT = TypeVar("ModelT", bound=BaseModel)
 
 MAX_DEPTH = 32
 """Most arrays and objects nested in one another in a document the broker accepts (the outermost
@@ -234,3 +247,36 @@ def load_queue_message(body: bytes, what: str = "queue message") -> dict[str, An
             f"{what} is not a JSON object", errors=[FieldError(field="/", message="not a JSON object")]
         )
     return message
+
+
+# ---------------------------------------------------------------- request bodies
+
+MAX_BODY_BYTES = 256 * 1024
+"""The largest REST (and MCP tool argument) body the broker reads."""
+
+
+def parse_body(body: bytes, model: type[ModelT]) -> ModelT:
+    """Parse a JSON request body into ``model``: 413 when too large, 400 when not JSON, 422 when it breaks
+    the schema or the intake limits (nesting depth, finite numbers, text)."""
+    data = load_json(body, limit_bytes=MAX_BODY_BYTES)
+    if not isinstance(data, dict):
+        raise single_field(Unprocessable, "/", "must be a JSON object")
+    try:
+        return model.model_validate(data)
+    except ValidationError as exc:
+        errors = field_errors(exc)
+        summary = "; ".join(f"{e.field}: {e.message}" for e in errors[:5])
+        raise Unprocessable(summary, errors=errors) from None
+
+
+def redacted(model: ModelT, fields: tuple[str, ...]) -> tuple[ModelT, dict[str, int]]:
+    """:func:`~handoff.domain.redaction.redact_model`, with a value that cannot be kept valid once its
+    secret is cut out refused as 422 naming the field (never a 500)."""
+    try:
+        return redact_model(model, fields)
+    except ValidationError as exc:
+        errors = [
+            FieldError(field=e.field, message="holds what looks like a secret; remove it")
+            for e in field_errors(exc)
+        ]
+        raise Unprocessable("; ".join(f"{e.field}: {e.message}" for e in errors[:5]), errors=errors) from None

@@ -6,13 +6,13 @@ import re
 
 import azure.functions as func
 
-from handoff.bootstrap import get_service
+from handoff.bootstrap import get_handoffs
 from handoff.domain.auth import Caller
 from handoff.domain.errors import BadRequest, FieldError
 from handoff.entrypoints.responses import REST_AUTH_LEVEL, handle, json_response
-from handoff.services.handoffs import AUDIT_PAGE
+from handoff.services.queries import AUDIT_PAGE
 
-bp = func.Blueprint()
+bp = func.Blueprint()  # type: ignore[no-untyped-call]  # azure.functions ships no type hints here
 
 
 @bp.route(route="handoffs", methods=["POST"], auth_level=REST_AUTH_LEVEL)
@@ -20,7 +20,9 @@ def create_handoff(req: func.HttpRequest) -> func.HttpResponse:
     """Accept a handoff: 202 with its id and Location (200 when an Idempotency-Key replays)."""
 
     def action(caller: Caller) -> func.HttpResponse:
-        view, created = get_service().accept(req.get_body(), caller, req.headers.get("Idempotency-Key"))
+        view, created = get_handoffs().intake.accept(
+            req.get_body(), caller, req.headers.get("Idempotency-Key")
+        )
         return json_response(view, 202 if created else 200, {"Location": view.links["self"]})
 
     return handle(req, action)
@@ -29,7 +31,9 @@ def create_handoff(req: func.HttpRequest) -> func.HttpResponse:
 @bp.route(route="handoffs/{id}", methods=["GET"], auth_level=REST_AUTH_LEVEL)
 def get_handoff(req: func.HttpRequest) -> func.HttpResponse:
     """The handoff: status, both threads with deep links, context, attempts and hand-backs."""
-    return handle(req, lambda caller: json_response(get_service().get(req.route_params["id"], caller)))
+    return handle(
+        req, lambda caller: json_response(get_handoffs().queries.get(req.route_params["id"], caller))
+    )
 
 
 @bp.route(route="handoffs/{id}/audit", methods=["GET"], auth_level=REST_AUTH_LEVEL)
@@ -39,7 +43,7 @@ def get_handoff_audit(req: func.HttpRequest) -> func.HttpResponse:
     def action(caller: Caller) -> func.HttpResponse:
         top = page_size(req.params.get("top"), AUDIT_PAGE)
         token = req.params.get("continuationToken")
-        return json_response(get_service().audit(req.route_params["id"], caller, top, token))
+        return json_response(get_handoffs().queries.audit(req.route_params["id"], caller, top, token))
 
     return handle(req, action)
 
@@ -48,7 +52,7 @@ def get_handoff_audit(req: func.HttpRequest) -> func.HttpResponse:
 def verify_handoff_audit(req: func.HttpRequest) -> func.HttpResponse:
     """Recompute the audit's hash chain: valid, or the first sequence number where it breaks."""
     return handle(
-        req, lambda caller: json_response(get_service().verify_audit(req.route_params["id"], caller))
+        req, lambda caller: json_response(get_handoffs().queries.verify_audit(req.route_params["id"], caller))
     )
 
 
@@ -69,7 +73,7 @@ def hand_back(req: func.HttpRequest) -> func.HttpResponse:
     """Take the target agent's findings and queue their delivery into the source thread."""
 
     def action(caller: Caller) -> func.HttpResponse:
-        view, created = get_service().hand_back(
+        view, created = get_handoffs().handbacks.hand_back(
             req.route_params["id"], req.get_body(), caller, req.headers.get("Idempotency-Key")
         )
         return json_response(view, 202 if created else 200, {"Location": view.links["self"]})
@@ -82,7 +86,7 @@ def retry_handoff(req: func.HttpRequest) -> func.HttpResponse:
     """Operators: queue the handoff's failed steps again (202), or nothing when none failed (200)."""
 
     def action(caller: Caller) -> func.HttpResponse:
-        view, steps = get_service().retry(req.route_params["id"], caller)
+        view, steps = get_handoffs().sweeper.retry(req.route_params["id"], caller)
         retried = [{key: value for key, value in step.items() if key != "op"} for step in steps]
         body = {"handoffId": view.id, "status": view.status, "retried": retried}
         return json_response(body, 202 if steps else 200, {"Location": view.links["self"]})
@@ -96,7 +100,9 @@ def thread_links(req: func.HttpRequest) -> func.HttpResponse:
     params = req.route_params
     return handle(
         req,
-        lambda caller: json_response(get_service().thread_links(params["agent"], params["threadId"], caller)),
+        lambda caller: json_response(
+            get_handoffs().queries.thread_links(params["agent"], params["threadId"], caller)
+        ),
     )
 
 
@@ -112,7 +118,7 @@ def links(req: func.HttpRequest) -> func.HttpResponse:
                 f"missing query parameter(s): {', '.join(missing)}",
                 errors=[FieldError(field=name, message="required query parameter") for name in missing],
             )
-        return json_response(get_service().thread_links(agent or "", thread_id or "", caller))
+        return json_response(get_handoffs().queries.thread_links(agent or "", thread_id or "", caller))
 
     return handle(req, action)
 
@@ -123,7 +129,7 @@ def health(req: func.HttpRequest) -> func.HttpResponse:
 
     def action(_caller: Caller) -> func.HttpResponse:
         try:
-            result = get_service().health()
+            result = get_handoffs().queries.health()
         except Exception:  # the service itself could not be built: storage unreachable at start
             return json_response({"status": "unhealthy", "storage": "unreachable"}, 503)
         return json_response(result, 200 if result.status == "healthy" else 503)

@@ -33,7 +33,7 @@ from pydantic import ConfigDict
 from starlette.responses import PlainTextResponse
 from starlette.types import Receive, Scope, Send
 
-from handoff.bootstrap import get_service
+from handoff.bootstrap import get_handoffs
 from handoff.entrypoints.mcp_tools import TOOLS, ToolSpec, allowed_hosts, call_tool
 from handoff.entrypoints.responses import caller_of_headers, to_problem
 from handoff.settings import Settings, get_settings
@@ -79,7 +79,7 @@ def _tool(spec: ToolSpec) -> Tool:
         instance = f"{settings.base_url}/api/mcp#{spec.name}"
         # Storage and agent calls block: run them off the event loop, as the SDK runs sync tools.
         outcome = await anyio.to_thread.run_sync(
-            functools.partial(call_tool, spec, arguments, caller, get_service, instance, to_problem)
+            functools.partial(call_tool, spec, arguments, caller, get_handoffs, instance, to_problem)
         )
         return CallToolResult(
             content=[TextContent(type="text", text=outcome.text)],

@@ -5,7 +5,7 @@ An SRE Agent reaches the broker through an MCP connector (served by
 to ~80 others for the model's attention, so each description says what the tool does and when to pick
 it. Argument schemas are the REST API's own models (:class:`~handoff.domain.models.HandoffRequest`,
 :class:`~handoff.domain.models.HandbackRequest`), so the two surfaces cannot drift, and every tool calls the
-same service method as its REST twin with the caller built by the same rule.
+same use case as its REST twin with the caller built by the same rule.
 
 This module imports no MCP SDK; it is plain domain code that the MCP entrypoint wraps.
 """
@@ -23,8 +23,9 @@ from pydantic import BaseModel, Field
 from handoff.domain.auth import Caller
 from handoff.domain.errors import FieldError, Problem
 from handoff.domain.history import HistoryQuery
+from handoff.domain.intake import parse_body
 from handoff.domain.models import HandbackRequest, HandoffRequest, PathSegmentId, ShortText, WireModel
-from handoff.services.handoffs import HandoffService, parse_body
+from handoff.services.handoffs import Handoffs
 from handoff.settings import Settings
 
 MCP_ROUTE = "mcp"
@@ -108,7 +109,7 @@ class ToolSpec:
     title: str
     description: str
     arguments: type[WireModel]
-    run: Callable[[HandoffService, Caller, Any], BaseModel]
+    run: Callable[[Handoffs, Caller, Any], BaseModel]
     read_only: bool
 
     def input_schema(self) -> dict[str, Any]:
@@ -116,26 +117,26 @@ class ToolSpec:
         return self.arguments.model_json_schema(by_alias=True)
 
 
-def _create(service: HandoffService, caller: Caller, args: HandoffCreateArguments) -> BaseModel:
-    view, _created = service.accept_request(args.request(), caller, args.idempotency_key)
+def _create(handoffs: Handoffs, caller: Caller, args: HandoffCreateArguments) -> BaseModel:
+    view, _created = handoffs.intake.accept_request(args.request(), caller, args.idempotency_key)
     return view
 
 
-def _get(service: HandoffService, caller: Caller, args: HandoffRef) -> BaseModel:
-    return service.get(args.handoff_id, caller)
+def _get(handoffs: Handoffs, caller: Caller, args: HandoffRef) -> BaseModel:
+    return handoffs.queries.get(args.handoff_id, caller)
 
 
-def _hand_back(service: HandoffService, caller: Caller, args: HandbackArguments) -> BaseModel:
-    record = service.readable_record(args.handoff_id, caller, "hand back on")
-    view, _created = service.hand_back_request(record, args.request(), caller)
+def _hand_back(handoffs: Handoffs, caller: Caller, args: HandbackArguments) -> BaseModel:
+    record = handoffs.queries.readable_record(args.handoff_id, caller, "hand back on")
+    view, _created = handoffs.handbacks.hand_back_request(record, args.request(), caller)
     return view
 
 
-def _links(service: HandoffService, caller: Caller, args: ThreadRef) -> BaseModel:
-    return service.thread_links(args.agent, args.thread_id, caller)
+def _links(handoffs: Handoffs, caller: Caller, args: ThreadRef) -> BaseModel:
+    return handoffs.queries.thread_links(args.agent, args.thread_id, caller)
 
 
-def _agents(service: HandoffService, _caller: Caller, _args: NoArguments) -> BaseModel:
+def _agents(handoffs: Handoffs, _caller: Caller, _args: NoArguments) -> BaseModel:
     return AgentList(
         agents=[
             AgentSummary(
@@ -145,13 +146,13 @@ def _agents(service: HandoffService, _caller: Caller, _args: NoArguments) -> Bas
                 resource_id=agent.resource_id,
                 delivery=agent.delivery.mode,
             )
-            for agent in service.registry.agents
+            for agent in handoffs.context.registry.agents
         ]
     )
 
 
-def _history(service: HandoffService, caller: Caller, args: HistoryQuery) -> BaseModel:
-    return service.search_history(args, caller)
+def _history(handoffs: Handoffs, caller: Caller, args: HistoryQuery) -> BaseModel:
+    return handoffs.queries.search_history(args, caller)
 
 
 TOOLS: tuple[ToolSpec, ...] = (
@@ -248,17 +249,17 @@ def call_tool(
     spec: ToolSpec,
     arguments: Mapping[str, Any],
     caller: Callable[[], Caller],
-    service: Callable[[], HandoffService],
+    handoffs: Callable[[], Handoffs],
     instance: str,
     to_problem: Callable[[Exception, str], Problem],
 ) -> ToolOutcome:
     """Run a tool the way the REST API runs a request: identify the caller (a refusal, such as an unknown
     key or the rate limit, is the tool's error), parse the arguments with the REST parser (same size
-    limit and field errors), call the service, and turn any failure into its problem."""
+    limit and field errors), call the use case, and turn any failure into its problem."""
     try:
         who = caller()
         args = parse_body(json.dumps(dict(arguments)).encode(), spec.arguments)
-        result = spec.run(service(), who, args)
+        result = spec.run(handoffs(), who, args)
     except Exception as exc:
         problem = to_problem(exc, instance)
         return ToolOutcome(False, problem.to_json(instance), problem_text(problem))

@@ -92,7 +92,7 @@ _TOO_DEEP = (
 def openapi_document() -> dict[str, Any]:
     """The API description (routes, request and response schemas, problem responses)."""
     from handoff.domain.history import HistoryPage
-    from handoff.services.handoffs import AUDIT_PAGE
+    from handoff.services.queries import AUDIT_PAGE
 
     models = [
         HandoffRequest,

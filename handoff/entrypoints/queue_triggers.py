@@ -6,25 +6,27 @@ import logging
 
 import azure.functions as func
 
-from handoff.bootstrap import get_service, get_shared_memory
+from handoff.bootstrap import get_handoffs, get_shared_memory
 from handoff.domain.errors import Problem
 from handoff.domain.intake import load_queue_message
 from handoff.settings import DELIVERY_QUEUE, STORAGE_CONNECTION, get_settings
 
 log = logging.getLogger("handoff")
-bp = func.Blueprint()
+bp = func.Blueprint()  # type: ignore[no-untyped-call]  # azure.functions ships no type hints here
 
 
 @bp.queue_trigger(arg_name="msg", queue_name=DELIVERY_QUEUE, connection=STORAGE_CONNECTION)
 def deliver(msg: func.QueueMessage) -> None:
-    """Deliver a handoff or a hand-back; transient failures are rescheduled by the service."""
+    """Run one delivery-queue message (a delivery, a hand-back, a follow-up, an alert note or a human
+    entry); transient failures are rescheduled by the worker."""
+    handoffs = get_handoffs()
     try:
         message = load_queue_message(msg.get_body(), "delivery message")
     except Problem as problem:
         log.error("delivery message %s: %s; moving it to the poison queue", msg.id, problem.detail)
-        get_service().queue.send_poison({"reason": problem.detail[:500], "messageId": msg.id})
+        handoffs.context.queue.send_poison({"reason": problem.detail[:500], "messageId": msg.id})
         return
-    get_service().process(message, msg.dequeue_count or 1)
+    handoffs.worker.process(message, msg.dequeue_count or 1)
 
 
 # Read when the app is indexed (HANDOFF_SWEEP_SCHEDULE; every 30 seconds by default).
@@ -32,7 +34,7 @@ def deliver(msg: func.QueueMessage) -> None:
 def sweep(timer: func.TimerRequest) -> None:
     """Re-queue stranded work (a delivery, cross-link, hand-back or shared-memory write nobody is
     doing), so nothing accepted is lost when a worker dies between two steps."""
-    report = get_service().sweep()
+    report = get_handoffs().sweeper.sweep()
     if report.requeued or report.gave_up or report.errors:
         log.warning(
             "sweep: re-queued %d stranded steps, gave up on %d handoffs, %d handoffs could not be swept",

@@ -6,12 +6,11 @@ import logging
 
 import azure.functions as func
 
-from handoff.bootstrap import get_service, get_shared_memory
+from handoff.bootstrap import get_handoffs, get_shared_memory
 from handoff.domain.auth import Caller
 from handoff.domain.errors import BadRequest, FieldError, Problem
-from handoff.domain.intake import load_json, load_queue_message
+from handoff.domain.intake import MAX_BODY_BYTES, load_json, load_queue_message
 from handoff.entrypoints.responses import REST_AUTH_LEVEL, handle, json_response
-from handoff.services.handoffs import MAX_BODY_BYTES
 from handoff.settings import SHARED_MEMORY_QUEUE, STORAGE_CONNECTION
 
 log = logging.getLogger("handoff")
@@ -36,7 +35,7 @@ def shared_memory_writes(req: func.HttpRequest) -> func.HttpResponse:
 
     def action(caller: Caller) -> func.HttpResponse:
         handoff_id = req.route_params["id"]
-        get_service().readable_record(handoff_id, caller, "read the shared-memory writes of")
+        get_handoffs().queries.readable_record(handoff_id, caller, "read the shared-memory writes of")
         service = get_shared_memory()
         return json_response({"handoffId": handoff_id, "writes": service.writes(handoff_id)})
 
@@ -49,8 +48,9 @@ def replay_shared_memory(req: func.HttpRequest) -> func.HttpResponse:
 
     def action(caller: Caller) -> func.HttpResponse:
         handoff_id = req.route_params["id"]
-        get_service().readable_record(handoff_id, caller, "replay the shared-memory writes of")
-        get_service().authorizer.require_operator(caller, "replay shared-memory writes", handoff_id)
+        handoffs = get_handoffs()
+        handoffs.queries.readable_record(handoff_id, caller, "replay the shared-memory writes of")
+        handoffs.context.authorizer.require_operator(caller, "replay shared-memory writes", handoff_id)
         body = req.get_body()
         backend = None
         if body.strip():

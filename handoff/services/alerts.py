@@ -38,7 +38,8 @@ from handoff.domain.models import HandoffRequest, SourceRef, TargetRef, WireMode
 from handoff.domain.records import AgentCallError, HandoffRecord
 from handoff.domain.registry import AlertRoute
 from handoff.ports import AlertStore
-from handoff.services.handoffs import HandoffService, backoff_seconds
+from handoff.services.handoffs import HandoffService
+from handoff.services.policy import backoff_seconds
 
 log = logging.getLogger("handoff")
 

@@ -472,7 +472,7 @@ class HumanInbound:
 
     def process(self, message: dict[str, Any], dequeue_count: int = 1) -> None:
         """Post one entry into the threads listed in the message, each at most once (marker check)."""
-        from handoff.services.handoffs import backoff_seconds
+        from handoff.services.policy import backoff_seconds
 
         handoff_id = str(message.get("handoffId", ""))
         entry = message.get("entry")

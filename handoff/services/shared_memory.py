@@ -26,8 +26,9 @@ from handoff.domain.registry import Registry
 from handoff.domain.shared_memory.content import ChainStep, build_note
 from handoff.domain.shared_memory.writes import WriteError, WriteJob
 from handoff.ports import CoordinationState, DeliveryQueue, DestinationIndex, HandoffStore
-from handoff.services.handoffs import GIVE_UP_AFTER, MAX_SWEEPS, SweepReport, backoff_seconds, utcnow
+from handoff.services.context import utcnow
 from handoff.services.human_entries import destination_key, index_record, known_destination
+from handoff.services.policy import GIVE_UP_AFTER, MAX_SWEEPS, SweepReport, backoff_seconds
 from handoff.settings import Settings
 
 log = logging.getLogger("handoff")

@@ -16,9 +16,9 @@ import pytest
 from azure.storage.queue import QueueClient, TextBase64DecodePolicy, TextBase64EncodePolicy
 
 from handoff.adapters.azure_storage.handoffs import StorageClients, TableHandoffStore, delivery_queue
-from handoff.domain.intake import MAX_DEPTH
+from handoff.domain.intake import MAX_BODY_BYTES, MAX_DEPTH
 from handoff.domain.registry import Registry
-from handoff.services.handoffs import MAX_BODY_BYTES, HandoffService
+from handoff.services.handoffs import build_handoffs
 from handoff.settings import DELIVERY_POISON_QUEUE, DELIVERY_QUEUE, Settings
 from tests.e2e.helpers import handback_body, handoff_body, messages_mentioning, threads_mentioning
 
@@ -379,10 +379,10 @@ def test_the_hardest_allowed_handoff_is_read_delivered_handed_back_audited_and_s
     store = OnlyThis(clients)
     store.update_state(handoff_id, strand)
     later = datetime.now(UTC) + timedelta(seconds=settings.sweep_after_seconds + 60)
-    sweeper = HandoffService(
+    sweeper = build_handoffs(
         settings=settings, registry=Registry.from_data(registry_config), store=store,
         queue=delivery_queue(clients), agents=None, clock=lambda: later,  # type: ignore[arg-type]
-    )  # fmt: skip
+    ).sweeper  # fmt: skip
     report = sweeper.sweep()
     assert (report.requeued, report.gave_up, report.errors) == (1, 0, 0)
     broker.wait_for(handoff_id, lambda v: v["handbacks"][0]["delivery"] == "posted", 30)

@@ -10,8 +10,9 @@ import pytest
 from azure.data.tables import TableClient
 
 from handoff.adapters.azure_storage.handoffs import SECRET_PARTITION
+from handoff.domain.ids import idempotent_id
 from handoff.domain.messages import marker
-from handoff.services.handoffs import IDEMPOTENCY_SECRET, idempotent_id
+from handoff.services.intake import IDEMPOTENCY_SECRET
 from handoff.settings import HANDOFF_TABLE
 from tests.e2e.helpers import SUB, handback_body, handoff_body, messages_mentioning
 from tests.support.rendering import (

@@ -16,7 +16,9 @@ from handoff.domain.errors import Forbidden, NotFound
 from handoff.domain.models import HandoffRequest
 from handoff.domain.records import HandbackDelivery, HandoffState, StoredRequest, has_pending_work
 from handoff.domain.registry import Registry
-from handoff.services.handoffs import _HELD, GIVE_UP_AFTER, MAX_SWEEPS, HandoffService
+from handoff.services.handoffs import Handoffs, build_handoffs
+from handoff.services.policy import GIVE_UP_AFTER, MAX_SWEEPS
+from handoff.services.state_writes import acquire_lease, holding, lease_duration, touch
 from handoff.settings import Settings
 from tests.e2e.helpers import handoff_body
 
@@ -82,8 +84,8 @@ def world(azurite, registry_config):
     store = _Mine(clients)
     clock = _Clock()
 
-    def service(agents: Any = None, queue: _Queue | None = None) -> HandoffService:
-        return HandoffService(
+    def service(agents: Any = None, queue: _Queue | None = None) -> Handoffs:
+        return build_handoffs(
             settings=settings, registry=Registry.from_data(registry_config), store=store,
             queue=queue or _Queue(), agents=agents or _Agents(), clock=clock,
         )  # fmt: skip
@@ -117,11 +119,11 @@ def test_a_worker_that_lost_its_lease_stops_before_calling_the_agent(world):
     taken: list[str] = []
 
     def stall() -> None:
-        clock.now += worker_a.lease + timedelta(seconds=1)
-        taken.append(worker_b._acquire_lease(handoff_id))
+        clock.now += lease_duration(worker_a.context.settings) + timedelta(seconds=1)
+        taken.append(acquire_lease(worker_b.context, handoff_id))
 
     agents_a.on_find = stall
-    worker_a.process({"op": "deliver", "handoffId": handoff_id, "attempt": 1})
+    worker_a.worker.process({"op": "deliver", "handoffId": handoff_id, "attempt": 1})
 
     assert agents_a.created == []
     state = _state(store, handoff_id)
@@ -132,20 +134,19 @@ def test_each_state_write_of_the_worker_renews_its_lease(world):
     service, store, clock = world
     handoff_id = _store(store, HandoffState(updated_at=clock.now))
     worker = service()
-    token = worker._acquire_lease(handoff_id)
+    token = acquire_lease(worker.context, handoff_id)
     taken = _state(store, handoff_id).lease_until
     clock.now += timedelta(seconds=45)  # working: a slow call
-    held = _HELD.set((handoff_id, token))
-    try:
-        worker._touch(handoff_id, lambda s: setattr(s, "last_error", "still working"))
-    finally:
-        _HELD.reset(held)
+    with holding(handoff_id, token):
+        touch(worker.context, handoff_id, lambda s: setattr(s, "last_error", "still working"))
     state = _state(store, handoff_id)
-    assert taken is not None and state.lease_until == clock.now + worker.lease > taken
+    assert (
+        taken is not None and state.lease_until == clock.now + lease_duration(worker.context.settings) > taken
+    )
     assert state.lease_owner == token
     # Writes of anyone else (an HTTP request, the sweeper) neither check nor renew it.
     clock.now += timedelta(seconds=5)
-    worker._touch(handoff_id, lambda s: setattr(s, "last_error", "someone else"))
+    touch(worker.context, handoff_id, lambda s: setattr(s, "last_error", "someone else"))
     assert _state(store, handoff_id).lease_until == state.lease_until
 
 
@@ -164,8 +165,8 @@ def test_the_sweeper_covers_pending_cross_links(world):
     assert not has_pending_work(_state(store, done))
     queue = _Queue()
     sweeper = service(queue=queue)
-    clock.now += timedelta(seconds=sweeper.settings.sweep_after_seconds + 1)
-    assert sweeper.sweep().requeued == 1
+    clock.now += timedelta(seconds=sweeper.context.settings.sweep_after_seconds + 1)
+    assert sweeper.sweeper.sweep().requeued == 1
     assert queue.sent == [{"op": "deliver", "handoffId": handoff_id, "attempt": 1}]
 
 
@@ -174,21 +175,21 @@ def test_the_sweeper_leaves_a_scheduled_retry_and_a_live_lease_alone(world):
     t0 = clock.now
     queue = _Queue()
     sweeper = service(queue=queue)
-    after = timedelta(seconds=sweeper.settings.sweep_after_seconds)
+    after = timedelta(seconds=sweeper.context.settings.sweep_after_seconds)
     # A 429 asked for ten minutes: the worker scheduled its retry then.
     waiting = _store(store, HandoffState(updated_at=t0, retry_at=t0 + timedelta(minutes=10)))
     # A worker holds the lease (it is in a slow call, or it died and the lease has yet to run out).
     busy = _store(store, HandoffState(updated_at=t0, lease_until=t0 + timedelta(minutes=5)))
     clock.now = t0 + after + timedelta(seconds=1)
-    assert sweeper.sweep().requeued == 0
+    assert sweeper.sweeper.sweep().requeued == 0
     clock.now = t0 + timedelta(minutes=5, seconds=1)
-    assert sweeper.sweep().requeued == 1  # the lease ran out: the worker died
+    assert sweeper.sweeper.sweep().requeued == 1  # the lease ran out: the worker died
     assert [m["handoffId"] for m in queue.sent] == [busy]
     clock.now = t0 + timedelta(minutes=10) + after - timedelta(seconds=1)
-    sweeper.sweep()
+    sweeper.sweeper.sweep()
     assert waiting not in [m["handoffId"] for m in queue.sent]  # due, but not yet idle for `after`
     clock.now = t0 + timedelta(minutes=10) + after + timedelta(seconds=1)
-    sweeper.sweep()
+    sweeper.sweeper.sweep()
     assert waiting in [m["handoffId"] for m in queue.sent]  # the retry was due and did not come
 
 
@@ -203,8 +204,8 @@ def test_give_up_still_applies_but_not_to_a_handoff_waiting_in_a_backlog(world):
     sweeper = service(queue=queue)
     # Swept every minute for ten minutes: more than MAX_SWEEPS re-queues, but no half hour of nothing.
     for _ in range(10):
-        clock.now += timedelta(seconds=sweeper.settings.sweep_after_seconds + 1)
-        assert sweeper.sweep().requeued == 1
+        clock.now += timedelta(seconds=sweeper.context.settings.sweep_after_seconds + 1)
+        assert sweeper.sweeper.sweep().requeued == 1
     assert _state(store, waiting).crosslink == "pending"
     # Re-queued MAX_SWEEPS times with no progress for GIVE_UP_AFTER: given up, audited, replayable.
     store.mine = {stuck}
@@ -212,9 +213,9 @@ def test_give_up_still_applies_but_not_to_a_handoff_waiting_in_a_backlog(world):
     step = GIVE_UP_AFTER / MAX_SWEEPS
     for _ in range(MAX_SWEEPS):
         clock.now += step
-        assert sweeper.sweep().requeued == 1
+        assert sweeper.sweeper.sweep().requeued == 1
     clock.now += step
-    assert sweeper.sweep().gave_up == 1
+    assert sweeper.sweeper.sweep().gave_up == 1
     failed = _state(store, stuck)
     assert (failed.status, failed.crosslink) == ("delivered", "failed")
     assert [e.type for e in store.list_audit(stuck)][-1] == "crossLinkFailed"
@@ -226,10 +227,10 @@ def test_the_operator_retry_reopens_failed_steps_once(world):
     handoff_id = _store(store, failed)
     queue = _Queue()
     broker = service(queue=queue)
-    view, steps = broker.retry(handoff_id, OPERATOR)
+    view, steps = broker.sweeper.retry(handoff_id, OPERATOR)
     assert [s["step"] for s in steps] == ["delivery"] and view.status == "accepted"
     assert queue.sent == [{"op": "deliver", "handoffId": handoff_id, "attempt": 1}]
-    _, again = broker.retry(handoff_id, OPERATOR)
+    _, again = broker.sweeper.retry(handoff_id, OPERATOR)
     assert again == [] and len(queue.sent) == 1
     state = _state(store, handoff_id)
     assert state.create_attempted  # the retried delivery looks for an earlier thread first
@@ -241,7 +242,7 @@ def test_the_operator_retry_reopens_failed_steps_once(world):
         handbacks={1: HandbackDelivery(status="posted"), 2: HandbackDelivery(status="failed")},
     )  # fmt: skip
     other = _store(store, linked)
-    _, steps = broker.retry(other, OPERATOR)
+    _, steps = broker.sweeper.retry(other, OPERATOR)
     assert [(s["step"], s.get("seq")) for s in steps] == [("crossLink", None), ("handBack", 2)]
     state = _state(store, other)
     assert (state.crosslink, state.handbacks[2].status, state.handbacks[1].status) == (
@@ -256,7 +257,9 @@ def test_only_operators_may_retry(world):
     handoff_id = _store(store, HandoffState(updated_at=clock.now, status="failed"))
     broker = service()
     with pytest.raises(Forbidden):
-        broker.retry(handoff_id, Caller("agentKey", name="ops"))  # an agent of the handoff
+        broker.sweeper.retry(handoff_id, Caller("agentKey", name="ops"))  # an agent of the handoff
     with pytest.raises(NotFound):
-        broker.retry(handoff_id, Caller("agentKey", name="payments"))  # not of its chain: not even there
+        broker.sweeper.retry(
+            handoff_id, Caller("agentKey", name="payments")
+        )  # not of its chain: not even there
     assert _state(store, handoff_id).status == "failed"

@@ -20,7 +20,8 @@ from handoff.adapters.azure_storage.shared_memory import TableWriteState
 from handoff.domain.models import HandbackRequest, HandoffRequest
 from handoff.domain.records import HandbackDelivery, HandoffState, StoredHandback, StoredRequest
 from handoff.domain.registry import Registry
-from handoff.services.handoffs import GIVE_UP_AFTER, MAX_SWEEPS, HandoffService
+from handoff.services.handoffs import build_handoffs
+from handoff.services.policy import GIVE_UP_AFTER, MAX_SWEEPS
 from handoff.services.shared_memory import SharedMemoryService, write_key
 from handoff.settings import HANDOFF_TABLE, Settings
 from tests.e2e.helpers import handback_body, handoff_body
@@ -76,7 +77,7 @@ def world(azurite, registry_config):
     store = _OnlyTheseStore(clients)
     queue = _RecordingQueue()
     clock = _Clock(datetime.now(UTC))
-    service = HandoffService(
+    service = build_handoffs(
         settings=settings,
         registry=Registry.from_data(registry_config),
         store=store,
@@ -125,11 +126,11 @@ def test_last_dequeue_marks_the_handoff_failed_even_when_its_record_cannot_be_re
     message = {"op": "deliver", "handoffId": handoff_id, "attempt": 1}
     # Before the last dequeue the host retries: the error propagates and nothing is marked.
     with pytest.raises(ValidationError):
-        service.process(message, dequeue_count=1)
+        service.worker.process(message, dequeue_count=1)
     assert _state(store, handoff_id).status == "accepted"
     # On the last one the step is marked failed first, with the reason, then the host poisons it.
     with pytest.raises(ValidationError):
-        service.process(message, dequeue_count=service.settings.max_dequeue_count)
+        service.worker.process(message, dequeue_count=service.context.settings.max_dequeue_count)
     state = _state(store, handoff_id)
     assert state.status == "failed"
     assert state.last_error == "unexpected error: ValidationError"
@@ -150,7 +151,7 @@ def test_last_dequeue_marks_a_hand_back_failed_when_its_record_cannot_be_read(wo
     store.update_state(handoff_id, lambda state: state.handbacks.setdefault(1, HandbackDelivery()))
     message = {"op": "handback", "handoffId": handoff_id, "seq": 1, "attempt": 1}
     with pytest.raises(ValidationError):
-        service.process(message, dequeue_count=service.settings.max_dequeue_count)
+        service.worker.process(message, dequeue_count=service.context.settings.max_dequeue_count)
     state = _state(store, handoff_id)
     assert state.status == "delivered"
     assert state.handbacks[1].status == "failed"
@@ -165,7 +166,7 @@ def test_shared_memory_last_dequeue_marks_the_write_failed_when_the_record_canno
     handoff_id = _store(store, deep=True)
     state = TableWriteState(clients)
     memory = SharedMemoryService(
-        settings=service.settings,
+        settings=service.context.settings,
         registry=Registry.from_data(shared_memory_registry),
         store=store,
         queue=queue,
@@ -177,7 +178,7 @@ def test_shared_memory_last_dequeue_marks_the_write_failed_when_the_record_canno
         memory.process(message, dequeue_count=1)
     assert state.get_write(handoff_id, write_key("handedBack", 1, "jira")) is None
     with pytest.raises(ValidationError):
-        memory.process(message, dequeue_count=service.settings.max_dequeue_count)
+        memory.process(message, dequeue_count=service.context.settings.max_dequeue_count)
     write = state.get_write(handoff_id, write_key("handedBack", 1, "jira"))
     assert write is not None
     assert (write["Status"], write["Error"]) == ("failed", "unexpected error: ValidationError")
@@ -194,9 +195,9 @@ def test_the_sweeper_isolates_a_record_that_raises_and_carries_on(world):
     entity = table.get_entity(broken, "state")
     entity["Doc0"] = '{"status": "accepted", "updatedAt": '
     table.update_entity(entity)
-    clock.now = datetime.now(UTC) + timedelta(seconds=service.settings.sweep_after_seconds)
+    clock.now = datetime.now(UTC) + timedelta(seconds=service.context.settings.sweep_after_seconds)
 
-    report = service.sweep()
+    report = service.sweeper.sweep()
 
     assert report.errors == 1
     assert report.requeued == 2
@@ -212,19 +213,21 @@ def test_the_sweeper_gives_up_on_work_that_never_progresses(world):
     service, store, queue, clock, _ = world
     handoff_id = _store(store)
     # Sweeps far enough apart that the sixth comes after GIVE_UP_AFTER of no progress.
-    step = max(timedelta(seconds=service.settings.sweep_after_seconds + 1), GIVE_UP_AFTER / MAX_SWEEPS)
+    step = max(
+        timedelta(seconds=service.context.settings.sweep_after_seconds + 1), GIVE_UP_AFTER / MAX_SWEEPS
+    )
     clock.now = datetime.now(UTC)
     for sweep in range(1, MAX_SWEEPS + 1):
         clock.now += step
-        assert service.sweep().requeued == 1, f"sweep {sweep}"
+        assert service.sweeper.sweep().requeued == 1, f"sweep {sweep}"
         # Swept again within sweep_after_seconds: the message just sent is given time.
         clock.now += timedelta(seconds=1)
-        assert service.sweep().requeued == 0
+        assert service.sweeper.sweep().requeued == 0
     assert len(queue.sent) == MAX_SWEEPS
     assert _state(store, handoff_id).status == "accepted"
 
     clock.now += step
-    report = service.sweep()
+    report = service.sweeper.sweep()
 
     assert (report.requeued, report.gave_up) == (0, 1)
     state = _state(store, handoff_id)
@@ -235,17 +238,17 @@ def test_the_sweeper_gives_up_on_work_that_never_progresses(world):
     assert types == ["redeliveryScheduled"] * MAX_SWEEPS + ["deliveryFailed"]
     # Nothing is pending any more: later sweeps leave it alone.
     clock.now += step
-    assert service.sweep() == type(report)()
+    assert service.sweeper.sweep() == type(report)()
 
 
 def test_progress_between_sweeps_restarts_the_count(world):
     service, store, _, clock, _ = world
     handoff_id = _store(store)
-    step = timedelta(seconds=service.settings.sweep_after_seconds + 1)
+    step = timedelta(seconds=service.context.settings.sweep_after_seconds + 1)
     clock.now = datetime.now(UTC)
     for _ in range(MAX_SWEEPS):
         clock.now += step
-        assert service.sweep().requeued == 1
+        assert service.sweeper.sweep().requeued == 1
     # The worker touched the handoff (say, a retry it scheduled), and then went quiet again.
     touched = clock.now
 
@@ -255,6 +258,6 @@ def test_progress_between_sweeps_restarts_the_count(world):
 
     store.update_state(handoff_id, progress)
     clock.now += step
-    assert service.sweep().requeued == 1
+    assert service.sweeper.sweep().requeued == 1
     state = _state(store, handoff_id)
     assert (state.status, state.sweeps) == ("accepted", 1)

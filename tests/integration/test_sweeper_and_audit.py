@@ -15,7 +15,7 @@ from handoff.adapters.azure_storage.handoffs import StorageClients, StorageQueue
 from handoff.domain.models import HandbackRequest, HandoffRequest
 from handoff.domain.records import HandbackDelivery, HandoffState, StoredHandback, StoredRequest
 from handoff.domain.registry import Registry
-from handoff.services.handoffs import HandoffService
+from handoff.services.handoffs import build_handoffs
 from handoff.settings import AUDIT_TABLE, Settings
 from tests.e2e.helpers import handback_body, handoff_body
 
@@ -51,14 +51,14 @@ def test_sweeper_requeues_stranded_deliveries_and_hand_backs(azurite, registry_c
         queue.queue.create_queue()
     now = datetime.now(UTC)
     later = now + timedelta(seconds=settings.sweep_after_seconds + 1)
-    service = HandoffService(
+    sweeper = build_handoffs(
         settings=settings,
         registry=Registry.from_data(registry_config),
         store=store,
         queue=queue,
         agents=_NoAgents(),  # type: ignore[arg-type]
         clock=lambda: later,
-    )
+    ).sweeper
     # A handoff written but never enqueued (the enqueue failed and the caller got a 503).
     request = HandoffRequest.model_validate(handoff_body(None))
     handoff_id = "5a0e9a4e-1111-4111-8111-000000000001"
@@ -88,7 +88,7 @@ def test_sweeper_requeues_stranded_deliveries_and_hand_backs(azurite, registry_c
     unlinked = delivered.model_copy(update={"crosslink": "pending", "crosslink_attempted": True})
     assert store.create(stored.model_copy(update={"id": crosslink_id, "root_id": crosslink_id}), unlinked)
 
-    assert service.sweep().requeued == 3
+    assert sweeper.sweep().requeued == 3
 
     peek = QueueClient.from_connection_string(
         azurite.connection_string, SWEEP_QUEUE, message_decode_policy=TextBase64DecodePolicy()

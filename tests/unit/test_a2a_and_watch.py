@@ -6,13 +6,8 @@ import pytest
 
 from handoff.domain.records import RemoteArtifact, RemoteTask
 from handoff.domain.registry import ConfigError, Registry
-from handoff.services.followup import (
-    a2a_message_id,
-    final_reply,
-    handback_from_task,
-    pending_request,
-    reply_is_complete,
-)
+from handoff.services.a2a_followup import a2a_message_id, handback_from_task
+from handoff.services.thread_watch import final_reply, pending_request, reply_is_complete
 
 RID = (
     "/subscriptions/00000000-0000-0000-0000-000000000000/resourceGroups/rg/providers/Microsoft.App/agents/{}"

@@ -1,0 +1,148 @@
+"""Delivering a handoff: a new thread on the target SRE Agent (or its HTTP trigger fired, or an A2A
+message sent), the links between the two threads, the cross-link into the source thread and the start of
+the automatic hand-back watch. A retry looks for what an earlier attempt created before creating it."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import replace
+from datetime import datetime
+from typing import Any
+
+from handoff.domain.audit_events import Actor, EventType
+from handoff.domain.messages import start_message, thread_url, trigger_payload
+from handoff.domain.records import AgentCallError, HandoffRecord, HandoffState, LinkRecord
+from handoff.domain.registry import AgentConfig, HttpTriggerDelivery
+from handoff.domain.work import HandoffStep
+from handoff.services.a2a_followup import A2AFollowUp
+from handoff.services.context import ServiceContext
+from handoff.services.lifecycle import notify
+from handoff.services.policy import audit_once, look_back_since, retry_or_give_up
+from handoff.services.source_thread import SourceThread
+from handoff.services.state_writes import create_attempt, fail_step, touch
+from handoff.services.thread_watch import ThreadWatch
+
+log = logging.getLogger("handoff")
+
+SEEN_BEFORE_LIMIT = 3
+
+
+class Delivery:
+    """The ``deliver`` and ``handback`` steps."""
+
+    def __init__(
+        self, ctx: ServiceContext, source_thread: SourceThread, a2a: A2AFollowUp, watch: ThreadWatch
+    ) -> None:
+        self.ctx = ctx
+        self.source_thread = source_thread
+        self.a2a = a2a
+        self.watch = watch
+
+    def deliver(self, record: HandoffRecord) -> None:
+        """Deliver the handoff to its target, then cross-link it (each part once, whatever was done)."""
+        ctx = self.ctx
+        state = record.state
+        if state.status == "failed":
+            return
+        target = ctx.registry.by_name(record.stored.target_agent)
+        if target.is_a2a:
+            self.a2a.deliver(record, target)
+            return
+        if not state.target_thread_id and state.status == "accepted":
+            record = self._open_thread(record, target)
+        self.source_thread.crosslink(record, ctx.message_context(record))
+
+    def after_failure(self, step: HandoffStep, exc: AgentCallError) -> None:
+        """Retry a failed step after a back-off (the sweeper leaves the handoff alone until then), or give
+        up: the message is parked and the step marked failed."""
+        ctx = self.ctx
+
+        def scheduled(due: datetime) -> None:
+            def note(s: HandoffState) -> None:
+                s.last_error = exc.reason
+                s.retry_at = due
+
+            touch(ctx, step.handoff_id, note)
+
+        retry_or_give_up(
+            ctx, step, exc, on_retry=scheduled, give_up=lambda reason: fail_step(ctx, step, reason, "failed")
+        )
+
+    def _open_thread(self, record: HandoffRecord, target: AgentConfig) -> HandoffRecord:
+        """The target's thread for the handoff (found, or created now), recorded; the record re-read."""
+        ctx = self.ctx
+        stored, state = record.stored, record.state
+        thread_id = None
+        if state.create_attempted:
+            # An earlier attempt may have created the thread before failing: look before creating.
+            since = look_back_since(ctx.settings, state.create_attempted_at)
+            thread_id = ctx.agents.find_thread(target, stored.id, since)
+            if thread_id:
+                ctx.store.append_audit(
+                    stored.id, EventType.DELIVERY_RECOVERED, Actor.BROKER, {"threadId": thread_id}
+                )
+        if not thread_id:
+            state = touch(ctx, stored.id, create_attempt(ctx.clock()))
+            ctx.store.append_audit(
+                stored.id,
+                EventType.DELIVERY_ATTEMPT,
+                Actor.BROKER,
+                {"attempt": state.attempts, "mode": target.delivery.mode},
+            )
+            message_ctx = replace(ctx.message_context(record), seen_before=self._seen_before(record))
+            if isinstance(target.delivery, HttpTriggerDelivery):
+                thread_id = ctx.agents.fire_trigger(target, trigger_payload(record, message_ctx))
+            else:
+                thread_id = ctx.agents.create_thread(target, start_message(record, message_ctx))
+        now = ctx.clock()
+
+        def delivered(s: HandoffState) -> None:
+            s.status = "delivered"
+            s.target_thread_id = thread_id
+            s.delivered_at = now
+            s.last_error = None
+
+        # The audit event and the links before the state write that ends the step: a crash in between
+        # leaves the step to be retried, and the retry adds neither twice.
+        url = thread_url(target.resource_id, thread_id)
+        audit_once(
+            ctx.store,
+            stored.id,
+            EventType.DELIVERED,
+            {"threadId": thread_id, "threadUrl": url},
+            retry=record.state.create_attempted,
+        )
+        self._store_links(record, thread_id)
+        touch(ctx, stored.id, delivered)
+        notify(ctx, stored.id, "delivered", {"threadId": thread_id})
+        self.watch.start(record, target, thread_id)
+        return ctx.get_record(stored.id)
+
+    def _store_links(self, record: HandoffRecord, target_thread_id: str | None) -> None:
+        source_thread = record.stored.request.source.thread_id
+        if not source_thread or not target_thread_id:
+            return
+        now = self.ctx.clock()
+        a, b = record.stored.source_agent, record.stored.target_agent
+        self.ctx.store.add_links([
+            LinkRecord(agent=a, thread_id=source_thread, relation="handedOffTo", peer_agent=b,
+                       peer_thread_id=target_thread_id, handoff_id=record.id, created_at=now),
+            LinkRecord(agent=b, thread_id=target_thread_id, relation="receivedFrom", peer_agent=a,
+                       peer_thread_id=source_thread, handoff_id=record.id, created_at=now),
+        ])  # fmt: skip
+
+    def _seen_before(self, record: HandoffRecord) -> tuple[dict[str, Any], ...]:
+        """Earlier investigations of the handoff's resources for its start message (never its own chain)."""
+        resources = list(record.stored.request.context.resources)
+        if self.ctx.history is None or not resources:
+            return ()
+        try:
+            # Only what the two agents of this handoff could read in the history themselves.
+            agents = frozenset({record.stored.source_agent, record.stored.target_agent})
+            found = self.ctx.history.recent_for_resources(
+                resources, record.stored.root_id, SEEN_BEFORE_LIMIT, agents
+            )
+        except Exception:
+            log.exception("could not read the history for %s", record.id)
+            return ()
+        return tuple(found)
