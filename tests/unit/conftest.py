@@ -15,8 +15,16 @@ import pytest
 
 from handoff.domain.auth import SYSTEM, Caller
 from handoff.domain.models import HandoffView
+from handoff.domain.records import HandoffState
 from handoff.domain.registry import Registry
-from handoff.services.handoffs import HandoffService
+from handoff.ports import LifecycleListener
+from handoff.services.handbacks import HandBacks
+from handoff.services.handoffs import Handoffs, build_handoffs
+from handoff.services.intake import Intake
+from handoff.services.policy import SweepReport
+from handoff.services.queries import Queries
+from handoff.services.sweeper import Sweeper
+from handoff.services.worker import Worker
 from handoff.settings import Settings
 from tests.unit.memory.agents import MemoryAgentGateway
 from tests.unit.memory.chains import MemoryChainStore
@@ -121,8 +129,30 @@ class World:
     remote: MemoryRemoteAgentGateway
     chains: MemoryChainStore
     history: MemoryHistoryIndex
-    service: HandoffService
+    handoffs: Handoffs
     lifecycle: list[tuple[str, str, dict[str, Any]]] = field(default_factory=list)
+
+    # ---------------------------------------------------------------- the use cases
+
+    @property
+    def intake(self) -> Intake:
+        return self.handoffs.intake
+
+    @property
+    def handbacks(self) -> HandBacks:
+        return self.handoffs.handbacks
+
+    @property
+    def queries(self) -> Queries:
+        return self.handoffs.queries
+
+    @property
+    def worker(self) -> Worker:
+        return self.handoffs.worker
+
+    @property
+    def sweeper(self) -> Sweeper:
+        return self.handoffs.sweeper
 
     # ---------------------------------------------------------------- steps
 
@@ -134,7 +164,7 @@ class World:
         self, body: dict[str, Any] | None = None, caller: Caller = OPS, key: str | None = None
     ) -> tuple[HandoffView, bool]:
         """``POST /api/handoffs``."""
-        return self.service.accept(as_bytes(body or handoff_body()), caller, key)
+        return self.intake.accept(as_bytes(body or handoff_body()), caller, key)
 
     def hand_off(self, *, target: str = "checkout", source: str = "ops", **extra: Any) -> str:
         """A handoff from ``source``'s thread to ``target``, accepted and run to delivery; its id."""
@@ -151,11 +181,11 @@ class World:
         key: str | None = None,
     ) -> tuple[HandoffView, bool]:
         """``POST /api/handoffs/{id}/handback``."""
-        return self.service.hand_back(handoff_id, as_bytes(body or handback_body()), caller, key)
+        return self.handbacks.hand_back(handoff_id, as_bytes(body or handback_body()), caller, key)
 
     def process(self, message: dict[str, Any], dequeue_count: int = 1) -> None:
         """One run of the delivery worker on ``message``."""
-        self.service.process(message, dequeue_count)
+        self.worker.process(message, dequeue_count)
 
     def run(self, *, limit: int = 200) -> list[dict[str, Any]]:
         """Run the delivery queue to empty, as the Functions host would (moving the clock to each
@@ -173,13 +203,13 @@ class World:
         """Run only the messages visible now."""
         return self.queue.drain(self.process, advance=False)
 
-    def sweep(self) -> Any:
+    def sweep(self) -> SweepReport:
         """One run of the sweeper timer."""
-        return self.service.sweep()
+        return self.sweeper.sweep()
 
     # ---------------------------------------------------------------- reading back
 
-    def state(self, handoff_id: str) -> Any:
+    def state(self, handoff_id: str) -> HandoffState:
         return self.store.state(handoff_id)
 
     def events(self, handoff_id: str) -> list[str]:
@@ -202,33 +232,46 @@ class RecordingListener:
         self.seen.append((record.id, point, dict(details)))
 
 
-def build_world(registry_data: dict[str, Any] | None = None, **settings: Any) -> World:
-    """A broker on fresh in-memory ports."""
+def build_world(
+    registry_data: dict[str, Any] | None = None,
+    *,
+    bare: bool = False,
+    listener: LifecycleListener | None = None,
+    over: World | None = None,
+    **settings: Any,
+) -> World:
+    """A broker on fresh in-memory ports. ``bare``: built without the optional ports (chain index, A2A
+    client, history, lifecycle listener). ``over``: another broker instance on ``over``'s storage,
+    queue, agents and clock (a second worker, or one with another registry)."""
     values: dict[str, Any] = {"public_base_url": BASE_URL, "retry_base_seconds": 2.0}
     values.update(settings)
     config = Settings.model_validate(values)
     registry = Registry.from_data(registry_data or REGISTRY_DATA)
-    clock = Clock()
-    store = MemoryHandoffStore(clock)
-    queue = MemoryDeliveryQueue(clock, config.max_dequeue_count)
-    agents = MemoryAgentGateway(clock)
-    remote = MemoryRemoteAgentGateway()
-    chains = MemoryChainStore()
-    history = MemoryHistoryIndex(registry)
+    if over is not None:
+        clock, store, queue, agents = over.clock, over.store, over.queue, over.agents
+        remote, chains, history = over.remote, over.chains, over.history
+    else:
+        clock = Clock()
+        store = MemoryHandoffStore(clock)
+        queue = MemoryDeliveryQueue(clock, config.max_dequeue_count)
+        agents = MemoryAgentGateway(clock)
+        remote = MemoryRemoteAgentGateway()
+        chains = MemoryChainStore()
+        history = MemoryHistoryIndex(registry)
     seen: list[tuple[str, str, dict[str, Any]]] = []
-    service = HandoffService(
+    handoffs = build_handoffs(
         settings=config,
         registry=registry,
         store=store,
         queue=queue,
         agents=agents,
         clock=clock,
-        chains=chains,
-        remote_agents=remote,
-        lifecycle=RecordingListener(seen),
-        history=history,
+        chains=None if bare else chains,
+        remote_agents=None if bare else remote,
+        lifecycle=None if bare else listener or RecordingListener(seen),
+        history=None if bare else history,
     )
-    return World(config, registry, clock, store, queue, agents, remote, chains, history, service, seen)
+    return World(config, registry, clock, store, queue, agents, remote, chains, history, handoffs, seen)
 
 
 @pytest.fixture

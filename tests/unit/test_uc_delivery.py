@@ -6,8 +6,6 @@ from __future__ import annotations
 from datetime import timedelta
 from typing import Any
 
-import pytest
-
 from handoff.domain.messages import is_handoff_thread, is_marked, marker
 from handoff.domain.records import HandoffState
 from tests.unit.conftest import World, build_world, handoff_body
@@ -317,17 +315,8 @@ def test_a_worker_that_lost_its_lease_stops_before_calling_the_agent(world: Worl
 # ---------------------------------------------------------------- messages that cannot be run
 
 
-@pytest.mark.parametrize(
-    "message",
-    [
-        {"op": "deliver", "handoffId": "00000000-0000-4000-8000-00000000dead", "attempt": 1},
-        {"op": "deliver", "handoffId": "not-an-id", "attempt": 1},
-    ],
-)
-def test_a_message_for_no_handoff_is_dropped_without_touching_anything(
-    world: World, message: dict[str, Any]
-) -> None:
-    world.process(message)
+def test_a_message_for_a_handoff_that_does_not_exist_is_dropped(world: World) -> None:
+    world.process({"op": "deliver", "handoffId": "00000000-0000-4000-8000-00000000dead", "attempt": 1})
     assert world.agents.calls == [] and world.queue.sent == [] and world.queue.poison == []
 
 
@@ -347,3 +336,43 @@ def test_a_crash_before_the_last_dequeue_leaves_the_handoff_to_the_next_run(worl
     world.store.faults.fail("get", times=2)
     world.run()
     assert world.state(handoff_id).status == "delivered" and world.queue.poison == []
+
+
+# ---------------------------------------------------------------- crashes between two writes
+
+
+def _update_state_calls(scenario: Any) -> int:
+    """How many state writes ``scenario(world)`` makes on a fresh broker."""
+    dry = build_world()
+    scenario(dry)
+    return dry.store.faults.count("update_state")
+
+
+def _deliver_without_source_thread(world: World) -> None:
+    world.accept(handoff_body())
+    world.run()
+
+
+def test_a_crash_after_the_delivered_audit_does_not_audit_it_twice(world: World) -> None:
+    handoff_id = _accepted(world)
+    # the state writes of a delivery: lease, attempt, delivered, ...: the third one is lost
+    world.store.faults.fail("update_state", after=2)
+    world.run()
+    state = world.state(handoff_id)
+    assert state.status == "delivered" and len(world.agents.threads_of("checkout")) == 1
+    assert world.events(handoff_id).count("delivered") == 1
+    assert "deliveryRecovered" in world.events(handoff_id)
+    assert len(world.queue.failures) == 1
+
+
+def test_a_lease_that_cannot_be_released_runs_out_by_itself(world: World) -> None:
+    writes = _update_state_calls(_deliver_without_source_thread)
+    world.store.faults.fail("update_state", after=writes - 1)  # the last write lets go of the lease
+    _deliver_without_source_thread(world)
+    (handoff_id,) = world.store.ids()
+    state = world.state(handoff_id)
+    assert state.status == "delivered" and state.lease_owner is not None
+    assert state.lease_until is not None and state.lease_until > world.clock()
+    world.clock.advance(world.settings.delivery_lease_seconds + 1)
+    world.process({"op": "deliver", "handoffId": handoff_id, "attempt": 1})
+    assert world.state(handoff_id).lease_owner is None

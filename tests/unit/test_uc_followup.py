@@ -7,7 +7,7 @@ from datetime import timedelta
 from typing import Any
 
 from handoff.domain.messages import is_marked, marker
-from handoff.services.followup import a2a_message_id
+from handoff.services.a2a_followup import a2a_message_id
 from tests.unit.conftest import WATCHED, World, build_world, handback_body, handoff_body
 
 POLL = 30.0  # the default HANDOFF_POLL_INTERVAL_SECONDS
@@ -113,6 +113,20 @@ def test_a_completed_task_without_a_result_hands_back_its_text(world: World) -> 
     assert (record.handbacks[0].request.outcome, record.handbacks[0].request.summary) == (
         "reported",
         "Nothing wrong found",
+    )
+
+
+def test_a_result_that_is_not_a_valid_hand_back_is_handed_back_as_text(world: World) -> None:
+    handoff_id = _accepted(world, "partner")
+    world.step()
+    bogus = {"outcome": "solved-it", "summary": "x"}
+    world.remote.advance(world.remote.only_task().task_id, "COMPLETED", text="Plain findings", data=bogus)
+    world.run()
+    record = world.store.get(handoff_id)
+    assert record is not None
+    assert (record.handbacks[0].request.outcome, record.handbacks[0].request.summary) == (
+        "reported",
+        "Plain findings",
     )
 
 
@@ -342,3 +356,33 @@ def test_a_watch_that_cannot_read_the_thread_stops_after_its_attempts() -> None:
     assert (state.watch, state.status) == ("stopped", "delivered")
     stopped = world.event(handoff_id, "watchStopped")
     assert stopped == {"reason": "error", "detail": "list_messages answered 503 (gave up after 2 attempts)"}
+
+
+def test_an_automatic_hand_back_whose_post_fails_is_posted_by_its_queued_message(world: World) -> None:
+    handoff_id, thread_id = _watched(world)
+    world.agents.reply(thread_id, "Found it: pool size")
+    world.step()
+    world.clock.advance(minutes=5)
+    world.agents.faults.fail_next(status=503, ops={"post_message"})
+    world.run()
+    assert len(_posts(world, handoff_id, "handback:1")) == 1
+    assert world.state(handoff_id).handbacks[1].status == "posted"
+
+
+def test_a_stopped_watch_does_not_look_again(world: World) -> None:
+    handoff_id, thread_id = _watched(world)
+    world.agents.ask_approval(thread_id, "Restart")
+    world.step()
+    looked = len(world.agents.ops("list_messages"))
+    world.process({"op": "watch", "handoffId": handoff_id, "attempt": 1})
+    assert len(world.agents.ops("list_messages")) == looked
+
+
+def test_without_a_source_thread_a_pending_question_only_stops_the_watch(world: World) -> None:
+    view, _ = world.accept(handoff_body(target="watched"))
+    world.step()
+    thread_id = world.state(view.id).target_thread_id or ""
+    world.agents.ask_question(thread_id, "Which region?")
+    world.step()
+    assert world.event(view.id, "watchStopped")["reason"] == "userQuestion"
+    assert world.agents.ops("post_message") == []

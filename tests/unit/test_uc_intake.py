@@ -121,7 +121,7 @@ def test_an_unusable_key_is_400_naming_the_header(world: World, key: str) -> Non
 def _refused(world: World, body: Any, caller: Caller = OPS) -> Problem:
     raw = body if isinstance(body, bytes) else json.dumps(body).encode()
     with pytest.raises(Problem) as info:
-        world.service.accept(raw, caller)
+        world.intake.accept(raw, caller)
     assert world.store.ids() == [] and world.queue.sent == []
     return info.value
 
@@ -228,9 +228,9 @@ def test_a_system_handoff_is_created_once_under_the_given_id(world: World) -> No
     request = HandoffRequest.model_validate(handoff_body(source="azure-monitor"))
     handoff_id = "00000000-0000-4000-8000-000000000001"
     details = {"alertRule": "cpu-high", "sharedMemory": ["github"]}
-    record, new = world.service.accept_system(request, handoff_id, OPERATOR, details)
+    record, new = world.intake.accept_system(request, handoff_id, OPERATOR, details)
     assert new and record.stored.alert_rule == "cpu-high" and record.stored.shared_memory == ("github",)
-    again, new_again = world.service.accept_system(request, handoff_id, OPERATOR, details)
+    again, new_again = world.intake.accept_system(request, handoff_id, OPERATOR, details)
     assert not new_again and again.id == handoff_id
     assert world.events(handoff_id) == ["accepted"]
     assert world.event(handoff_id, "accepted")["alertRule"] == "cpu-high"
@@ -240,4 +240,4 @@ def test_a_system_handoff_is_created_once_under_the_given_id(world: World) -> No
 def test_only_system_sources_start_system_handoffs(world: World) -> None:
     request = HandoffRequest.model_validate(handoff_body())
     with pytest.raises(ValueError, match="not a system source"):
-        world.service.accept_system(request, "00000000-0000-4000-8000-000000000002", OPERATOR)
+        world.intake.accept_system(request, "00000000-0000-4000-8000-000000000002", OPERATOR)

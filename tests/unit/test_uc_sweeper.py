@@ -10,7 +10,7 @@ import pytest
 from handoff.domain.errors import Forbidden, NotFound
 from handoff.domain.records import HandoffState
 from handoff.ports import StorageUnavailable
-from handoff.services.handoffs import GIVE_UP_AFTER, MAX_SWEEPS
+from handoff.services.policy import GIVE_UP_AFTER, MAX_SWEEPS
 from tests.unit.conftest import CHECKOUT, OPERATOR, PAYMENTS, World, handoff_body
 
 
@@ -188,7 +188,7 @@ def _failed_delivery(world: World) -> str:
 
 def test_an_operator_retries_a_failed_delivery(world: World) -> None:
     handoff_id = _failed_delivery(world)
-    view, steps = world.service.retry(handoff_id, OPERATOR)
+    view, steps = world.sweeper.retry(handoff_id, OPERATOR)
     assert view.status == "accepted"
     assert steps == [{"op": "deliver", "step": "delivery"}]
     (event,) = [e for e in world.store.events(handoff_id) if e.type == "retryRequested"]
@@ -203,7 +203,7 @@ def test_an_operator_retries_a_failed_cross_link(world: World) -> None:
     view, _ = world.accept(handoff_body(world.source_thread()))
     world.agents.faults.fail_next(status=404, ops={"post_message"})
     world.run()
-    _, steps = world.service.retry(view.id, OPERATOR)
+    _, steps = world.sweeper.retry(view.id, OPERATOR)
     assert steps == [{"op": "deliver", "step": "crossLink"}]
     world.run()
     assert world.state(view.id).crosslink == "posted"
@@ -215,7 +215,7 @@ def test_an_operator_retries_a_failed_hand_back(world: World) -> None:
     world.agents.faults.fail_next(status=403, ops={"post_message"})
     world.run()
     assert world.state(handoff_id).handbacks[1].status == "failed"
-    _, steps = world.service.retry(handoff_id, OPERATOR)
+    _, steps = world.sweeper.retry(handoff_id, OPERATOR)
     assert steps == [{"op": "handback", "step": "handBack", "seq": 1}]
     assert world.queue.messages() == [{"op": "handback", "handoffId": handoff_id, "seq": 1, "attempt": 1}]
     world.run()
@@ -226,21 +226,21 @@ def test_an_operator_retries_a_failed_hand_back(world: World) -> None:
 def test_a_retry_with_nothing_failed_queues_nothing(world: World) -> None:
     handoff_id = world.hand_off()
     events = world.events(handoff_id)
-    _, steps = world.service.retry(handoff_id, OPERATOR)
+    _, steps = world.sweeper.retry(handoff_id, OPERATOR)
     assert steps == [] and world.queue.messages() == [] and world.events(handoff_id) == events
 
 
 def test_a_second_retry_queues_nothing_more(world: World) -> None:
     handoff_id = _failed_delivery(world)
-    world.service.retry(handoff_id, OPERATOR)
-    _, steps = world.service.retry(handoff_id, OPERATOR)
+    world.sweeper.retry(handoff_id, OPERATOR)
+    _, steps = world.sweeper.retry(handoff_id, OPERATOR)
     assert steps == [] and len(world.queue.messages()) == 1
 
 
 def test_a_retry_restarts_the_sweepers_count(world: World) -> None:
     handoff_id = _failed_delivery(world)
     world.store.update_state(handoff_id, lambda s: setattr(s, "sweeps", 4))
-    world.service.retry(handoff_id, OPERATOR)
+    world.sweeper.retry(handoff_id, OPERATOR)
     state = world.state(handoff_id)
     assert (state.sweeps, state.swept_at, state.retry_at) == (0, None, None)
 
@@ -248,7 +248,7 @@ def test_a_retry_restarts_the_sweepers_count(world: World) -> None:
 def test_a_retry_whose_enqueue_fails_is_left_to_the_sweeper(world: World) -> None:
     handoff_id = _failed_delivery(world)
     world.queue.faults.fail("send")
-    _, steps = world.service.retry(handoff_id, OPERATOR)
+    _, steps = world.sweeper.retry(handoff_id, OPERATOR)
     assert steps and world.queue.messages() == []
     _idle(world)
     world.sweep()
@@ -259,7 +259,7 @@ def test_a_retry_whose_enqueue_fails_is_left_to_the_sweeper(world: World) -> Non
 def test_only_operators_retry(world: World) -> None:
     handoff_id = _failed_delivery(world)
     with pytest.raises(Forbidden):
-        world.service.retry(handoff_id, CHECKOUT)
+        world.sweeper.retry(handoff_id, CHECKOUT)
     with pytest.raises(NotFound):
-        world.service.retry(handoff_id, PAYMENTS)
+        world.sweeper.retry(handoff_id, PAYMENTS)
     assert world.state(handoff_id).status == "failed"

@@ -25,6 +25,7 @@ ANY = "*"
 @dataclass
 class _StorageRule:
     op: str
+    skip: int
     remaining: int
     make: Callable[[str], Exception]
 
@@ -41,12 +42,18 @@ class StorageFaults:
         """Make every operation raise :class:`StorageUnavailable` (until ``outage(False)``)."""
         self.down = down
 
-    def fail(self, op: str = ANY, times: int = 1, error: Callable[[str], Exception] | None = None) -> None:
-        """Make the next ``times`` calls of ``op`` (every operation with ``"*"``) raise ``error(op)``
-        (:class:`StorageUnavailable` by default)."""
-        self._rules.append(
-            _StorageRule(op, times, error or (lambda name: StorageUnavailable(f"{name}: injected")))
-        )
+    def fail(
+        self,
+        op: str = ANY,
+        times: int = 1,
+        error: Callable[[str], Exception] | None = None,
+        *,
+        after: int = 0,
+    ) -> None:
+        """Make ``times`` calls of ``op`` (every operation with ``"*"``) raise ``error(op)``
+        (:class:`StorageUnavailable` by default), once ``after`` more calls of it have gone through."""
+        make = error or (lambda name: StorageUnavailable(f"{name}: injected"))
+        self._rules.append(_StorageRule(op, after, times, make))
 
     def check(self, op: str) -> None:
         """Called by each storage operation before it acts."""
@@ -55,6 +62,9 @@ class StorageFaults:
             raise StorageUnavailable(f"{op}: storage is down")
         for rule in self._rules:
             if rule.remaining > 0 and rule.op in (ANY, op):
+                if rule.skip > 0:
+                    rule.skip -= 1
+                    continue
                 rule.remaining -= 1
                 raise rule.make(op)
 
