@@ -288,6 +288,43 @@ def test_a_busy_follow_up_waits_at_least_a_second() -> None:
     assert world.queue.delays() == [1.0]
 
 
+def test_a_second_worker_meeting_a_delivery_in_progress_requeues_it(world: World) -> None:
+    handoff_id = _accepted(world)
+    world.queue.clear()
+    second = build_world(over=world)  # another instance, same storage and queue
+    message = {"op": "deliver", "handoffId": handoff_id, "attempt": 1}
+
+    def meanwhile(op: str) -> None:
+        if op == "create_thread":
+            world.agents.on_call = None
+            second.process(message)
+
+    world.agents.on_call = meanwhile
+    world.process(message)
+    assert world.queue.messages() == [message] and world.queue.delays() == [15]
+    world.run()
+    assert len(world.agents.threads_of("checkout")) == 1
+    assert world.events(handoff_id).count("delivered") == 1
+
+
+def test_a_poll_meeting_the_delivery_that_scheduled_it_comes_back_after_the_interval(world: World) -> None:
+    handoff_id = _accepted(world, target="partner")
+    second = build_world(over=world)
+
+    def meanwhile(op: str) -> None:
+        if op == "post_message":  # the cross-link, after the first poll was queued
+            world.agents.on_call = None
+            poll = world.queue.take()
+            assert poll is not None
+            second.process(poll.message)
+
+    world.agents.on_call = meanwhile
+    world.step()
+    assert world.queue.messages() == [{"op": "a2aPoll", "handoffId": handoff_id, "attempt": 1}]
+    assert world.queue.delays() == [world.settings.poll_interval_seconds]
+    assert world.remote.ops("get_task") == []
+
+
 def test_an_expired_lease_is_taken_over(world: World) -> None:
     handoff_id = _accepted(world)
     _lease(world, handoff_id, -1)

@@ -3,11 +3,17 @@ the audit and its verification, thread links across chains, the history, and hea
 
 from __future__ import annotations
 
+import json
+from collections.abc import Callable
+from typing import Any
+
+import azure.functions as func
 import pytest
 
 from handoff.domain.auth import Caller
 from handoff.domain.errors import BadRequest, Forbidden, NotFound, Unprocessable
 from handoff.domain.history import HistoryQuery
+from handoff.entrypoints import http_api, responses
 from handoff.entrypoints.responses import to_problem
 from handoff.ports import StorageUnavailable
 from tests.unit.conftest import CHECKOUT, OPERATOR, OPS, PAYMENTS, World, handback_body, handoff_body
@@ -213,3 +219,41 @@ def test_health_with_storage_down_is_unhealthy_and_names_the_error(world: World)
         "StorageUnavailable",
     )
     assert world.store.faults.count("ping") == 1
+
+
+def _route(monkeypatch: pytest.MonkeyPatch, world: World, builder: Any) -> Callable[..., func.HttpResponse]:
+    """The function behind an HTTP route, answering from ``world`` for the caller ``OPS``."""
+    monkeypatch.setattr(http_api, "get_handoffs", lambda: world.handoffs)
+    monkeypatch.setattr(responses, "caller_of", lambda req, rate_limited=True: OPS)
+    function: Callable[..., func.HttpResponse] = builder._function.get_user_function()
+    return function
+
+
+def test_the_health_route_answers_503_while_storage_is_down(
+    monkeypatch: pytest.MonkeyPatch, world: World
+) -> None:
+    health = _route(monkeypatch, world, http_api.health)
+    request = func.HttpRequest("GET", "http://localhost/api/health", body=b"")
+    assert health(request).status_code == 200
+    world.store.faults.outage()
+    down = health(request)
+    assert down.status_code == 503
+    assert json.loads(down.get_body()) == {
+        "status": "unhealthy",
+        "storage": "unreachable",
+        "detail": "StorageUnavailable",
+    }
+
+
+def test_a_read_while_storage_is_down_is_a_503_problem(monkeypatch: pytest.MonkeyPatch, world: World) -> None:
+    handoff_id = world.hand_off()
+    get_handoff = _route(monkeypatch, world, http_api.get_handoff)
+    request = func.HttpRequest(
+        "GET", f"http://localhost/api/handoffs/{handoff_id}", body=b"", route_params={"id": handoff_id}
+    )
+    assert get_handoff(request).status_code == 200
+    world.store.faults.outage()
+    down = get_handoff(request)
+    assert (down.status_code, down.mimetype) == (503, "application/problem+json")
+    assert down.headers["Retry-After"] == "10"
+    assert json.loads(down.get_body())["title"] == "Service unavailable"
