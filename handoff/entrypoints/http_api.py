@@ -9,6 +9,7 @@ import azure.functions as func
 from handoff.bootstrap import get_handoffs
 from handoff.domain.auth import Caller
 from handoff.domain.errors import BadRequest, FieldError
+from handoff.domain.ids import IDEMPOTENCY_KEY_HEADER
 from handoff.entrypoints.responses import REST_AUTH_LEVEL, handle, json_response
 from handoff.services.queries import AUDIT_PAGE
 
@@ -21,7 +22,7 @@ def create_handoff(req: func.HttpRequest) -> func.HttpResponse:
 
     def action(caller: Caller) -> func.HttpResponse:
         view, created = get_handoffs().intake.accept(
-            req.get_body(), caller, req.headers.get("Idempotency-Key")
+            req.get_body(), caller, req.headers.get(IDEMPOTENCY_KEY_HEADER)
         )
         return json_response(view, 202 if created else 200, {"Location": view.links["self"]})
 
@@ -74,7 +75,7 @@ def hand_back(req: func.HttpRequest) -> func.HttpResponse:
 
     def action(caller: Caller) -> func.HttpResponse:
         view, created = get_handoffs().handbacks.hand_back(
-            req.route_params["id"], req.get_body(), caller, req.headers.get("Idempotency-Key")
+            req.route_params["id"], req.get_body(), caller, req.headers.get(IDEMPOTENCY_KEY_HEADER)
         )
         return json_response(view, 202 if created else 200, {"Location": view.links["self"]})
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from handoff.domain.audit_events import EventType
 from handoff.domain.auth import Caller
 from handoff.domain.chains import ChainMember, PairFull, PairSlot
 from handoff.domain.errors import Conflict, FieldError
@@ -37,7 +38,7 @@ class ChainRules:
             return depth
         self.store.append_audit(
             parent.id,
-            "chainRefused",
+            EventType.CHAIN_REFUSED,
             caller.describe(),
             {"rule": "depth", "depth": depth, "limit": self.max_depth, "source": source, "target": target,
              "rootHandoffId": parent.stored.root_id},
@@ -62,7 +63,7 @@ class ChainRules:
             if parent is not None:
                 self.store.append_audit(
                     parent.id,
-                    "chainRefused",
+                    EventType.CHAIN_REFUSED,
                     caller.describe(),
                     {"rule": "pingPong", "source": member.source_agent, "target": member.target_agent,
                      "limit": self.max_pair_repeats, "rootHandoffId": member.root_id,
