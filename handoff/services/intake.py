@@ -80,15 +80,7 @@ class Intake:
     ) -> tuple[HandoffView, bool]:
         """:meth:`accept` for an already parsed request (used by non-HTTP entrypoints)."""
         ctx = self.ctx
-        source = registered_agent(ctx.registry, request.source.agent, "/source/agent")
-        target = registered_agent(ctx.registry, request.target.agent, "/target/agent")
-        if source.name == target.name:
-            raise single_field(Unprocessable, "/target/agent", "an agent cannot hand off to itself")
-        ctx.authorizer.hand_off(caller, source, target)
-        if source.is_a2a and request.source.thread_id:
-            raise single_field(
-                Unprocessable, "/source/threadId", "an A2A agent has no SRE Agent thread; leave threadId out"
-            )
+        source, target = self._parties(request, caller)
         root_id, depth, parent = None, 0, None
         if request.parent_handoff_id:
             parent = self._parent(request.parent_handoff_id, caller)
@@ -196,6 +188,19 @@ class Intake:
             )
             enqueue(ctx.queue, Deliver(handoff_id=handoff_id))
         return ctx.get_record(handoff_id), created
+
+    def _parties(self, request: HandoffRequest, caller: Caller) -> tuple[AgentConfig, AgentConfig]:
+        """The registered source and target agents, once the caller may hand off from one to the other."""
+        source = registered_agent(self.ctx.registry, request.source.agent, "/source/agent")
+        target = registered_agent(self.ctx.registry, request.target.agent, "/target/agent")
+        if source.name == target.name:
+            raise single_field(Unprocessable, "/target/agent", "an agent cannot hand off to itself")
+        self.ctx.authorizer.hand_off(caller, source, target)
+        if source.is_a2a and request.source.thread_id:
+            raise single_field(
+                Unprocessable, "/source/threadId", "an A2A agent has no SRE Agent thread; leave threadId out"
+            )
+        return source, target
 
     def _replay(self, stored: StoredRequest) -> tuple[HandoffView, bool]:
         existing = self.ctx.store.get(stored.id)
