@@ -1,0 +1,131 @@
+"""The use cases as the composition root wires them: without the optional ports, with a lifecycle
+listener that fails, behind the facade the alerts and human-entry use cases are given, and as several
+broker instances over one storage."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from handoff.domain.errors import ServiceUnavailable
+from handoff.domain.history import HistoryQuery
+from handoff.domain.models import HandoffRequest
+from handoff.domain.records import HandoffRecord
+from handoff.services.handoffs import HandoffService
+from tests.unit.conftest import CHECKOUT, OPERATOR, OPS, REGISTRY_DATA, World, build_world, handoff_body
+
+SYSTEM_ID = "00000000-0000-4000-8000-0000000000a1"
+
+
+# ---------------------------------------------------------------- without the optional ports
+
+
+def test_without_a_history_index_search_is_503() -> None:
+    world = build_world(bare=True)
+    with pytest.raises(ServiceUnavailable, match="history index is not configured"):
+        world.queries.search_history(HistoryQuery(), OPERATOR)
+
+
+def test_without_the_optional_ports_a_handoff_still_goes_round_trip() -> None:
+    world = build_world(bare=True)
+    handoff_id = world.hand_off()
+    world.hand_back(handoff_id)
+    world.run()
+    assert world.state(handoff_id).status == "handedBack"
+    assert world.history.entries() == [] and world.lifecycle == []
+    assert world.chains.members(handoff_id) == []
+
+
+def test_without_a_chain_index_only_the_depth_rule_applies() -> None:
+    world = build_world(bare=True, max_pair_repeats=1)
+    root = world.hand_off()
+    thread = world.state(root).target_thread_id
+    body = handoff_body(thread, source="checkout", target="ops", parentHandoffId=root)
+    back, _ = world.accept(body, CHECKOUT)
+    world.run()
+    body = handoff_body(world.state(back.id).target_thread_id, parentHandoffId=back.id)
+    again, new = world.accept(body, OPS)  # ops → checkout a second time: no slots to count
+    assert new and again.depth == 2
+
+
+def test_without_an_a2a_client_an_a2a_target_fails_at_once() -> None:
+    world = build_world(bare=True)
+    view, _ = world.accept(handoff_body(world.source_thread(), target="partner"))
+    world.run()
+    state = world.state(view.id)
+    assert (state.status, state.last_error) == ("failed", "no A2A client is configured")
+    assert world.queue.poison[0]["reason"] == "no A2A client is configured"
+
+
+# ---------------------------------------------------------------- the lifecycle listener
+
+
+class _Failing:
+    def __init__(self) -> None:
+        self.calls = 0
+
+    def on_lifecycle(self, record: HandoffRecord, point: str, details: dict[str, Any]) -> None:
+        self.calls += 1
+        raise RuntimeError("listener down")
+
+
+def test_a_failing_lifecycle_listener_never_fails_the_handoff() -> None:
+    listener = _Failing()
+    world = build_world(listener=listener)
+    handoff_id = world.hand_off()
+    world.hand_back(handoff_id)
+    world.run()
+    assert world.state(handoff_id).status == "handedBack"
+    assert listener.calls == 2  # delivered, handedBack
+
+
+# ---------------------------------------------------------------- the facade for alerts and human entries
+
+
+def _system_request() -> HandoffRequest:
+    return HandoffRequest.model_validate(handoff_body(source="azure-monitor"))
+
+
+def test_the_facade_starts_system_handoffs_and_exposes_the_shared_ports(world: World) -> None:
+    facade = HandoffService(world.handoffs)
+    assert (facade.store, facade.queue, facade.agents) == (world.store, world.queue, world.agents)
+    record, new = facade.accept_system(_system_request(), SYSTEM_ID, OPERATOR, {"alertRule": "cpu"})
+    assert new and record.stored.source_agent == "azure-monitor" and facade.op_handlers == {}
+
+
+def test_a_system_handoff_is_delivered_without_a_source_thread(world: World) -> None:
+    world.intake.accept_system(_system_request(), SYSTEM_ID, OPERATOR)
+    world.run()
+    state = world.state(SYSTEM_ID)
+    assert (state.status, state.crosslink) == ("delivered", "noSourceThread")
+    (thread,) = world.agents.threads_of("checkout")
+    assert "Azure Monitor" in thread.messages[0].text
+
+
+def test_alert_resolution_is_published_to_the_listener(world: World) -> None:
+    world.intake.accept_system(_system_request(), SYSTEM_ID, OPERATOR)
+    HandoffService(world.handoffs).publish_alert_resolved(SYSTEM_ID, {"sharedMemory": ["github"]})
+    assert world.lifecycle[-1] == (SYSTEM_ID, "alertResolved", {"sharedMemory": ["github"]})
+
+
+# ---------------------------------------------------------------- several instances
+
+
+def test_a_second_instance_drops_follow_ups_of_a_target_it_does_not_know(world: World) -> None:
+    view, _ = world.accept(handoff_body(world.source_thread(), target="watched"))
+    world.step()  # delivered; the first watch is queued
+    registry = {"agents": [a for a in REGISTRY_DATA["agents"] if a["name"] != "watched"]}
+    other = build_world(registry, over=world)
+    queued = world.queue.take()
+    assert queued is not None and queued.message["op"] == "watch"
+    other.process(queued.message)
+    assert world.agents.ops("list_messages") == [] and world.queue.messages() == []
+    assert world.state(view.id).lease_owner is None
+
+
+def test_instances_share_the_idempotency_secret_through_storage(world: World) -> None:
+    other = build_world(over=world)
+    first, _ = world.accept(handoff_body(), key="k")
+    again, new = other.accept(handoff_body(), key="k")
+    assert (again.id, new) == (first.id, False)
