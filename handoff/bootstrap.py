@@ -15,8 +15,9 @@ from typing import TYPE_CHECKING, Any
 from handoff.domain.auth import Authorizer, KeyRing, RateLimiter
 from handoff.domain.redaction import install_log_redaction
 from handoff.domain.registry import Registry
-from handoff.domain.work import WORK_KINDS, Work
-from handoff.services.handoffs import Handoffs, HandoffService, build_handoffs
+from handoff.domain.work import AlertNote, AlertResolved, HumanEntry, Work, op_of
+from handoff.services.context import ServiceContext
+from handoff.services.handoffs import Handoffs, build_handoffs
 from handoff.services.worker import Worker
 from handoff.settings import get_settings
 
@@ -116,7 +117,7 @@ def _build() -> Handoffs:
     from handoff.adapters.identity import make_credential
     from handoff.adapters.sre_agent import SreAgentGateway
     from handoff.services.alert_intake import AlertIntake
-    from handoff.services.alert_notes import NOTE_OPS, AlertNotes
+    from handoff.services.alert_notes import AlertNotes
     from handoff.services.human_entries.inbound import HumanInbound
     from handoff.services.shared_memory.publisher import SharedMemoryPublisher
     from handoff.settings import SHARED_MEMORY_POISON_QUEUE, SHARED_MEMORY_QUEUE
@@ -151,25 +152,43 @@ def _build() -> Handoffs:
     # Built with the handoffs because the delivery worker runs their queue work: the alert notes
     # (alertNote, alertResolved) and the human entries people write on the records the broker writes to
     # (humanEntry).
-    host = HandoffService(handoffs)
+    ctx = handoffs.context
     alert_store = TableAlertStore(clients)
-    alert_notes = AlertNotes(host, alert_store)
-    for op in NOTE_OPS:
-        host.op_handlers[op] = alert_notes.process
-    _alert_service = AlertIntake(host, alert_store, alert_notes)
-    _human_inbound = HumanInbound(host, inbound, history)
-    for op, handler in host.op_handlers.items():
-        _register_raw(handoffs.worker, op, handler)
+    alert_notes = AlertNotes(ctx, alert_store)
+    handoffs.worker.register(AlertNote, alert_notes.process)
+    handoffs.worker.register(AlertResolved, alert_notes.process)
+    _alert_service = AlertIntake(ctx, handoffs.intake, alert_store, alert_notes)
+    human_ports = HumanEntryPorts(ctx)
+    _human_inbound = HumanInbound(human_ports, inbound, history)
+    _register_raw(handoffs.worker, HumanEntry, human_ports.op_handlers[op_of(HumanEntry)])
     return handoffs
 
 
-def _register_raw(worker: Worker, op: str, handler: Callable[[dict[str, Any], int], None]) -> None:
+RawHandler = Callable[[dict[str, Any], int], None]
+"""A queue handler that takes the message as its wire ``dict`` (with the dequeue count)."""
+
+
+class HumanEntryPorts:
+    """What the human-entry use cases are given: the shared context's ports, settings and clock, and
+    the table their constructor files its queue handler in (it still takes the wire ``dict``)."""
+
+    def __init__(self, ctx: ServiceContext) -> None:
+        self.settings = ctx.settings
+        self.registry = ctx.registry
+        self.store = ctx.store
+        self.queue = ctx.queue
+        self.agents = ctx.agents
+        self.clock = ctx.clock
+        self.op_handlers: dict[str, RawHandler] = {}
+
+
+def _register_raw(worker: Worker, kind: type[Work], handler: RawHandler) -> None:
     """Register a handler that takes the message as its wire ``dict``."""
 
     def run(message: Work, dequeue_count: int) -> None:
         handler(message.wire(), dequeue_count)
 
-    worker.register(WORK_KINDS[op], run)
+    worker.register(kind, run)
 
 
 @lru_cache(maxsize=1)

@@ -28,29 +28,28 @@ from handoff.domain.alerts.records import (
 from handoff.domain.alerts.requests import alert_handoff, notification_facts, storm_handoff
 from handoff.domain.alerts.routing import select_route
 from handoff.domain.alerts.storms import Placement, StormState, place_alert
+from handoff.domain.audit_events import EventType
 from handoff.domain.auth import Caller
 from handoff.domain.errors import ServiceUnavailable
 from handoff.domain.models import HandoffRequest
 from handoff.domain.records import HandoffRecord
 from handoff.domain.registry import AlertRoute
 from handoff.ports import AlertStore
-from handoff.services.alert_notes import AlertNotes, NoteHandoffs
+from handoff.services.alert_notes import AlertNotes
+from handoff.services.context import ServiceContext
+from handoff.services.lifecycle import publish_alert_resolved
 
 KNOWN_HANDOFFS_KEPT = 10_000  # handoff ids this process has seen stored, so repeats skip the check
 
 
-class AlertHandoffs(NoteHandoffs, Protocol):
-    """What the alert intake uses of the handoff use cases: the notes' collaborators, plus starting a
-    system handoff and telling listeners that an alert resolved."""
+class SystemIntake(Protocol):
+    """What the alert intake uses of :class:`~handoff.services.intake.Intake`: starting the handoffs
+    the broker opens itself."""
 
     def accept_system(
         self, request: HandoffRequest, handoff_id: str, caller: Caller, details: dict[str, Any] | None = None
     ) -> tuple[HandoffRecord, bool]:
         """Store and enqueue a handoff the broker starts itself (idempotent by ``handoff_id``)."""
-        ...
-
-    def publish_alert_resolved(self, handoff_id: str, details: dict[str, Any] | None = None) -> None:
-        """Tell the lifecycle listener that the alert behind ``handoff_id`` resolved."""
         ...
 
 
@@ -65,10 +64,13 @@ class Placed:
 
 
 class AlertIntake:
-    """Turns alert notifications into handoffs (through :class:`AlertHandoffs`) and keeps them updated."""
+    """Turns alert notifications into handoffs (through ``intake``) and keeps them updated."""
 
-    def __init__(self, handoffs: AlertHandoffs, store: AlertStore, notes: AlertNotes) -> None:
-        self.handoffs = handoffs
+    def __init__(
+        self, ctx: ServiceContext, intake: SystemIntake, store: AlertStore, notes: AlertNotes
+    ) -> None:
+        self.ctx = ctx
+        self.intake = intake
         self.store = store
         self.notes = notes
         self._known_handoffs: set[str] = set()
@@ -78,9 +80,9 @@ class AlertIntake:
         alert = parse_alert(body)
         if alert.condition == "Resolved":
             return self._resolved(alert, caller)
-        route = select_route(self.handoffs.registry.alert_routes, alert)
+        route = select_route(self.ctx.registry.alert_routes, alert)
         if route is None:
-            self.store.log(alert_partition(alert.key), "unrouted", self._facts(alert))
+            self.store.log(alert_partition(alert.key), EventType.ALERT_UNROUTED, self._facts(alert))
             receipt = AlertReceipt(
                 alert_id=alert.alert_id, monitor_condition="Fired", routed=[], detail="no alert route matches"
             )
@@ -100,7 +102,7 @@ class AlertIntake:
             alert_id=alert.alert_id,
             label=alert.label,
             route=route.name,
-            target=self.handoffs.registry.by_name(route.target).name,
+            target=self.ctx.registry.by_name(route.target).name,
             last_fired_reported=alert.fired_at,
         )
         if known is None and self.store.insert(partition, ALERT_ROW, claim):
@@ -115,8 +117,8 @@ class AlertIntake:
         """Decide (or recall) where the alert goes and record it on the alert's row, unless a receiver
         did already."""
         route = self._route_of(record)
-        limits = route.storm(self.handoffs.registry.alert_storm)
-        now = self.handoffs.clock()
+        limits = route.storm(self.ctx.registry.alert_storm)
+        now = self.ctx.clock()
         new_ids = (str(uuid.uuid4()), str(uuid.uuid4()))
         found: list[Placement] = []
 
@@ -146,13 +148,16 @@ class AlertIntake:
         facts = {**self._facts(alert), "route": route.name}
         if placed.record.placement == "own":
             self._ensure_own(alert, route, handoff_id, caller)
-            self._audit(handoff_id, "alertFired", caller, facts)
+            self._audit(handoff_id, EventType.ALERT_FIRED, caller, facts)
             # Created by this notification, even when a concurrent duplicate stored the handoff first.
             return self._routed(route.name, target, handoff_id, "created", 1)
         self._ensure_storm(placed.state, route, target, handoff_id, caller)
         first = placed.placement.decision == "stormStart" and placed.placement.handoff_id == handoff_id
         self._audit(
-            handoff_id, "alertJoinedStorm", caller, {**facts, "first": first, "line": alert.summary_line()}
+            handoff_id,
+            EventType.ALERT_JOINED_STORM,
+            caller,
+            {**facts, "first": first, "line": alert.summary_line()},
         )
         if not first:
             self.notes.schedule(handoff_id, storm=True, key=None)
@@ -181,7 +186,7 @@ class AlertIntake:
             "firedCount": updated.fired_count,
             "reopened": bool(reopened and reopened[0]),
         }
-        self._audit(handoff_id, "alertRefired", caller, facts)
+        self._audit(handoff_id, EventType.ALERT_REFIRED, caller, facts)
         storm = updated.placement == "storm"
         self.notes.schedule(handoff_id, storm=storm, key=None if storm else alert.key)
         return self._routed(updated.route, updated.target, handoff_id, "updated", updated.fired_count)
@@ -192,7 +197,7 @@ class AlertIntake:
         partition = alert_partition(alert.key)
         record = self.store.read(partition, ALERT_ROW, AlertRecord)
         if record is None:
-            self.store.log(partition, "resolvedUnknown", self._facts(alert))
+            self.store.log(partition, EventType.ALERT_RESOLVED_UNKNOWN, self._facts(alert))
             receipt = AlertReceipt(
                 alert_id=alert.alert_id,
                 monitor_condition="Resolved",
@@ -206,7 +211,7 @@ class AlertIntake:
             placed = self._place(alert, record)
             record, handoff_id = placed.record, placed.handoff_id
         self._repair(alert, record, handoff_id, caller)
-        resolved_at = alert.resolved_at or self.handoffs.clock().isoformat()
+        resolved_at = alert.resolved_at or self.ctx.clock().isoformat()
         changed: list[bool] = []
 
         def resolve(current: AlertRecord | None) -> AlertRecord | None:
@@ -222,15 +227,15 @@ class AlertIntake:
         facts = {**self._facts(alert), "route": updated.route, "resolvedAt": resolved_at}
         if changed:
             # The lifecycle point other features hook into: one alertResolved event per resolution.
-            self._audit(handoff_id, "alertResolved", caller, facts)
+            self._audit(handoff_id, EventType.ALERT_RESOLVED, caller, facts)
             # Shared memory writes at this point too (after the event is recorded, never blocking it).
             incident = alert.custom_properties.get("pagerdutyIncidentId")
-            self.handoffs.publish_alert_resolved(
-                handoff_id, {"pagerdutyIncidentId": str(incident)} if incident else {}
+            publish_alert_resolved(
+                self.ctx, handoff_id, {"pagerdutyIncidentId": str(incident)} if incident else {}
             )
             self.notes.queue_resolved(handoff_id, alert.key, updated.resolved_count)
         else:
-            self._audit(handoff_id, "alertResolvedAgain", caller, facts)
+            self._audit(handoff_id, EventType.ALERT_RESOLVED_AGAIN, caller, facts)
         status: RoutedStatus = "resolved" if changed else "alreadyResolved"
         routed = self._routed(updated.route, updated.target, handoff_id, status, updated.fired_count)
         return AlertReceipt(alert_id=alert.alert_id, monitor_condition="Resolved", routed=[routed]), True
@@ -239,21 +244,21 @@ class AlertIntake:
 
     def _ensure_own(self, alert: Alert, route: AlertRoute, handoff_id: str, caller: Caller) -> None:
         request, details = alert_handoff(alert, route)
-        self.handoffs.accept_system(request, handoff_id, caller, details)
+        self.intake.accept_system(request, handoff_id, caller, details)
 
     def _ensure_storm(
         self, state: StormState | None, route: AlertRoute, target: str, handoff_id: str, caller: Caller
     ) -> None:
-        limits = route.storm(self.handoffs.registry.alert_storm)
+        limits = route.storm(self.ctx.registry.alert_storm)
         first_alert = (state.first_alert if state else None) or {}
         request, details = storm_handoff(first_alert, route, target, limits)
-        self.handoffs.accept_system(request, handoff_id, caller, details)
+        self.intake.accept_system(request, handoff_id, caller, details)
 
     def _repair(self, alert: Alert, record: AlertRecord, handoff_id: str, caller: Caller) -> None:
         """Create the handoff if the receiver that placed the alert stopped before storing it."""
         if handoff_id in self._known_handoffs:
             return
-        if self.handoffs.store.get(handoff_id) is not None:
+        if self.ctx.store.get(handoff_id) is not None:
             if len(self._known_handoffs) >= KNOWN_HANDOFFS_KEPT:
                 self._known_handoffs.clear()
             self._known_handoffs.add(handoff_id)
@@ -275,19 +280,19 @@ class AlertIntake:
         return record
 
     def _route_named(self, name: str) -> AlertRoute | None:
-        return next((r for r in self.handoffs.registry.alert_routes if r.name == name), None)
+        return next((r for r in self.ctx.registry.alert_routes if r.name == name), None)
 
     def _route_of(self, record: AlertRecord) -> AlertRoute:
         """The alert's route by the name its row keeps (a bare one when the route was removed since)."""
         return self._route_named(record.route) or AlertRoute(name=record.route, target=record.target)
 
-    def _audit(self, handoff_id: str, type: str, caller: Caller, details: dict[str, Any]) -> None:
-        self.handoffs.store.append_audit(handoff_id, type, caller.describe(), details)
+    def _audit(self, handoff_id: str, type: EventType, caller: Caller, details: dict[str, Any]) -> None:
+        self.ctx.store.append_audit(handoff_id, type, caller.describe(), details)
 
     def _routed(
         self, route: str, target: str, handoff_id: str, status: RoutedStatus, count: int
     ) -> AlertRouted:
-        base = f"{self.handoffs.settings.base_url}/api/handoffs/{handoff_id}"
+        base = f"{self.ctx.settings.base_url}/api/handoffs/{handoff_id}"
         return AlertRouted(
             route=route,
             target=target,
@@ -298,7 +303,7 @@ class AlertIntake:
         )
 
     def _facts(self, alert: Alert) -> dict[str, Any]:
-        return notification_facts(alert, self.handoffs.clock())
+        return notification_facts(alert, self.ctx.clock())
 
 
 def _row_missing() -> ServiceUnavailable:

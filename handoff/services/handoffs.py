@@ -8,11 +8,9 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from datetime import datetime
-from typing import Any, NamedTuple
+from typing import NamedTuple
 
-from handoff.domain.auth import Authorizer, Caller
-from handoff.domain.models import HandoffRequest
-from handoff.domain.records import HandoffRecord
+from handoff.domain.auth import Authorizer
 from handoff.domain.registry import Registry
 from handoff.ports import (
     AgentGateway,
@@ -28,7 +26,6 @@ from handoff.services.context import ServiceContext, utcnow
 from handoff.services.delivery import Delivery
 from handoff.services.handbacks import HandBacks
 from handoff.services.intake import Intake
-from handoff.services.lifecycle import publish_alert_resolved
 from handoff.services.queries import Queries
 from handoff.services.source_thread import SourceThread
 from handoff.services.sweeper import Sweeper
@@ -104,34 +101,3 @@ def build_handoffs(
         authorizer=authorizer,
     )
     return compose(ctx)
-
-
-class HandoffService:
-    """What the alerts and human-entry use cases are given as ``handoffs``: the shared context's
-    attributes, the intake of handoffs the broker starts, and the alert-resolved notification.
-
-    Their constructors file their queue handlers in :attr:`op_handlers` (raw ``dict`` messages); the
-    composition root registers those with the worker.
-    """
-
-    def __init__(self, handoffs: Handoffs) -> None:
-        ctx = handoffs.context
-        self.context = ctx
-        self.settings = ctx.settings
-        self.registry = ctx.registry
-        self.store = ctx.store
-        self.queue = ctx.queue
-        self.agents = ctx.agents
-        self.clock = ctx.clock
-        self._intake = handoffs.intake
-        self.op_handlers: dict[str, Callable[[dict[str, Any], int], None]] = {}
-
-    def accept_system(
-        self, request: HandoffRequest, handoff_id: str, caller: Caller, details: dict[str, Any] | None = None
-    ) -> tuple[HandoffRecord, bool]:
-        """See :meth:`Intake.accept_system`."""
-        return self._intake.accept_system(request, handoff_id, caller, details)
-
-    def publish_alert_resolved(self, handoff_id: str, details: dict[str, Any] | None = None) -> None:
-        """See :func:`~handoff.services.lifecycle.publish_alert_resolved`."""
-        publish_alert_resolved(self.context, handoff_id, details)

@@ -28,6 +28,17 @@ MAX_SWEEPS = 5
 GIVE_UP_AFTER = timedelta(minutes=30)
 
 
+class Failure(Protocol):
+    """What the give-up rule reads of a failed call (an :class:`AgentCallError`, a shared-memory
+    ``WriteError``)."""
+
+    @property
+    def reason(self) -> str: ...
+
+    @property
+    def transient(self) -> bool: ...
+
+
 class WorkPorts(Protocol):
     """What the retry rule needs of a use case's context (:class:`~handoff.services.context.ServiceContext`
     has it)."""
@@ -54,8 +65,8 @@ def backoff_seconds(attempt: int, retry_after: float | None, base: float, cap: f
     return min(max(delay, 0.0), max(cap, retry_after or 0.0))
 
 
-def gave_up_reason(exc: AgentCallError, attempt: int) -> str:
-    """The reason recorded when a step gives up: the error, and for a transient one how often it was tried."""
+def gave_up_reason(exc: Failure, attempt: int) -> str:
+    """The reason recorded when work gives up: the error, and for a transient one how often it was tried."""
     return exc.reason if not exc.transient else f"{exc.reason} (gave up after {attempt} attempts)"
 
 

@@ -176,7 +176,12 @@ def test_shared_memory_last_dequeue_marks_the_write_failed_when_the_record_canno
         queue=queue,
         state=state,
         writers=VendorWriters(
-            WriterContext(http=httpx.Client(), settings=service.settings, state=state, clock=service.clock)
+            WriterContext(
+                http=httpx.Client(),
+                settings=service.context.settings,
+                state=state,
+                clock=service.context.clock,
+            )
         ),
     )
     message = {"handoffId": handoff_id, "point": "handedBack", "seq": 1, "backend": "jira", "attempt": 1}

@@ -11,6 +11,7 @@ from handoff.domain.alerts.parsing import alert_key
 from handoff.domain.alerts.records import STATE_ROW, NoteState, note_partition
 from handoff.domain.messages import marker
 from handoff.domain.records import AgentCallError
+from handoff.domain.work import AlertNote
 from handoff.services.alert_notes import NOTE_GRACE
 from handoff.settings import Settings
 from tests.e2e.alert_payloads import envelope, unique_alert_id
@@ -129,7 +130,7 @@ def test_a_note_with_nothing_new_posts_nothing_and_unschedules(world):
 def test_a_note_message_without_a_scheduled_note_does_nothing(world):
     body = fired()
     handoff_id, thread = delivered_alert(world, body)
-    world.notes.process({"op": "alertNote", "handoffId": handoff_id, "attempt": 1})
+    world.process({"op": "alertNote", "handoffId": handoff_id, "attempt": 1})
     assert world.handoffs.agents.texts(thread) == []
 
 
@@ -160,7 +161,7 @@ def test_a_lost_note_message_is_replaced_after_a_grace_time(world):
 
 
 def test_a_refire_interval_of_zero_notes_every_repeat(world):
-    world.handoffs.settings = world.handoffs.settings.model_copy(update={"alerts_refire_note_seconds": 0})
+    world = AlertWorld(registry(), world.ctx.settings.model_copy(update={"alerts_refire_note_seconds": 0}))
     body = fired()
     _, thread = delivered_alert(world, body)
     for _ in range(3):
@@ -222,7 +223,7 @@ def test_a_resolution_is_posted_once(world):
     post(world, resolution(body))
     [message] = world.queue.ops("alertResolved")
     world.run_notes()
-    world.notes.process(message)  # the same message again (a redelivery)
+    world.process(message)  # the same message again (a redelivery)
     [text] = world.handoffs.agents.texts(thread)
     assert "resolved at 2026-01-05T11:00:00Z" in text
     key = alert_key(body["data"]["essentials"]["alertId"])
@@ -234,7 +235,7 @@ def test_a_resolution_is_posted_once(world):
 def test_a_resolution_message_for_an_unknown_alert_posts_nothing(world):
     body = fired()
     handoff_id, thread = delivered_alert(world, body)
-    world.notes.process({"op": "alertResolved", "handoffId": handoff_id, "alertKey": "nope", "seq": 1})
+    world.process({"op": "alertResolved", "handoffId": handoff_id, "alertKey": "nope", "seq": 1})
     assert world.handoffs.agents.texts(thread) == []
 
 
@@ -283,9 +284,10 @@ def test_the_note_gives_up_after_the_last_attempt(world):
         world.run_notes()
     assert world.queue.ops("alertNote") == []
     [poisoned] = world.queue.poison
-    assert (poisoned["op"], poisoned["attempt"], poisoned["reason"]) == ("alertNote", 3, "busy")
+    reason = "busy (gave up after 3 attempts)"
+    assert (poisoned["op"], poisoned["attempt"], poisoned["reason"]) == ("alertNote", 3, reason)
     [event] = [e for e in world.handoffs.store.list_audit(handoff_id) if e.type == "alertNoteFailed"]
-    assert event.details == {"op": "alertNote", "reason": "busy"}
+    assert event.details == {"op": "alertNote", "reason": reason}
     state = note_state(world, handoff_id)
     assert state is not None
     assert not state.scheduled  # a later repeat queues a new note
@@ -321,7 +323,8 @@ def test_a_note_for_a_handoff_whose_delivery_failed_gives_up(world):
 
 @pytest.mark.parametrize("handoff_id", ["not-a-uuid", "00000000-0000-4000-8000-000000000000", ""])
 def test_a_note_for_an_unknown_handoff_is_dropped(world, handoff_id):
-    world.notes.process({"op": "alertNote", "handoffId": handoff_id, "attempt": 1})
+    # Built unchecked: the worker refuses a message whose id cannot be a handoff's before it gets here.
+    world.notes.process(AlertNote.model_construct(handoff_id=handoff_id))
     assert (world.queue.sent, world.queue.poison, world.handoffs.agents.posted) == ([], [], [])
 
 

@@ -1,5 +1,5 @@
 """The use cases as the composition root wires them: without the optional ports, with a lifecycle
-listener that fails, behind the facade the alerts and human-entry use cases are given, and as several
+listener that fails, with what the alerts and human-entry use cases are given, and as several
 broker instances over one storage."""
 
 from __future__ import annotations
@@ -8,11 +8,12 @@ from typing import Any
 
 import pytest
 
+from handoff.bootstrap import HumanEntryPorts
 from handoff.domain.errors import ServiceUnavailable
 from handoff.domain.history import HistoryQuery
 from handoff.domain.models import HandoffRequest
 from handoff.domain.records import HandoffRecord
-from handoff.services.handoffs import HandoffService
+from handoff.services.lifecycle import publish_alert_resolved
 from tests.unit.conftest import CHECKOUT, OPERATOR, OPS, REGISTRY_DATA, World, build_world, handoff_body
 
 SYSTEM_ID = "00000000-0000-4000-8000-0000000000a1"
@@ -80,18 +81,22 @@ def test_a_failing_lifecycle_listener_never_fails_the_handoff() -> None:
     assert listener.calls == 2  # delivered, handedBack
 
 
-# ---------------------------------------------------------------- the facade for alerts and human entries
+# ---------------------------------------------------------------- what alerts and human entries are given
 
 
 def _system_request() -> HandoffRequest:
     return HandoffRequest.model_validate(handoff_body(source="azure-monitor"))
 
 
-def test_the_facade_starts_system_handoffs_and_exposes_the_shared_ports(world: World) -> None:
-    facade = HandoffService(world.handoffs)
-    assert (facade.store, facade.queue, facade.agents) == (world.store, world.queue, world.agents)
-    record, new = facade.accept_system(_system_request(), SYSTEM_ID, OPERATOR, {"alertRule": "cpu"})
-    assert new and record.stored.source_agent == "azure-monitor" and facade.op_handlers == {}
+def test_human_entries_are_given_the_shared_ports_and_an_empty_handler_table(world: World) -> None:
+    ports = HumanEntryPorts(world.handoffs.context)
+    assert (ports.store, ports.queue, ports.agents) == (world.store, world.queue, world.agents)
+    assert ports.op_handlers == {}
+
+
+def test_the_intake_starts_system_handoffs(world: World) -> None:
+    record, new = world.intake.accept_system(_system_request(), SYSTEM_ID, OPERATOR, {"alertRule": "cpu"})
+    assert new and record.stored.source_agent == "azure-monitor"
 
 
 def test_a_system_handoff_is_delivered_without_a_source_thread(world: World) -> None:
@@ -105,7 +110,7 @@ def test_a_system_handoff_is_delivered_without_a_source_thread(world: World) -> 
 
 def test_alert_resolution_is_published_to_the_listener(world: World) -> None:
     world.intake.accept_system(_system_request(), SYSTEM_ID, OPERATOR)
-    HandoffService(world.handoffs).publish_alert_resolved(SYSTEM_ID, {"sharedMemory": ["github"]})
+    publish_alert_resolved(world.handoffs.context, SYSTEM_ID, {"sharedMemory": ["github"]})
     assert world.lifecycle[-1] == (SYSTEM_ID, "alertResolved", {"sharedMemory": ["github"]})
 
 

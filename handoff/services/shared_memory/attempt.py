@@ -8,6 +8,7 @@ import json
 from collections.abc import Callable
 from datetime import datetime
 
+from handoff.domain.audit_events import Actor, EventType
 from handoff.domain.records import HandoffRecord
 from handoff.domain.shared_memory.config import Backend
 from handoff.domain.shared_memory.destinations import destination_key
@@ -56,8 +57,8 @@ class WriteAttempt:
             self.state.put_write(record.id, key, {"Status": "skipped", "UpdatedAt": self.clock()})
             self.store.append_audit(
                 record.id,
-                "sharedMemorySkipped",
-                "broker",
+                EventType.SHARED_MEMORY_SKIPPED,
+                Actor.BROKER,
                 {
                     **_facts(backend, order),
                     "reason": f"nothing to write to on {backend.type} for this handoff",
@@ -82,8 +83,8 @@ class WriteAttempt:
         )
         self.store.append_audit(
             record.id,
-            "sharedMemoryWritten",
-            "broker",
+            EventType.SHARED_MEMORY_WRITTEN,
+            Actor.BROKER,
             {
                 **_facts(backend, order),
                 "destination": dest.label,
@@ -113,8 +114,8 @@ class WriteAttempt:
         )
         self.store.append_audit(
             handoff_id,
-            "sharedMemoryAttempt",
-            "broker",
+            EventType.SHARED_MEMORY_ATTEMPT,
+            Actor.BROKER,
             {
                 **_facts(job.backend, order),
                 "attempt": order.attempt,

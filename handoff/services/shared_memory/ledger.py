@@ -3,11 +3,12 @@ audit event naming the replay route, the poison queue) and a write that waits on
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Callable
 from datetime import datetime, timedelta
 from typing import Any
 
+from handoff.domain.audit_events import Actor, EventType
+from handoff.domain.ids import is_uuid
 from handoff.domain.records import HandoffRecord
 from handoff.domain.shared_memory.writes import WriteRow, parse_write_key
 from handoff.ports import DeliveryQueue, HandoffStore, WriteStateStore
@@ -15,11 +16,7 @@ from handoff.ports import DeliveryQueue, HandoffStore, WriteStateStore
 
 def record_of(store: HandoffStore, handoff_id: str) -> HandoffRecord | None:
     """The handoff, or None when the id is not one (or unknown)."""
-    try:
-        uuid.UUID(handoff_id)
-    except ValueError:
-        return None
-    return store.get(handoff_id)
+    return store.get(handoff_id) if is_uuid(handoff_id) else None
 
 
 class WriteLedger:
@@ -45,8 +42,8 @@ class WriteLedger:
         )
         self.store.append_audit(
             handoff_id,
-            "sharedMemoryFailed",
-            "broker",
+            EventType.SHARED_MEMORY_FAILED,
+            Actor.BROKER,
             {
                 "backend": backend,
                 "point": point,

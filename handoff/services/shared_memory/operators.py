@@ -6,6 +6,7 @@ from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
+from handoff.domain.audit_events import Actor, EventType
 from handoff.domain.errors import NotFound, Unprocessable, single_field
 from handoff.domain.registry import Registry
 from handoff.domain.shared_memory.writes import WriteRow, parse_write_key
@@ -31,7 +32,9 @@ class WriteOperations:
         self.queue = queue
         self.clock = clock
 
-    def replay(self, handoff_id: str, backend: str | None = None, actor: str = "broker") -> dict[str, Any]:
+    def replay(
+        self, handoff_id: str, backend: str | None = None, actor: str = Actor.BROKER
+    ) -> dict[str, Any]:
         """Re-queue the handoff's failed writes (optionally of one backend) with a fresh 24-hour budget."""
         if record_of(self.store, handoff_id) is None:
             raise NotFound(f"no handoff with id {handoff_id}")
@@ -62,7 +65,9 @@ class WriteOperations:
             )
             replayed.append({"backend": name, "point": point, "seq": seq})
         if replayed:
-            self.store.append_audit(handoff_id, "sharedMemoryReplayScheduled", actor, {"writes": replayed})
+            self.store.append_audit(
+                handoff_id, EventType.SHARED_MEMORY_REPLAY_SCHEDULED, actor, {"writes": replayed}
+            )
         return {"handoffId": handoff_id, "replayed": replayed}
 
     def writes(self, handoff_id: str) -> list[dict[str, Any]]:

@@ -7,6 +7,7 @@ from collections.abc import Callable, Sequence
 from datetime import datetime
 from typing import Any
 
+from handoff.domain.audit_events import Actor, EventType
 from handoff.domain.records import HandoffRecord
 from handoff.domain.registry import Registry
 from handoff.domain.shared_memory.config import Backend
@@ -95,7 +96,10 @@ class SharedMemoryPublisher:
                 }
             )
         self.store.append_audit(
-            record.id, "sharedMemoryQueued", "broker", {"point": point, "seq": seq, "backends": names}
+            record.id,
+            EventType.SHARED_MEMORY_QUEUED,
+            Actor.BROKER,
+            {"point": point, "seq": seq, "backends": names},
         )
 
     def _index_named_records(self, record: HandoffRecord, details: dict[str, Any], extra: list[str]) -> None:

@@ -7,11 +7,12 @@ from __future__ import annotations
 from collections.abc import Callable
 from datetime import datetime, timedelta
 
+from handoff.domain.audit_events import Actor, EventType
 from handoff.domain.records import HandoffRecord
 from handoff.domain.shared_memory.config import Backend
 from handoff.domain.shared_memory.writes import WriteError, WriteOrder
 from handoff.ports import DeliveryQueue, HandoffStore, WriteStateStore
-from handoff.services.policy import backoff_seconds
+from handoff.services.policy import backoff_seconds, gave_up_reason
 from handoff.services.shared_memory.ledger import WriteLedger
 from handoff.settings import Settings
 
@@ -61,18 +62,15 @@ class RetryPolicy:
             self.state.put_write(record.id, key, {"Status": "skipped", "Error": exc.reason, "UpdatedAt": now})
             self.store.append_audit(
                 record.id,
-                "sharedMemoryWarning",
-                "broker",
+                EventType.SHARED_MEMORY_WARNING,
+                Actor.BROKER,
                 {"backend": backend.name, "point": order.point, "seq": order.seq, "reason": exc.reason},
             )
             return
         if exc.backend_wide and exc.retry_after:
             self.state.block(hold_key(backend.name), now + timedelta(seconds=exc.retry_after))
-        if not exc.transient:
-            self.ledger.fail(record.id, key, order.message, exc.reason)
-        elif not self._retry(record, backend, order, key, exc, now):
-            reason = f"{exc.reason} (gave up after {order.attempt} attempts)"
-            self.ledger.fail(record.id, key, order.message, reason)
+        if not exc.transient or not self._retry(record, backend, order, key, exc, now):
+            self.ledger.fail(record.id, key, order.message, gave_up_reason(exc, order.attempt))
 
     def _retry(
         self,
@@ -99,8 +97,8 @@ class RetryPolicy:
         self.state.put_write(record.id, key, {"Error": exc.reason, "UpdatedAt": now, "RetryAt": retry_at})
         self.store.append_audit(
             record.id,
-            "sharedMemoryRetryScheduled",
-            "broker",
+            EventType.SHARED_MEMORY_RETRY_SCHEDULED,
+            Actor.BROKER,
             {
                 "backend": backend.name,
                 "point": order.point,

@@ -1,5 +1,5 @@
 """The shared-memory sweeper: writes a worker started and then left (it died mid-write) are queued
-again, and given up after :data:`~handoff.services.handoffs.MAX_SWEEPS` re-queues without progress."""
+again, and given up after :data:`~handoff.services.policy.MAX_SWEEPS` re-queues without progress."""
 
 from __future__ import annotations
 
@@ -8,10 +8,10 @@ import logging
 from collections.abc import Callable
 from datetime import datetime, timedelta
 
-from handoff.domain.auth import SYSTEM
+from handoff.domain.audit_events import Actor, EventType
 from handoff.domain.shared_memory.writes import WriteRow, parse_time
 from handoff.ports import DeliveryQueue, HandoffStore, WriteStateStore
-from handoff.services.policy import GIVE_UP_AFTER, MAX_SWEEPS, SweepReport
+from handoff.services.policy import MAX_SWEEPS, SweepReport, sweep_gives_up
 from handoff.services.shared_memory.ledger import WriteLedger
 from handoff.settings import Settings
 
@@ -43,7 +43,7 @@ class WriteSweeper:
         """Queue again the writes a worker started and then left (it crashed mid-write): ``pending``,
         tried, with no change for ``sweep_after_seconds`` and no retry due within it. The worker that
         takes the message looks for the earlier attempt's note before writing (``writer.find``).
-        A write swept :data:`~handoff.services.handoffs.MAX_SWEEPS` times with no change in between is
+        A write swept :data:`~handoff.services.policy.MAX_SWEEPS` times with no change in between is
         failed (and replayable), as the delivery sweeper does."""
         now = self.clock()
         cutoff = now - timedelta(seconds=self.settings.sweep_after_seconds)
@@ -68,7 +68,7 @@ class WriteSweeper:
         updated = parse_time(write.get("UpdatedAt"))
         mark = updated.isoformat() if updated else ""
         sweeps = int(write.get("Sweeps") or 0) + 1 if write.get("SweepMark") == mark else 1
-        if sweeps > MAX_SWEEPS and updated is not None and now - updated >= GIVE_UP_AFTER:
+        if updated is not None and sweep_gives_up(sweeps, now - updated):
             reason = f"no progress after {MAX_SWEEPS} re-queues by the sweeper"
             self.ledger.fail(handoff_id, key, message, reason)
             report.gave_up += 1
@@ -77,8 +77,8 @@ class WriteSweeper:
         self.queue.send({**message, "attempt": int(write.get("Attempts") or 1) + 1})
         self.store.append_audit(
             handoff_id,
-            "sharedMemoryRequeued",
-            SYSTEM.describe(),
+            EventType.SHARED_MEMORY_REQUEUED,
+            Actor.SYSTEM,
             {
                 "backend": message.get("backend"),
                 "point": message.get("point"),

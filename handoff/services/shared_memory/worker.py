@@ -4,11 +4,12 @@ the one entry for the sweeper and for operators."""
 from __future__ import annotations
 
 import logging
-import uuid
 from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
+from handoff.domain.audit_events import Actor
+from handoff.domain.ids import is_uuid
 from handoff.domain.registry import Registry
 from handoff.domain.shared_memory.writes import SETTLED, WriteError, WriteOrder, write_key
 from handoff.ports import DeliveryQueue, DestinationIndex, HandoffStore, Writers, WriteStateStore
@@ -86,9 +87,11 @@ class SharedMemoryService:
     def _fail_poisoned(self, message: dict[str, Any], exc: Exception) -> None:
         try:
             handoff_id = str(message["handoffId"])
-            uuid.UUID(handoff_id)
             point, backend, seq = str(message["point"]), str(message["backend"]), int(message["seq"])
+            names_write = is_uuid(handoff_id)
         except (KeyError, TypeError, ValueError):
+            names_write = False
+        if not names_write:
             log.error("poisoned shared-memory message names no write (%s): %s", type(exc).__name__, message)
             return
         reason = f"unexpected error: {type(exc).__name__}"
@@ -129,7 +132,9 @@ class SharedMemoryService:
         """Queue again the writes a worker started and then left (see :class:`WriteSweeper`)."""
         return self.sweeper.sweep()
 
-    def replay(self, handoff_id: str, backend: str | None = None, actor: str = "broker") -> dict[str, Any]:
+    def replay(
+        self, handoff_id: str, backend: str | None = None, actor: str = Actor.BROKER
+    ) -> dict[str, Any]:
         """Re-queue the handoff's failed writes (optionally of one backend) with a fresh 24-hour budget."""
         return self.operations.replay(handoff_id, backend, actor)
 

@@ -1,5 +1,6 @@
-"""In-memory ports for the alert use cases: the alert table, and a minimal stand-in for the handoff use
-cases they call (storage of handoffs and audit, the delivery queue, the agents, registry, settings, clock).
+"""In-memory ports for the alert use cases: the alert table, and minimal ports of the handoff use cases
+they run over (storage of handoffs and audit, the delivery queue, the agents, registry, settings, clock),
+with a stand-in for the intake of system handoffs that also listens for resolved alerts.
 
 Documents are kept as JSON, as the table adapter keeps them, so what a use case reads back is what it
 wrote (unknown fields of older rows included). ``down`` makes every storage call raise
@@ -20,9 +21,11 @@ from handoff.domain.auth import Caller
 from handoff.domain.models import AuditEvent, HandoffRequest
 from handoff.domain.records import AgentCallError, HandoffRecord, HandoffState, StoredRequest
 from handoff.domain.registry import Registry
+from handoff.domain.work import AlertNote, AlertResolved, parse_work
 from handoff.ports import StorageUnavailable
 from handoff.services.alert_intake import AlertIntake
 from handoff.services.alert_notes import AlertNotes
+from handoff.services.context import ServiceContext
 from handoff.settings import Settings
 
 ModelT = TypeVar("ModelT", bound=BaseModel)
@@ -162,9 +165,16 @@ class MemoryAgents:
             raise AgentCallError("answer lost", transient=True)
         return f"message-{len(self.posted)}"
 
-    def has_message(self, agent: Any, thread_id: str, needle: str, since: datetime | None = None) -> bool:
+    def find_message(
+        self, agent: Any, thread_id: str, needle: str, since: datetime | None = None
+    ) -> dict[str, Any] | None:
         self.looked += 1
-        return any(t == thread_id and needle in text for _, t, text in self.posted)
+        found = [
+            {"id": f"message-{n}", "text": text}
+            for n, (_, t, text) in enumerate(self.posted, 1)
+            if t == thread_id and needle in text
+        ]
+        return found[-1] if found else None
 
     def texts(self, thread_id: str) -> list[str]:
         """What was posted into a thread, in order."""
@@ -185,8 +195,9 @@ class Clock:
 
 
 class MemoryHandoffs:
-    """Stand-in for the handoff use cases the alert use cases call: ``accept_system`` stores a system
-    handoff once per id (audits ``accepted``, queues its delivery), ``publish_alert_resolved`` records."""
+    """The handoff ports the alert use cases run over, and a stand-in for the intake and the lifecycle
+    listener: ``accept_system`` stores a system handoff once per id (audits ``accepted``, queues its
+    delivery); an ``alertResolved`` lifecycle point is recorded in ``resolved``."""
 
     def __init__(
         self, registry: Registry, settings: Settings | None = None, clock: Clock | None = None
@@ -224,8 +235,9 @@ class MemoryHandoffs:
             raise StorageUnavailable("the handoff vanished")
         return record, created
 
-    def publish_alert_resolved(self, handoff_id: str, details: dict[str, Any] | None = None) -> None:
-        self.resolved.append((handoff_id, dict(details or {})))
+    def on_lifecycle(self, record: HandoffRecord, point: str, details: dict[str, Any]) -> None:
+        if point == "alertResolved":
+            self.resolved.append((record.id, dict(details)))
 
     def deliver(self, handoff_id: str, thread_id: str | None = None) -> str:
         """Mark a handoff delivered into a new thread (as the delivery worker would); returns the thread."""
@@ -244,10 +256,19 @@ class AlertWorld:
     """The alert use cases wired to the in-memory ports."""
 
     def __init__(self, registry: Registry, settings: Settings | None = None) -> None:
-        self.handoffs = MemoryHandoffs(registry, settings)
+        self.handoffs = handoffs = MemoryHandoffs(registry, settings)
+        self.ctx = ServiceContext.build(
+            settings=handoffs.settings,
+            registry=registry,
+            store=handoffs.store,
+            queue=handoffs.queue,
+            agents=handoffs.agents,
+            clock=handoffs.clock,
+            lifecycle=handoffs,
+        )
         self.store = MemoryAlertStore()
-        self.notes = AlertNotes(self.handoffs, self.store)
-        self.intake = AlertIntake(self.handoffs, self.store, self.notes)
+        self.notes = AlertNotes(self.ctx, self.store)
+        self.intake = AlertIntake(self.ctx, handoffs, self.store, self.notes)
         self.caller = Caller("system")
 
     @property
@@ -267,5 +288,12 @@ class AlertWorld:
         """Run every queued note message once (their delays ignored); returns how many ran."""
         messages = self.queue.take("alertNote") + self.queue.take("alertResolved")
         for message in messages:
-            self.notes.process(message)
+            self.process(message)
         return len(messages)
+
+    def process(self, message: dict[str, Any]) -> None:
+        """Run one note message as the delivery worker would hand it over (parsed)."""
+        work = parse_work(message)
+        if not isinstance(work, AlertNote | AlertResolved):
+            raise TypeError(f"not an alert note: {message}")
+        self.notes.process(work)
