@@ -70,7 +70,18 @@ def per_item(
             by_function[label] = {kind: count / items for kind, count in sorted(kinds.items())}
     total = sum(sum(kinds.values()) for kinds in by_function.values())
     trigger = {kind: count / items for kinds in counts["trigger"].values() for kind, count in kinds.items()}
-    return {"total": total, "byFunction": by_function, "trigger": trigger, "items": items, "raw": counts}
+    background = sum(
+        sum(kinds.values()) for label, kinds in counts["app"].items() if label not in WORK_FUNCTIONS
+    )
+    return {
+        "total": total,
+        "byFunction": by_function,
+        "trigger": trigger,
+        "background": background / items,
+        "seconds": counts["seconds"],
+        "items": items,
+        "raw": counts,
+    }
 
 
 def sequential(
@@ -152,14 +163,19 @@ def closed_loop(
     deadline = time.monotonic() + seconds
     sources = [ops.create_thread(f"Ops: load client {i}")["id"] for i in range(clients)]
 
+    errors: list[BaseException] = []
+
     def client_loop(index: int) -> None:
-        with httpx.Client(base_url=broker.host.url, timeout=60) as client:
-            while time.monotonic() < deadline:
-                handoff_id, started_at, accept = post_handoff(client, sources[index])
-                created = watch.wait(handoff_id)
-                with lock:
-                    timings.accept.append(accept)
-                    timings.post_to_thread.append(created - started_at)
+        try:
+            with httpx.Client(base_url=broker.host.url, timeout=60) as client:
+                while time.monotonic() < deadline:
+                    handoff_id, started_at, accept = post_handoff(client, sources[index])
+                    created = watch.wait(handoff_id)
+                    with lock:
+                        timings.accept.append(accept)
+                        timings.post_to_thread.append(created - started_at)
+        except BaseException as exc:  # reported by the caller once every client has stopped
+            errors.append(exc)
 
     try:
         with counted() as counts:
@@ -170,6 +186,8 @@ def closed_loop(
             for worker in workers:
                 worker.join()
             timings.seconds = time.perf_counter() - started
+            if errors:
+                raise errors[0]
             wait_quiet(COUNTS, quiet=0.5)
     finally:
         watch.stop()

@@ -131,11 +131,11 @@ class Broker:
         self.host.stop()
 
 
-def start_broker(services: Services) -> Broker:
+def start_broker(services: Services, host_class: type[CountingHost] = CountingHost) -> Broker:
     """Start the broker under the local host in this process, counting storage requests."""
     port = free_port()
     out = (services.workdir / "host.out").open("w")
-    host = CountingHost(ROOT, port=port, env=services.env(port), out=out)
+    host = host_class(ROOT, port=port, env=services.env(port), out=out)
     with mock.patch.object(devserver.hostlib.queues, "QueueClient", _TriggerQueueClient):
         host.start()
     client = httpx.Client(base_url=host.url, timeout=60, limits=httpx.Limits(max_connections=64))

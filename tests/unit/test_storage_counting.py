@@ -80,6 +80,22 @@ def test_counts_are_kept_per_label_and_reset() -> None:
     assert counts.snapshot() == {}
 
 
+def test_a_trace_keeps_each_request_in_order() -> None:
+    counts = TransactionCounts()
+    policy = CountingPolicy(counts)
+    counts.start_trace()
+    with counts.labelled("deliver"):
+        policy.on_request(PipelineRequest(HttpRequest("GET", f"{TABLES}/{ENTITY}"), PipelineContext(None)))
+    policy.on_request(PipelineRequest(HttpRequest("POST", f"{TABLES}/$batch"), PipelineContext(None)))
+
+    assert counts.stop_trace() == [
+        ("deliver", counting.POINT_READ, f"GET {TABLES}/{ENTITY}"),
+        ("", counting.BATCH, f"POST {TABLES}/$batch"),
+    ]
+    counts.add(counting.BATCH)
+    assert counts.stop_trace() == []
+
+
 def test_counting_is_thread_safe() -> None:
     counts = TransactionCounts()
 

@@ -105,12 +105,26 @@ class TransactionCounts:
         self._lock = threading.Lock()
         self._counts: Counter[tuple[str, str]] = Counter()
         self._label: ContextVar[str] = ContextVar(f"storage-count-label-{id(self)}", default=UNLABELLED)
+        self._trace: list[tuple[str, str, str]] | None = None
 
-    def add(self, kind: str, count: int = 1) -> None:
-        """Count ``count`` transactions of ``kind`` under the current label."""
+    def add(self, kind: str, count: int = 1, request: str = "") -> None:
+        """Count ``count`` transactions of ``kind`` under the current label (and trace ``request``)."""
         key = (self._label.get(), kind)
         with self._lock:
             self._counts[key] += count
+            if self._trace is not None:
+                self._trace.append((key[0], kind, request))
+
+    def start_trace(self) -> None:
+        """Also keep each request (label, kind, method and URL) in order, until :meth:`stop_trace`."""
+        with self._lock:
+            self._trace = []
+
+    def stop_trace(self) -> list[tuple[str, str, str]]:
+        """The requests since :meth:`start_trace`: ``(label, kind, "METHOD url")``; stops tracing."""
+        with self._lock:
+            trace, self._trace = self._trace or [], None
+        return trace
 
     @contextlib.contextmanager
     def labelled(self, label: str) -> Iterator[None]:
@@ -155,7 +169,8 @@ class CountingPolicy(SansIOHTTPPolicy[Any, Any]):
     def on_request(self, request: PipelineRequest[Any]) -> None:
         """Classify and count the request."""
         http_request = request.http_request
-        self.counts.add(classify(http_request.method, http_request.url))
+        method, url = http_request.method, http_request.url
+        self.counts.add(classify(method, url), request=f"{method} {url}")
 
 
 def client_options(counts: TransactionCounts = COUNTS) -> dict[str, Any]:
