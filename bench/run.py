@@ -17,7 +17,7 @@ import os
 import platform
 import sys
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -25,7 +25,7 @@ from typing import Any
 from handoff.adapters.azure_storage.counting import COUNTS
 
 from . import cold_start, floor, flows, storm
-from .stack import ROOT, Services, ThreadWatch, counted, start_broker, start_services, wait_quiet
+from .stack import ROOT, Broker, Services, ThreadWatch, counted, start_broker, start_services, wait_quiet
 from .stats import Report, median, ms, percentile
 
 RESULTS = ROOT / "bench" / "results"
@@ -166,23 +166,35 @@ def run(plan: Plan, quick: bool) -> Report:
     return report
 
 
-def measure_broker(
-    report: Report, services: Services, plan: Plan, floors: dict[str, tuple[float, float]], floor_data: dict
-) -> dict[str, Any]:
-    """Everything measured through the broker running in this process."""
-    data: dict[str, Any] = {}
-    broker = start_broker(services)
-    try:
-        warm = ThreadWatch(services.fakes.agents["checkout"]).start()
-        source = services.fakes.agents["ops"].create_thread("Ops: warm-up")["id"]
-        warm.wait(flows.post_handoff(broker.client, source)[0])  # builds the clients, opens connections
+@dataclass
+class BrokerPhases:
+    """The measurements made through the broker running in this process; each fills :attr:`data`."""
+
+    report: Report
+    services: Services
+    broker: Broker
+    plan: Plan
+    floors: dict[str, tuple[float, float]]
+    floor_ops_per_second: float
+    data: dict[str, Any] = field(
+        default_factory=lambda: {"transactions": {}, "latencyMs": {}, "throughput": {}}
+    )
+
+    def warm_up(self) -> None:
+        """One handoff (builds the clients, opens connections), then the idle window."""
+        warm = ThreadWatch(self.services.fakes.agents["checkout"]).start()
+        source = self.services.fakes.agents["ops"].create_thread("Ops: warm-up")["id"]
+        warm.wait(flows.post_handoff(self.broker.client, source)[0])
         warm.stop()
         wait_quiet(COUNTS, quiet=0.5)
-        data["idle"] = idle_window(report, plan.idle_seconds)
+        self.data["idle"] = idle_window(self.report, self.plan.idle_seconds)
 
-        report.section(f"sequential: {plan.sequential} handoffs and hand-backs, one at a time")
-        timings, per, delivered = flows.sequential(broker, services, plan.sequential)
-        handback_samples, handback_per = flows.hand_backs(broker, services, delivered)
+    def sequential(self) -> None:
+        """Handoffs and hand-backs one at a time: transactions and latencies."""
+        report, floors = self.report, self.floors
+        report.section(f"sequential: {self.plan.sequential} handoffs and hand-backs, one at a time")
+        timings, per, delivered = flows.sequential(self.broker, self.services, self.plan.sequential)
+        handback, handback_per = flows.hand_backs(self.broker, self.services, delivered)
         report_counts(report, "storage transactions per accepted handoff", per["accepted"], TARGET_ACCEPT)
         report_counts(
             report, "storage transactions per delivered handoff", per["delivered"], TARGET_DELIVERED
@@ -190,29 +202,47 @@ def measure_broker(
         report_counts(report, "storage transactions per hand-back", handback_per, TARGET_HANDBACK)
         report.latency("accept (POST → 202)", timings.accept, floors["accept"], "floor insert + send")
         report.latency("POST → thread on B", timings.post_to_thread, floors["postToThread"], "floor path")
-        report.latency("hand-back (POST → message in A)", handback_samples, floors["handback"], "floor path")
-
-        report.section(f"A2A: {plan.a2a} handoffs to the partner, one at a time")
-        a2a_samples, a2a_per = flows.a2a_hand_backs(broker, services, plan.a2a)
-        report_counts(report, "storage transactions per A2A handoff (to hand-back)", a2a_per, None)
-        report.latency(
-            "A2A hand-back (task done → message in A)", a2a_samples, floors["a2aHandback"], "floor"
+        report.latency("hand-back (POST → message in A)", handback, floors["handback"], "floor path")
+        self.data["transactions"].update(
+            accepted=per["accepted"], delivered=per["delivered"], handback=handback_per
         )
-        print("    (the broker polls A2A tasks every HANDOFF_POLL_INTERVAL_SECONDS = 0.5 s here)")
+        self.data["latencyMs"].update(
+            accept=ms(timings.accept), postToThread=ms(timings.post_to_thread), handback=ms(handback)
+        )
 
+    def a2a(self) -> None:
+        """Handoffs to the A2A partner: from its task completing to the message in A's thread."""
+        self.report.section(f"A2A: {self.plan.a2a} handoffs to the partner, one at a time")
+        samples, per = flows.a2a_hand_backs(self.broker, self.services, self.plan.a2a)
+        report_counts(self.report, "storage transactions per A2A handoff (to hand-back)", per, None)
+        name = "A2A hand-back (task done → message in A)"
+        self.report.latency(name, samples, self.floors["a2aHandback"], "floor")
+        print("    (the broker polls A2A tasks every HANDOFF_POLL_INTERVAL_SECONDS = 0.5 s here)")
+        self.data["transactions"]["a2a"] = per
+        self.data["latencyMs"]["a2aHandback"] = ms(samples)
+
+    def load(self) -> None:
+        """A few clients, each waiting for its thread before the next handoff."""
+        plan, floors, report = self.plan, self.floors, self.report
         report.section(f"steady load: {plan.load_clients} clients for {plan.load_seconds:.0f} s")
-        load, load_per = flows.closed_loop(broker, services, plan.load_clients, plan.load_seconds)
+        load, per = flows.closed_loop(self.broker, self.services, plan.load_clients, plan.load_seconds)
         report.latency("accept under load", load.accept, floors["accept"], "floor insert + send")
         report.latency("POST → thread under load", load.post_to_thread, floors["postToThread"], "floor path")
         report.add("handoffs delivered under load", load.completed / load.seconds, "per s", basis="no floor")
+        self.data["transactions"]["load"] = per
+        self.data["latencyMs"].update(loadAccept=ms(load.accept), loadPostToThread=ms(load.post_to_thread))
+        self.data["throughput"]["load"] = load.completed / load.seconds
 
+    def saturation(self) -> None:
+        """Many clients: handoffs delivered per second against the floor-derived rate."""
+        plan, report = self.plan, self.report
         report.section(f"saturation: {plan.saturation_clients} clients for {plan.throughput_seconds:.0f} s")
-        sat, sat_per = flows.closed_loop(broker, services, plan.saturation_clients, plan.throughput_seconds)
-        report_counts(
-            report, "storage transactions per delivered handoff (saturated)", sat_per, TARGET_DELIVERED
+        sat, per = flows.closed_loop(
+            self.broker, self.services, plan.saturation_clients, plan.throughput_seconds
         )
+        report_counts(report, "storage transactions per delivered handoff (saturated)", per, TARGET_DELIVERED)
         throughput = sat.completed / sat.seconds
-        floor_rate = floor_data["saturation"]["opsPerSecond"] / per["delivered"]["total"]
+        floor_rate = self.floor_ops_per_second / self.data["transactions"]["delivered"]["total"]
         report.add(
             "floor-derived throughput (floor ops/s ÷ transactions)", floor_rate, "per s", basis="floor"
         )
@@ -220,37 +250,54 @@ def measure_broker(
             "throughput at saturation", throughput, "per s", basis_value=floor_rate, basis="floor-derived"
         )
         report.latency(
-            "POST → thread at saturation", sat.post_to_thread, floors["postToThread"], "floor path"
+            "POST → thread at saturation", sat.post_to_thread, self.floors["postToThread"], "floor path"
+        )
+        self.data["transactions"]["saturated"] = per
+        self.data["latencyMs"].update(
+            saturatedAccept=ms(sat.accept), saturatedPostToThread=ms(sat.post_to_thread)
+        )
+        self.data["throughput"].update(
+            saturated=throughput, saturatedClients=plan.saturation_clients, floorDerived=floor_rate
         )
 
+    def alert_storm(self) -> None:
+        """Many alerts over a few ids at once: time to quiet down, threads, transactions."""
+        plan, report = self.plan, self.report
         report.section(
             f"alert storm: {plan.storm_alerts} alerts over {plan.storm_ids} ids, {plan.storm_clients} clients"
         )
-        storm_data = storm.alert_storm(
-            broker, services, plan.storm_alerts, plan.storm_ids, plan.storm_clients
+        data = storm.alert_storm(
+            self.broker, self.services, plan.storm_alerts, plan.storm_ids, plan.storm_clients
         )
-        report.add("alert storm: time to quiesce", storm_data["quiesceSeconds"], "s", basis="no floor")
-        report.add("alert storm: threads created", storm_data["threadsCreated"], "threads", basis="no floor")
-        rate = storm_data["alerts"] / storm_data["postSeconds"]
-        report.add("alert storm: alerts accepted", rate, "per s", basis="no floor")
-        per_alert = storm_data["storageRequests"] / storm_data["alerts"]
+        report.add("alert storm: time to quiesce", data["quiesceSeconds"], "s", basis="no floor")
+        report.add("alert storm: threads created", data["threadsCreated"], "threads", basis="no floor")
+        report.add(
+            "alert storm: alerts accepted", data["alerts"] / data["postSeconds"], "per s", basis="no floor"
+        )
+        per_alert = data["storageRequests"] / data["alerts"]
         report.add("alert storm: storage transactions per alert", per_alert, "requests", basis="no floor")
-        print(f"    answers: {storm_data['statuses']}")
+        print(f"    answers: {data['statuses']}")
+        self.data["alertStorm"] = {**data, "latencies": ms(data["latencies"])}
+
+
+def measure_broker(
+    report: Report, services: Services, plan: Plan, floors: dict[str, tuple[float, float]], floor_data: dict
+) -> dict[str, Any]:
+    """Everything measured through the broker running in this process."""
+    broker = start_broker(services)
+    ops_per_second = floor_data["saturation"]["opsPerSecond"]
+    phases = BrokerPhases(report, services, broker, plan, floors, ops_per_second)
+    try:
+        phases.warm_up()
+        phases.sequential()
+        phases.a2a()
+        phases.load()
+        phases.saturation()
+        phases.alert_storm()
     finally:
         broker.stop()
-    data.update(
-        transactions={"accepted": per["accepted"], "delivered": per["delivered"], "handback": handback_per,
-                      "a2a": a2a_per, "load": load_per, "saturated": sat_per},
-        latencyMs={"accept": ms(timings.accept), "postToThread": ms(timings.post_to_thread),
-                   "handback": ms(handback_samples), "a2aHandback": ms(a2a_samples),
-                   "loadAccept": ms(load.accept), "loadPostToThread": ms(load.post_to_thread),
-                   "saturatedAccept": ms(sat.accept), "saturatedPostToThread": ms(sat.post_to_thread)},
-        throughput={"saturated": throughput, "saturatedClients": plan.saturation_clients,
-                    "floorDerived": floor_rate, "load": load.completed / load.seconds},
-        alertStorm={**storm_data, "latencies": ms(storm_data["latencies"])},
-        floorsMs={key: [value[0] * 1000, value[1] * 1000] for key, value in floors.items()},
-    )  # fmt: skip
-    return data
+    phases.data["floorsMs"] = {key: [value[0] * 1000, value[1] * 1000] for key, value in floors.items()}
+    return phases.data
 
 
 def measure_cold_start(report: Report, services: Services, plan: Plan) -> dict[str, Any]:
