@@ -57,9 +57,10 @@ lint: install
 	$(PY) -m ruff format --check .
 	$(PY) -m mypy
 
-## Benchmarks (figures, not pass/fail).
+## Benchmarks (figures, not pass/fail; docs/performance.md): `make bench`, or `make bench BENCH_ARGS=--quick`.
 bench: install
-	$(PY) -m bench.run
+	$(PY) -m pip install --quiet --disable-pip-version-check -r requirements-bench.txt -c constraints.txt
+	$(PY) -m bench.run $(BENCH_ARGS)
 
 clean:
 	rm -rf $(VENV) $(CHECKOV_VENV) node_modules .pytest_cache .ruff_cache .run

@@ -164,6 +164,8 @@ class Settings(BaseModel):
     # private (comma-separated CIDRs, for agents behind private endpoints) and the answer size cap.
     egress_allowed_networks: str | None = _setting("HANDOFF_EGRESS_ALLOWED_NETWORKS", default=None)
     max_response_bytes: int = _setting("HANDOFF_MAX_RESPONSE_BYTES", default=4 * 1024 * 1024, ge=1024)
+    # Count every Table and Queue request by kind, in-process (bench/); off in production.
+    count_storage_transactions: bool = _setting("HANDOFF_COUNT_STORAGE_TRANSACTIONS", default=False)
 
     @field_validator("egress_allowed_networks")
     @classmethod

@@ -160,6 +160,10 @@ class StorageClients:
             if fast
             else {"retry_total": 3, "retry_backoff_factor": 0.4, "connection_timeout": 5, "read_timeout": 20}
         )
+        if settings.count_storage_transactions:
+            from handoff.adapters.azure_storage.counting import client_options
+
+            options.update(client_options())
         if settings.storage_connection_string:
             self.tables = TableServiceClient.from_connection_string(
                 settings.storage_connection_string, **options

@@ -1,0 +1,195 @@
+"""Handoffs, hand-backs and A2A hand-backs through the broker, timed and with their storage requests.
+
+Times: ``accept`` is POST → 202 at the client; ``POST → thread`` runs from just before the POST to
+the creation time of B's thread in the simulated agent; a hand-back runs from its POST to the
+message in A's thread; an A2A hand-back from the partner's task completing (its status timestamp)
+to the message in A's thread. Storage requests are counted per function (see :mod:`bench.stack`).
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+import uuid
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+import httpx
+
+from handoff.adapters.azure_storage.counting import COUNTS
+from tests.e2e.helpers import handback_body, handoff_body
+
+from .stack import Broker, Services, ThreadWatch, counted, message_time, wait_quiet, wait_until
+
+ACCEPT_FUNCTION = "create_handoff"
+HANDBACK_FUNCTION = "hand_back"
+# Functions whose storage requests belong to a handoff's own work (the rest is background).
+WORK_FUNCTIONS = ("create_handoff", "deliver", "hand_back", "write_shared_memory")
+
+
+@dataclass
+class Delivered:
+    """A handoff that reached B: its id and both thread ids."""
+
+    handoff_id: str
+    source_thread: str
+    target_thread: str
+
+
+@dataclass
+class Timings:
+    """Latency samples (seconds) of one phase."""
+
+    accept: list[float] = field(default_factory=list)
+    post_to_thread: list[float] = field(default_factory=list)
+    completed: int = 0
+    seconds: float = 0.0
+
+
+def post_handoff(
+    client: httpx.Client, source_thread: str, target: str = "checkout"
+) -> tuple[str, float, float]:
+    """POST a handoff; returns its id, the wall-clock start and the accept time in seconds."""
+    body = handoff_body(source_thread, target=target)
+    started_at, started = time.time(), time.perf_counter()
+    response = client.post("/api/handoffs", json=body)
+    accept = time.perf_counter() - started
+    if response.status_code != 202:
+        raise RuntimeError(f"handoff not accepted: {response.status_code} {response.text[:500]}")
+    return response.json()["id"], started_at, accept
+
+
+def per_item(
+    counts: dict[str, Any], items: int, functions: tuple[str, ...] = WORK_FUNCTIONS
+) -> dict[str, Any]:
+    """Storage requests of ``functions`` per item, by function and kind, and in all."""
+    by_function: dict[str, dict[str, float]] = {}
+    for label, kinds in counts["app"].items():
+        if label in functions:
+            by_function[label] = {kind: count / items for kind, count in sorted(kinds.items())}
+    total = sum(sum(kinds.values()) for kinds in by_function.values())
+    trigger = {kind: count / items for kinds in counts["trigger"].values() for kind, count in kinds.items()}
+    background = sum(
+        sum(kinds.values()) for label, kinds in counts["app"].items() if label not in WORK_FUNCTIONS
+    )
+    return {
+        "total": total,
+        "byFunction": by_function,
+        "trigger": trigger,
+        "background": background / items,
+        "seconds": counts["seconds"],
+        "items": items,
+        "raw": counts,
+    }
+
+
+def sequential(
+    broker: Broker, services: Services, rounds: int
+) -> tuple[Timings, dict[str, Any], list[Delivered]]:
+    """``rounds`` handoffs one after another, each left to settle (storage quiet) before the next."""
+    ops, checkout = services.fakes.agents["ops"], services.fakes.agents["checkout"]
+    watch = ThreadWatch(checkout).start()
+    timings, delivered = Timings(), []
+    try:
+        source = ops.create_thread("Ops: sequential handoffs")["id"]
+        with counted() as counts:
+            for _ in range(rounds):
+                handoff_id, started_at, accept = post_handoff(broker.client, source)
+                created = watch.wait(handoff_id)
+                wait_quiet(COUNTS, quiet=0.25)
+                timings.accept.append(accept)
+                timings.post_to_thread.append(created - started_at)
+                delivered.append(Delivered(handoff_id, source, watch.thread_ids[handoff_id]))
+    finally:
+        watch.stop()
+    timings.completed = rounds
+    accept_only = per_item(counts, rounds, (ACCEPT_FUNCTION,))
+    return timings, {"accepted": accept_only, "delivered": per_item(counts, rounds)}, delivered
+
+
+def hand_backs(
+    broker: Broker, services: Services, delivered: list[Delivered]
+) -> tuple[list[float], dict[str, Any]]:
+    """A hand-back for each delivered handoff, one after another: POST → message in A's thread."""
+    ops = services.fakes.agents["ops"]
+    samples = []
+    with counted() as counts:
+        for item in delivered:
+            token = f"bench hand-back {uuid.uuid4().hex[:12]}"
+            body = handback_body(thread_id=item.target_thread, summary=f"Pool exhausted ({token})")
+            started_at = time.time()
+            response = broker.client.post(f"/api/handoffs/{item.handoff_id}/handback", json=body)
+            if response.status_code != 202:
+                raise RuntimeError(f"hand-back refused: {response.status_code} {response.text[:500]}")
+            posted = wait_until(lambda s=item.source_thread, t=token: message_time(ops, s, t), timeout=60)
+            wait_quiet(COUNTS, quiet=0.25)
+            samples.append(posted - started_at)
+    return samples, per_item(counts, len(delivered))
+
+
+def _task_finished(peer_url: str, task_id: str) -> float:
+    """When the partner's task reached its final state (its status timestamp), via A2A ``GetTask``."""
+    request = {"jsonrpc": "2.0", "id": 1, "method": "GetTask", "params": {"id": task_id}}
+    response = httpx.post(peer_url, json=request, headers={"A2A-Version": "1.0"}, timeout=10)
+    stamp = response.json()["result"]["status"]["timestamp"]
+    return datetime.fromisoformat(stamp.replace("Z", "+00:00")).timestamp()
+
+
+def a2a_hand_backs(broker: Broker, services: Services, rounds: int) -> tuple[list[float], dict[str, Any]]:
+    """Handoffs to the A2A partner: its task completing → the result posted in A's thread."""
+    ops, peer = services.fakes.agents["ops"], services.peer
+    needle = peer.script.result["rootCause"]
+    samples = []
+    with counted() as counts:
+        for n in range(rounds):
+            source = ops.create_thread(f"Ops: A2A handoff {n}")["id"]
+            handoff_id, _, _ = post_handoff(broker.client, source, target="partner")
+            posted = wait_until(lambda s=source: message_time(ops, s, needle), timeout=60)
+            wait_quiet(COUNTS, quiet=0.25)
+            record = broker.client.get(f"/api/handoffs/{handoff_id}").json()
+            samples.append(posted - _task_finished(peer.rpc_url, record["target"]["taskId"]))
+    return samples, per_item(counts, rounds)
+
+
+def closed_loop(
+    broker: Broker, services: Services, clients: int, seconds: float
+) -> tuple[Timings, dict[str, Any]]:
+    """``clients`` clients each posting a handoff and waiting for B's thread, again, for ``seconds``."""
+    ops, checkout = services.fakes.agents["ops"], services.fakes.agents["checkout"]
+    watch = ThreadWatch(checkout).start()
+    timings = Timings()
+    lock = threading.Lock()
+    deadline = time.monotonic() + seconds
+    sources = [ops.create_thread(f"Ops: load client {i}")["id"] for i in range(clients)]
+
+    errors: list[BaseException] = []
+
+    def client_loop(index: int) -> None:
+        try:
+            with httpx.Client(base_url=broker.host.url, timeout=60) as client:
+                while time.monotonic() < deadline:
+                    handoff_id, started_at, accept = post_handoff(client, sources[index])
+                    created = watch.wait(handoff_id)
+                    with lock:
+                        timings.accept.append(accept)
+                        timings.post_to_thread.append(created - started_at)
+        except BaseException as exc:  # reported by the caller once every client has stopped
+            errors.append(exc)
+
+    try:
+        with counted() as counts:
+            started = time.perf_counter()
+            workers = [threading.Thread(target=client_loop, args=(i,)) for i in range(clients)]
+            for worker in workers:
+                worker.start()
+            for worker in workers:
+                worker.join()
+            timings.seconds = time.perf_counter() - started
+            if errors:
+                raise errors[0]
+            wait_quiet(COUNTS, quiet=0.5)
+    finally:
+        watch.stop()
+    timings.completed = len(timings.post_to_thread)
+    return timings, per_item(counts, max(1, timings.completed))
