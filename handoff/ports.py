@@ -23,6 +23,7 @@ from handoff.domain.records import (
     StoredHandback,
     StoredRequest,
 )
+from handoff.domain.registry import AgentConfig
 from handoff.domain.shared_memory.config import Backend
 from handoff.domain.shared_memory.writes import Destination, WriteJob, WriteRow
 
@@ -225,36 +226,38 @@ class DeliveryQueue(Protocol):
 class AgentGateway(Protocol):
     """The agents' data-plane APIs, reached with the broker's managed identity."""
 
-    def create_thread(self, agent: Any, text: str) -> str:
+    def create_thread(self, agent: AgentConfig, text: str) -> str:
         """Start a thread on ``agent`` with ``text`` as its first message; returns the thread id."""
 
-    def fire_trigger(self, agent: Any, payload: dict[str, Any]) -> str | None:
+    def fire_trigger(self, agent: AgentConfig, payload: dict[str, Any]) -> str | None:
         """Call the agent's HTTP trigger with ``payload``; returns the thread id when the agent says."""
 
-    def find_thread(self, agent: Any, needle: str, since: datetime | None = None) -> str | None:
+    def find_thread(self, agent: AgentConfig, needle: str, since: datetime | None = None) -> str | None:
         """Id of the thread the broker opened for handoff ``needle``, if any (its start message begins
         with the handoff's header and ends with its start marker; see messages.is_handoff_thread).
         Threads are read newest first, page by page, down to those created before ``since`` (all of
         them without it, up to a cap); raises a permanent :class:`AgentCallError` when the cap is
         reached before the answer is certain."""
 
-    def post_message(self, agent: Any, thread_id: str, text: str) -> str | None:
+    def post_message(self, agent: AgentConfig, thread_id: str, text: str) -> str | None:
         """Post ``text`` into an existing thread; the new message's id when the answer gives one."""
 
     def find_message(
-        self, agent: Any, thread_id: str, needle: str, since: datetime | None = None
+        self, agent: AgentConfig, thread_id: str, needle: str, since: datetime | None = None
     ) -> dict[str, Any] | None:
         """The broker's message with marker line ``needle`` in the thread (its last line, under the
         handoff's header; see messages.is_marked), read newest first down to messages older than
         ``since``, as :meth:`find_thread` does."""
 
-    def has_message(self, agent: Any, thread_id: str, needle: str, since: datetime | None = None) -> bool:
+    def has_message(
+        self, agent: AgentConfig, thread_id: str, needle: str, since: datetime | None = None
+    ) -> bool:
         """Whether :meth:`find_message` finds the message."""
 
-    def get_thread(self, agent: Any, thread_id: str) -> dict[str, Any]:
+    def get_thread(self, agent: AgentConfig, thread_id: str) -> dict[str, Any]:
         """The thread object (``GET /api/v1/threads/{id}``), camelCase as the agent answers."""
 
-    def list_messages(self, agent: Any, thread_id: str) -> list[dict[str, Any]]:
+    def list_messages(self, agent: AgentConfig, thread_id: str) -> list[dict[str, Any]]:
         """The thread's recent messages, oldest first."""
 
 
@@ -262,14 +265,14 @@ class RemoteAgentGateway(Protocol):
     """Agents reached over A2A: send the handoff as a message, then follow the task it started."""
 
     def send_message(
-        self, agent: Any, *, message_id: str, context_id: str, text: str, data: dict[str, Any]
+        self, agent: AgentConfig, *, message_id: str, context_id: str, text: str, data: dict[str, Any]
     ) -> RemoteTask:
         """``SendMessage`` (returning at once); the task the peer created for it."""
 
-    def get_task(self, agent: Any, task_id: str) -> RemoteTask:
+    def get_task(self, agent: AgentConfig, task_id: str) -> RemoteTask:
         """``GetTask``: the task's current state and artifacts."""
 
-    def find_task(self, agent: Any, *, context_id: str, message_id: str) -> RemoteTask | None:
+    def find_task(self, agent: AgentConfig, *, context_id: str, message_id: str) -> RemoteTask | None:
         """The peer's task that ``message_id`` started, if the peer can list tasks; None otherwise."""
 
 

@@ -16,6 +16,7 @@ from typing import Any, Protocol
 
 from handoff.domain.audit_events import Actor, EventType
 from handoff.domain.records import AgentCallError
+from handoff.domain.registry import AgentConfig
 from handoff.domain.work import Work
 from handoff.ports import AgentGateway, DeliveryQueue, HandoffStore
 from handoff.settings import Settings
@@ -156,7 +157,7 @@ class Posted:
 
 def post_once(
     agents: AgentGateway,
-    agent: Any,
+    agent: AgentConfig,
     thread_id: str,
     needle: str,
     text: str,
