@@ -25,12 +25,16 @@ from tests.support.vendors import (
 
 
 def _investigation(
-    broker: Any, fakes: Any, incident: dict[str, Any], target: str = MEMORY_AGENT
+    broker: Any, fakes: Any, incident: dict[str, Any] | None, target: str = MEMORY_AGENT, **context: Any
 ) -> tuple[str, str, str]:
-    """A delivered handoff ops -> ``target`` naming ``incident``: (id, ops thread, target's thread)."""
+    """A delivered handoff ops -> ``target`` naming ``incident`` (none: no record at all):
+    (id, ops thread, target's thread)."""
     ops_thread = fakes.agents["ops"].create_thread("Ops: checkout errors")["id"]
     body = handoff_body(ops_thread, target=target)
+    body["context"].update(context)
     body["context"]["incident"] = incident
+    if incident is None:
+        del body["context"]["incident"]
     response = broker.client.post("/api/handoffs", json=body)
     assert response.status_code == 202, response.text
     handoff_id = response.json()["id"]
@@ -468,3 +472,38 @@ def test_polling_reads_a_pagerduty_note_without_a_webhook(broker, vendors, fakes
     assert handback.status_code == 202
     broker.wait_status(handoff_id, "handedBack", timeout=20)
     _wait_log(broker, f"no longer polling pd-poll {incident_id} for closed {handoff_id}")
+
+
+# ---------------------------------------------------------------- Seen before
+
+
+def test_seen_before_lists_what_people_wrote_overrides_first(broker, vendors, fakes):
+    site = (
+        f"/subscriptions/00000000-0000-0000-0000-000000000000/resourceGroups/rg-{uuid.uuid4().hex[:8]}"
+        "/providers/Microsoft.Web/sites/checkout-api"
+    )
+    number, incident = _github_issue(vendors)
+    earlier, _, _ = _investigation(broker, fakes, incident, resources=[site])
+    url = _hook(broker, "gh")
+    for text in ("The EU region is affected", "stop: do not restart the primary", "Pool resized at 02:00"):
+        comment = vendors.github.add_human_comment(REPO, number, text, login="alice")
+        event = vendors.github.issue_comment_event(REPO, number, comment)
+        assert (
+            vendors.github.send_webhook(url, GITHUB_WEBHOOK_SECRET, "issue_comment", event).status_code == 202
+        )
+    handback = broker.client.post(f"/api/handoffs/{earlier}/handback", json=handback_body(MEMORY_AGENT))
+    assert handback.status_code == 202
+    broker.wait_status(earlier, "handedBack", timeout=20)
+
+    # The next investigation of the same resource (by agents who may read the earlier one).
+    _, _, thread = _investigation(broker, fakes, None, target=POLL_AGENT, resources=[site])
+    start = fakes.agents[POLL_AGENT].messages(thread)[0]["text"]
+    section = start.split("## Seen before", 1)[1].split("\n## ", 1)[0]
+    assert earlier in section
+    notes = [line.strip() for line in section.splitlines() if line.strip().startswith("- Human")]
+    assert notes[0].startswith("- Human override by @alice on gh, ")
+    assert notes[0].endswith(": stop: do not restart the primary")
+    assert [line.rsplit(": ", 1)[1] for line in notes[1:]] == [
+        "Pool resized at 02:00",
+        "The EU region is affected",
+    ]

@@ -16,11 +16,10 @@ import contextlib
 import json
 from collections.abc import Callable, Iterable
 from datetime import UTC, datetime
-from typing import Any
 
 from azure.core import MatchConditions
 from azure.core.exceptions import ResourceExistsError, ResourceModifiedError, ResourceNotFoundError
-from azure.data.tables import UpdateMode
+from azure.data.tables import TableEntity, UpdateMode
 
 from handoff.adapters.azure_storage.handoffs import StorageClients, encode_key, storage_errors
 from handoff.domain.shared_memory.polling import PollCursor, PolledHandoff, PolledRecord
@@ -111,7 +110,7 @@ class TableInboundStore:
 
     def polled_records(self, backend: str, limit: int) -> list[PolledRecord]:
         handoffs: dict[str, list[PolledHandoff]] = {}
-        states: dict[str, Any] = {}
+        states: dict[str, TableEntity] = {}
         with storage_errors():
             rows = self.table.query_entities(
                 "PartitionKey eq @pk", parameters={"pk": _poll_partition(backend)}, results_per_page=1000
@@ -174,7 +173,7 @@ class TableInboundStore:
                 self.table.delete_entity(_poll_partition(backend), row)
 
 
-def _record(destination: str, handoffs: list[PolledHandoff], state: Any) -> PolledRecord:
+def _record(destination: str, handoffs: list[PolledHandoff], state: TableEntity | None) -> PolledRecord:
     """A polled record from its rows (``state`` is its poll-state entity, or None before a poll)."""
     if state is None:
         return PolledRecord(destination, tuple(handoffs))
