@@ -8,6 +8,7 @@ from handoff.entrypoints import (
     alerts_api,
     history_api,
     http_api,
+    human_poll,
     mcp_api,
     queue_triggers,
     shared_memory_worker,
@@ -25,3 +26,4 @@ app.register_functions(alerts_api.bp)
 app.register_functions(shared_memory_worker.bp)
 app.register_functions(history_api.bp)
 app.register_functions(webhooks_api.bp)
+app.register_functions(human_poll.bp)

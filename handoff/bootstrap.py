@@ -24,6 +24,7 @@ from handoff.settings import get_settings
 if TYPE_CHECKING:
     from handoff.services.alert_intake import AlertIntake
     from handoff.services.human_entries.inbound import HumanInbound
+    from handoff.services.human_entries.polling import EntryPoller
     from handoff.services.shared_memory.worker import SharedMemoryService
 
 log = logging.getLogger("handoff")
@@ -219,4 +220,34 @@ def get_shared_memory() -> SharedMemoryService:
             WriterContext(http=http, settings=settings, state=state, clock=get_handoffs().context.clock)
         ),
         destinations=TableInboundStore(clients),
+    )
+
+
+@lru_cache(maxsize=1)
+def get_human_poller() -> EntryPoller:
+    """The polling fallback of webhooks: the vendors' APIs read with the writers' HTTP client and
+    credentials, entries handed to the same claimer as webhooks."""
+    from handoff.adapters.azure_storage.handoffs import StorageClients
+    from handoff.adapters.azure_storage.human_entries import TableInboundStore
+    from handoff.adapters.azure_storage.shared_memory import TableWriteState
+    from handoff.adapters.egress import EgressPolicy
+    from handoff.adapters.http import make_http_client
+    from handoff.adapters.vendor_readers import VendorReaders
+    from handoff.adapters.vendors import WriterContext
+    from handoff.services.human_entries.polling import EntryPoller
+
+    settings = get_settings()
+    service = get_service()
+    clients = StorageClients(settings)
+    state = TableWriteState(clients)
+    http = make_http_client(settings.shared_memory_timeout_seconds, EgressPolicy.from_settings(settings))
+    return EntryPoller(
+        settings=settings,
+        registry=get_registry(),
+        store=service.store,
+        index=TableInboundStore(clients),
+        readers=VendorReaders(WriterContext(http=http, settings=settings, state=state, clock=service.clock)),
+        holds=state,
+        claimer=get_human_inbound().claimer,
+        clock=service.clock,
     )

@@ -25,6 +25,8 @@ from handoff.domain.records import (
 )
 from handoff.domain.registry import AgentConfig
 from handoff.domain.shared_memory.config import Backend
+from handoff.domain.shared_memory.human_entries import HumanEntry
+from handoff.domain.shared_memory.polling import PollCursor, PolledRecord
 from handoff.domain.shared_memory.writes import Destination, WriteJob, WriteRow
 
 ModelT = TypeVar("ModelT", bound=BaseModel)
@@ -55,8 +57,47 @@ class HumanNotesIndex(Protocol):
 class DestinationIndex(Protocol):
     """Writes ``destination -> handoff id`` rows."""
 
-    def index_destination(self, backend: str, destination: str, handoff_id: str) -> None:
-        """Index a handoff on one record of a backend (idempotent)."""
+    def index_destination(self, backend: str, destination: str, handoff_id: str, poll: bool = False) -> None:
+        """Index a handoff on one record of a backend (idempotent); with ``poll``, also list the record
+        among the backend's polled records (:class:`PollIndex`)."""
+
+
+class PollIndex(Protocol):
+    """The records each polling backend reads for people's entries, with their poll state, in storage
+    (one partition per backend: listing them is one query)."""
+
+    def polled_records(self, backend: str, limit: int) -> list[PolledRecord]:
+        """Up to ``limit`` records of the backend with the investigations indexed on them."""
+
+    def claim_poll(self, backend: str, record: PolledRecord, now: datetime) -> bool:
+        """Mark ``record`` polled at ``now``, unless its poll state changed since it was listed
+        (another poller took it): False then."""
+
+    def save_cursor(self, backend: str, destination: str, cursor: PollCursor) -> None:
+        """Keep where the next poll of the record starts."""
+
+    def forget(self, backend: str, destination: str, handoff_ids: list[str], *, whole: bool) -> None:
+        """Stop polling the record for these (closed) investigations; ``whole``: none is left on it,
+        so its poll state goes too."""
+
+
+class EntryReaders(Protocol):
+    """Reads people's entries on a record from the vendor (the polling fallback of webhooks)."""
+
+    def entries_since(self, backend: Backend, destination: str, since: datetime) -> list[HumanEntry]:
+        """Entries on record ``destination`` created at ``since`` or later (the broker's own among
+        them), as the vendor lists them. Raises :class:`~handoff.domain.shared_memory.writes.WriteError`
+        as writers do: ``backend_wide`` with ``retry_after`` when the vendor rate-limits the broker."""
+
+
+class BackendHolds(Protocol):
+    """Backend-wide holds after a vendor's rate limit, shared by writes and polls."""
+
+    def blocked_until(self, key: str) -> datetime | None:
+        """Until when every call to a backend waits (a rate limit it reported), if at all."""
+
+    def block(self, key: str, until: datetime) -> None:
+        """Hold every call to a backend until ``until``."""
 
 
 class CoordinationState(Protocol):

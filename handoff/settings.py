@@ -21,6 +21,7 @@ from pydantic.config import JsonDict
 from pydantic.fields import FieldInfo
 
 from handoff.domain.net import is_loopback, parse_networks
+from handoff.domain.shared_memory.polling import poll_schedule
 
 APP_ROOT = Path(__file__).resolve().parent.parent
 
@@ -160,6 +161,9 @@ class Settings(BaseModel):
     shared_memory_timeout_seconds: float = _setting(
         "HANDOFF_SHARED_MEMORY_TIMEOUT_SECONDS", default=15.0, gt=0
     )
+    # Humans in the loop without webhooks: each active investigation's records on backends that poll
+    # (inbound "poll" or "both") are read at most this often; the poll timer's schedule follows.
+    human_poll_seconds: int = _setting("HANDOFF_HUMAN_POLL_SECONDS", default=60, ge=1, le=86400)
     # Egress policy of every outbound call (docs/security.md): networks that may be reached although
     # private (comma-separated CIDRs, for agents behind private endpoints) and the answer size cap.
     egress_allowed_networks: str | None = _setting("HANDOFF_EGRESS_ALLOWED_NETWORKS", default=None)
@@ -226,6 +230,11 @@ class Settings(BaseModel):
         """The per-handoff lease: ``HANDOFF_LEASE_SECONDS``, but at least two HTTP timeouts, so a call a
         worker started under its lease has ended before another worker can take the handoff over."""
         return max(float(self.lease_seconds), 2 * self.http_timeout_seconds)
+
+    @property
+    def human_poll_schedule(self) -> str:
+        """NCRONTAB schedule of the human-entry poll timer (a tick of about a quarter interval)."""
+        return poll_schedule(self.human_poll_seconds)
 
     @property
     def max_dequeue_count(self) -> int:

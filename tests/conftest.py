@@ -46,12 +46,12 @@ def azurite() -> Iterator[Azurite]:
 
 @pytest.fixture(scope="session")
 def fakes() -> Iterator[FakeStack]:
-    """Token endpoint, ARM and simulated SRE Agents ops, checkout, payments and inventory (real HTTP
-    servers)."""
+    """Token endpoint, ARM and simulated SRE Agents ops, checkout, payments, inventory and triage (real
+    HTTP servers)."""
     # payments accepts only the SRE Agent app-ID audience, as some deployments do, so the broker's
     # 401 → fallback-scope path runs for real.
     stack = start_fake_stack(
-        ("ops", "checkout", "payments", "inventory"),
+        ("ops", "checkout", "payments", "inventory", "triage"),
         agent_options={"payments": {"accepted_audiences": ("59f0a04a-b322-4310-adc9-39ac41e9631e",)}},
     )
     yield stack

@@ -4,13 +4,22 @@ The spec lets anonymous requests through; this fake requires HTTP Basic (account
 token), as Jira Cloud does for API tokens. Comment bodies are checked against the Atlassian Document
 Format schema, which the spec does not type. ``rate_limit()`` injects a 429 with ``Retry-After``,
 ``X-RateLimit-Reset`` (ISO time) and ``RateLimit-Reason``.
+
+People's comments (:meth:`FakeJira.add_human_comment`) reach a receiver as Jira's ``comment_created``
+webhook: an admin webhook with a secret signs the raw body (``X-Hub-Signature: sha256=<hex>``); an
+Automation rule's "Send web request" carries the secret in a header instead.
 """
 
 from __future__ import annotations
 
+import hashlib
+import hmac
+import json
+import uuid
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, Literal
 
+import httpx
 from starlette.responses import JSONResponse, Response
 
 from devserver.fakes._service import Call, HttpError
@@ -23,6 +32,46 @@ def _jira_time() -> str:
     return (
         datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.") + f"{datetime.now(UTC).microsecond // 1000:03d}+0000"
     )
+
+
+def adf_document(text: str) -> dict[str, Any]:
+    """``text`` as the ADF document Jira's editor makes: a paragraph per line."""
+    paragraphs = [
+        {"type": "paragraph", "content": [{"type": "text", "text": line}] if line else []}
+        for line in text.split("\n")
+    ]
+    return {"type": "doc", "version": 1, "content": paragraphs}
+
+
+def deliver_webhook(
+    url: str,
+    secret: str,
+    payload: dict[str, Any],
+    *,
+    auth: Literal["signature", "token"] = "signature",
+    signature: str | None = None,
+    identifier: str | None = None,
+) -> httpx.Response:
+    """Deliver a webhook as Jira sends it: JSON body, ``X-Atlassian-Webhook-Identifier`` (unique per
+    delivery, the same on its retries), ``X-Atlassian-Webhook-Flow`` and, for an admin webhook with a
+    secret, ``X-Hub-Signature: sha256=<hex HMAC-SHA256 of the raw body>`` (``signature`` replaces it,
+    ``""`` leaves it out). ``auth="token"``: an Automation rule's web request with the secret in
+    ``X-Handoff-Webhook-Token``, as the broker's docs set it up."""
+    body = json.dumps(payload).encode()
+    headers = {
+        "Content-Type": "application/json; charset=utf-8",
+        "User-Agent": "Atlassian Webhook HTTP Client",
+        "X-Atlassian-Webhook-Identifier": identifier or str(uuid.uuid4()),
+        "X-Atlassian-Webhook-Flow": "Primary",
+    }
+    if auth == "token":
+        headers = {"Content-Type": "application/json", "User-Agent": "Automation for Jira"}
+        if signature != "":
+            headers["X-Handoff-Webhook-Token"] = signature or secret
+    elif signature != "":
+        digest = hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
+        headers["X-Hub-Signature"] = signature or f"sha256={digest}"
+    return httpx.post(url, content=body, headers=headers, timeout=30)
 
 
 def _errors(status: int, messages: list[str]) -> HttpError:
@@ -53,6 +102,45 @@ class FakeJira(VendorFake):
         """Comments of an issue, oldest first."""
         with self.lock:
             return [dict(c) for c in self._issues.get(key.upper(), [])]
+
+    def add_human_comment(
+        self, key: str, text: str, account_id: str = "712020:alice", display_name: str = "Alice Oncall"
+    ) -> dict[str, Any]:
+        """A person comments on an issue (in the web UI); returns the comment as Jira stores it."""
+        author = {**self._author(), "accountId": account_id, "displayName": display_name}
+        with self.lock:
+            comment_id = str(10000 + self.next_id())
+            now = _jira_time()
+            comment = {
+                "self": f"https://your-domain.atlassian.net/rest/api/3/issue/{key}/comment/{comment_id}",
+                "id": comment_id,
+                "author": author,
+                "updateAuthor": author,
+                "body": adf_document(text),
+                "created": now,
+                "updated": now,
+                "jsdPublic": True,
+            }
+            self._issues[key.upper()].append(comment)
+            return dict(comment)
+
+    def comment_created_event(self, key: str, comment: dict[str, Any]) -> dict[str, Any]:
+        """The ``comment_created`` webhook payload Jira sends for ``comment``."""
+        issue_id = str(20000 + sum(map(ord, key)))
+        return {
+            "timestamp": int(datetime.now(UTC).timestamp() * 1000),
+            "webhookEvent": "comment_created",
+            "comment": comment,
+            "issue": {
+                "id": issue_id,
+                "self": f"https://your-domain.atlassian.net/rest/api/2/{issue_id}",
+                "key": key.upper(),
+                "fields": {"summary": f"{key} (simulated)", "issuetype": {"name": "Incident"}},
+            },
+        }
+
+    # Tests deliver Jira's webhooks through the fake, as Jira would.
+    send_webhook = staticmethod(deliver_webhook)
 
     def reset(self) -> None:
         """Clear faults, requests and issues."""

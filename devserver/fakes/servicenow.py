@@ -4,16 +4,25 @@ ServiceNow publishes no static OpenAPI document, so the checks follow its docume
 and ``Content-Type`` are required on PUT/PATCH (``400`` otherwise), Basic or bearer auth, journal
 fields append an entry (in ``sys_journal_field``) and read back as ``""``, error bodies
 ``{"error": {"message", "detail"}, "status": "failure"}``. ``rate_limit()`` injects the documented 429.
+Encoded queries take ``=``, ``!=``, ``LIKE``, ``IN``, ``>=``, ``>``, ``<=``, ``<``, ``ORDERBY`` and
+``ORDERBYDESC``.
+
+ServiceNow has no signed webhooks: people's journal entries (:meth:`FakeServiceNow.add_human_entry`)
+reach a receiver through a business rule's outbound REST message, which the broker's docs set up with
+the shared secret in ``X-Handoff-Webhook-Token`` (:meth:`FakeServiceNow.send_webhook`).
 """
 
 from __future__ import annotations
 
+import json
 import secrets
+from datetime import UTC, datetime
 from typing import Any
 
+import httpx
 from starlette.responses import JSONResponse, Response
 
-from devserver.fakes._service import Call, HttpError, utc_now
+from devserver.fakes._service import Call, HttpError
 from devserver.fakes._vendor import VendorFake, basic_credentials, epoch
 
 JOURNAL_FIELDS = ("work_notes", "comments")
@@ -29,6 +38,11 @@ SYSPARMS = {
     "sysparm_exclude_reference_link",
     "sysparm_suppress_pagination_header",
 }
+
+
+def glide_now() -> str:
+    """Now as the Table API's (non-display) date-time values: UTC, ``YYYY-MM-DD HH:MM:SS``."""
+    return datetime.now(UTC).strftime("%Y-%m-%d %H:%M:%S")
 
 
 def _failure(status: int, message: str, detail: str = "") -> HttpError:
@@ -72,6 +86,58 @@ class FakeServiceNow(VendorFake):
                 for j in self._journal
                 if j["element_id"] == sys_id and element in (None, j["element"])
             ]
+
+    def add_human_entry(
+        self, sys_id: str, value: str, user: str = "alice.oncall", element: str = "work_notes"
+    ) -> dict[str, Any]:
+        """A person adds a work note (or comment) to a record in the UI; returns the journal entry."""
+        with self.lock:
+            table = next((name for name, rows in self._records.items() if sys_id in rows), "incident")
+            entry = self._journal_entry(table, sys_id, element, value, user)
+            return dict(entry)
+
+    def journal_event(self, entry: dict[str, Any]) -> dict[str, Any]:
+        """What the broker's business rule sends for a journal entry (docs/shared-memory.md)."""
+        with self.lock:
+            record = self._records.get(entry["name"], {}).get(entry["element_id"], {})
+        return {
+            "sys_id": entry["sys_id"],
+            "element": entry["element"],
+            "element_id": entry["element_id"],
+            "name": entry["name"],
+            "number": record.get("number", ""),
+            "value": entry["value"],
+            "sys_created_by": entry["sys_created_by"],
+            "sys_created_on": entry["sys_created_on"],
+        }
+
+    @staticmethod
+    def send_webhook(
+        url: str, secret: str, payload: dict[str, Any], token: str | None = None
+    ) -> httpx.Response:
+        """POST the business rule's message: JSON body, the shared secret in ``X-Handoff-Webhook-Token``
+        (``token`` replaces it, ``""`` leaves it out)."""
+        headers = {
+            "Content-Type": "application/json",
+            "Accept": "application/json",
+            "User-Agent": "ServiceNow",
+        }
+        if token != "":
+            headers["X-Handoff-Webhook-Token"] = token or secret
+        return httpx.post(url, content=json.dumps(payload).encode(), headers=headers, timeout=30)
+
+    def _journal_entry(self, table: str, sys_id: str, element: str, value: str, user: Any) -> dict[str, Any]:
+        entry = {
+            "sys_id": secrets.token_hex(16),
+            "element": element,
+            "element_id": sys_id,
+            "name": table,
+            "value": value,
+            "sys_created_on": glide_now(),
+            "sys_created_by": user,
+        }
+        self._journal.append(entry)
+        return entry
 
     def reset(self) -> None:
         """Clear faults, requests, records and journal."""
@@ -119,7 +185,11 @@ class FakeServiceNow(VendorFake):
             rows = (
                 self._journal if table == "sys_journal_field" else list(self._records.get(table, {}).values())
             )
-            found = [dict(r) for r in rows if all(_holds(r, c) for c in conditions)][:limit]
+            found = [dict(r) for r in rows if all(_holds(r, c) for c in conditions if c[1] != "ORDERBY")]
+        for field, op, value in conditions:
+            if op == "ORDERBY":
+                found.sort(key=lambda row: str(row.get(field, "")), reverse=value == "DESC")
+        found = found[:limit]
         fields = call.query.get("sysparm_fields")
         if fields:
             keep = fields.split(",")
@@ -146,36 +216,46 @@ class FakeServiceNow(VendorFake):
                 )
             for name, value in body.items():
                 if name in JOURNAL_FIELDS:
-                    self._journal.append(
-                        {
-                            "sys_id": secrets.token_hex(16),
-                            "element": name,
-                            "element_id": sys_id,
-                            "name": table,
-                            "value": value,
-                            "sys_created_on": utc_now(),
-                            "sys_created_by": (call.claims or {}).get("user"),
-                        }
-                    )
+                    self._journal_entry(table, sys_id, name, value, (call.claims or {}).get("user"))
                 else:
                     record[name] = value
             result = dict(record)
         return JSONResponse({"result": result})
 
 
+_OPERATORS = ("!=", ">=", "<=", ">", "<", "=")
+
+
 def _parse_query(query: str) -> list[tuple[str, str, str]]:
     conditions = []
     for part in filter(None, query.split("^")):
-        if "LIKE" in part:
+        if part.startswith("ORDERBYDESC"):
+            conditions.append((part[len("ORDERBYDESC") :], "ORDERBY", "DESC"))
+        elif part.startswith("ORDERBY"):
+            conditions.append((part[len("ORDERBY") :], "ORDERBY", "ASC"))
+        elif "LIKE" in part:
             field, _, value = part.partition("LIKE")
             conditions.append((field, "LIKE", value))
+        elif "IN" in part and "=" not in part:
+            field, _, value = part.partition("IN")
+            conditions.append((field, "IN", value))
         else:
-            field, _, value = part.partition("=")
-            conditions.append((field, "=", value))
+            at = min((i for i in (part.find(op) for op in _OPERATORS) if i >= 0), default=len(part))
+            op = next(op for op in _OPERATORS if part.startswith(op, at)) if at < len(part) else "="
+            conditions.append((part[:at], op, part[at + len(op) :]))
     return conditions
 
 
 def _holds(row: dict[str, Any], condition: tuple[str, str, str]) -> bool:
     field, op, value = condition
     actual = str(row.get(field, ""))
-    return value in actual if op == "LIKE" else actual == value
+    if op == "LIKE":
+        return value in actual
+    if op == "IN":
+        return actual in value.split(",")
+    if op == "=":
+        return actual == value
+    if op == "!=":
+        return actual != value
+    # Date-times ("YYYY-MM-DD HH:MM:SS") and numbers compare as the instance compares them.
+    return {">=": actual >= value, "<=": actual <= value, ">": actual > value, "<": actual < value}[op]

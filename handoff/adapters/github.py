@@ -8,19 +8,32 @@ secondary limits (80 per minute, 500 per hour).
 
 from __future__ import annotations
 
-from datetime import timedelta
+import re
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from handoff.adapters.vendors import WriterContext, request, vendor_url
 from handoff.domain.shared_memory.config import GitHubBackend
 from handoff.domain.shared_memory.content import chain_issue, chain_marker, markdown
 from handoff.domain.shared_memory.destinations import github_issue
+from handoff.domain.shared_memory.human_entries import HumanEntry
+from handoff.domain.shared_memory.vendor_entries import github_entry
 from handoff.domain.shared_memory.writes import Destination, WriteError, WriteJob
 
 API_VERSION = "2022-11-28"
 CHAIN_LEASE_SECONDS = 60.0
 PROBE_BACK = 20
 PAGES = 10
+_ISSUE_KEY = re.compile(r"^(?P<repo>[a-z0-9_.-]+/[a-z0-9_.-]+)#(?P<number>[0-9]+)$")
+
+
+def github_headers(backend: GitHubBackend, ctx: WriterContext) -> dict[str, str]:
+    """GitHub's documented request headers with the backend's token."""
+    return {
+        "Authorization": f"Bearer {ctx.secret(backend.secret_setting)}",
+        "Accept": "application/vnd.github+json",
+        "X-GitHub-Api-Version": API_VERSION,
+    }
 
 
 class GitHubWriter:
@@ -31,11 +44,7 @@ class GitHubWriter:
         self.ctx = ctx
 
     def _headers(self) -> dict[str, str]:
-        return {
-            "Authorization": f"Bearer {self.ctx.secret(self.backend.secret_setting)}",
-            "Accept": "application/vnd.github+json",
-            "X-GitHub-Api-Version": API_VERSION,
-        }
+        return github_headers(self.backend, self.ctx)
 
     def _url(self, repo: str, *segments: str | int) -> str:
         return vendor_url(self.backend.api_base, "repos", *repo.split("/"), *segments)
@@ -199,3 +208,41 @@ class GitHubWriter:
         )
         data = response.json()
         return str(data.get("html_url") or data.get("url"))
+
+
+class GitHubReader:
+    """Reads people's comments on an issue (``GET .../issues/{n}/comments?since=``)."""
+
+    def __init__(self, backend: GitHubBackend, ctx: WriterContext) -> None:
+        self.backend = backend
+        self.ctx = ctx
+
+    def entries_since(self, destination: str, since: datetime) -> list[HumanEntry]:
+        """Comments created at ``since`` or later (GitHub's ``since`` is on the update time, so edited
+        older comments are listed too, and left out here), oldest first."""
+        found = _ISSUE_KEY.match(destination)
+        if found is None:
+            raise WriteError(f"{destination[:80]!r} is not an issue of this backend", transient=False)
+        repo, number = found["repo"], int(found["number"])
+        url = vendor_url(self.backend.api_base, "repos", *repo.split("/"), "issues", number, "comments")
+        stamp = since.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+        now = self.ctx.clock()
+        entries: list[HumanEntry] = []
+        for page in range(1, PAGES + 1):
+            response = request(
+                self.ctx.http,
+                "GET",
+                url,
+                params={"since": stamp, "per_page": 100, "page": page},
+                headers=github_headers(self.backend, self.ctx),
+                expect=(200,),
+                allow_insecure_local=self.backend.allow_insecure_local,
+            )
+            comments = response.json()
+            comments = comments if isinstance(comments, list) else []
+            entries += [
+                github_entry(self.backend, repo, number, c, "", now) for c in comments if isinstance(c, dict)
+            ]
+            if len(comments) < 100:
+                break
+        return [entry for entry in entries if entry.at >= since]

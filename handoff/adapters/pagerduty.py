@@ -7,13 +7,42 @@ with the configured user's e-mail. Stops before PagerDuty's 2,000-notes-per-inci
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any
 
 from handoff.adapters.vendors import WriterContext, request, vendor_url
 from handoff.domain.shared_memory.config import PagerDutyBackend
 from handoff.domain.shared_memory.content import plain_text
 from handoff.domain.shared_memory.destinations import pagerduty_incident
+from handoff.domain.shared_memory.human_entries import HumanEntry
+from handoff.domain.shared_memory.vendor_entries import pagerduty_note_entry
 from handoff.domain.shared_memory.writes import Destination, WriteError, WriteJob
+
+
+def pagerduty_headers(backend: PagerDutyBackend, ctx: WriterContext, *, post: bool = False) -> dict[str, str]:
+    """PagerDuty's documented request headers with the backend's key (``From`` on writes)."""
+    headers = {
+        "Authorization": f"Token token={ctx.secret(backend.secret_setting)}",
+        "Accept": "application/vnd.pagerduty+json;version=2",
+        "Content-Type": "application/json",
+    }
+    if post:
+        headers["From"] = backend.from_email
+    return headers
+
+
+def list_notes(backend: PagerDutyBackend, ctx: WriterContext, incident: str) -> list[dict[str, Any]]:
+    """The incident's notes as PagerDuty answers (raw JSON, oldest first)."""
+    response = request(
+        ctx.http,
+        "GET",
+        vendor_url(backend.api_base, "incidents", incident, "notes"),
+        headers=pagerduty_headers(backend, ctx),
+        expect=(200,),
+        allow_insecure_local=backend.allow_insecure_local,
+    )
+    notes = response.json().get("notes", [])
+    return [note for note in notes if isinstance(note, dict)] if isinstance(notes, list) else []
 
 
 class PagerDutyWriter:
@@ -24,14 +53,7 @@ class PagerDutyWriter:
         self.ctx = ctx
 
     def _headers(self, *, post: bool = False) -> dict[str, str]:
-        headers = {
-            "Authorization": f"Token token={self.ctx.secret(self.backend.secret_setting)}",
-            "Accept": "application/vnd.pagerduty+json;version=2",
-            "Content-Type": "application/json",
-        }
-        if post:
-            headers["From"] = self.backend.from_email
-        return headers
+        return pagerduty_headers(self.backend, self.ctx, post=post)
 
     def destination(self, job: WriteJob) -> Destination | None:
         """The incident the handoff names (or its alert's ``pagerdutyIncidentId``); None without one."""
@@ -42,16 +64,7 @@ class PagerDutyWriter:
 
     def _notes(self, incident: str) -> list[dict[str, Any]]:
         """The incident's notes as PagerDuty answers (raw JSON)."""
-        url = vendor_url(self.backend.api_base, "incidents", incident, "notes")
-        response = request(
-            self.ctx.http,
-            "GET",
-            url,
-            headers=self._headers(),
-            expect=(200,),
-            allow_insecure_local=self.backend.allow_insecure_local,
-        )
-        return list(response.json().get("notes", []))
+        return list_notes(self.backend, self.ctx, incident)
 
     def find(self, dest: Destination, job: WriteJob) -> str | None:
         """The note carrying the write's marker, if any."""
@@ -88,3 +101,18 @@ class PagerDutyWriter:
         )
         note_id = response.json().get("note", {}).get("id")
         return f"incident {incident} note {note_id}"
+
+
+class PagerDutyReader:
+    """Reads people's notes on an incident (``GET /incidents/{id}/notes``: all of them, unpaged)."""
+
+    def __init__(self, backend: PagerDutyBackend, ctx: WriterContext) -> None:
+        self.backend = backend
+        self.ctx = ctx
+
+    def entries_since(self, destination: str, since: datetime) -> list[HumanEntry]:
+        """Notes created at ``since`` or later."""
+        now = self.ctx.clock()
+        notes = list_notes(self.backend, self.ctx, destination)
+        entries = [pagerduty_note_entry(self.backend.name, destination, note, None, now) for note in notes]
+        return [entry for entry in entries if entry.at >= since]

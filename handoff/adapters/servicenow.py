@@ -7,14 +7,19 @@ to find an earlier write's marker. The credential is ``user:password`` (Basic) o
 from __future__ import annotations
 
 import re
+from datetime import UTC, datetime
 
 from handoff.adapters.vendors import WriterContext, json_api_headers, request, vendor_url
 from handoff.domain.models import is_path_segment_id
 from handoff.domain.shared_memory.config import ServiceNowBackend
 from handoff.domain.shared_memory.content import plain_text
+from handoff.domain.shared_memory.human_entries import HumanEntry
+from handoff.domain.shared_memory.vendor_entries import servicenow_entry
 from handoff.domain.shared_memory.writes import Destination, WriteError, WriteJob
 
 _SYS_ID = re.compile(r"^[0-9a-f]{32}$")
+JOURNAL_FIELDS = "sys_id,element,element_id,name,value,sys_created_by,sys_created_on"
+READ_LIMIT = 100
 
 
 class ServiceNowWriter:
@@ -90,3 +95,36 @@ class ServiceNowWriter:
             allow_insecure_local=self.backend.allow_insecure_local,
         )
         return f"{dest.label} {self.backend.field}"
+
+
+class ServiceNowReader:
+    """Reads people's journal entries on an incident (Table API on ``sys_journal_field``)."""
+
+    def __init__(self, backend: ServiceNowBackend, ctx: WriterContext) -> None:
+        self.backend = backend
+        self.ctx = ctx
+
+    def entries_since(self, destination: str, since: datetime) -> list[HumanEntry]:
+        """Entries of the backend's journal ``field`` on the record created at ``since`` or later
+        (``sys_created_on`` is UTC in the Table API's default, non-display values), oldest first."""
+        if not _SYS_ID.match(destination):
+            raise WriteError(f"{destination[:80]!r} is not a sys_id", transient=False)
+        stamp = since.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S")
+        query = (
+            f"element_id={destination}^element={self.backend.field}^name={self.backend.table}"
+            f"^sys_created_on>={stamp}^ORDERBYsys_created_on"
+        )
+        response = request(
+            self.ctx.http,
+            "GET",
+            vendor_url(self.backend.api_base, "api", "now", "table", "sys_journal_field"),
+            params={"sysparm_query": query, "sysparm_fields": JOURNAL_FIELDS, "sysparm_limit": READ_LIMIT},
+            headers=json_api_headers(self.ctx.secret(self.backend.secret_setting)),
+            expect=(200,),
+            allow_insecure_local=self.backend.allow_insecure_local,
+        )
+        rows = response.json().get("result", [])
+        now = self.ctx.clock()
+        found = [servicenow_entry(self.backend, row, now) for row in rows if isinstance(row, dict)]
+        # Whole seconds on the wire: what the cursor's own second holds comes back, and the cursor skips it.
+        return [entry for entry in found if entry.at >= since.replace(microsecond=0)]

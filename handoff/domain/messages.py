@@ -29,6 +29,7 @@ from handoff.domain.markdown import (
     url_or_text,
 )
 from handoff.domain.records import HandoffRecord, StoredHandback
+from handoff.domain.seen_before import human_note_lines
 
 __all__ = ["fence_for"]
 
@@ -487,5 +488,6 @@ def seen_before_section(items: tuple[dict[str, Any], ...], base_url: str) -> lis
             lines.append(f"  - Root cause: {inline(cause[:400])}{' …' if len(cause) > 400 else ''}")
         for action in list(item.get("recommendedActions") or [])[:3]:
             lines.append(f"  - Action: {inline(str(action)[:200])}")
+        lines += human_note_lines(item)
     lines.append("")
     return lines

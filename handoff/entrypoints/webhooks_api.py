@@ -1,9 +1,11 @@
 """``POST /api/webhooks/{backendName}``: what people write on the records the broker writes to.
 
-Vendors cannot send the broker's headers (a function key, an agent key, an Entra token): GitHub and
-PagerDuty sign each delivery instead. So this function runs at ``anonymous`` auth level whatever the
-deployment chose for the REST routes, and a delivery is authenticated by its signature alone (the
-backend's ``webhookSecretSetting``); a missing or wrong one is 401 and a line in the security log.
+Vendors cannot send the broker's headers (a function key, an agent key, an Entra token): GitHub,
+PagerDuty and Jira's admin webhooks sign each delivery instead, and Jira Automation and ServiceNow's
+business rule send the shared secret itself. So this function runs at ``anonymous`` auth level whatever
+the deployment chose for the REST routes, and a delivery is authenticated by its signature (or token)
+alone (the backend's ``webhookSecretSetting``); a missing or wrong one is 401 and a line in the
+security log.
 """
 
 from __future__ import annotations

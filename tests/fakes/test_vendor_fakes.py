@@ -11,7 +11,7 @@ import pytest
 
 from devserver.fakes.github import FakeGitHub
 from devserver.fakes.jira import FakeJira
-from devserver.fakes.openapi_check import OpenApiSpec
+from devserver.fakes.openapi_check import OpenApiSpec, adf_errors
 from devserver.fakes.pagerduty import FakePagerDuty
 from devserver.fakes.servicenow import FakeServiceNow
 
@@ -169,3 +169,33 @@ def test_servicenow_journal_fields_append_and_need_headers(vendor_servers, http:
     snow.rate_limit(times=1, retry_after=6)
     limited = http.patch(url, json={"work_notes": "x"}, headers=headers)
     assert limited.status_code == 429 and limited.headers["retry-after"] == "6"
+
+
+def test_servicenow_queries_journal_entries_by_time_field_set_and_order(vendor_servers, http: httpx.Client):
+    snow = vendor_servers["servicenow"]
+    sys_id = snow.add_record("INC0000043")
+    first = snow.add_human_entry(sys_id, "first", user="alice")
+    snow.add_human_entry(sys_id, "customer", element="comments")
+    headers = {"Authorization": SNOW_AUTH, "Accept": "application/json"}
+    since = first["sys_created_on"]
+    query = f"element_id={sys_id}^elementINwork_notes,x^sys_created_on>={since}^ORDERBYDESCvalue"
+    found = http.get(
+        f"{snow.url}/api/now/table/sys_journal_field", headers=headers, params={"sysparm_query": query}
+    )
+    assert [r["value"] for r in found.json()["result"]] == ["first"]
+    later = f"element_id={sys_id}^sys_created_on>2999-01-01 00:00:00"
+    assert http.get(f"{snow.url}/api/now/table/sys_journal_field", headers=headers,
+                    params={"sysparm_query": later}).json()["result"] == []  # fmt: skip
+    event = snow.journal_event(first)
+    assert (event["number"], event["sys_created_by"], event["element_id"]) == ("INC0000043", "alice", sys_id)
+
+
+def test_jira_human_comments_and_their_webhook_event(vendor_servers):
+    jira = vendor_servers["jira"]
+    jira.add_issue("OPS-9")
+    comment = jira.add_human_comment("OPS-9", "line one\nline two")
+    assert adf_errors(comment["body"]) == []
+    assert [p["content"][0]["text"] for p in comment["body"]["content"]] == ["line one", "line two"]
+    event = jira.comment_created_event("OPS-9", comment)
+    assert event["webhookEvent"] == "comment_created" and event["issue"]["key"] == "OPS-9"
+    assert jira.comments("OPS-9")[-1]["author"]["displayName"] == "Alice Oncall"

@@ -60,6 +60,7 @@ JIRA = {
     "baseUrl": "https://contoso.atlassian.net",
     "secretSetting": "JIRA_TOKEN",
     "webhookSecretSetting": "GH_HOOK",
+    "inbound": "poll",  # its secret is named, but it is polled: no webhook
 }
 H1 = "0b7e4c1e-0000-4000-8000-000000000001"
 H2 = "0b7e4c1e-0000-4000-8000-000000000002"

@@ -205,7 +205,13 @@ class TableHistoryIndex:
                     if len(rows) >= limit * 4:
                         break
         newest = sorted(rows.values(), key=lambda e: e["RowKey"])[:limit]
-        return [{**_item(e).to_wire(), "summary": e.get("Summary") or None} for e in newest]
+        return [self._seen_item(e) for e in newest]
+
+    def _seen_item(self, entity: dict[str, Any]) -> dict[str, Any]:
+        """One earlier investigation for a start message's "Seen before", with its human notes."""
+        item = _item(entity)
+        item.human_notes = self.human_notes(item.handoff_id)
+        return {**item.to_wire(), "summary": entity.get("Summary") or None}
 
 
 def _text_view(entity: dict[str, Any]) -> dict[str, Any]:

@@ -17,6 +17,10 @@ from handoff.domain.records import LIFECYCLE_POINTS
 
 BACKEND_NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$"
 SETTING_NAME_PATTERN = r"^[A-Za-z_][A-Za-z0-9_]{0,127}$"
+HEADER_NAME_PATTERN = r"^[A-Za-z0-9-]{1,64}$"
+# How people's entries on a backend's records are read back (humans in the loop): the vendor's signed
+# webhook, polling the records of active investigations, both, or not at all.
+Inbound = Literal["webhook", "poll", "both", "off"]
 Point = Literal["delivered", "handedBack", "failed", "alertResolved"]
 DEFAULT_POINTS: tuple[Point, ...] = ("handedBack", "failed")
 if set(get_args(Point)) != set(LIFECYCLE_POINTS):
@@ -53,6 +57,42 @@ class _BackendBase(BaseModel):
             "entries are never read back as human notes.",
         ),
     ] = None
+    inbound: Annotated[
+        Inbound | None,
+        Field(
+            description="How people's entries are read back: 'webhook' (needs webhookSecretSetting), "
+            "'poll' (the broker reads the records of active investigations), 'both' or 'off'. Default: "
+            "'webhook' with webhookSecretSetting, else 'off'.",
+        ),
+    ] = None
+
+    @model_validator(mode="after")
+    def _webhook_needs_a_secret(self) -> _BackendBase:
+        if self.inbound in ("webhook", "both") and not self.webhook_secret_setting:
+            raise ValueError(f"inbound {self.inbound!r} needs webhookSecretSetting")
+        return self
+
+    @property
+    def inbound_mode(self) -> Inbound:
+        """``inbound`` as configured, else ``webhook`` when a webhook secret is named, else ``off``."""
+        if self.inbound is not None:
+            return self.inbound
+        return "webhook" if self.webhook_secret_setting else "off"
+
+    @property
+    def takes_webhooks(self) -> bool:
+        """Whether ``POST /api/webhooks/{name}`` takes this backend's deliveries."""
+        return self.inbound_mode in ("webhook", "both")
+
+    @property
+    def polls(self) -> bool:
+        """Whether the broker polls the records of active investigations on this backend."""
+        return self.inbound_mode in ("poll", "both")
+
+    @property
+    def reads_entries(self) -> bool:
+        """Whether people's entries on this backend reach the agents at all (records are indexed)."""
+        return self.inbound_mode != "off"
 
     @model_validator(mode="after")
     def _safe_base_url(self) -> _BackendBase:
@@ -105,6 +145,10 @@ class ServiceNowBackend(_BackendBase):
     table: Annotated[str, Field(pattern=r"^[A-Za-z0-9_]+$")] = "incident"
     field: Literal["work_notes", "comments"] = "work_notes"
 
+    def record_url(self, sys_id: str) -> str:
+        """The record's page in the ServiceNow UI."""
+        return f"{self.api_base}/nav_to.do?uri={self.table}.do%3Fsys_id%3D{sys_id}"
+
 
 class JiraBackend(_BackendBase):
     """Jira Cloud issue comments in Atlassian Document Format."""
@@ -112,14 +156,34 @@ class JiraBackend(_BackendBase):
     type: Literal["jira"]
     project: Annotated[str | None, Field(pattern=r"^[A-Z][A-Z0-9_]{0,49}$")] = None
     issue: Annotated[str | None, Field(pattern=r"^[A-Z][A-Z0-9_]*-[0-9]+$")] = None
+    webhook_auth: tuple[Literal["signature", "token"], ...] = Field(
+        default=("signature", "token"),
+        min_length=1,
+        description="How a Jira delivery proves itself: 'signature' (an admin webhook with a secret, "
+        "HMAC-SHA256 in webhookSignatureHeader) and/or 'token' (the secret itself in "
+        "X-Handoff-Webhook-Token, from an Automation 'Send web request' rule).",
+    )
+    webhook_signature_header: Annotated[str, Field(pattern=HEADER_NAME_PATTERN)] = "X-Hub-Signature"
+
+    def may_write_to(self, key: str) -> bool:
+        """Whether issue ``key`` is one the backend writes to: inside ``project``, or its ``issue``."""
+        key = key.upper()
+        if self.project and key.startswith(f"{self.project}-"):
+            return True
+        return bool(self.issue) and key == self.issue
+
+    def issue_url(self, key: str, comment_id: str | None = None) -> str:
+        """The issue's page (focused on a comment) in the Jira UI."""
+        focus = f"?focusedCommentId={comment_id}" if comment_id else ""
+        return f"{self.api_base}/browse/{key}{focus}"
 
 
 Backend = Annotated[
     GitHubBackend | PagerDutyBackend | ServiceNowBackend | JiraBackend, Field(discriminator="type")
 ]
 BACKEND_TYPES = ("github", "pagerduty", "servicenow", "jira")
-# The backends whose vendors sign webhooks the broker reads (humans in the loop).
-WebhookBackend = GitHubBackend | PagerDutyBackend
+# The backends whose people's entries the broker reads back (humans in the loop): every kind.
+WebhookBackend = GitHubBackend | PagerDutyBackend | ServiceNowBackend | JiraBackend
 
 
 class SharedMemoryConfig(BaseModel):

@@ -11,6 +11,7 @@ from handoff.domain.records import HandoffRecord
 from handoff.domain.shared_memory.config import Backend, GitHubBackend, JiraBackend
 
 _ISSUE_REF = re.compile(r"^(?P<repo>[A-Za-z0-9_.-]+/[A-Za-z0-9_.-]+)#(?P<number>[0-9]+)$")
+_SYS_ID = re.compile(r"^[0-9a-f]{32}$")
 PAGERDUTY_INCIDENT_PROPERTY = "pagerdutyIncidentId"
 
 
@@ -85,8 +86,9 @@ def pagerduty_incident(record: HandoffRecord, details: Mapping[str, object]) -> 
 
 def known_destination(backend: Backend, record: HandoffRecord, details: Mapping[str, object]) -> str | None:
     """The record a handoff names on ``backend`` without asking the vendor (its incident reference, an
-    alert's PagerDuty incident, the backend's fixed issue), so people can answer there while the
-    investigation runs, before the broker has written anything. Chain issues are indexed when written."""
+    alert's PagerDuty incident, the backend's fixed issue, a ServiceNow incident named by its sys_id), so
+    people can answer there while the investigation runs, before the broker has written anything. Chain
+    issues, and ServiceNow incidents named by number, are indexed when first written."""
     if backend.type == "github":
         issue = github_issue(backend, record)
         return destination_key("github", {"repo": issue[0], "number": issue[1]}) if issue else None
@@ -96,7 +98,8 @@ def known_destination(backend: Backend, record: HandoffRecord, details: Mapping[
     if backend.type == "jira":
         key = jira_issue(backend, record)
         return destination_key("jira", {"key": key}) if key else None
-    return None
+    sys_id = _incident_on(record, "servicenow") or ""
+    return destination_key("servicenow", {"sysId": sys_id}) if _SYS_ID.match(sys_id) else None
 
 
 def is_shared_record(backend: Backend, destination: str) -> bool:

@@ -1,6 +1,8 @@
-"""The vendors' signed webhooks: signature checks (HMAC-SHA256, compared in constant time) and the
-events read as :class:`HumanEntry` (GitHub ``issue_comment`` ``created``, PagerDuty v3
-``incident.annotated``). Everything else a vendor sends is ignored, with the reason."""
+"""The vendors' webhooks: how each proves itself (an HMAC-SHA256 signature, or for Jira Automation and
+ServiceNow the shared secret itself; all compared in constant time) and the events read as
+:class:`HumanEntry` (GitHub ``issue_comment`` ``created``, PagerDuty v3 ``incident.annotated``, Jira
+``comment_created``, the broker's ServiceNow business rule). Everything else is ignored, with the reason.
+"""
 
 from __future__ import annotations
 
@@ -12,14 +14,24 @@ from datetime import datetime
 
 from handoff.domain.errors import Unprocessable
 from handoff.domain.markdown import https_url
-from handoff.domain.shared_memory.config import GitHubBackend, PagerDutyBackend, WebhookBackend
+from handoff.domain.shared_memory.config import (
+    GitHubBackend,
+    JiraBackend,
+    PagerDutyBackend,
+    ServiceNowBackend,
+    WebhookBackend,
+)
 from handoff.domain.shared_memory.destinations import destination_key
 from handoff.domain.shared_memory.human_entries import HumanEntry, entry_time
+from handoff.domain.shared_memory.vendor_entries import field, github_entry, jira_entry, servicenow_entry
 
 MAX_WEBHOOK_BYTES = 1_048_576
 MAX_DELIVERY_ID = 100
 # At most this many signatures are compared (a rotation lists two or three).
 MAX_SIGNATURES = 10
+# The header that carries the shared secret itself (Jira Automation's "Send web request", ServiceNow's
+# outbound REST message): the senders that cannot compute an HMAC of the body.
+TOKEN_HEADER = "X-Handoff-Webhook-Token"  # noqa: S105 - a header name, not a secret
 _HEX64 = re.compile(r"^[0-9a-fA-F]{64}$")
 
 # (entry, "") when the event is a person's entry; (None, why) when it is not read.
@@ -55,11 +67,35 @@ def verify_pagerduty(secret: str, body: bytes, header_value: str | None) -> bool
     return matched
 
 
+def verify_token(secret: str, header_value: str | None) -> bool:
+    """The shared secret itself in :data:`TOKEN_HEADER`; digests are compared, so the time taken says
+    nothing of the secret, not even its length."""
+    if not secret or not header_value:
+        return False
+    given = hashlib.sha256(header_value.strip().encode()).digest()
+    return hmac.compare_digest(hashlib.sha256(secret.encode()).digest(), given)
+
+
+def verify_jira(backend: JiraBackend, secret: str, body: bytes, headers: Mapping[str, str]) -> bool:
+    """An admin webhook's signature (``sha256=<hex HMAC-SHA256 of the raw body>`` in
+    ``webhookSignatureHeader``) or an Automation rule's token, as ``webhookAuth`` allows."""
+    genuine = False
+    if "signature" in backend.webhook_auth:
+        genuine |= verify_github(secret, body, headers.get(backend.webhook_signature_header.lower()))
+    if "token" in backend.webhook_auth:
+        genuine |= verify_token(secret, headers.get(TOKEN_HEADER.lower()))
+    return genuine
+
+
 def is_genuine(backend: WebhookBackend, secret: str, body: bytes, headers: Mapping[str, str]) -> bool:
-    """Whether the delivery carries the vendor's valid signature (``headers`` with lower-case names)."""
+    """Whether the delivery proves it comes from the vendor (``headers`` with lower-case names)."""
     if backend.type == "github":
         return verify_github(secret, body, headers.get("x-hub-signature-256"))
-    return verify_pagerduty(secret, body, headers.get("x-pagerduty-signature"))
+    if backend.type == "pagerduty":
+        return verify_pagerduty(secret, body, headers.get("x-pagerduty-signature"))
+    if backend.type == "jira":
+        return verify_jira(backend, secret, body, headers)
+    return verify_token(secret, headers.get(TOKEN_HEADER.lower()))
 
 
 def read_delivery(
@@ -70,13 +106,12 @@ def read_delivery(
     if backend.type == "github":
         delivery = str(headers.get("x-github-delivery") or "")[:MAX_DELIVERY_ID]
         return parse_github(backend, str(headers.get("x-github-event") or ""), delivery, data, now)
-    return parse_pagerduty(backend, data, now)
-
-
-def _field(value: object, *names: str) -> object:
-    for name in names:
-        value = value.get(name) if isinstance(value, dict) else None
-    return value
+    if backend.type == "pagerduty":
+        return parse_pagerduty(backend, data, now)
+    if backend.type == "jira":
+        delivery = str(headers.get("x-atlassian-webhook-identifier") or "")[:MAX_DELIVERY_ID]
+        return parse_jira(backend, delivery, data, now)
+    return parse_servicenow(backend, data, now)
 
 
 def _object(value: object) -> dict[str, object]:
@@ -92,7 +127,7 @@ def parse_github(backend: GitHubBackend, event: str, delivery: str, data: object
     if not isinstance(data, dict) or data.get("action") != "created":
         return None, "only new comments are read"
     comment, issue = data.get("comment"), data.get("issue")
-    repo = _field(data, "repository", "full_name")
+    repo = field(data, "repository", "full_name")
     if not isinstance(comment, dict) or not isinstance(issue, dict) or not isinstance(repo, str):
         raise Unprocessable("issue_comment event without comment, issue or repository.full_name")
     number, comment_id = issue.get("number"), comment.get("id")
@@ -100,20 +135,7 @@ def parse_github(backend: GitHubBackend, event: str, delivery: str, data: object
         raise Unprocessable("issue_comment event without issue.number or comment.id")
     if not backend.may_write_to(repo):
         return None, "repository not configured for this backend"
-    login = str(_field(comment, "user", "login") or "")
-    entry = HumanEntry(
-        backend=backend.name,
-        platform="github",
-        entry_id=str(comment_id),
-        destination=destination_key("github", {"repo": repo, "number": number}) or "",
-        author=login,
-        author_id=str(_field(comment, "user", "id") or login),
-        at=entry_time(comment.get("created_at"), now),
-        text=str(comment.get("body") or ""),
-        url=https_url(comment.get("html_url")),
-        delivery_id=delivery,
-    )
-    return entry, ""
+    return github_entry(backend, repo, number, comment, delivery, now), ""
 
 
 def parse_pagerduty(backend: PagerDutyBackend, data: object, now: datetime) -> Reading:
@@ -125,7 +147,7 @@ def parse_pagerduty(backend: PagerDutyBackend, data: object, now: datetime) -> R
     if event_type != "incident.annotated":
         return None, f"event {event_type or '(none)'} is not read"
     note = _object(event.get("data"))
-    incident = _field(note, "incident", "id")
+    incident = field(note, "incident", "id")
     event_id = str(event.get("id") or "")
     if not isinstance(incident, str) or not incident or not event_id:
         raise Unprocessable("incident.annotated event without event.id or data.incident.id")
@@ -141,7 +163,40 @@ def parse_pagerduty(backend: PagerDutyBackend, data: object, now: datetime) -> R
         author_id=str(agent.get("id") or ""),
         at=entry_time(event.get("occurred_at"), now),
         text=str(note.get("content") or ""),
-        url=https_url(_field(note, "incident", "html_url")),
+        url=https_url(field(note, "incident", "html_url")),
         delivery_id=event_id,
     )
     return entry, ""
+
+
+def parse_jira(backend: JiraBackend, delivery: str, data: object, now: datetime) -> Reading:
+    """The entry of a Jira ``comment_created`` event (an admin webhook, or an Automation rule that
+    sends the same fields), or None and why it is ignored."""
+    if not isinstance(data, dict):
+        raise Unprocessable("not a Jira webhook (no JSON object)")
+    event = str(data.get("webhookEvent") or "")
+    if event != "comment_created":
+        return None, f"event {event or '(none)'} is not read"
+    comment, key = data.get("comment"), field(data, "issue", "key")
+    if not isinstance(comment, dict) or not isinstance(key, str) or not key:
+        raise Unprocessable("comment_created event without comment or issue.key")
+    if not str(comment.get("id") or ""):
+        raise Unprocessable("comment_created event without comment.id")
+    if not backend.may_write_to(key):
+        return None, "issue not configured for this backend"
+    return jira_entry(backend, key, comment, delivery, now), ""
+
+
+def parse_servicenow(backend: ServiceNowBackend, data: object, now: datetime) -> Reading:
+    """The journal entry the broker's business rule sends, or None and why it is ignored."""
+    if not isinstance(data, dict):
+        raise Unprocessable("not a journal entry (no JSON object)")
+    if not str(data.get("sys_id") or "") or not str(data.get("element_id") or ""):
+        raise Unprocessable("journal entry without sys_id or element_id")
+    element = str(data.get("element") or backend.field)
+    if element != backend.field:
+        return None, f"journal field {element} is not read by this backend"
+    table = str(data.get("name") or data.get("table") or backend.table)
+    if table != backend.table:
+        return None, f"table {table} is not this backend's"
+    return servicenow_entry(backend, data, now), ""

@@ -25,8 +25,11 @@ RECEIVE_WEBHOOK = {
     "is authenticated by its signature alone, keyed with the backend's webhookSecretSetting. GitHub: "
     "X-Hub-Signature-256 (sha256=<hex HMAC-SHA256 of the raw body>), X-GitHub-Event issue_comment "
     "(and ping), X-GitHub-Delivery. PagerDuty v3: X-PagerDuty-Signature (v1=<hex>, any of a "
-    "comma-separated list), event incident.annotated. Each entry is taken once (a replayed or "
-    "redelivered one answers 200 duplicate).",
+    "comma-separated list), event incident.annotated. Jira: an admin webhook's X-Hub-Signature "
+    "(sha256=<hex>) or an Automation rule's X-Handoff-Webhook-Token (the secret itself), event "
+    "comment_created. ServiceNow: the business rule's X-Handoff-Webhook-Token, a sys_journal_field "
+    "entry. Each entry is taken once (a replayed or redelivered one, or one a poll took first, answers "
+    "200 duplicate).",
     "security": [],
     "parameters": [
         {

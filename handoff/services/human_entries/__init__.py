@@ -1,8 +1,11 @@
 """Humans in the loop: what people answer on the records the broker writes to reaches the agents.
 
-A vendor's signed webhook (GitHub ``issue_comment``, PagerDuty v3 ``incident.annotated``) arrives at
-``POST /api/webhooks/{backendName}``. The request path (:mod:`.intake`) only verifies the signature,
-deduplicates the entry (insert-if-absent), finds the investigations it belongs to and queues one
+A vendor's webhook (GitHub ``issue_comment``, PagerDuty v3 ``incident.annotated``, Jira
+``comment_created``, the ServiceNow business rule's journal entry) arrives at
+``POST /api/webhooks/{backendName}``. The request path (:mod:`.intake`) only verifies the signature;
+where webhooks cannot be set up, a timer reads the records of active investigations instead
+(:mod:`.polling`). Either way the entry goes to :mod:`.claiming`, which deduplicates it
+(insert-if-absent per backend and entry id), finds the investigations it belongs to and queues one
 ``humanEntry`` message per investigation on the delivery queue (:mod:`.fanout`); the delivery worker
 posts it into the agents' threads (:mod:`.posting`). :class:`~.inbound.HumanInbound` ties them together.
 

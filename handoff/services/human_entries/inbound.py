@@ -11,6 +11,7 @@ from typing import Any, Protocol
 from handoff.domain.registry import Registry
 from handoff.domain.shared_memory.human_entries import HUMAN_ENTRY_OP
 from handoff.ports import AgentGateway, DeliveryQueue, HandoffStore, HumanNotesIndex, InboundStore
+from handoff.services.human_entries.claiming import EntryClaimer
 from handoff.services.human_entries.fanout import EntryFanOut
 from handoff.services.human_entries.intake import Answer, WebhookIntake
 from handoff.services.human_entries.posting import EntryPosting
@@ -47,7 +48,8 @@ class Handoffs(Protocol):
 
 
 class HumanInbound:
-    """Receives signed webhooks and posts human entries into the agents' threads (queue work)."""
+    """Receives signed webhooks and posts human entries into the agents' threads (queue work); its
+    :attr:`claimer` is what the poller hands the entries it reads to."""
 
     def __init__(
         self,
@@ -60,11 +62,10 @@ class HumanInbound:
         fanout = EntryFanOut(
             registry=handoffs.registry, store=handoffs.store, queue=handoffs.queue, notes=notes
         )
+        self.claimer = EntryClaimer(inbound=store, handoffs=handoffs.store, fanout=fanout)
         self.intake = WebhookIntake(
             registry=handoffs.registry,
-            inbound=store,
-            handoffs=handoffs.store,
-            fanout=fanout,
+            claimer=self.claimer,
             environ=environ if environ is not None else os.environ,
             clock=clock or handoffs.clock,
         )

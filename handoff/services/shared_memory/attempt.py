@@ -12,6 +12,7 @@ from handoff.domain.audit_events import Actor, EventType
 from handoff.domain.records import HandoffRecord
 from handoff.domain.shared_memory.config import Backend
 from handoff.domain.shared_memory.destinations import destination_key
+from handoff.domain.shared_memory.human_entries import ACTIVE
 from handoff.domain.shared_memory.writes import Destination, WriteJob, WriteOrder, WriteRow
 from handoff.ports import DestinationIndex, HandoffStore, Writer, Writers, WriteStateStore
 from handoff.services.shared_memory.jobs import JobBuilder
@@ -65,7 +66,13 @@ class WriteAttempt:
                 },
             )
             return
-        index_record(self.destinations, backend, destination_key(backend.type, dest.data), record.id)
+        index_record(
+            self.destinations,
+            backend,
+            destination_key(backend.type, dest.data),
+            record.id,
+            active=record.state.status in ACTIVE,
+        )
         existing = writer.find(dest, job) if current.get("Attempted") else None
         if existing is None:
             url, recovered = self._send(writer, dest, job, order, key, current), False

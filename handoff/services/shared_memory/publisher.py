@@ -44,13 +44,20 @@ def destinations(
 
 
 def index_record(
-    index: DestinationIndex | None, backend: Backend, destination: str | None, handoff_id: str
+    index: DestinationIndex | None,
+    backend: Backend,
+    destination: str | None,
+    handoff_id: str,
+    *,
+    active: bool = True,
 ) -> None:
-    """Index a handoff on a record (a failure is logged: it never holds up a write or a delivery)."""
-    if index is None or not destination or not backend.webhook_secret_setting:
+    """Index a handoff on a record of a backend that reads people's entries back, and list the record
+    for polling while the investigation is ``active`` on a backend that polls (a failure is logged: it
+    never holds up a write or a delivery)."""
+    if index is None or not destination or not backend.reads_entries:
         return
     try:
-        index.index_destination(backend.name, destination, handoff_id)
+        index.index_destination(backend.name, destination, handoff_id, poll=backend.polls and active)
     except Exception:
         log.exception("could not index %s on %s %s", handoff_id, backend.name, destination)
 
@@ -107,7 +114,7 @@ class SharedMemoryPublisher:
         says), so what people write there while the investigation runs reaches its agents."""
         for name in dict.fromkeys(_named_backends(self.registry, record, extra)):
             backend = self.registry.shared_memory.find(name)
-            if backend is not None and backend.webhook_secret_setting:
+            if backend is not None and backend.reads_entries:
                 index_record(
                     self.destinations, backend, known_destination(backend, record, details), record.id
                 )

@@ -19,6 +19,8 @@ from handoff.domain.records import AgentCallError, HandoffRecord, HandoffState, 
 from handoff.domain.registry import AgentConfig, Registry
 from handoff.domain.shared_memory.config import Backend
 from handoff.domain.shared_memory.destinations import github_issue, jira_issue, pagerduty_incident
+from handoff.domain.shared_memory.human_entries import HumanEntry
+from handoff.domain.shared_memory.polling import PollCursor, PolledHandoff, PolledRecord
 from handoff.domain.shared_memory.writes import Destination, WriteError, WriteJob, WriteRow
 from handoff.settings import Settings
 
@@ -316,17 +318,25 @@ class MemoryWriters:
 
 
 class MemoryInboundStore:
-    """The destination index and the entries received (insert-if-absent)."""
+    """The destination index, the entries received (insert-if-absent) and the poll index (records of
+    polling backends with the investigations on them, their poll state and cursor), as the table
+    adapter keeps them."""
 
-    def __init__(self) -> None:
+    def __init__(self, clock: Callable[[], datetime] = lambda: START) -> None:
+        self.clock = clock
         self.index: dict[tuple[str, str], list[str]] = {}
         self.entries: dict[tuple[str, str], dict[str, Any]] = {}
         self.released: list[tuple[str, str]] = []
         self.fail_index = False
+        self.polled: dict[tuple[str, str], dict[str, datetime]] = {}
+        self.states: dict[tuple[str, str], dict[str, Any]] = {}
+        self.steal_next_claim = False  # another instance claims the next record first
 
-    def index_destination(self, backend: str, destination: str, handoff_id: str) -> None:
+    def index_destination(self, backend: str, destination: str, handoff_id: str, poll: bool = False) -> None:
         if self.fail_index:
             raise ConnectionError("storage unreachable")
+        if poll:
+            self.polled.setdefault((backend.lower(), destination), {}).setdefault(handoff_id, self.clock())
         ids = self.index.setdefault((backend.lower(), destination), [])
         if handoff_id not in ids:
             ids.append(handoff_id)
@@ -344,6 +354,66 @@ class MemoryInboundStore:
     def release_entry(self, backend: str, entry_id: str) -> None:
         self.entries.pop((backend.lower(), entry_id), None)
         self.released.append((backend.lower(), entry_id))
+
+    def polled_records(self, backend: str, limit: int) -> list[PolledRecord]:
+        records = []
+        for (owner, destination), handoffs in sorted(self.polled.items()):
+            if owner != backend.lower() or not handoffs:
+                continue
+            state = self.states.get((owner, destination))
+            found = tuple(PolledHandoff(h, at) for h, at in handoffs.items())
+            if state is None:
+                records.append(PolledRecord(destination, found))
+            else:
+                records.append(
+                    PolledRecord(
+                        destination, found, state["PolledAt"], state.get("Cursor"), str(state["Version"])
+                    )
+                )
+        return records[:limit]
+
+    def claim_poll(self, backend: str, record: PolledRecord, now: datetime) -> bool:
+        key = (backend.lower(), record.destination)
+        state = self.states.get(key)
+        if self.steal_next_claim:
+            self.steal_next_claim = False
+            return False
+        if (state is None) != (record.version == "") or (state and str(state["Version"]) != record.version):
+            return False
+        version = int(state["Version"]) + 1 if state else 1
+        self.states[key] = {**(state or {}), "PolledAt": now, "Version": version}
+        return True
+
+    def save_cursor(self, backend: str, destination: str, cursor: PollCursor) -> None:
+        state = self.states.setdefault((backend.lower(), destination), {"PolledAt": None, "Version": 0})
+        state.update(Cursor=cursor, Version=int(state["Version"]) + 1)
+
+    def forget(self, backend: str, destination: str, handoff_ids: list[str], *, whole: bool) -> None:
+        handoffs = self.polled.get((backend.lower(), destination), {})
+        for handoff_id in handoff_ids:
+            handoffs.pop(handoff_id, None)
+        if whole:
+            self.states.pop((backend.lower(), destination), None)
+
+
+class MemoryReaders:
+    """The vendors' records as lists of entries, read back by time; scripted failures are raised in
+    order."""
+
+    def __init__(self) -> None:
+        self.records: dict[tuple[str, str], list[HumanEntry]] = {}
+        self.failures: list[Exception] = []
+        self.reads: list[tuple[str, str, datetime]] = []
+
+    def add(self, entry: HumanEntry) -> HumanEntry:
+        self.records.setdefault((entry.backend, entry.destination), []).append(entry)
+        return entry
+
+    def entries_since(self, backend: Backend, destination: str, since: datetime) -> list[HumanEntry]:
+        self.reads.append((backend.name, destination, since))
+        if self.failures:
+            raise self.failures.pop(0)
+        return [e for e in self.records.get((backend.name, destination), []) if e.at >= since]
 
 
 class MemoryNotes:

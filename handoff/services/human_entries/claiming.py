@@ -1,0 +1,87 @@
+"""One person's entry, however it arrived (a webhook or a poll): skipped when it is the broker's own or
+belongs to no active investigation, else claimed once per backend and entry id and queued for the
+agents of each investigation it belongs to."""
+
+from __future__ import annotations
+
+import logging
+from datetime import datetime
+
+from handoff.domain.errors import Unprocessable, single_field
+from handoff.domain.records import HandoffRecord
+from handoff.domain.shared_memory.config import WebhookBackend
+from handoff.domain.shared_memory.destinations import is_shared_record
+from handoff.domain.shared_memory.human_entries import ACTIVE, MAX_ENTRY_ID, HumanEntry, is_override, is_own
+from handoff.ports import HandoffStore, InboundStore
+from handoff.services.human_entries.fanout import EntryFanOut
+
+log = logging.getLogger("handoff")
+# An entry reaches at most this many investigations indexed on its record.
+MAX_INVESTIGATIONS = 50
+# The JSON answer to the vendor and its status.
+Answer = tuple[dict[str, str | int | bool], int]
+
+
+class EntryClaimer:
+    """Takes an entry once and queues it for the investigations it belongs to."""
+
+    def __init__(self, *, inbound: InboundStore, handoffs: HandoffStore, fanout: EntryFanOut) -> None:
+        self.inbound = inbound
+        self.handoffs = handoffs
+        self.fanout = fanout
+
+    def take(self, backend: WebhookBackend, entry: HumanEntry, now: datetime) -> Answer:
+        """``queued`` (202), or ``duplicate``/``ignored`` with the reason (200); 422 for an entry id
+        that cannot be a key."""
+        if not entry.has_valid_id:
+            # It becomes a table key and a marker: a vendor's ids are short and printable.
+            raise single_field(Unprocessable, "/entryId", f"must be 1-{MAX_ENTRY_ID} printable characters")
+        if is_own(backend, entry):
+            return {"status": "ignored", "reason": "the broker's own entry"}, 200
+        records = self.matching(backend, entry)
+        if not records:
+            log.info(
+                "human entry %s on %s %s matches no active investigation; ignored",
+                entry.entry_id,
+                backend.name,
+                entry.destination,
+            )
+            return {"status": "ignored", "reason": "no active investigation on this record"}, 200
+        return self._claim(backend, entry, records, now)
+
+    def matching(self, backend: WebhookBackend, entry: HumanEntry) -> list[HandoffRecord]:
+        """The active investigations the entry belongs to: those indexed on its record (on a shared
+        record only those it quotes; where it quotes some of them, only those)."""
+        ids = self.inbound.handoffs_at(backend.name, entry.destination)
+        quoted = entry.quoted_handoff_ids()
+        if quoted & set(ids):
+            ids = [i for i in ids if i in quoted]
+        elif is_shared_record(backend, entry.destination):
+            return []
+        records = []
+        for handoff_id in ids[:MAX_INVESTIGATIONS]:
+            record = self.handoffs.get(handoff_id)
+            if record is not None and record.state.status in ACTIVE:
+                records.append(record)
+        return records
+
+    def _claim(
+        self, backend: WebhookBackend, entry: HumanEntry, records: list[HandoffRecord], now: datetime
+    ) -> Answer:
+        """Claim the entry (a replayed delivery, or a poll after the webhook, finds it claimed) and
+        queue it; a failure to queue releases the claim so the vendor's retry (or the next poll) takes
+        it."""
+        override = is_override(entry.text)
+        claimed = self.inbound.claim_entry(
+            backend.name,
+            entry.entry_id,
+            {"DeliveryId": entry.delivery_id, "Destination": entry.destination, "ReceivedAt": now},
+        )
+        if not claimed:
+            return {"status": "duplicate"}, 200
+        try:
+            queued = self.fanout.fan_out(backend, entry, records, override)
+        except Exception:
+            self.inbound.release_entry(backend.name, entry.entry_id)
+            raise
+        return {"status": "queued", "investigations": queued, "override": override}, 202
