@@ -237,17 +237,17 @@ def get_human_poller() -> EntryPoller:
     from handoff.services.human_entries.polling import EntryPoller
 
     settings = get_settings()
-    service = get_service()
+    context = get_handoffs().context
     clients = StorageClients(settings)
     state = TableWriteState(clients)
     http = make_http_client(settings.shared_memory_timeout_seconds, EgressPolicy.from_settings(settings))
     return EntryPoller(
         settings=settings,
         registry=get_registry(),
-        store=service.store,
+        store=context.store,
         index=TableInboundStore(clients),
-        readers=VendorReaders(WriterContext(http=http, settings=settings, state=state, clock=service.clock)),
+        readers=VendorReaders(WriterContext(http=http, settings=settings, state=state, clock=context.clock)),
         holds=state,
         claimer=get_human_inbound().claimer,
-        clock=service.clock,
+        clock=context.clock,
     )
