@@ -8,17 +8,14 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Callable
 from functools import lru_cache
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from handoff.domain.auth import Authorizer, KeyRing, RateLimiter
 from handoff.domain.redaction import install_log_redaction
 from handoff.domain.registry import Registry
-from handoff.domain.work import AlertNote, AlertResolved, HumanEntry, Work, op_of
-from handoff.services.context import ServiceContext
+from handoff.domain.work import AlertNote, AlertResolved, HumanEntry
 from handoff.services.handoffs import Handoffs, build_handoffs
-from handoff.services.worker import Worker
 from handoff.settings import get_settings
 
 if TYPE_CHECKING:
@@ -159,37 +156,9 @@ def _build() -> Handoffs:
     handoffs.worker.register(AlertNote, alert_notes.process)
     handoffs.worker.register(AlertResolved, alert_notes.process)
     _alert_service = AlertIntake(ctx, handoffs.intake, alert_store, alert_notes)
-    human_ports = HumanEntryPorts(ctx)
-    _human_inbound = HumanInbound(human_ports, inbound, history)
-    _register_raw(handoffs.worker, HumanEntry, human_ports.op_handlers[op_of(HumanEntry)])
+    _human_inbound = HumanInbound(ctx, inbound, history)
+    handoffs.worker.register(HumanEntry, _human_inbound.process)
     return handoffs
-
-
-RawHandler = Callable[[dict[str, Any], int], None]
-"""A queue handler that takes the message as its wire ``dict`` (with the dequeue count)."""
-
-
-class HumanEntryPorts:
-    """What the human-entry use cases are given: the shared context's ports, settings and clock, and
-    the table their constructor files its queue handler in (it still takes the wire ``dict``)."""
-
-    def __init__(self, ctx: ServiceContext) -> None:
-        self.settings = ctx.settings
-        self.registry = ctx.registry
-        self.store = ctx.store
-        self.queue = ctx.queue
-        self.agents = ctx.agents
-        self.clock = ctx.clock
-        self.op_handlers: dict[str, RawHandler] = {}
-
-
-def _register_raw(worker: Worker, kind: type[Work], handler: RawHandler) -> None:
-    """Register a handler that takes the message as its wire ``dict``."""
-
-    def run(message: Work, dequeue_count: int) -> None:
-        handler(message.wire(), dequeue_count)
-
-    worker.register(kind, run)
 
 
 @lru_cache(maxsize=1)
@@ -242,12 +211,9 @@ def get_human_poller() -> EntryPoller:
     state = TableWriteState(clients)
     http = make_http_client(settings.shared_memory_timeout_seconds, EgressPolicy.from_settings(settings))
     return EntryPoller(
-        settings=settings,
-        registry=get_registry(),
-        store=context.store,
+        context,
         index=TableInboundStore(clients),
         readers=VendorReaders(WriterContext(http=http, settings=settings, state=state, clock=context.clock)),
         holds=state,
         claimer=get_human_inbound().claimer,
-        clock=context.clock,
     )

@@ -79,12 +79,14 @@ def retry_or_give_up(
     give_up: Callable[[str], None],
     poison: bool = True,
     on_retry: Callable[[datetime], None] | None = None,
+    count_attempts: bool = True,
 ) -> None:
     """After ``message`` failed with ``exc``: queue its next attempt after a back-off (audited as
     ``retryScheduled``; ``on_retry`` is told when it is due first) while the failure is transient and
     attempts are left; otherwise park the message on the poison queue with the reason (unless ``poison``
     is False: work that is not worth replaying) and then ``give_up(reason)``, so once the failure is
-    visible the message is already there to replay."""
+    visible the message is already there to replay. The reason is :func:`gave_up_reason`, or with
+    ``count_attempts`` False the error's own (what the human-entry audit has always recorded)."""
     settings = ports.settings
     attempt = message.attempt
     if exc.transient and attempt < settings.max_delivery_attempts:
@@ -106,7 +108,7 @@ def retry_or_give_up(
         )
         ports.queue.send(message.next_attempt().wire(), delay)
         return
-    reason = gave_up_reason(exc, attempt)
+    reason = gave_up_reason(exc, attempt) if count_attempts else exc.reason
     if poison:
         ports.queue.send_poison(message.poisoned(reason))
     give_up(reason)

@@ -16,9 +16,6 @@ from handoff.domain.audit_events import Actor, EventType
 from handoff.settings import APP_ROOT
 
 PACKAGE_DIR = APP_ROOT / "handoff"
-# Folders of the package the scan skips, relative to its parent. Temporary: the human-entry use cases
-# are being reworked on another branch, which moves their audit calls to the enums.
-ALLOWED_LITERALS = ("handoff/services/human_entries",)
 CAMEL_CASE = re.compile(r"[a-z][a-z0-9]*(?:[A-Z][a-z0-9]+)*")
 # Call -> {argument name: position} of the arguments that must not be string literals.
 CHECKED_ARGUMENTS = {"append_audit": {"type": 1, "actor": 2}, "log": {"type": 1}}
@@ -48,13 +45,11 @@ def _checked(call: ast.Call) -> dict[str, int]:
     return CHECKED_ARGUMENTS.get(func.attr, {})
 
 
-def literal_audit_names(package_dir: Path, allowed: tuple[str, ...] = ALLOWED_LITERALS) -> list[str]:
+def literal_audit_names(package_dir: Path) -> list[str]:
     """Audit appends and alert-log entries whose type or actor is a bare string literal."""
     offences = []
     for path in sorted(package_dir.rglob("*.py")):
         relative = path.relative_to(package_dir.parent).as_posix()
-        if any(relative.startswith(f"{folder}/") for folder in allowed):
-            continue
         tree = ast.parse(path.read_text(encoding="utf-8"), filename=str(path))
         for node in ast.walk(tree):
             if not isinstance(node, ast.Call):
@@ -121,5 +116,6 @@ def test_the_scan_names_each_literal_type_and_actor(tmp_path):
         "handoff/services/bad.py:2: append_audit(...) with a literal actor",
         "handoff/services/bad.py:3: append_audit(...) with a literal type",
         "handoff/services/bad.py:4: log(...) with a literal type",
+        "handoff/services/human_entries/posting.py:1: append_audit(...) with a literal type",
+        "handoff/services/human_entries/posting.py:1: append_audit(...) with a literal actor",
     ]
-    assert len(literal_audit_names(package_dir, allowed=())) == 6

@@ -17,6 +17,7 @@ from handoff.domain.messages import is_marked
 from handoff.domain.records import AgentCallError
 from handoff.domain.shared_memory.human_entries import MAX_ENTRY_CHARS, MAX_HISTORY_CHARS, entry_marker
 from handoff.domain.shared_memory.webhooks import MAX_WEBHOOK_BYTES
+from handoff.domain.work import EntryPayload, EntryThread, HumanEntry, MalformedWork, parse_work
 from handoff.services.human_entries.inbound import HumanInbound
 from handoff.services.human_entries.intake import MAX_INVESTIGATIONS
 from handoff.settings import Settings
@@ -143,10 +144,18 @@ class World:
         rotated = "v1=" + _hmac("old-secret", raw) + ",v1=" + _hmac(PD_SECRET, raw)
         return self.humans.receive("pd", {"x-pagerduty-signature": rotated}, raw)
 
+    def process(self, message: dict[str, Any], dequeue_count: int = 1) -> None:
+        """Run one ``humanEntry`` message as the delivery worker hands it over (parsed; a message that
+        is not one raises :class:`MalformedWork`, which the worker parks on the poison queue)."""
+        work = parse_work(message)
+        if not isinstance(work, HumanEntry):
+            raise TypeError(f"not a human entry: {message}")
+        self.humans.process(work, dequeue_count)
+
     def post_all(self) -> None:
         """Run the queued ``humanEntry`` messages as the delivery worker does."""
         for message, _ in self.queue.take():
-            self.handoffs.op_handlers[message["op"]](message, 1)
+            self.process(message)
 
 
 def _hmac(secret: str, body: bytes) -> str:
@@ -165,7 +174,7 @@ def world() -> World:
         clock=clock,
     )
     inbound, notes = MemoryInboundStore(), MemoryNotes()
-    humans = HumanInbound(handoffs, inbound, notes, environ=ENV)
+    humans = HumanInbound(handoffs.context, inbound, notes, environ=ENV)
     return World(handoffs, inbound, notes, humans)
 
 
@@ -438,7 +447,7 @@ def test_a_message_run_again_posts_nowhere_twice(world):
     world.github()
     message, _ = world.queue.sent[0]
     world.post_all()
-    world.humans.process(message)
+    world.process(message)
     assert world.agents.posts == 2
     assert [e.details["threads"] for e in world.store.events(H1, "humanEntryPosted")] == [2, 0]
 
@@ -461,7 +470,7 @@ def test_an_agent_that_keeps_failing_ends_the_entry_failed(world):
     world.github()
     message, _ = world.queue.take()[0]
     world.agents.failures = [AgentCallError("503", transient=True)]
-    world.humans.process({**message, "attempt": SETTINGS.max_delivery_attempts})
+    world.process({**message, "attempt": SETTINGS.max_delivery_attempts})
     assert world.queue.sent == []
     assert world.store.events(H1, "humanEntryFailed")[0].details == {"entryId": "99", "reason": "503"}
     assert world.queue.poisoned[0]["reason"] == "503"
@@ -476,6 +485,25 @@ def test_a_permanent_agent_failure_ends_the_entry_failed_at_once(world):
     assert "humanEntryFailed" in world.store.types(H1)
 
 
+def test_a_message_for_no_investigation_is_dropped(world, caplog):
+    world.investigation(H1)
+    entry = EntryPayload(
+        backend="gh",
+        platform="github",
+        entry_id="99",
+        record=ISSUE,
+        author="alice",
+        at="2026-12-01",
+        text="hi",
+    )
+    threads = [EntryThread(agent="ops", thread_id="ops-thread")]
+    with caplog.at_level(logging.WARNING, logger="handoff"):
+        world.process(HumanEntry(handoff_id=H3, threads=threads, entry=entry).wire())
+    assert world.agents.posts == 0 and world.store.types(H1) == []
+    assert world.queue.sent == [] and world.queue.poisoned == []
+    assert f"dropping human entry for unknown handoff: {H3}" in caplog.text
+
+
 @pytest.mark.parametrize(
     "message",
     [
@@ -484,13 +512,8 @@ def test_a_permanent_agent_failure_ends_the_entry_failed_at_once(world):
         {"op": "humanEntry", "handoffId": H1, "entry": "text", "threads": []},
     ],
 )
-def test_a_message_for_no_investigation_is_dropped(world, message, caplog):
+def test_a_message_that_is_no_human_entry_never_reaches_the_threads(world, message):
     world.investigation(H1)
-    with caplog.at_level(logging.WARNING, logger="handoff"):
-        world.humans.process(message)
+    with pytest.raises(MalformedWork, match="malformed humanEntry message"):
+        world.process(message)
     assert world.agents.posts == 0 and world.store.types(H1) == []
-    assert "dropping human entry for unknown handoff" in caplog.text
-
-
-def test_the_delivery_worker_routes_human_entries_here(world):
-    assert world.handoffs.op_handlers["humanEntry"] == world.humans.process

@@ -124,16 +124,9 @@ def world() -> World:
         clock=clock,
     )
     inbound, readers, holds = MemoryInboundStore(clock), MemoryReaders(), MemoryWriteState()
-    humans = HumanInbound(handoffs, inbound, MemoryNotes(), environ={"GH_HOOK": SECRET})
+    humans = HumanInbound(handoffs.context, inbound, MemoryNotes(), environ={"GH_HOOK": SECRET})
     poller = EntryPoller(
-        settings=SETTINGS,
-        registry=handoffs.registry,
-        store=handoffs.store,
-        index=inbound,
-        readers=readers,
-        holds=holds,
-        claimer=humans.claimer,
-        clock=clock,
+        handoffs.context, index=inbound, readers=readers, holds=holds, claimer=humans.claimer
     )
     return World(handoffs, inbound, readers, holds, humans, poller)
 

@@ -167,7 +167,9 @@ def world() -> World:
         clock=clock,
     )
     inbound = MemoryInboundStore(clock)
-    return World(handoffs, inbound, HumanInbound(handoffs, inbound, MemoryNotes(), environ={"HOOK": SECRET}))
+    return World(
+        handoffs, inbound, HumanInbound(handoffs.context, inbound, MemoryNotes(), environ={"HOOK": SECRET})
+    )
 
 
 # ---------------------------------------------------------------- Jira webhooks

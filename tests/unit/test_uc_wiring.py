@@ -8,13 +8,15 @@ from typing import Any
 
 import pytest
 
-from handoff.bootstrap import HumanEntryPorts
 from handoff.domain.errors import ServiceUnavailable
 from handoff.domain.history import HistoryQuery
 from handoff.domain.models import HandoffRequest
 from handoff.domain.records import HandoffRecord
+from handoff.domain.work import EntryPayload, EntryThread, HumanEntry
+from handoff.services.human_entries.inbound import HumanInbound
 from handoff.services.lifecycle import publish_alert_resolved
 from tests.unit.conftest import CHECKOUT, OPERATOR, OPS, REGISTRY_DATA, World, build_world, handoff_body
+from tests.unit.memory.shared_memory import MemoryInboundStore
 
 SYSTEM_ID = "00000000-0000-4000-8000-0000000000a1"
 
@@ -88,10 +90,20 @@ def _system_request() -> HandoffRequest:
     return HandoffRequest.model_validate(handoff_body(source="azure-monitor"))
 
 
-def test_human_entries_are_given_the_shared_ports_and_an_empty_handler_table(world: World) -> None:
-    ports = HumanEntryPorts(world.handoffs.context)
-    assert (ports.store, ports.queue, ports.agents) == (world.store, world.queue, world.agents)
-    assert ports.op_handlers == {}
+def test_human_entries_run_over_the_shared_context_as_delivery_work(world: World) -> None:
+    humans = HumanInbound(world.handoffs.context, MemoryInboundStore())
+    world.worker.register(HumanEntry, humans.process)  # as the composition root registers it
+    handoff_id = world.hand_off()
+    thread = world.state(handoff_id).target_thread_id
+    entry = EntryPayload(
+        backend="gh", platform="github", entry_id="99", record="contoso/shop#7", author="alice",
+        at="2026-12-01T03:52:00+00:00", text="Customer impact is EU only",
+    )  # fmt: skip
+    threads = [EntryThread(agent="checkout", thread_id=thread)]
+    world.process(HumanEntry(handoff_id=handoff_id, threads=threads, entry=entry).wire())
+    assert world.event(handoff_id, "humanEntryPosted") == {"backend": "gh", "entryId": "99", "threads": 1}
+    (posted,) = [t for t in world.agents.threads_of("checkout")[0].texts() if "EU only" in t]
+    assert posted.startswith(f"[Handoff {handoff_id}] Human note from @alice on GitHub")
 
 
 def test_the_intake_starts_system_handoffs(world: World) -> None:

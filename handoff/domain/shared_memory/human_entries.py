@@ -16,15 +16,14 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import TypedDict
 
+from handoff.domain.ids import uuids_in
 from handoff.domain.markdown import https_url, inline, link, quote, single_line
 from handoff.domain.messages import header, marker
 from handoff.domain.redaction import redact
 from handoff.domain.shared_memory.config import Backend
+from handoff.domain.work import EntryPayload
 
-# The delivery queue's message kind that posts one entry into the agents' threads.
-HUMAN_ENTRY_OP = "humanEntry"
 MAX_ENTRY_ID = 128
 MAX_ENTRY_CHARS = 16_000  # what is queued, posted and kept of one entry
 MAX_HISTORY_CHARS = 2_000
@@ -33,22 +32,7 @@ OVERRIDE_WORDS = ("override:", "stop:")
 # The statuses of an investigation still running: entries reach only these.
 ACTIVE = frozenset({"accepted", "delivered", "inputRequired"})
 PLATFORMS = {"github": "GitHub", "pagerduty": "PagerDuty", "jira": "Jira", "servicenow": "ServiceNow"}
-HANDOFF_ID = re.compile(r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}")
 _OWN_MARKER = re.compile(r"(?i)handoff-memory(-chain)?:")
-
-
-class EntryPayload(TypedDict):
-    """An entry as queued for the agents' threads (the ``entry`` of a ``humanEntry`` message)."""
-
-    backend: str
-    platform: str
-    entryId: str
-    record: str
-    author: str
-    at: str
-    text: str
-    url: str | None
-    override: bool
 
 
 @dataclass(frozen=True)
@@ -74,33 +58,38 @@ class HumanEntry:
 
     def quoted_handoff_ids(self) -> set[str]:
         """The handoff ids the entry's text quotes (lower case)."""
-        return {found.lower() for found in HANDOFF_ID.findall(self.text)}
+        return uuids_in(self.text)
 
     def payload(self, override: bool) -> EntryPayload:
         """The entry as queued for the agents' threads: text and author redacted and capped."""
-        return {
-            "backend": self.backend,
-            "platform": self.platform,
-            "entryId": self.entry_id,
-            "record": self.destination,
-            "author": single_line(redact(self.author))[:MAX_AUTHOR_CHARS],
-            "at": self.at.isoformat(),
-            "text": redact(self.text[:MAX_ENTRY_CHARS]),
-            "url": self.url,
-            "override": override,
-        }
+        return EntryPayload(
+            backend=self.backend,
+            platform=self.platform,
+            entry_id=self.entry_id,
+            record=self.destination,
+            author=single_line(redact(self.author))[:MAX_AUTHOR_CHARS],
+            at=self.at.isoformat(),
+            text=redact(self.text[:MAX_ENTRY_CHARS]),
+            url=self.url,
+            override=override,
+        )
+
+
+def entry_author(payload: EntryPayload) -> str:
+    """Who the audit names for a queued entry: the person, as ``platform:author``."""
+    return f"{payload.platform}:{payload.author}"
 
 
 def history_note(payload: EntryPayload) -> dict[str, object]:
     """What the history keeps of a queued entry (:meth:`HumanEntry.payload`): its text shortened."""
     return {
-        "backend": payload["backend"],
-        "entryId": payload["entryId"],
-        "author": payload["author"],
-        "at": payload["at"],
-        "url": payload["url"],
-        "override": payload["override"],
-        "text": payload["text"][:MAX_HISTORY_CHARS],
+        "backend": payload.backend,
+        "entryId": payload.entry_id,
+        "author": payload.author,
+        "at": payload.at,
+        "url": payload.url,
+        "override": payload.override,
+        "text": payload.text[:MAX_HISTORY_CHARS],
     }
 
 

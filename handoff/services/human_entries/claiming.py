@@ -12,7 +12,8 @@ from handoff.domain.records import HandoffRecord
 from handoff.domain.shared_memory.config import WebhookBackend
 from handoff.domain.shared_memory.destinations import is_shared_record
 from handoff.domain.shared_memory.human_entries import ACTIVE, MAX_ENTRY_ID, HumanEntry, is_override, is_own
-from handoff.ports import HandoffStore, InboundStore
+from handoff.ports import InboundStore
+from handoff.services.context import ServiceContext
 from handoff.services.human_entries.fanout import EntryFanOut
 
 log = logging.getLogger("handoff")
@@ -25,9 +26,9 @@ Answer = tuple[dict[str, str | int | bool], int]
 class EntryClaimer:
     """Takes an entry once and queues it for the investigations it belongs to."""
 
-    def __init__(self, *, inbound: InboundStore, handoffs: HandoffStore, fanout: EntryFanOut) -> None:
+    def __init__(self, ctx: ServiceContext, inbound: InboundStore, fanout: EntryFanOut) -> None:
+        self.ctx = ctx
         self.inbound = inbound
-        self.handoffs = handoffs
         self.fanout = fanout
 
     def take(self, backend: WebhookBackend, entry: HumanEntry, now: datetime) -> Answer:
@@ -60,7 +61,7 @@ class EntryClaimer:
             return []
         records = []
         for handoff_id in ids[:MAX_INVESTIGATIONS]:
-            record = self.handoffs.get(handoff_id)
+            record = self.ctx.store.get(handoff_id)
             if record is not None and record.state.status in ACTIVE:
                 records.append(record)
         return records

@@ -5,11 +5,13 @@ from __future__ import annotations
 
 import logging
 
+from handoff.domain import work
+from handoff.domain.audit_events import EventType
 from handoff.domain.records import HandoffRecord
-from handoff.domain.registry import Registry
 from handoff.domain.shared_memory.config import WebhookBackend
-from handoff.domain.shared_memory.human_entries import HUMAN_ENTRY_OP, EntryPayload, HumanEntry, history_note
-from handoff.ports import DeliveryQueue, HandoffStore, HumanNotesIndex
+from handoff.domain.shared_memory.human_entries import HumanEntry, entry_author, history_note
+from handoff.ports import HumanNotesIndex
+from handoff.services.context import ServiceContext
 
 log = logging.getLogger("handoff")
 
@@ -17,17 +19,8 @@ log = logging.getLogger("handoff")
 class EntryFanOut:
     """Queues an entry for the agents of each investigation."""
 
-    def __init__(
-        self,
-        *,
-        registry: Registry,
-        store: HandoffStore,
-        queue: DeliveryQueue,
-        notes: HumanNotesIndex | None,
-    ) -> None:
-        self.registry = registry
-        self.store = store
-        self.queue = queue
+    def __init__(self, ctx: ServiceContext, notes: HumanNotesIndex | None) -> None:
+        self.ctx = ctx
         self.notes = notes
 
     def fan_out(
@@ -38,21 +31,13 @@ class EntryFanOut:
         seen: set[tuple[str, str]] = set()
         for record in records:
             threads, skipped = self.threads(record)
-            mine = [t for t in threads if (t["agent"], t["threadId"]) not in seen]
-            seen.update((t["agent"], t["threadId"]) for t in mine)
-            self.queue.send(
-                {
-                    "op": HUMAN_ENTRY_OP,
-                    "handoffId": record.id,
-                    "attempt": 1,
-                    "threads": mine,
-                    "entry": payload,
-                }
-            )
-            self.store.append_audit(
+            mine = [t for t in threads if (t.agent, t.thread_id) not in seen]
+            seen.update((t.agent, t.thread_id) for t in mine)
+            self.ctx.queue.send(work.HumanEntry(handoff_id=record.id, threads=mine, entry=payload).wire())
+            self.ctx.store.append_audit(
                 record.id,
-                "humanOverride" if override else "humanNote",
-                f"{entry.platform}:{payload['author']}",
+                EventType.HUMAN_OVERRIDE if override else EventType.HUMAN_NOTE,
+                entry_author(payload),
                 {
                     "backend": backend.name,
                     "entryId": entry.entry_id,
@@ -65,23 +50,24 @@ class EntryFanOut:
             self._keep(record.id, entry, payload)
         return len(records)
 
-    def threads(self, record: HandoffRecord) -> tuple[list[dict[str, str]], list[str]]:
+    def threads(self, record: HandoffRecord) -> tuple[list[work.EntryThread], list[str]]:
         """The threads of the agents working ``record``; A2A agents and missing threads are noted."""
-        threads, skipped = [], []
+        threads: list[work.EntryThread] = []
+        skipped: list[str] = []
         for role, name, thread in (
             ("source", record.stored.source_agent, record.stored.request.source.thread_id),
             ("target", record.stored.target_agent, record.state.target_thread_id),
         ):
-            agent = self.registry.find(name)
+            agent = self.ctx.registry.find(name)
             if agent is None or agent.is_a2a:
                 skipped.append(f"{role} {name}: no thread the broker can post into")
             elif not thread:
                 skipped.append(f"{role} {name}: no thread yet")
             else:
-                threads.append({"agent": agent.name, "threadId": thread})
+                threads.append(work.EntryThread(agent=agent.name, thread_id=thread))
         return threads, skipped
 
-    def _keep(self, handoff_id: str, entry: HumanEntry, payload: EntryPayload) -> None:
+    def _keep(self, handoff_id: str, entry: HumanEntry, payload: work.EntryPayload) -> None:
         """Keep the entry with the investigation for the history (a failure is logged: the agents get
         the entry all the same)."""
         if self.notes is None:

@@ -4,15 +4,14 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Mapping
-from datetime import datetime
+from collections.abc import Mapping
 
 from handoff.domain.auth import Authorizer, Caller
 from handoff.domain.errors import NotFound, Unauthorized, check_body_size
 from handoff.domain.intake import load_json
-from handoff.domain.registry import Registry
 from handoff.domain.shared_memory.config import WebhookBackend
 from handoff.domain.shared_memory.webhooks import MAX_WEBHOOK_BYTES, is_genuine, read_delivery
+from handoff.services.context import ServiceContext
 from handoff.services.human_entries.claiming import MAX_INVESTIGATIONS, Answer, EntryClaimer
 
 __all__ = ["MAX_INVESTIGATIONS", "Answer", "WebhookIntake"]
@@ -22,18 +21,10 @@ log = logging.getLogger("handoff")
 class WebhookIntake:
     """Receives webhook deliveries."""
 
-    def __init__(
-        self,
-        *,
-        registry: Registry,
-        claimer: EntryClaimer,
-        environ: Mapping[str, str],
-        clock: Callable[[], datetime],
-    ) -> None:
-        self.registry = registry
+    def __init__(self, ctx: ServiceContext, claimer: EntryClaimer, environ: Mapping[str, str]) -> None:
+        self.ctx = ctx
         self.claimer = claimer
         self.environ = environ
-        self.clock = clock
 
     def receive(self, backend_name: str, headers: Mapping[str, str], body: bytes) -> Answer:
         """Verify, deduplicate, match and queue one webhook delivery; returns the answer and its status.
@@ -45,7 +36,7 @@ class WebhookIntake:
         check_body_size(body, MAX_WEBHOOK_BYTES, "webhook body")
         lower = {name.lower(): value for name, value in headers.items()}
         self._verify(backend, body, lower)
-        now = self.clock()
+        now = self.ctx.clock()
         entry, why = read_delivery(backend, lower, load_json(body, limit_bytes=MAX_WEBHOOK_BYTES), now)
         if entry is None:
             return {"status": "ignored", "reason": why}, 200
@@ -54,7 +45,7 @@ class WebhookIntake:
     def _backend(self, name: str) -> WebhookBackend:
         """The backend whose webhook this is: one that takes webhooks (and so names its secret), else
         404."""
-        backend = self.registry.shared_memory.find(name)
+        backend = self.ctx.registry.shared_memory.find(name)
         if backend is None or not backend.takes_webhooks:
             raise NotFound("no webhook for this backend")
         return backend

@@ -12,20 +12,18 @@ and entry id once: a webhook and a poll never post the same entry twice.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from handoff.domain.errors import Unprocessable
-from handoff.domain.registry import Registry
 from handoff.domain.shared_memory.config import WebhookBackend
 from handoff.domain.shared_memory.human_entries import ACTIVE
 from handoff.domain.shared_memory.polling import PolledHandoff, PolledRecord
 from handoff.domain.shared_memory.writes import WriteError
-from handoff.ports import BackendHolds, EntryReaders, HandoffStore, PollIndex
+from handoff.ports import BackendHolds, EntryReaders, PollIndex
+from handoff.services.context import ServiceContext
 from handoff.services.human_entries.claiming import EntryClaimer
 from handoff.services.shared_memory.retry import hold_key
-from handoff.settings import Settings
 
 log = logging.getLogger("handoff")
 # Records listed per backend and tick, and read per backend and tick (the rest wait for the next).
@@ -51,30 +49,24 @@ class EntryPoller:
 
     def __init__(
         self,
+        ctx: ServiceContext,
         *,
-        settings: Settings,
-        registry: Registry,
-        store: HandoffStore,
         index: PollIndex,
         readers: EntryReaders,
         holds: BackendHolds,
         claimer: EntryClaimer,
-        clock: Callable[[], datetime],
     ) -> None:
-        self.settings = settings
-        self.registry = registry
-        self.store = store
+        self.ctx = ctx
         self.index = index
         self.readers = readers
         self.holds = holds
         self.claimer = claimer
-        self.clock = clock
 
     def poll(self) -> PollReport:
         """One tick: every polling backend's due records, read and taken; a backend that fails is
         logged and counted, and the others are polled all the same."""
         report = PollReport()
-        for backend in self.registry.shared_memory.backends:
+        for backend in self.ctx.registry.shared_memory.backends:
             if not backend.polls:
                 continue
             try:
@@ -85,7 +77,7 @@ class EntryPoller:
         return report
 
     def _poll_backend(self, backend: WebhookBackend, report: PollReport) -> None:
-        now = self.clock()
+        now = self.ctx.clock()
         held = self.holds.blocked_until(hold_key(backend.name))
         if held is not None and held > now:
             report.held += 1
@@ -94,7 +86,7 @@ class EntryPoller:
         for record in self.index.polled_records(backend.name, MAX_LISTED):
             if reads >= MAX_READS_PER_TICK:
                 break
-            if not record.is_due(now, self.settings.human_poll_seconds):
+            if not record.is_due(now, self.ctx.settings.human_poll_seconds):
                 continue
             active = self._active(backend, record, report)
             if not active or not self.index.claim_poll(backend.name, record, now):
@@ -122,7 +114,7 @@ class EntryPoller:
         active: list[PolledHandoff] = []
         closed: list[PolledHandoff] = []
         for handoff in record.handoffs:
-            found = self.store.get(handoff.handoff_id)
+            found = self.ctx.store.get(handoff.handoff_id)
             (active if found is not None and found.state.status in ACTIVE else closed).append(handoff)
         if closed:
             ids = [handoff.handoff_id for handoff in closed]

@@ -22,6 +22,7 @@ from handoff.domain.shared_memory.destinations import github_issue, jira_issue, 
 from handoff.domain.shared_memory.human_entries import HumanEntry
 from handoff.domain.shared_memory.polling import PollCursor, PolledHandoff, PolledRecord
 from handoff.domain.shared_memory.writes import Destination, WriteError, WriteJob, WriteRow
+from handoff.services.context import ServiceContext
 from handoff.settings import Settings
 
 START = datetime(2026, 12, 1, 3, 0, tzinfo=UTC)
@@ -114,18 +115,23 @@ class MemoryHandoffStore:
 
 
 class MemoryAgents:
-    """Agents' threads as lists of message texts; scripted :class:`AgentCallError` s are raised by
-    ``post_message`` in order."""
+    """Agents' threads as lists of message texts (message ``m<n>`` is the n-th of its thread); scripted
+    :class:`AgentCallError` s are raised by ``post_message`` in order."""
 
     def __init__(self) -> None:
         self.threads: dict[tuple[str, str], list[str]] = {}
         self.failures: list[AgentCallError] = []
         self.posts = 0
 
-    def has_message(
+    def find_message(
         self, agent: AgentConfig, thread_id: str, needle: str, since: datetime | None = None
-    ) -> bool:
-        return any(is_marked(text, needle) for text in self.threads.get((agent.name, thread_id), []))
+    ) -> dict[str, Any] | None:
+        found = [
+            {"id": f"m{n}", "text": text}
+            for n, text in enumerate(self.threads.get((agent.name, thread_id), []), 1)
+            if is_marked(text, needle)
+        ]
+        return found[-1] if found else None
 
     def post_message(self, agent: AgentConfig, thread_id: str, text: str) -> str | None:
         if self.failures:
@@ -141,7 +147,8 @@ class MemoryAgents:
 
 @dataclass
 class MemoryHandoffs:
-    """What the human-entry use cases use of the handoff service."""
+    """The ports of the handoff use cases that the human-entry use cases use, and the
+    :class:`ServiceContext` over them (``context``) those use cases are given."""
 
     settings: Settings
     registry: Registry
@@ -149,7 +156,17 @@ class MemoryHandoffs:
     queue: MemoryQueue
     agents: MemoryAgents
     clock: FakeClock
-    op_handlers: dict[str, Callable[[dict[str, Any], int], None]] = field(default_factory=dict)
+    context: ServiceContext = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.context = ServiceContext.build(
+            settings=self.settings,
+            registry=self.registry,
+            store=self.store,
+            queue=self.queue,
+            agents=self.agents,
+            clock=self.clock,
+        )
 
 
 # ---------------------------------------------------------------- write state and coordination
