@@ -35,3 +35,126 @@ def test_every_service_module_is_placed_in_the_where_table():
         and f"handoff/services/{p.name}/" not in text
     ]
     assert unplaced == []
+
+
+# docs/scaling.md quotes the newest benchmark run and derives limits and monthly volumes from it.
+
+# Figures docs/scaling.md quotes by the name the results file gives them.
+SCALING_FIGURES = (
+    "storage transactions per accepted handoff",
+    "storage transactions per delivered handoff",
+    "storage transactions per hand-back",
+    "storage transactions per A2A handoff (to hand-back)",
+    "storage transactions per delivered handoff (saturated)",
+    "alert storm: storage transactions per alert",
+    "idle app storage requests",
+    "idle queue-trigger polls",
+    "accept (POST → 202) p50",
+    "POST → thread on B p50",
+    "host start → first accepted handoff",
+)
+TABLE_WRITES = ("tableInsert", "update", "batch", "delete")
+
+
+def _newest_bench_results():
+    import json
+
+    files = sorted((APP_ROOT / "bench" / "results").glob("*.json"))
+    assert files, "bench/results holds no results file"
+    return files[-1], json.loads(files[-1].read_text())
+
+
+def _shown(value: float) -> str:
+    """A figure as docs/scaling.md writes it: whole numbers with thousands separators, else 3 digits."""
+    if abs(value - round(value)) < 1e-9 or abs(value) >= 100:
+        return f"{round(value):,}"
+    return f"{value:.3g}"
+
+
+def _by_kind(item: dict) -> dict[str, float]:
+    counts: dict[str, float] = {}
+    for kinds in item["byFunction"].values():
+        for kind, count in kinds.items():
+            counts[kind] = counts.get(kind, 0) + count
+    return counts
+
+
+def _kind_row(label: str, item: dict) -> str:
+    kinds = _by_kind(item)
+    writes = sum(kinds.get(kind, 0) for kind in TABLE_WRITES)
+    reads = kinds.get("pointRead", 0)
+    queries = kinds.get("partitionQuery", 0) + kinds.get("scanQuery", 0)
+    sends = kinds.get("queueSend", 0)
+    assert writes + reads + queries + sends + kinds.get("other", 0) == item["total"]
+    cells = [_shown(x) for x in (writes, reads, queries, sends, item["total"])]
+    return f"| {label} | " + " | ".join(cells) + " |"
+
+
+def test_scaling_doc_quotes_the_newest_bench_results():
+    path, results = _newest_bench_results()
+    text = (APP_ROOT / "docs" / "scaling.md").read_text()
+    assert f"bench/results/{path.name}" in text
+    assert f"As measured in bench/results/{path.name}" in text
+
+    figures = {figure["name"]: figure["value"] for figure in results["figures"]}
+    missing = [
+        f"| {name} | {_shown(figures[name])} |"
+        for name in SCALING_FIGURES
+        if f"| {name} | {_shown(figures[name])} |" not in text
+    ]
+    assert missing == []
+
+    transactions = results["broker"]["transactions"]
+    assert _kind_row("delivered handoff (accept + delivery + cross-link)", transactions["delivered"]) in text
+    assert _kind_row("hand-back (accept + posting into A)", transactions["handback"]) in text
+
+    low = transactions["saturated"]["trigger"]["queueReceive"]
+    high = transactions["delivered"]["trigger"]["queueReceive"]
+    assert f"between {_shown(low)} (saturated" in text
+    assert f"and {_shown(high)} (sequential" in text
+    per_item = {key: transactions[key]["trigger"]["queueDelete"] for key in ("delivered", "handback", "a2a")}
+    assert (
+        f"{_shown(per_item['delivered'])} per delivered handoff, {_shown(per_item['handback'])} per "
+        f"hand-back, {_shown(per_item['a2a'])} per A2A handoff" in text
+    )
+
+
+def test_scaling_doc_limits_and_volumes_follow_from_the_bench_results():
+    """The derived rows: account and queue caps, and a million handoffs' monthly volumes."""
+    _, results = _newest_bench_results()
+    text = (APP_ROOT / "docs" / "scaling.md").read_text()
+    transactions = results["broker"]["transactions"]
+    delivered, handback = transactions["delivered"], transactions["handback"]
+    n, both = delivered["total"], delivered["total"] + handback["total"]
+
+    assert f"| {_shown(n)}; {_shown(both)} | 6; 11 |" in text
+    for rate in (20_000, 40_000):
+        assert f"| {_shown(rate / n)} handoffs/s; {_shown(rate / both)} with a hand-back |" in text
+        assert f"| {_shown(rate / 6)} handoffs/s; {_shown(rate / 11)} with a hand-back |" in text
+    messages = delivered["trigger"]["queueDelete"] + handback["trigger"]["queueDelete"]
+    a2a_messages = transactions["a2a"]["trigger"]["queueDelete"]
+    assert (
+        f"| {_shown(2000 / delivered['trigger']['queueDelete'])} handoffs/s; {_shown(2000 / messages)} "
+        f"with a hand-back; {_shown(2000 / a2a_messages)} A2A handoffs/s |" in text
+    )
+
+    million = 1_000_000
+    kinds = _by_kind(delivered)
+    for kind, count in _by_kind(handback).items():
+        kinds[kind] = kinds.get(kind, 0) + count
+    sends = kinds.get("queueSend", 0)
+    table = both - sends
+    assert f"never reached: {_shown(table)} table requests over the handoff's whole life" in text
+    assert f"| Transactions per handoff with its hand-back | {_shown(both)} | 11 |" in text
+    assert f"| App table transactions | {_shown(table * million)} | 9,000,000 |" in text
+    assert f"| App queue sends | {_shown(sends * million)} |" in text
+    assert f"| Host queue deletes | {_shown(messages * million)} |" in text
+    low = transactions["saturated"]["trigger"]["queueReceive"] * messages * million
+    high = delivered["trigger"]["queueReceive"] * messages * million
+    assert f"| Host queue receives | {_shown(low)} to {_shown(high)} |" in text
+    assert f"| Table transactions, in units of 10,000 | {_shown(table * million / 10_000)} | 900 |" in text
+    queue_ops = (sends + messages) * million
+    units = f"{_shown((queue_ops + low) / 10_000)} to {_shown((queue_ops + high) / 10_000)}"
+    assert f"| Queue operations, in units of 10,000 | {units} | {units} |" in text
+    times = "\u00d7"  # the multiplication sign the formula uses
+    assert f"{_shown(table * million / 10_000)} {times} P_table + ({units}) {times} P_queue" in text
