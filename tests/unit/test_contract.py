@@ -13,7 +13,6 @@ from typing import Any
 import pytest
 from jsonschema import Draft202012Validator
 from pydantic import BaseModel, TypeAdapter, ValidationError, computed_field
-from referencing import Registry, Resource
 
 from handoff.domain.contract import (
     BASE_URI,
@@ -53,21 +52,8 @@ EXAMPLES_DIR = SCHEMA_DIR / "examples"
 EXAMPLES = sorted(EXAMPLES_DIR.glob("*.json"))
 
 
-def _registry() -> Registry:
-    return Registry().with_resources(
-        (schema["$id"], Resource.from_contents(schema)) for schema in contract_schemas().values()
-    )
-
-
-def validator(name: str) -> Draft202012Validator:
-    """A validator of the checked-in schema ``name`` that resolves the other schemas by ``$id``."""
-    return Draft202012Validator(contract_schemas()[name], registry=_registry())
-
-
 def errors(name: str, instance: Any) -> list[str]:
-    return [
-        f"{'/'.join(map(str, e.absolute_path))}: {e.message}" for e in validator(name).iter_errors(instance)
-    ]
+    return e2e.contract_errors(name, instance)
 
 
 def broker_errors(name: str, instance: Any) -> list[str]:
