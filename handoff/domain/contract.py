@@ -19,7 +19,7 @@ import copy
 import json
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, get_args
 
 from pydantic import BaseModel, TypeAdapter
 from pydantic.json_schema import JsonSchemaMode
@@ -180,21 +180,19 @@ def _walk(node: Any, ref: Callable[[str], str], in_name_map: bool = False) -> An
 
 def _evidence_union() -> dict[str, Any]:
     """The evidence union as other documents spell it inline, once its kinds are references by ``$id``."""
-    kinds = [
-        _BY_MODEL[model.__name__].uri for model in (KqlEvidence, LinkEvidence, NoteEvidence, DataEvidence)
-    ]
-    return {"oneOf": [{"$ref": uri} for uri in kinds]}
+    kinds = get_args(get_args(Evidence)[0])  # Annotated[KqlEvidence | LinkEvidence | ..., Field(...)]
+    return {"oneOf": [{"$ref": _BY_MODEL[kind.__name__].uri} for kind in kinds]}
 
 
-def _evidence_by_ref(node: Any) -> Any:
+def _evidence_by_ref(node: Any, union: Mapping[str, Any] | None = None) -> Any:
     """``node`` with each inline evidence union replaced by a reference to the evidence document."""
-    union = _evidence_union()
+    union = union or _evidence_union()
     if node == union:
         return {"$ref": _EVIDENCE.uri}
     if isinstance(node, list):
-        return [_evidence_by_ref(item) for item in node]
+        return [_evidence_by_ref(item, union) for item in node]
     if isinstance(node, dict):
-        return {key: _evidence_by_ref(value) for key, value in node.items()}
+        return {key: _evidence_by_ref(value, union) for key, value in node.items()}
     return node
 
 
