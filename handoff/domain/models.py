@@ -36,6 +36,19 @@ _ARM_ID = re.compile(
 )
 
 
+def _any_case(word: str) -> str:
+    """``word`` as an ECMA-262 pattern that ignores case (JSON Schema patterns take no flags)."""
+    return "".join(f"[{c.upper()}{c.lower()}]" if c.isalpha() else re.escape(c) for c in word)
+
+
+# The rules of the two validators below, for JSON Schema readers (the validators' messages stay).
+ARM_ID_PATTERN = (
+    f"^/{_any_case('subscriptions')}/[^/]+(/{_any_case('resourceGroups')}/[^/]+)?"
+    f"(/{_any_case('providers')}/[^/]+(/[^/]+/[^/]+)+)?/?$"
+)
+HTTP_URL_PATTERN = r"^https?://[^\s/]+"
+
+
 def _arm_id(value: str) -> str:
     if not _ARM_ID.match(value):
         raise ValueError(
@@ -46,7 +59,7 @@ def _arm_id(value: str) -> str:
 
 
 def _http_url(value: str) -> str:
-    if not re.match(r"^https?://[^\s/]+", value):
+    if not re.match(HTTP_URL_PATTERN, value):
         raise ValueError("must be an absolute http(s) URL")
     return value
 
@@ -80,8 +93,42 @@ def _path_segment_before(value: Any) -> Any:
     return check_path_segment_id(value) if isinstance(value, str) else value
 
 
-ArmResourceId = Annotated[str, Field(max_length=1024), AfterValidator(_arm_id)]
-HttpUrl = Annotated[str, Field(max_length=4096), AfterValidator(_http_url)]
+ArmResourceId = Annotated[
+    str, Field(max_length=1024, json_schema_extra={"pattern": ARM_ID_PATTERN}), AfterValidator(_arm_id)
+]
+HttpUrl = Annotated[
+    str, Field(max_length=4096, json_schema_extra={"pattern": HTTP_URL_PATTERN}), AfterValidator(_http_url)
+]
+# The contract these models are (spec/handoff-context/v1): a request or hand-back may name it, as an
+# Azure Monitor alert names the common alert schema. Accepted, never stored or echoed: a body with the
+# marks is the same request as one without (same Idempotency-Key hash, same handoff).
+ContractSchemaId = Literal["handoffContext"]
+CONTRACT_SCHEMA_ID: ContractSchemaId = "handoffContext"
+CONTRACT_VERSION = "1.0"
+CONTRACT_VERSION_PATTERN = r"^1\.(0|[1-9][0-9]*)$"
+
+
+def _contract_version(value: str) -> str:
+    if not re.match(CONTRACT_VERSION_PATTERN, value):
+        raise ValueError(
+            f"must be 1.<minor>: this broker speaks version 1 of the {CONTRACT_SCHEMA_ID} schema"
+        )
+    return value
+
+
+ContractVersion = Annotated[
+    str,
+    Field(max_length=16, json_schema_extra={"pattern": CONTRACT_VERSION_PATTERN}),
+    AfterValidator(_contract_version),
+]
+SCHEMA_ID_DESCRIPTION = (
+    f"Optional. '{CONTRACT_SCHEMA_ID}': names the contract this document follows. Accepted, not stored."
+)
+SCHEMA_VERSION_DESCRIPTION = (
+    "Optional. The contract version the sender wrote (1.0, 1.1, ...); any 1.x is accepted and changes "
+    "nothing. Not stored."
+)
+
 ShortText = Annotated[str, Field(min_length=1, max_length=512)]
 LongText = Annotated[str, Field(min_length=1, max_length=65536)]
 PathSegmentId = Annotated[
@@ -222,6 +269,10 @@ class HandoffRequest(WireModel):
     parent_handoff_id: ShortText | None = None
     correlation_id: ShortText | None = None
     auto_handback: AutoHandback | None = None
+    schema_id: ContractSchemaId | None = Field(default=None, exclude=True, description=SCHEMA_ID_DESCRIPTION)
+    schema_version: ContractVersion | None = Field(
+        default=None, exclude=True, description=SCHEMA_VERSION_DESCRIPTION
+    )
 
 
 class HandbackRequest(WireModel):
@@ -234,6 +285,10 @@ class HandbackRequest(WireModel):
     root_cause: LongText | None = None
     recommended_actions: list[LongText] = Field(default_factory=list, max_length=50)
     evidence: list[Evidence] = Field(default_factory=list, max_length=100)
+    schema_id: ContractSchemaId | None = Field(default=None, exclude=True, description=SCHEMA_ID_DESCRIPTION)
+    schema_version: ContractVersion | None = Field(
+        default=None, exclude=True, description=SCHEMA_VERSION_DESCRIPTION
+    )
 
 
 # ---------------------------------------------------------------- responses

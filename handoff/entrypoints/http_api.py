@@ -144,3 +144,21 @@ def openapi(req: func.HttpRequest) -> func.HttpResponse:
     from handoff.entrypoints.openapi import openapi_document
 
     return handle(req, lambda _caller: json_response(openapi_document()), public=True)
+
+
+@bp.route(
+    route="schemas/handoff-context/v1/{name}.json", methods=["GET"], auth_level=func.AuthLevel.ANONYMOUS
+)
+def contract_schema(req: func.HttpRequest) -> func.HttpResponse:
+    """A JSON Schema of the handoff contract, byte for byte as checked in (spec/handoff-context/v1);
+    public, as schemas are. 404 for a name the contract does not have."""
+    from handoff.domain.contract import MEDIA_TYPE
+    from handoff.entrypoints.contract_schemas import schema_file
+
+    def action(_caller: Caller) -> func.HttpResponse:
+        body = schema_file(req.route_params["name"])
+        return func.HttpResponse(
+            body, status_code=200, headers={"Cache-Control": "public, max-age=3600"}, mimetype=MEDIA_TYPE
+        )
+
+    return handle(req, action, public=True)

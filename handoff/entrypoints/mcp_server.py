@@ -93,7 +93,9 @@ def _tool(spec: ToolSpec) -> Tool:
         title=spec.title,
         description=spec.description,
         parameters=spec.input_schema(),
-        fn_metadata=FuncMetadata(arg_model=_RawArguments),
+        # A published output schema only: the tool's result is the REST answer already, and clients
+        # validate its structured content against the schema (the contract's status schema).
+        fn_metadata=FuncMetadata(arg_model=_RawArguments, output_schema=spec.output_schema()),
         is_async=True,
         annotations=ToolAnnotations(
             title=spec.title,

@@ -3,9 +3,11 @@
 An SRE Agent reaches the broker through an MCP connector (served by
 :mod:`handoff.entrypoints.mcp_server`); its tools are named ``{connector}_{tool}`` and compete with up
 to ~80 others for the model's attention, so each description says what the tool does and when to pick
-it. Argument schemas are the REST API's own models (:class:`~handoff.domain.models.HandoffRequest`,
+it. Arguments are the REST API's own models (:class:`~handoff.domain.models.HandoffRequest`,
 :class:`~handoff.domain.models.HandbackRequest`), so the two surfaces cannot drift, and every tool calls the
-same use case as its REST twin with the caller built by the same rule.
+same use case as its REST twin with the caller built by the same rule. The tools that take or return a
+document of the handoff contract (``spec/handoff-context/v1/``) publish that contract's checked-in schema
+as their input or output schema, bundled into one self-contained schema.
 
 This module imports no MCP SDK; it is plain domain code that the MCP entrypoint wraps.
 """
@@ -25,6 +27,7 @@ from handoff.domain.errors import FieldError, Problem
 from handoff.domain.history import HistoryQuery
 from handoff.domain.intake import parse_body
 from handoff.domain.models import HandbackRequest, HandoffRequest, PathSegmentId, ShortText, WireModel
+from handoff.entrypoints.contract_schemas import bundled_schema
 from handoff.services.handoffs import Handoffs
 from handoff.settings import Settings
 
@@ -111,10 +114,31 @@ class ToolSpec:
     arguments: type[WireModel]
     run: Callable[[Handoffs, Caller, Any], BaseModel]
     read_only: bool
+    # Names of contract schemas: the REST body the arguments carry, and what a successful call returns.
+    contract: str | None = None
+    output: str | None = None
 
     def input_schema(self) -> dict[str, Any]:
-        """JSON schema of the arguments, from the model (camelCase, as the REST API)."""
-        return self.arguments.model_json_schema(by_alias=True)
+        """JSON schema of the arguments (camelCase, as the REST API): the contract's schema of the body,
+        with the tool's own extra arguments added; the model's schema for tools outside the contract."""
+        model_schema = self.arguments.model_json_schema(by_alias=True)
+        if self.contract is None:
+            return model_schema
+        schema = bundled_schema(self.contract)
+        extra = {
+            name: value
+            for name, value in model_schema["properties"].items()
+            if name not in schema["properties"]
+        }
+        schema["properties"].update(extra)
+        required = [name for name in model_schema.get("required", []) if name in extra]
+        if required:
+            schema["required"] = [*schema.get("required", []), *required]
+        return schema
+
+    def output_schema(self) -> dict[str, Any] | None:
+        """JSON schema of a successful call's structured content, when it is a contract document."""
+        return bundled_schema(self.output) if self.output else None
 
 
 def _create(handoffs: Handoffs, caller: Caller, args: HandoffCreateArguments) -> BaseModel:
@@ -171,6 +195,8 @@ TOOLS: tuple[ToolSpec, ...] = (
         arguments=HandoffCreateArguments,
         run=_create,
         read_only=False,
+        contract="handoff-request",
+        output="handoff-status",
     ),
     ToolSpec(
         name="handoff_get",
@@ -183,6 +209,7 @@ TOOLS: tuple[ToolSpec, ...] = (
         arguments=HandoffRef,
         run=_get,
         read_only=True,
+        output="handoff-status",
     ),
     ToolSpec(
         name="handoff_hand_back",
@@ -196,6 +223,8 @@ TOOLS: tuple[ToolSpec, ...] = (
         arguments=HandbackArguments,
         run=_hand_back,
         read_only=False,
+        contract="handback-request",
+        output="handoff-status",
     ),
     ToolSpec(
         name="handoff_links",

@@ -5,7 +5,13 @@ from __future__ import annotations
 import json
 import re
 import uuid
+from functools import cache
 from typing import Any
+
+from jsonschema import Draft202012Validator
+from referencing import Registry, Resource
+
+from handoff.entrypoints.contract_schemas import contract_schemas
 
 SUB = "00000000-0000-0000-0000-000000000000"
 CHECKOUT_SITE = f"/subscriptions/{SUB}/resourceGroups/shop/providers/Microsoft.Web/sites/checkout-api"
@@ -78,3 +84,22 @@ def threads_mentioning(agent: Any, needle: str) -> list[dict]:
 def messages_mentioning(agent: Any, thread_id: str, needle: str) -> list[dict]:
     """Messages of a fake agent's thread that mention ``needle``."""
     return [m for m in agent.messages(thread_id) if needle in m["text"]]
+
+
+@cache
+def contract_validator(name: str) -> Draft202012Validator:
+    """A validator of the checked-in contract schema ``name`` (spec/handoff-context/v1) that resolves
+    the other schemas of the contract by their ``$id``."""
+    schemas = contract_schemas()
+    registry: Registry = Registry().with_resources(
+        (schema["$id"], Resource.from_contents(schema)) for schema in schemas.values()
+    )
+    return Draft202012Validator(schemas[name], registry=registry)
+
+
+def contract_errors(name: str, instance: Any) -> list[str]:
+    """Where ``instance`` breaks the contract schema ``name`` (``path: message``); empty if it follows it."""
+    return [
+        f"{'/'.join(map(str, error.absolute_path))}: {error.message}"
+        for error in contract_validator(name).iter_errors(instance)
+    ]

@@ -13,7 +13,14 @@ import pytest
 from mcp import Client
 
 from handoff.domain.models import HandbackRequest, HandoffRequest
-from tests.e2e.helpers import handback_body, handoff_body, messages_mentioning, threads_mentioning
+from handoff.entrypoints.contract_schemas import bundled_schema
+from tests.e2e.helpers import (
+    contract_errors,
+    handback_body,
+    handoff_body,
+    messages_mentioning,
+    threads_mentioning,
+)
 
 TOOL_NAMES = {
     "handoff_create",
@@ -78,6 +85,17 @@ def test_initialize_ping_and_list_tools(broker, mode):
     rest_fields = HandbackRequest.model_json_schema(by_alias=True)["properties"]
     assert set(hand_back["properties"]) == set(rest_fields) | {"handoffId"}
     assert "handoffId" in hand_back["required"]
+    # ... which are the handoff contract's schemas (spec/handoff-context/v1), plus each tool's extra
+    # argument; the tools that answer with a handoff publish the contract's status schema.
+    contract_create = {**create_schema, "properties": dict(create_schema["properties"])}
+    del contract_create["properties"]["idempotencyKey"]
+    assert contract_create == bundled_schema("handoff-request")
+    contract_hand_back = {**hand_back, "properties": dict(hand_back["properties"])}
+    del contract_hand_back["properties"]["handoffId"]
+    contract_hand_back["required"] = [name for name in hand_back["required"] if name != "handoffId"]
+    assert contract_hand_back == bundled_schema("handback-request")
+    for name in ("handoff_create", "handoff_get", "handoff_hand_back"):
+        assert tools[name].output_schema == bundled_schema("handoff-status"), name
     assert tools["handoff_get"].annotations.read_only_hint is True
     assert tools["handoff_create"].annotations.read_only_hint is False
     for tool in tools.values():
@@ -108,6 +126,7 @@ def test_create_delivers_and_hand_back_returns_to_source_thread(broker, clean_fa
     assert not created.is_error, text_of(created)
     handoff_id = created.structured_content["id"]
     assert json.loads(text_of(created))["id"] == handoff_id
+    assert contract_errors("handoff-status", created.structured_content) == []
     delivered = broker.wait_for(
         handoff_id, lambda b: b["status"] == "delivered" and b["target"].get("threadId")
     )
@@ -120,6 +139,7 @@ def test_create_delivers_and_hand_back_returns_to_source_thread(broker, clean_fa
     assert not got.is_error
     assert got.structured_content["target"]["threadId"] == delivered["target"]["threadId"]
     assert got.structured_content["chain"] == {"children": []}
+    assert contract_errors("handoff-status", got.structured_content) == []
 
     target_thread = delivered["target"]["threadId"]
     links = call(broker, "handoff_links", {"agent": "ops", "threadId": source_thread})
@@ -131,6 +151,8 @@ def test_create_delivers_and_hand_back_returns_to_source_thread(broker, clean_fa
         broker, "handoff_hand_back", {"handoffId": handoff_id, **handback_body(thread_id=target_thread)}
     )
     assert not back.is_error, text_of(back)
+    assert back.structured_content["handbacks"][0]["summary"] == handback_body()["summary"]
+    assert contract_errors("handoff-status", back.structured_content) == []
     broker.wait_status(handoff_id, "handedBack")
     summary = handback_body()["summary"]
     assert len(messages_mentioning(ops, source_thread, summary)) == 1

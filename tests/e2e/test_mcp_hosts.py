@@ -7,7 +7,7 @@ from collections.abc import Iterator
 import httpx
 import pytest
 
-from tests.e2e.helpers import handoff_body
+from tests.e2e.helpers import contract_errors, handoff_body
 from tests.support.broker import BrokerProcess
 
 AZURE_HOST = "func-handoff-test.azurewebsites.net"
@@ -69,5 +69,6 @@ def test_tool_call_under_the_azure_name_acts_as_a_function_key_caller(azure_brok
     result = response.json()["result"]
     assert result["isError"] is False
     handoff_id = result["structuredContent"]["id"]
+    assert contract_errors("handoff-status", result["structuredContent"]) == []
     events = azure_broker.client.get(f"/api/handoffs/{handoff_id}/audit").json()["events"]
     assert events[0]["type"] == "accepted" and events[0]["actor"] == "functionKey"

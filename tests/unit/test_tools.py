@@ -1,10 +1,12 @@
-"""The MCP tools' domain side: allowed hosts from the settings, schemas from the REST models, error text."""
+"""The MCP tools' domain side: allowed hosts from the settings, schemas from the REST models and the
+handoff contract, error text."""
 
 from __future__ import annotations
 
 from handoff.domain.errors import Conflict, FieldError
 from handoff.domain.models import HandbackRequest, HandoffRequest
-from handoff.entrypoints.mcp_tools import TOOLS, HandbackArguments, allowed_hosts, problem_text
+from handoff.entrypoints.contract_schemas import bundled_schema
+from handoff.entrypoints.mcp_tools import TOOLS, HandbackArguments, HandoffRef, allowed_hosts, problem_text
 from handoff.settings import Settings
 
 
@@ -56,6 +58,32 @@ def test_tool_schemas_are_the_rest_models():
         {"handoffId": "h1", "agent": "checkout", "outcome": "mitigated", "summary": "Rolled back"}
     )
     assert args.request() == HandbackRequest(agent="checkout", outcome="mitigated", summary="Rolled back")
+
+
+def test_contract_tools_publish_the_contract_schemas():
+    by_name = {tool.name: tool for tool in TOOLS}
+
+    create = by_name["handoff_create"].input_schema()
+    idempotency_key = create["properties"].pop("idempotencyKey")
+    assert create == bundled_schema("handoff-request")
+    assert idempotency_key["anyOf"][0] == {"type": "string", "minLength": 1, "maxLength": 200}
+    hand_back = by_name["handoff_hand_back"].input_schema()
+    handoff_id = hand_back["properties"].pop("handoffId")
+    assert hand_back["required"].pop() == "handoffId"
+    assert hand_back == bundled_schema("handback-request")
+    assert handoff_id["type"] == "string"
+    outputs = {tool.name: tool.output_schema() for tool in TOOLS}
+    status = bundled_schema("handoff-status")
+    assert outputs == {
+        "handoff_create": status,
+        "handoff_get": status,
+        "handoff_hand_back": status,
+        "handoff_links": None,
+        "handoff_list_agents": None,
+        "handoff_history": None,
+    }
+    # Other tools keep their models' schemas.
+    assert by_name["handoff_get"].input_schema() == HandoffRef.model_json_schema(by_alias=True)
 
 
 def test_problem_text_names_title_status_detail_and_fields():

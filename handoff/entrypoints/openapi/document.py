@@ -13,7 +13,7 @@ from handoff.domain.audit import AuditVerification
 from handoff.domain.errors import ProblemDetails
 from handoff.domain.history import HistoryPage
 from handoff.domain.models import AuditLog, HandbackRequest, HandoffRequest, HandoffView, Health, ThreadLinks
-from handoff.entrypoints.openapi import handoffs, history, webhooks
+from handoff.entrypoints.openapi import contract, handoffs, history, webhooks
 from handoff.entrypoints.openapi.alerts import alerts_path
 from handoff.entrypoints.openapi.parts import REF, problem
 from handoff.entrypoints.openapi.protocols import BROKER_PATHS, PROTOCOL_PATHS
@@ -61,7 +61,7 @@ CALLER_ERRORS = {
     "429": problem("Too many requests from this caller; see Retry-After"),
 }
 # Answered without a caller: these never see the caller errors (webhooks are authenticated by signature).
-PUBLIC = frozenset({"health", "getOpenApiDocument", "a2aAgentCard", "receiveWebhook"})
+PUBLIC = frozenset({"health", "getOpenApiDocument", "a2aAgentCard", "receiveWebhook", "getContractSchema"})
 # Alerts are folded into storms, not rate limited.
 NOT_RATE_LIMITED = frozenset({"receiveAlert"})
 
@@ -73,6 +73,7 @@ def paths(settings: Settings) -> dict[str, dict[str, Any]]:
         PROTOCOL_PATHS,
         {"/api/alerts": alerts_path(settings)},
         BROKER_PATHS,
+        contract.PATHS,
         history.PATHS,
         webhooks.PATHS,
     ]
