@@ -306,9 +306,21 @@ class RemoteAgentGateway(Protocol):
     """Agents reached over A2A: send the handoff as a message, then follow the task it started."""
 
     def send_message(
-        self, agent: AgentConfig, *, message_id: str, context_id: str, text: str, data: dict[str, Any]
+        self,
+        agent: AgentConfig,
+        *,
+        message_id: str,
+        context_id: str,
+        text: str,
+        data: dict[str, Any],
+        push_url: str | None = None,
+        push_token: str | None = None,
     ) -> RemoteTask:
-        """``SendMessage`` (returning at once); the task the peer created for it."""
+        """``SendMessage`` (returning at once); the task the peer created for it. With ``push_url``, the
+        peer is asked in the same request to push the task's updates there, with ``push_token``."""
+
+    def supports_push(self, agent: AgentConfig) -> bool:
+        """Whether the peer's agent card declares push notifications."""
 
     def get_task(self, agent: AgentConfig, task_id: str) -> RemoteTask:
         """``GetTask``: the task's current state and artifacts."""

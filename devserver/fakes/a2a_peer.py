@@ -6,14 +6,24 @@ it records every message it executes, then completes with an artifact, asks for 
 fails. Served through :class:`FakeService`, so requests are recorded and faults can be injected; with
 ``perform=True, drop=True`` the SDK handles a request and then the connection is dropped before the
 caller sees the answer (the peer accepted, the caller does not know).
+
+With ``push=True`` the card declares ``capabilities.pushNotifications`` and the SDK's own push machinery
+runs: the config a ``SendMessage`` carries is kept in its ``InMemoryPushNotificationConfigStore``, and its
+``BasePushNotificationSender`` POSTs every task update (a ``StreamResponse`` as JSON) to the URL with the
+token in ``X-A2A-Notification-Token``. Every notification sent is recorded in :attr:`FakeA2APeer.pushes`
+with the answer it got; ``set_script(push_token="tampered")`` (or ``"missing"``) sends a wrong token (or
+none) instead of the registered one.
 """
 
 from __future__ import annotations
 
 import asyncio
+import json
+import time
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+import httpx
 from starlette.responses import Response
 
 from devserver.fakes._service import Call, FakeService
@@ -21,6 +31,8 @@ from devserver.fakes._service import Call, FakeService
 RPC_PATH = "/a2a"
 CARD_PATH = f"{RPC_PATH}/.well-known/agent-card.json"
 Behaviour = Literal["complete", "completeText", "inputRequired", "reject", "fail", "working"]
+PushToken = Literal["registered", "tampered", "missing"]
+TOKEN_HEADER = "X-A2A-Notification-Token"  # noqa: S105 - a header name, not a secret
 
 
 @dataclass
@@ -50,6 +62,18 @@ class PeerScript:
         }
     )
     detail: str = "Which environment should I look at, prod-eu or prod-us?"
+    push_token: PushToken = "registered"  # noqa: S105 - which token to send, not a token
+
+
+@dataclass
+class PushDelivery:
+    """One push notification the peer POSTed, and the answer it got."""
+
+    url: str
+    token: str | None
+    state: str | None
+    status: int
+    at: float  # time.monotonic() when the answer came
 
 
 def _executor_class() -> type:
@@ -110,22 +134,47 @@ def _executor_class() -> type:
     return ScriptedExecutor
 
 
+def _sender_class() -> type:
+    from a2a.server.tasks import BasePushNotificationSender
+    from a2a.types import TaskPushNotificationConfig
+
+    class ScriptedSender(BasePushNotificationSender):
+        """The SDK's sender, with the token replaced when the script says so."""
+
+        def __init__(self, peer: FakeA2APeer, client: httpx.AsyncClient, store: Any) -> None:
+            super().__init__(client, store)
+            self.peer = peer
+
+        async def _dispatch_notification(self, event: Any, push_info: Any, task_id: str) -> bool:
+            mode = self.peer.script.push_token
+            if mode != "registered":
+                changed = TaskPushNotificationConfig()
+                changed.CopyFrom(push_info)
+                changed.token = "" if mode == "missing" else f"{push_info.token[:-4]}XXXX"
+                push_info = changed
+            sent: bool = await super()._dispatch_notification(event, push_info, task_id)
+            return sent
+
+    return ScriptedSender
+
+
 class FakeA2APeer(FakeService):
     """An A2A agent on ``/a2a`` with its card at ``/a2a/.well-known/agent-card.json``."""
 
     service_name = "a2a-peer"
 
-    def __init__(self, name: str = "partner") -> None:
+    def __init__(self, name: str = "partner", *, push: bool = False) -> None:
         super().__init__()
         from a2a.server.request_handlers import DefaultRequestHandler
         from a2a.server.routes import create_agent_card_routes, create_jsonrpc_routes
-        from a2a.server.tasks import InMemoryTaskStore
+        from a2a.server.tasks import InMemoryPushNotificationConfigStore, InMemoryTaskStore
         from a2a.types import AgentCapabilities, AgentCard, AgentInterface, AgentSkill
         from starlette.applications import Starlette
 
         self.name = name
         self.script = PeerScript()
         self.executions: list[Execution] = []
+        self.pushes: list[PushDelivery] = []
         self.card = AgentCard(
             name=name,
             description="A simulated partner APM agent (A2A).",
@@ -133,7 +182,7 @@ class FakeA2APeer(FakeService):
             supported_interfaces=[
                 AgentInterface(url="http://127.0.0.1", protocol_binding="JSONRPC", protocol_version="1.0")
             ],
-            capabilities=AgentCapabilities(streaming=False, push_notifications=False),
+            capabilities=AgentCapabilities(streaming=False, push_notifications=push),
             default_input_modes=["application/json", "text/plain"],
             default_output_modes=["application/json", "text/plain"],
             skills=[
@@ -141,8 +190,15 @@ class FakeA2APeer(FakeService):
             ],
         )
         self.task_store = InMemoryTaskStore()
+        push_store = InMemoryPushNotificationConfigStore() if push else None
+        # Created here, used only on the server thread's event loop (where the SDK sends).
+        self._push_client = httpx.AsyncClient(timeout=10, event_hooks={"response": [self._record_push]})
         handler = DefaultRequestHandler(
-            agent_executor=_executor_class()(self), task_store=self.task_store, agent_card=self.card
+            agent_executor=_executor_class()(self),
+            task_store=self.task_store,
+            agent_card=self.card,
+            push_config_store=push_store,
+            push_sender=_sender_class()(self, self._push_client, push_store) if push else None,
         )
         self.app = Starlette(
             routes=[
@@ -175,12 +231,37 @@ class FakeA2APeer(FakeService):
         with self.lock:
             return [e for e in self.executions if (e.data or {}).get("handoffId") == handoff_id]
 
+    def pushes_to(self, handoff_id: str) -> list[PushDelivery]:
+        """The push notifications sent for a handoff (to the URL the broker gave, which ends with it)."""
+        with self.lock:
+            return [push for push in self.pushes if push.url.rstrip("/").endswith(f"/{handoff_id}")]
+
     def reset(self) -> None:
-        """Forget executions and restore the default script (tasks stay in the SDK's store)."""
+        """Forget executions and pushes and restore the default script (tasks stay in the SDK's store)."""
         super().reset()
         with self.lock:
             self.executions.clear()
+            self.pushes.clear()
             self.script = PeerScript()
+
+    async def _record_push(self, response: httpx.Response) -> None:
+        request = response.request
+        try:
+            body = json.loads(request.content)
+        except ValueError:
+            body = {}
+        event = body.get("task") or body.get("statusUpdate") or {}
+        state = (event.get("status") or {}).get("state") if isinstance(event, dict) else None
+        with self.lock:
+            self.pushes.append(
+                PushDelivery(
+                    url=str(request.url),
+                    token=request.headers.get(TOKEN_HEADER),
+                    state=state,
+                    status=response.status_code,
+                    at=time.monotonic(),
+                )
+            )
 
     async def _forward(self, call: Call) -> Response:
         """Run the SDK's Starlette app for this request and return its answer."""

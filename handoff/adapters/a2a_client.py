@@ -5,21 +5,34 @@ start that does not need it). The SDK client is async; queue workers are synchro
 runs in its own event loop with its own ``httpx.AsyncClient`` from the one client factory.
 
 The registry's ``delivery.url`` is the peer's JSON-RPC endpoint itself: the broker does not follow
-the URL an agent card names, so the SSRF rule checked on ``delivery.url`` is the one that applies.
+the URL an agent card names, so the SSRF rule checked on ``delivery.url`` is the one that applies. The
+card is read only for ``capabilities.pushNotifications``, from the peer's own host: beside the endpoint
+(``{url}/.well-known/agent-card.json``, where this broker and the a2a-sdk's routes publish it), else at
+the host's root (``/.well-known/agent-card.json``, where the A2A specification puts it).
 """
 
 from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import os
+import threading
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any, TypeVar
 
 import httpx
 
 from handoff.adapters.egress import EgressPolicy
-from handoff.adapters.http import classify, make_async_http_client, transport_error
+from handoff.adapters.http import (
+    classify,
+    insecure_local,
+    make_async_http_client,
+    make_http_client,
+    monotonic,
+    transport_error,
+)
+from handoff.adapters.token_cache import TokenCache
 from handoff.domain.records import AgentCallError, RemoteArtifact, RemoteTask
 from handoff.domain.registry import A2ADelivery, AgentConfig
 from handoff.settings import Settings
@@ -27,10 +40,17 @@ from handoff.settings import Settings
 if TYPE_CHECKING:
     from azure.core.credentials import TokenCredential
 
+log = logging.getLogger("handoff")
+
 T = TypeVar("T")
 PROTOCOL_VERSION = "1.0"
 STATE_PREFIX = "TASK_STATE_"
 LIST_PAGE_SIZE = 50
+CARD_PATH = ".well-known/agent-card.json"
+# What a peer's card says about push notifications is read again after this long (sooner when the card
+# could not be read).
+CARD_TTL_SECONDS = 3600.0
+CARD_RETRY_SECONDS = 300.0
 
 
 class A2AClientGateway:
@@ -39,14 +59,34 @@ class A2AClientGateway:
     def __init__(self, settings: Settings, credential: TokenCredential) -> None:
         self.settings = settings
         self.credential = credential
+        self.tokens = TokenCache(credential)
+        self._pushes: dict[str, tuple[bool, float]] = {}
+        self._lock = threading.Lock()
 
     # ---------------------------------------------------------------- RemoteAgentGateway
 
     def send_message(
-        self, agent: AgentConfig, *, message_id: str, context_id: str, text: str, data: dict[str, Any]
+        self,
+        agent: AgentConfig,
+        *,
+        message_id: str,
+        context_id: str,
+        text: str,
+        data: dict[str, Any],
+        push_url: str | None = None,
+        push_token: str | None = None,
     ) -> RemoteTask:
-        """``SendMessage`` with ``return_immediately``: a text part for people, a data part for models."""
-        from a2a.types import Message, Part, Role, SendMessageConfiguration, SendMessageRequest
+        """``SendMessage`` with ``return_immediately``: a text part for people, a data part for models.
+        With ``push_url``, the task's push notification config rides in the same request
+        (``configuration.taskPushNotificationConfig``), so it is in place before the task can end."""
+        from a2a.types import (
+            Message,
+            Part,
+            Role,
+            SendMessageConfiguration,
+            SendMessageRequest,
+            TaskPushNotificationConfig,
+        )
         from google.protobuf import struct_pb2
 
         value = struct_pb2.Value()
@@ -67,6 +107,10 @@ class A2AClientGateway:
                 accepted_output_modes=["text/plain", "text/markdown", "application/json"],
             ),
         )
+        if push_url:
+            request.configuration.task_push_notification_config.CopyFrom(
+                TaskPushNotificationConfig(url=push_url, token=push_token or "")
+            )
 
         async def call(client: Any) -> RemoteTask:
             async for event in client.send_message(request):
@@ -114,6 +158,42 @@ class A2AClientGateway:
 
         return self._run(agent, "ListTasks", call)
 
+    def supports_push(self, agent: AgentConfig) -> bool:
+        """Whether the peer's agent card declares ``capabilities.pushNotifications`` (read once an hour;
+        a card that cannot be read means no: the task is polled)."""
+        now = monotonic()
+        with self._lock:
+            cached = self._pushes.get(agent.name)
+        if cached is not None and cached[1] > now:
+            return cached[0]
+        pushes = self._card_pushes(agent)
+        ttl = CARD_TTL_SECONDS if pushes is not None else CARD_RETRY_SECONDS
+        with self._lock:
+            self._pushes[agent.name] = (bool(pushes), now + ttl)
+        return bool(pushes)
+
+    def _card_pushes(self, agent: AgentConfig) -> bool | None:
+        """What the first card found says; None when there is none to read."""
+        url = _a2a_delivery(agent).url
+        candidates = [f"{url.rstrip('/')}/{CARD_PATH}", str(httpx.URL(url).join(f"/{CARD_PATH}"))]
+        policy = EgressPolicy.from_settings(self.settings)
+        with make_http_client(self.settings.http_timeout_seconds, policy) as http:
+            for card_url in dict.fromkeys(candidates):
+                try:
+                    response = http.get(
+                        card_url,
+                        headers={"Accept": "application/json"},
+                        extensions=insecure_local(agent.allow_insecure_local),
+                    )
+                    card = response.json() if response.status_code == 200 else None
+                except (httpx.HTTPError, ValueError) as exc:
+                    log.info("agent card of %s not read at %s: %s", agent.name, card_url, type(exc).__name__)
+                    continue
+                if isinstance(card, dict):
+                    return _declares_push(card)
+        log.info("no agent card of %s found; its tasks are polled", agent.name)
+        return None
+
     # ---------------------------------------------------------------- plumbing
 
     def _headers(self, agent: AgentConfig) -> dict[str, str]:
@@ -130,7 +210,7 @@ class A2AClientGateway:
                 )
             return {"Authorization": f"Bearer {token}"}
         if delivery.token_scope:
-            return {"Authorization": f"Bearer {self.credential.get_token(delivery.token_scope).token}"}
+            return {"Authorization": f"Bearer {self.tokens.get(delivery.token_scope)}"}
         return {}
 
     def _run(self, agent: AgentConfig, method: str, call: Callable[[Any], Awaitable[T]]) -> T:
@@ -174,6 +254,15 @@ def _a2a_delivery(agent: AgentConfig) -> A2ADelivery:
     if not isinstance(agent.delivery, A2ADelivery):
         raise AgentCallError(f"agent {agent.name} is not delivered over A2A", transient=False)
     return agent.delivery
+
+
+def _declares_push(card: dict[str, Any]) -> bool:
+    """``capabilities.pushNotifications`` of a card as JSON (``push_notifications`` from peers that
+    write proto field names)."""
+    capabilities = card.get("capabilities")
+    if not isinstance(capabilities, dict):
+        return False
+    return capabilities.get("pushNotifications", capabilities.get("push_notifications")) is True
 
 
 def _call_error(method: str, url: str, exc: Exception) -> AgentCallError:

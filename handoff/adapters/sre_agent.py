@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 import httpx
 
 from handoff.adapters.http import classify, insecure_local, monotonic, safe_url, transport_error
+from handoff.adapters.token_cache import TokenCache
 from handoff.domain.messages import is_handoff_thread, is_marked
 from handoff.domain.models import PATH_SEGMENT_MESSAGE, is_path_segment_id
 from handoff.domain.net import is_loopback
@@ -144,7 +145,10 @@ class SreAgentGateway:
     def __init__(self, settings: Settings, credential: TokenCredential, client: httpx.Client) -> None:
         self.settings = settings
         self.credential = credential
+        # One pooled client for every agent and ARM (httpx keeps a connection pool per host); tokens are
+        # kept per scope until shortly before they expire.
         self.client = client
+        self.tokens = TokenCache(credential)
         self._endpoints: dict[str, tuple[str, float]] = {}
         self._scopes: dict[str, str] = {}
         self._lock = threading.Lock()
@@ -193,10 +197,11 @@ class SreAgentGateway:
         return endpoint
 
     def _token(self, scope: str) -> str:
-        """A managed-identity token; the token endpoint failing is a transient failure of the step
-        (retried through the queue and audited), never an unclassified crash."""
+        """A managed-identity token (kept until shortly before it expires); the token endpoint failing
+        is a transient failure of the step (retried through the queue and audited), never an
+        unclassified crash."""
         try:
-            return str(self.credential.get_token(scope).token)
+            return self.tokens.get(scope)
         except Exception as exc:
             status = getattr(getattr(exc, "response", None), "status_code", None)
             answered = f" (answered {status})" if isinstance(status, int) else ""
@@ -210,9 +215,13 @@ class SreAgentGateway:
         scope = self._scopes.get(agent.name, agent.token_scope)
         response = self._send(agent, scope, method, url, json)
         fallback = agent.fallback_token_scope
+        if response.status_code == 401:
+            self.tokens.forget(scope)  # refused: never offer that token again
         if response.status_code == 401 and fallback and fallback != scope:
             scope = fallback
             response = self._send(agent, scope, method, url, json)
+            if response.status_code == 401:
+                self.tokens.forget(scope)
         if response.status_code != 401:
             self._scopes[agent.name] = scope
         if response.status_code >= 300:

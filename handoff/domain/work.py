@@ -63,10 +63,22 @@ class HandBack(Work):
     seq: int = Field(ge=1)
 
 
+def _unset(value: object) -> bool:
+    return value is False
+
+
 class A2APoll(Work):
-    """Poll the A2A task the handoff started."""
+    """Poll the A2A task the handoff started.
+
+    ``push``: the partner was asked to push notifications for the task, so scheduled polls are only a
+    safety net at the poll interval. ``notified``: run at once because a push notification said the task
+    ended; such a poll does not schedule another (the scheduled ones carry on). Both are left off the
+    wire when false, so the message reads as it always has.
+    """
 
     op: Literal["a2aPoll"] = "a2aPoll"
+    push: bool = Field(default=False, exclude_if=_unset)
+    notified: bool = Field(default=False, exclude_if=_unset)
 
 
 class Watch(Work):
@@ -126,6 +138,30 @@ HandoffStep = Deliver | HandBack
 """The steps whose final failure fails the handoff (or one hand-back)."""
 FollowUp = A2APoll | Watch
 """Work that follows a delivery and reschedules itself."""
+
+# Adaptive follow-up: a partner that finishes quickly is heard from quickly, one that takes hours is not
+# polled any more often than the poll interval says.
+FIRST_POLL_SECONDS = 1.0
+QUICK_POLL_SECONDS = 5.0
+QUICK_PHASE_SECONDS = 60.0
+LATER_GAP_FRACTION = 1 / 6
+
+
+def follow_up_delay(elapsed_seconds: float, interval_seconds: float) -> float:
+    """Seconds until the next look at a follow-up (an A2A task polled, a thread watched) that began
+    ``elapsed_seconds`` ago.
+
+    During the first minute the gap is the time waited so far, kept between 1 and 5 seconds (looks at
+    1, 2, 4, 8, 13, 18 ... s); after it, a sixth of the time waited (10 s a minute in, 20 s two minutes
+    in). Never longer than the poll interval.
+    """
+    elapsed = max(0.0, elapsed_seconds)
+    if elapsed < QUICK_PHASE_SECONDS:
+        delay = min(max(elapsed, FIRST_POLL_SECONDS), QUICK_POLL_SECONDS)
+    else:
+        delay = elapsed * LATER_GAP_FRACTION
+    return max(0.0, min(delay, interval_seconds))
+
 
 WORK_KINDS: dict[str, type[Work]] = {
     kind.model_fields["op"].default: kind

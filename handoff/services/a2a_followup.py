@@ -1,6 +1,12 @@
-"""Handoffs to A2A agents: the handoff sent as an A2A ``SendMessage``, then the task it started polled to
-its end (``a2aPoll`` messages that reschedule themselves, so no function ever sleeps). A completed task
-becomes a hand-back; a task that needs input, fails, is rejected or canceled ends the handoff so."""
+"""Handoffs to A2A agents: the handoff sent as an A2A ``SendMessage``, then the task it started followed
+to its end (``a2aPoll`` messages that reschedule themselves, so no function ever sleeps). A completed task
+becomes a hand-back; a task that needs input, fails, is rejected or canceled ends the handoff so.
+
+A partner whose card declares push notifications is asked to push the task's updates
+(:mod:`handoff.services.a2a_push`): the one that ends the task brings a poll at once, and scheduled polls
+are only a safety net at the poll interval. Other partners are polled adaptively
+(:func:`handoff.domain.work.follow_up_delay`): a second after delivery, then further apart.
+"""
 
 from __future__ import annotations
 
@@ -17,8 +23,9 @@ from handoff.domain.models import HandbackRequest, HandoffStatus
 from handoff.domain.records import AgentCallError, HandoffRecord, HandoffState, RemoteTask
 from handoff.domain.redaction import redact
 from handoff.domain.registry import AgentConfig
-from handoff.domain.work import A2APoll
+from handoff.domain.work import A2APoll, follow_up_delay
 from handoff.ports import RemoteAgentGateway
+from handoff.services.a2a_push import PUSH_SECRET, push_token, push_url
 from handoff.services.context import ServiceContext
 from handoff.services.source_thread import SourceThread
 from handoff.services.state_writes import create_attempt, touch
@@ -75,12 +82,13 @@ class A2AFollowUp:
     def __init__(self, ctx: ServiceContext, source_thread: SourceThread) -> None:
         self.ctx = ctx
         self.source_thread = source_thread
+        self._push_secret: bytes | None = None
 
     def deliver(self, record: HandoffRecord, target: AgentConfig) -> None:
         """Send the handoff as an A2A ``SendMessage``, record the task, cross-link, start polling."""
         ctx = self.ctx
         if record.state.status == "accepted":
-            task = self._send(record, target)
+            task, push = self._send(record, target)
             now = ctx.clock()
 
             def delivered(s: HandoffState) -> None:
@@ -102,10 +110,10 @@ class A2AFollowUp:
                 self.source_thread.hand_back_now(
                     record.id, handback_from_task(task, target.name), target.name, f"a2a:{target.name}"
                 )
+            elif task.state == "COMPLETED" or task.state in A2A_END_STATES:
+                self._schedule(A2APoll(handoff_id=record.id, push=push), 0)  # the first answer ends it
             else:
-                # Poll right away when the first answer already ends the task, else after the interval.
-                ended = task.state == "COMPLETED" or task.state in A2A_END_STATES
-                self._schedule(record.id, 0 if ended else ctx.settings.poll_interval_seconds)
+                self._schedule_next(A2APoll(handoff_id=record.id, push=push), 0.0)
             record = ctx.get_record(record.id)
         if record.state.remote_task_id:
             message_ctx = dataclasses.replace(
@@ -113,12 +121,15 @@ class A2AFollowUp:
             )
             self.source_thread.crosslink(record, message_ctx)
 
-    def _send(self, record: HandoffRecord, target: AgentConfig) -> RemoteTask:
-        """The task of the handoff's ``SendMessage``: one an earlier attempt started, or a new one."""
+    def _send(self, record: HandoffRecord, target: AgentConfig) -> tuple[RemoteTask, bool]:
+        """The task of the handoff's ``SendMessage`` (one an earlier attempt started, or a new one), and
+        whether the partner was asked to push the task's updates."""
         ctx = self.ctx
         stored = record.stored
         gateway = self._remote()
         message_id = a2a_message_id(stored.id)
+        # Every attempt asks the same, so a task an earlier attempt started was asked to push too.
+        push = gateway.supports_push(target)
         if record.state.create_attempted:
             # An earlier attempt may have reached the peer before failing: look before sending again.
             found = gateway.find_task(target, context_id=stored.root_id, message_id=message_id)
@@ -126,24 +137,35 @@ class A2AFollowUp:
                 ctx.store.append_audit(
                     stored.id, EventType.DELIVERY_RECOVERED, Actor.BROKER, {"taskId": found.task_id}
                 )
-                return found
+                return found, push
         state = touch(ctx, stored.id, create_attempt(ctx.clock()))
         ctx.store.append_audit(
             stored.id, EventType.DELIVERY_ATTEMPT, Actor.BROKER, {"attempt": state.attempts, "mode": "a2a"}
         )
         message_ctx = ctx.message_context(record)
-        return gateway.send_message(
+        task = gateway.send_message(
             target,
             message_id=message_id,
             context_id=stored.root_id,
             text=start_message(record, message_ctx),
             data=a2a_payload(record, message_ctx),
+            push_url=push_url(ctx.settings, stored.id) if push else None,
+            push_token=self.push_token(stored.id) if push else None,
         )
+        return task, push
 
-    def poll(self, record: HandoffRecord, target: AgentConfig) -> None:
-        """One ``a2aPoll``: follow the task's state; hand back, end the handoff, or poll again later."""
+    def push_token(self, handoff_id: str) -> str:
+        """The token the partner presents with the push notifications of this handoff's task."""
+        if self._push_secret is None:
+            self._push_secret = self.ctx.store.secret(PUSH_SECRET)
+        return push_token(self._push_secret, handoff_id)
+
+    def poll(self, record: HandoffRecord, target: AgentConfig, message: A2APoll | None = None) -> None:
+        """One ``a2aPoll``: follow the task's state; hand back, end the handoff, or poll again later
+        (unless the poll was brought by a push notification: the scheduled polls carry on)."""
         ctx = self.ctx
         state = record.state
+        message = message or A2APoll(handoff_id=record.id)
         if state.status != "delivered" or not state.remote_task_id or record.handbacks:
             return  # closed, or not delivered over A2A: nothing to poll
         task = self._remote().get_task(target, state.remote_task_id)
@@ -163,12 +185,15 @@ class A2AFollowUp:
         if status is not None:
             self._end_remote(record, status, task.status_text)
             return
+        if message.notified:
+            return  # the notification ran ahead of the task's own state; the scheduled polls carry on
         started = state.delivered_at or state.updated_at
         limit = ctx.settings.a2a_max_poll_minutes
-        if ctx.clock() - started > timedelta(minutes=limit):
+        elapsed = ctx.clock() - started
+        if elapsed > timedelta(minutes=limit):
             self._end_remote(record, "failed", f"the A2A task did not finish within {limit:g} minutes")
             return
-        self._schedule(record.id, ctx.settings.poll_interval_seconds)
+        self._schedule_next(A2APoll(handoff_id=record.id, push=message.push), elapsed.total_seconds())
 
     def give_up(self, handoff_id: str, reason: str) -> None:
         """The peer could not be polled (permanently, or after the last attempt): the handoff fails."""
@@ -207,5 +232,10 @@ class A2AFollowUp:
             raise AgentCallError("no A2A client is configured", transient=False)
         return gateway
 
-    def _schedule(self, handoff_id: str, delay: float) -> None:
-        self.ctx.queue.send(A2APoll(handoff_id=handoff_id).wire(), delay)
+    def _schedule_next(self, poll: A2APoll, elapsed_seconds: float) -> None:
+        """The next poll: at the interval when the partner pushes (a safety net), else adaptively."""
+        interval = self.ctx.settings.poll_interval_seconds
+        self._schedule(poll, interval if poll.push else follow_up_delay(elapsed_seconds, interval))
+
+    def _schedule(self, poll: A2APoll, delay: float) -> None:
+        self.ctx.queue.send(poll.wire(), delay)

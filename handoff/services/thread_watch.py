@@ -1,7 +1,8 @@
 """The automatic hand-back: the target agent's (B's) SRE Agent thread watched after delivery (``watch``
-messages that reschedule themselves). Once B's reply has been complete for ``afterMinutes``, its final
-answer is handed back; a pending approval or question in B's thread stops the watch and is announced in
-A's thread; the watch ends with the handoff and after ``maxWatchMinutes``."""
+messages that reschedule themselves, a second after delivery and then further apart:
+:func:`handoff.domain.work.follow_up_delay`). Once B's reply has been complete for ``afterMinutes``, its
+final answer is handed back; a pending approval or question in B's thread stops the watch and is announced
+in A's thread; the watch ends with the handoff and after ``maxWatchMinutes``."""
 
 from __future__ import annotations
 
@@ -14,7 +15,7 @@ from handoff.domain.models import AutoHandback, HandbackRequest
 from handoff.domain.records import HandoffRecord
 from handoff.domain.redaction import redact
 from handoff.domain.registry import AgentConfig
-from handoff.domain.work import Watch
+from handoff.domain.work import Watch, follow_up_delay
 from handoff.services.context import ServiceContext
 from handoff.services.source_thread import SourceThread
 from handoff.services.state_writes import touch
@@ -84,7 +85,7 @@ class ThreadWatch:
         auto = auto_settings(record, target)
         if auto is None or not thread_id:
             return
-        self._schedule(record.id, self.ctx.settings.poll_interval_seconds)
+        self._schedule(record.id, follow_up_delay(0.0, self.ctx.settings.poll_interval_seconds))
         touch(self.ctx, record.id, lambda s: setattr(s, "watch", "watching"))
         self.ctx.store.append_audit(
             record.id,
@@ -127,7 +128,8 @@ class ThreadWatch:
         if not reply_is_complete(thread):
             if state.reply_complete_at is not None:  # B started writing again
                 touch(ctx, record.id, lambda s: setattr(s, "reply_complete_at", None))
-            self._schedule(record.id, ctx.settings.poll_interval_seconds)
+            waited = (now - delivered_at).total_seconds()
+            self._schedule(record.id, follow_up_delay(waited, ctx.settings.poll_interval_seconds))
             return
         complete_at = state.reply_complete_at
         if complete_at is None:

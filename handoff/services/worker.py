@@ -28,6 +28,7 @@ from handoff.domain.work import (
     Watch,
     Work,
     WorkMessage,
+    follow_up_delay,
     op_of,
     parse_work,
 )
@@ -153,9 +154,9 @@ class Worker:
         )
 
     def _follow_up(self, message: FollowUp, _dequeue_count: int) -> None:
-        # Follow-up polls often meet the delivery that scheduled them still holding the lease: come back
-        # after one poll interval rather than the delivery back-off.
-        busy = max(1.0, self.ctx.settings.poll_interval_seconds)
+        # Follow-up polls often meet the delivery that scheduled them still holding the lease (and one
+        # a push notification brought may meet a scheduled one): come back as soon as a first poll would.
+        busy = max(1.0, follow_up_delay(0.0, self.ctx.settings.poll_interval_seconds))
         self._leased(
             message, lambda record: self._run_follow_up(record, message), self._follow_up_failed, busy
         )
@@ -166,7 +167,7 @@ class Worker:
             log.warning("dropping %s for %s: target no longer registered", message.op, record.id)
             return
         if isinstance(message, A2APoll):
-            self.a2a.poll(record, target)
+            self.a2a.poll(record, target, message)
         else:
             self.watch.watch(record, target)
 

@@ -270,12 +270,14 @@ def test_a_handoff_another_worker_holds_is_requeued_for_later(world: World) -> N
     assert world.agents.calls == [] and world.state(handoff_id).lease_owner == "other-worker"
 
 
-def test_a_follow_up_meeting_a_busy_handoff_comes_back_after_the_poll_interval(world: World) -> None:
+def test_a_follow_up_meeting_a_busy_handoff_comes_back_after_a_second(world: World) -> None:
+    # As soon as a first poll would (a step holds the lease briefly), not after the 30 s interval.
     handoff_id = world.hand_off(target="watched")
     world.queue.clear()
     _lease(world, handoff_id, 60)
     world.process({"op": "watch", "handoffId": handoff_id, "attempt": 1})
-    assert world.queue.delays() == [world.settings.poll_interval_seconds]
+    assert world.queue.messages() == [{"op": "watch", "handoffId": handoff_id, "attempt": 1}]
+    assert world.queue.delays() == [1.0]
 
 
 def test_a_busy_follow_up_waits_at_least_a_second() -> None:
@@ -307,7 +309,7 @@ def test_a_second_worker_meeting_a_delivery_in_progress_requeues_it(world: World
     assert world.events(handoff_id).count("delivered") == 1
 
 
-def test_a_poll_meeting_the_delivery_that_scheduled_it_comes_back_after_the_interval(world: World) -> None:
+def test_a_poll_meeting_the_delivery_that_scheduled_it_comes_back_after_a_second(world: World) -> None:
     handoff_id = _accepted(world, target="partner")
     second = build_world(over=world)
 
@@ -321,7 +323,7 @@ def test_a_poll_meeting_the_delivery_that_scheduled_it_comes_back_after_the_inte
     world.agents.on_call = meanwhile
     world.step()
     assert world.queue.messages() == [{"op": "a2aPoll", "handoffId": handoff_id, "attempt": 1}]
-    assert world.queue.delays() == [world.settings.poll_interval_seconds]
+    assert world.queue.delays() == [1.0]
     assert world.remote.ops("get_task") == []
 
 

@@ -11,6 +11,7 @@ from handoff.services.a2a_followup import a2a_message_id
 from tests.unit.conftest import WATCHED, World, build_world, handback_body, handoff_body
 
 POLL = 30.0  # the default HANDOFF_POLL_INTERVAL_SECONDS
+FIRST = 1.0  # the first look after delivery (adaptive polling)
 
 
 def _accepted(world: World, target: str, **extra: Any) -> str:
@@ -49,8 +50,9 @@ def test_an_a2a_target_gets_the_handoff_as_a_message_and_is_polled(world: World)
     )
     assert world.event(handoff_id, "delivered") == {"taskId": task.task_id, "taskState": "SUBMITTED"}
     assert world.event(handoff_id, "deliveryAttempt") == {"attempt": 1, "mode": "a2a"}
+    assert (sent.push_url, sent.push_token) == (None, None)  # the partner's card declares no push
     assert world.queue.messages() == [{"op": "a2aPoll", "handoffId": handoff_id, "attempt": 1}]
-    assert world.queue.delays() == [POLL]
+    assert world.queue.delays() == [FIRST]
 
 
 def test_the_source_thread_is_told_about_the_a2a_task(world: World) -> None:
@@ -68,16 +70,16 @@ def test_a_task_that_has_already_ended_is_polled_at_once(world: World) -> None:
     assert world.queue.delays("a2aPoll") == [0]
 
 
-def test_a_task_still_working_is_polled_again_after_the_interval(world: World) -> None:
+def test_a_task_still_working_is_polled_again_soon(world: World) -> None:
     handoff_id = _accepted(world, "partner")
     world.step()
     task = world.remote.only_task()
     world.remote.advance(task.task_id, "WORKING")
-    world.step()
+    world.step()  # a second after delivery
     assert world.event(handoff_id, "remoteTaskState") == {"taskId": task.task_id, "state": "WORKING"}
     assert world.state(handoff_id).remote_state == "WORKING"
     assert world.queue.messages() == [{"op": "a2aPoll", "handoffId": handoff_id, "attempt": 1}]
-    assert world.queue.delays() == [POLL]
+    assert world.queue.delays() == [FIRST]
     world.step()  # unchanged: nothing audited
     assert world.events(handoff_id).count("remoteTaskState") == 1
 
@@ -173,7 +175,8 @@ def test_polling_ends_after_the_maximum_time() -> None:
     world.run()
     state = world.state(handoff_id)
     assert state.status == "failed" and state.last_error == "the A2A task did not finish within 2 minutes"
-    assert world.remote.ops("get_task") == ["get_task"] * 5  # at 30, 60, 90, 120 and 150 s
+    # at 1, 2, 4, 8, 13, 18 ... 58 s, then 63, 73, 85, 99, 115 and 134 s (queue delays are whole seconds)
+    assert world.remote.ops("get_task") == ["get_task"] * 20
 
 
 def test_a_closed_handoff_is_not_polled(world: World) -> None:
@@ -261,7 +264,7 @@ def test_delivery_to_an_agent_with_automatic_hand_back_starts_a_watch(world: Wor
         "maxWatchMinutes": 60,
     }
     assert world.queue.messages() == [{"op": "watch", "handoffId": handoff_id, "attempt": 1}]
-    assert world.queue.delays() == [POLL]
+    assert world.queue.delays() == [FIRST]
 
 
 def test_the_handoff_can_ask_for_automatic_hand_back_itself(world: World) -> None:
@@ -297,9 +300,9 @@ def test_a_complete_reply_is_handed_back_once_after_the_quiet_time(world: World)
 def test_while_the_reply_is_streaming_the_watch_waits(world: World) -> None:
     handoff_id, thread_id = _watched(world)
     world.agents.reply(thread_id, "Looking…", complete=False)
-    world.step()
+    world.step()  # a second after delivery
     assert "replyComplete" not in world.events(handoff_id)
-    assert world.queue.delays() == [POLL]
+    assert world.queue.delays() == [FIRST]
 
 
 def test_when_the_agent_writes_again_the_quiet_time_restarts(world: World) -> None:

@@ -60,8 +60,18 @@ CALLER_ERRORS = {
     "403": problem("The caller may not do this (it is not that agent, or not an operator)"),
     "429": problem("Too many requests from this caller; see Retry-After"),
 }
-# Answered without a caller: these never see the caller errors (webhooks are authenticated by signature).
-PUBLIC = frozenset({"health", "getOpenApiDocument", "a2aAgentCard", "receiveWebhook", "getContractSchema"})
+# Answered without a caller: these never see the caller errors (webhooks are authenticated by signature,
+# push notifications by their token).
+PUBLIC = frozenset(
+    {
+        "health",
+        "getOpenApiDocument",
+        "a2aAgentCard",
+        "receiveWebhook",
+        "getContractSchema",
+        "a2aPushNotification",
+    }
+)
 # Alerts are folded into storms, not rate limited.
 NOT_RATE_LIMITED = frozenset({"receiveAlert"})
 

@@ -57,6 +57,59 @@ A2A = {
     },
 }
 
+PUSH_ANSWER = {
+    "type": "object",
+    "required": ["status"],
+    "properties": {
+        "status": {"type": "string", "enum": ["queued", "ignored"]},
+        "reason": {"type": "string"},
+    },
+}
+
+A2A_PUSH = {
+    "operationId": "a2aPushNotification",
+    "security": [],
+    "summary": "A partner's A2A push notification about the task of a handoff the broker handed it",
+    "description": "Registered by the broker in its SendMessage (configuration.taskPushNotificationConfig) "
+    "when the partner's agent card declares capabilities.pushNotifications. Runs at anonymous auth "
+    "level: the credential is the handoff's own token (HMAC-SHA256 of the handoff id under a broker "
+    "secret) in X-A2A-Notification-Token (or Authorization: Bearer). The body is an A2A v1.0 "
+    "StreamResponse (task, statusUpdate, artifactUpdate or message; a v0.3 task or status-update "
+    "event is read too). It is a hint: a state that ends the task (completed, failed, canceled, "
+    "rejected, input-required) queues a GetTask of the task at once; the hand-back is recorded once "
+    "however often a notification comes. See docs/a2a.md.",
+    "parameters": [
+        {"name": "handoffId", "in": "path", "required": True, "schema": {"type": "string", "format": "uuid"}},
+        {
+            "name": "X-A2A-Notification-Token",
+            "in": "header",
+            "required": False,
+            "schema": {"type": "string", "maxLength": 200},
+        },
+    ],
+    "requestBody": {
+        "required": True,
+        "content": {"application/json": {"schema": {"type": "object"}}},
+    },
+    "responses": {
+        "202": {
+            "description": "The notification says the task ended: the broker looks at it now",
+            "content": {"application/json": {"schema": PUSH_ANSWER}},
+        },
+        "200": {
+            "description": "Taken, nothing to do: a state that does not end the task, or a handoff "
+            "no longer waiting for it (a repeat)",
+            "content": {"application/json": {"schema": PUSH_ANSWER}},
+        },
+        "400": problem("Not JSON"),
+        "401": problem("Token missing or not this handoff's (logged in the security log); nothing changes"),
+        "404": problem("No such handoff"),
+        "413": problem("Body larger than 1 MiB"),
+        "422": problem("Not an A2A push notification, or about another task; the field is named"),
+        "503": problem("Storage unavailable"),
+    },
+}
+
 AGENT_CARD = {
     "operationId": "a2aAgentCard",
     "security": [],
@@ -84,6 +137,7 @@ PROTOCOL_PATHS: dict[str, dict[str, Any]] = {
     "/api/mcp": {"post": MCP},
     "/api/a2a": {"post": A2A},
     "/api/a2a/.well-known/agent-card.json": {"get": AGENT_CARD},
+    "/api/a2a/push/{handoffId}": {"post": A2A_PUSH},
 }
 BROKER_PATHS: dict[str, dict[str, Any]] = {
     "/api/openapi.json": {"get": OPENAPI_DOCUMENT},

@@ -4,7 +4,9 @@ It answers as :class:`handoff.adapters.a2a_client.A2AClientGateway` does: ``send
 task the peer created (or, when the peer answers with a message, a completed task whose id starts
 with ``message:``); ``get_task`` of an unknown task is a permanent failure (the peer's ``TaskNotFoundError``);
 ``find_task`` finds the task whose history holds the message id, or None when the peer does not list
-tasks. Calls fail on demand through :attr:`MemoryRemoteAgentGateway.faults`.
+tasks. Calls fail on demand through :attr:`MemoryRemoteAgentGateway.faults`. A peer declares push
+notifications when :attr:`MemoryRemoteAgentGateway.pushes` says so; the push URL and token the broker
+asked for are kept with the message sent.
 """
 
 from __future__ import annotations
@@ -27,6 +29,8 @@ class SentMessage:
     context_id: str
     text: str
     data: dict[str, Any]
+    push_url: str | None = None
+    push_token: str | None = None
 
 
 @dataclass
@@ -61,6 +65,8 @@ class MemoryRemoteAgentGateway:
         self.tasks: dict[str, MemoryTask] = {}
         self.initial_state = "SUBMITTED"
         self.lists_tasks = True
+        # Whether the peers' agent cards declare push notifications.
+        self.pushes = False
         # The next SendMessage is answered with a message (this text) instead of a task.
         self.answer_with_message: str | None = None
         self._ids = itertools.count(1)
@@ -68,10 +74,20 @@ class MemoryRemoteAgentGateway:
     # ---------------------------------------------------------------- RemoteAgentGateway
 
     def send_message(
-        self, agent: Any, *, message_id: str, context_id: str, text: str, data: dict[str, Any]
+        self,
+        agent: Any,
+        *,
+        message_id: str,
+        context_id: str,
+        text: str,
+        data: dict[str, Any],
+        push_url: str | None = None,
+        push_token: str | None = None,
     ) -> RemoteTask:
         self._call("send_message", agent)
-        self.sent.append(SentMessage(agent.name, message_id, context_id, text, dict(data)))
+        self.sent.append(
+            SentMessage(agent.name, message_id, context_id, text, dict(data), push_url, push_token)
+        )
         if self.answer_with_message is not None:
             reply, self.answer_with_message = self.answer_with_message, None
             artifact = RemoteArtifact(name="reply", text=reply, data=None)
@@ -90,6 +106,10 @@ class MemoryRemoteAgentGateway:
                 f"GetTask {agent.name} answered TaskNotFoundError: {task_id}", transient=False
             )
         return task.snapshot()
+
+    def supports_push(self, agent: Any) -> bool:
+        self._call("supports_push", agent)
+        return self.pushes
 
     def find_task(self, agent: Any, *, context_id: str, message_id: str) -> RemoteTask | None:
         self._call("find_task", agent)
