@@ -44,6 +44,23 @@ def _at(value: object) -> datetime | None:
     return at.astimezone(UTC) if at.tzinfo else at.replace(tzinfo=UTC)
 
 
+def _timed(events: Sequence[Mapping[str, Any]]) -> list[tuple[float, str]]:
+    """(POSIX seconds, type) of the events that carry a time, in order."""
+    points = [(_at(event.get("at")), str(event.get("type"))) for event in events]
+    return sorted((at.timestamp(), kind) for at, kind in points if at is not None)
+
+
+def _clusters(timed: list[tuple[float, str]], gap: float) -> list[list[tuple[float, str]]]:
+    """Runs of events less than ``gap`` seconds after the run's first event."""
+    groups: list[list[tuple[float, str]]] = []
+    for point in timed:
+        if groups and point[0] - groups[-1][0][0] <= gap:
+            groups[-1].append(point)
+        else:
+            groups.append([point])
+    return groups
+
+
 def draw_png(
     path: str,
     root_id: str,
@@ -60,24 +77,34 @@ def draw_png(
     except ImportError as exc:
         raise click.ClickException(INSTALL_HINT) from exc
     rows = len(handoffs)
-    figure, axes = plt.subplots(figsize=(12, 1.6 + 1.1 * rows))
+    figure, axes = plt.subplots(figsize=(12, 1.8 + 1.4 * rows))
+    timed_rows = [_timed(audits.get(str(handoff.get("id")), [])) for handoff in handoffs]
+    moments = [at for timed in timed_rows for at, _ in timed]
+    span = (max(moments) - min(moments)) if moments else 0.0
     labels = []
-    for row, handoff in enumerate(handoffs):
+    for row, (handoff, timed) in enumerate(zip(handoffs, timed_rows, strict=True)):
         y = rows - 1 - row
         labels.append(
             f"{short(handoff.get('id'))}\n{clean(handoff.get('source'))} → {clean(handoff.get('target'))}"
         )
-        points = [(_at(e.get("at")), str(e.get("type"))) for e in audits.get(str(handoff.get("id")), [])]
-        timed = [(at.timestamp(), kind) for at, kind in points if at is not None]
         if not timed:
             continue
         axes.plot([timed[0][0], timed[-1][0]], [y, y], color="#bbbbbb", linewidth=2, zorder=1)
-        for index, (at, kind) in enumerate(timed):
+        for at, kind in timed:
             axes.scatter([at], [y], color=COLORS[category(kind)], s=40, zorder=2)
-            offset = 0.18 if index % 2 == 0 else -0.28
-            axes.annotate(clean(kind), (at, y + offset), fontsize=7, rotation=20, ha="left")
+        # Events close together share one label (their names stacked), above and below the line in turn.
+        for index, group in enumerate(_clusters(timed, span / 40)):
+            above = index % 2 == 0
+            axes.annotate(
+                "\n".join(clean(kind) for _, kind in group),
+                (group[0][0], y),
+                xytext=(0, 8 if above else -8),
+                textcoords="offset points",
+                fontsize=7,
+                va="bottom" if above else "top",
+            )
     axes.set_yticks(range(rows - 1, -1, -1), labels=labels, fontsize=8)
-    axes.set_ylim(-0.8, rows - 0.2)
+    axes.set_ylim(-1.0, rows)
     # x is POSIX seconds; ticks read as UTC clock times.
     axes.xaxis.set_major_formatter(
         FuncFormatter(lambda x, _: datetime.fromtimestamp(x, UTC).strftime("%H:%M:%S"))

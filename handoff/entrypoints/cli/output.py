@@ -273,7 +273,7 @@ def links_tree(answer: Mapping[str, Any]) -> Tree:
                 f"{clean(link.get('relation'))} {key[0]} / {key[1]}  (handoff {short(link.get('handoffId'))})"
             )
             if peer.get("threadUrl"):
-                label.append(f"  {clean(peer['threadUrl'])}", style="dim")
+                label.append(f"\n{clean(peer['threadUrl'])}", style="dim")
             branch = nodes[node].add(label)
             if key not in nodes:
                 nodes[key] = branch
