@@ -34,25 +34,15 @@ _UNSAFE = re.compile(r"[^\w .,:/()'?!@=+*-]")
 _DASHES = re.compile(r"-{2,}")
 _FIELD = re.compile(r"\{(\w+)\}")
 # Events too fine-grained for the picture (their outcome has an event of its own).
-_LEFT_OUT = frozenset(
-    {
-        EventType.SHARED_MEMORY_QUEUED,
-        EventType.SHARED_MEMORY_SKIPPED,
-        EventType.SHARED_MEMORY_ATTEMPT,
-        EventType.SHARED_MEMORY_WARNING,
-        EventType.SHARED_MEMORY_RETRY_SCHEDULED,
-        EventType.SHARED_MEMORY_REQUEUED,
-    }
-)
-_ALERT_EVENTS = frozenset(
-    {
-        EventType.ALERT_FIRED,
-        EventType.ALERT_JOINED_STORM,
-        EventType.ALERT_REFIRED,
-        EventType.ALERT_RESOLVED,
-        EventType.ALERT_RESOLVED_AGAIN,
-    }
-)
+_LEFT_OUT = frozenset({
+    EventType.SHARED_MEMORY_QUEUED, EventType.SHARED_MEMORY_SKIPPED, EventType.SHARED_MEMORY_ATTEMPT,
+    EventType.SHARED_MEMORY_WARNING, EventType.SHARED_MEMORY_RETRY_SCHEDULED,
+    EventType.SHARED_MEMORY_REQUEUED,
+})  # fmt: skip
+_ALERT_EVENTS = frozenset({
+    EventType.ALERT_FIRED, EventType.ALERT_JOINED_STORM, EventType.ALERT_REFIRED, EventType.ALERT_RESOLVED,
+    EventType.ALERT_RESOLVED_AGAIN,
+})  # fmt: skip
 
 
 def safe_label(value: object, limit: int = LABEL_MAX) -> str:

@@ -91,8 +91,8 @@ class Output:
         self.console.print(renderable)
 
     def line(self, message: str, style: str = "") -> None:
-        """One line of the command's own words (not caller text)."""
-        self.console.print(Text(message, style=style))
+        """One line, never broken by Rich (a long one is left to the terminal to wrap)."""
+        self.console.print(Text(message, style=style), soft_wrap=True)
 
     def error(self, lines: Iterable[str]) -> None:
         """An error, on stderr."""
@@ -107,7 +107,7 @@ def handoff_panel(view: Mapping[str, Any]) -> Panel:
     """One handoff: status, both threads, timing, attempts, error, chain and hand-backs."""
     grid = Table.grid(padding=(0, 2))
     grid.add_column(style="bold")
-    grid.add_column()
+    grid.add_column(overflow="fold")  # thread URLs stay whole (folded), so they can be opened
     source, target = view.get("source") or {}, view.get("target") or {}
     context = view.get("context") or {}
     rows: list[tuple[str, object]] = [
@@ -139,9 +139,8 @@ def _endpoint(endpoint: Mapping[str, Any]) -> str:
         parts.append(f"thread {clean(endpoint['threadId'])}")
     if endpoint.get("taskId"):
         parts.append(f"task {clean(endpoint['taskId'])}")
-    if endpoint.get("threadUrl"):
-        parts.append(clean(endpoint["threadUrl"]))
-    return "  ".join(parts)
+    line = "  ".join(parts)
+    return f"{line}\n{clean(endpoint['threadUrl'])}" if endpoint.get("threadUrl") else line
 
 
 def _chain(view: Mapping[str, Any]) -> str:
@@ -197,7 +196,7 @@ def details_text(details: Mapping[str, Any]) -> str:
     for key, value in details.items():
         shown = value if isinstance(value, str) else json.dumps(value, ensure_ascii=False)
         shown = " ".join(clean(shown).split())
-        pairs.append(f"{clean(key)}={shown[:160]}")
+        pairs.append(f"{clean(key)}={shown[:400]}")
     return " ".join(pairs)
 
 
