@@ -20,9 +20,12 @@ $(CHECKOV_STAMP): requirements-checkov.txt constraints-checkov.txt
 	$(CHECKOV_VENV)/bin/python -m pip install --quiet --disable-pip-version-check -r requirements-checkov.txt -c constraints-checkov.txt
 	touch $@
 
-$(STAMP): requirements.txt requirements-dev.txt constraints.txt
+# The project itself is installed editable, without dependencies or a build environment of its own (so
+# offline): that puts the `handoff` command (docs/cli.md) in $(VENV)/bin.
+$(STAMP): requirements.txt requirements-dev.txt constraints.txt pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --disable-pip-version-check -r requirements-dev.txt -c constraints.txt
+	$(PY) -m pip install --quiet --disable-pip-version-check --no-deps --no-build-isolation -e .
 	touch $@
 
 node_modules/.installed: package.json package-lock.json

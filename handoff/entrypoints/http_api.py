@@ -1,4 +1,4 @@
-"""REST API: handoffs, hand-backs, audit, links, health and the OpenAPI document."""
+"""REST API: handoffs, hand-backs, audit, timeline, links, agents, health and the OpenAPI document."""
 
 from __future__ import annotations
 
@@ -10,6 +10,9 @@ from handoff.bootstrap import get_handoffs
 from handoff.domain.auth import Caller
 from handoff.domain.errors import BadRequest, FieldError
 from handoff.domain.ids import IDEMPOTENCY_KEY_HEADER
+from handoff.domain.timeline import MERMAID_CONTENT_TYPE, sequence, timeline_view, to_mermaid
+from handoff.domain.timeline_svg import to_svg
+from handoff.entrypoints.mcp_tools import TOOLS, NoArguments
 from handoff.entrypoints.responses import REST_AUTH_LEVEL, handle, json_response
 from handoff.services.queries import AUDIT_PAGE
 
@@ -55,6 +58,38 @@ def verify_handoff_audit(req: func.HttpRequest) -> func.HttpResponse:
     return handle(
         req, lambda caller: json_response(get_handoffs().queries.verify_audit(req.route_params["id"], caller))
     )
+
+
+TIMELINE_FORMATS = ("mermaid", "svg", "json")
+# An SVG opened on its own is a document: it may run nothing and load nothing.
+SVG_HEADERS = {
+    "Content-Security-Policy": "default-src 'none'; style-src 'unsafe-inline'",
+    "X-Content-Type-Options": "nosniff",
+}
+
+
+@bp.route(route="handoffs/{id}/timeline", methods=["GET"], auth_level=REST_AUTH_LEVEL)
+def get_handoff_timeline(req: func.HttpRequest) -> func.HttpResponse:
+    """The chain the handoff belongs to as a sequence diagram. ``format`` alone picks the answer (the
+    Accept header is not consulted): ``mermaid`` (default, ``text/vnd.mermaid``), ``svg``
+    (``image/svg+xml``) or ``json`` (the chain's handoffs and the Mermaid source)."""
+
+    def action(caller: Caller) -> func.HttpResponse:
+        form = req.params.get("format") or "mermaid"
+        if form not in TIMELINE_FORMATS:
+            raise BadRequest(
+                f"format must be one of {', '.join(TIMELINE_FORMATS)}",
+                errors=[FieldError(field="format", message=f"one of {', '.join(TIMELINE_FORMATS)}")],
+            )
+        timeline = get_handoffs().queries.timeline(req.route_params["id"], caller)
+        diagram = sequence(timeline)
+        if form == "json":
+            return json_response(timeline_view(timeline, diagram))
+        if form == "svg":
+            return func.HttpResponse(to_svg(diagram), mimetype="image/svg+xml", headers=SVG_HEADERS)
+        return func.HttpResponse(to_mermaid(diagram), mimetype=MERMAID_CONTENT_TYPE, charset="utf-8")
+
+    return handle(req, action)
 
 
 def page_size(value: str | None, most: int) -> int:
@@ -122,6 +157,16 @@ def links(req: func.HttpRequest) -> func.HttpResponse:
         return json_response(get_handoffs().queries.thread_links(agent or "", thread_id or "", caller))
 
     return handle(req, action)
+
+
+AGENT_LIST = next(tool for tool in TOOLS if tool.name == "handoff_list_agents")
+
+
+@bp.route(route="agents", methods=["GET"], auth_level=REST_AUTH_LEVEL)
+def list_agents(req: func.HttpRequest) -> func.HttpResponse:
+    """The registered agents, exactly as the MCP tool ``handoff_list_agents`` lists them (same caller
+    rule: any caller the broker knows)."""
+    return handle(req, lambda caller: json_response(AGENT_LIST.run(get_handoffs(), caller, NoArguments())))
 
 
 @bp.route(route="health", methods=["GET"], auth_level=func.AuthLevel.ANONYMOUS)

@@ -35,6 +35,7 @@ from handoff.domain.models import (
     is_path_segment_id,
 )
 from handoff.domain.records import HandbackDelivery, HandoffRecord
+from handoff.domain.timeline import ChainHandoff, ChainTimeline
 from handoff.ports import HistorySearch
 from handoff.services.context import ServiceContext
 
@@ -96,6 +97,22 @@ class Queries:
         """``GET /api/handoffs/{id}/audit/verify``: recompute the hash chain over every stored event."""
         self.readable_record(handoff_id, caller, "verify the audit of")
         return verify_chain(handoff_id, self.ctx.store.list_audit(handoff_id))
+
+    def timeline(self, handoff_id: str, caller: Caller) -> ChainTimeline:
+        """``GET /api/handoffs/{id}/timeline``: the root and every child of the handoff's chain, oldest
+        first, each with its whole audit. Every handoff of a chain has the same agents, so a caller who may
+        read this one may read them all; a stored handoff of another root is left out."""
+        record = self.readable_record(handoff_id, caller, "read the timeline of")
+        root_id = record.stored.root_id
+        members = [m.handoff_id for m in self.ctx.chains.members(root_id)]
+        ids = list(dict.fromkeys([root_id, *members, record.id]))
+        handoffs = []
+        for member_id in ids:
+            member = record if member_id == record.id else self.ctx.store.get(member_id)
+            if member is not None and member.stored.root_id == root_id:
+                handoffs.append(ChainHandoff.of(member, self.ctx.store.list_audit(member_id)))
+        handoffs.sort(key=lambda h: (h.id != root_id, h.created_at, h.id))
+        return ChainTimeline(handoff_id=record.id, root_id=root_id, handoffs=tuple(handoffs))
 
     def view(self, record: HandoffRecord) -> HandoffView:
         """The public view of a stored handoff."""

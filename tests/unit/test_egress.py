@@ -277,6 +277,10 @@ def test_every_outbound_http_client_comes_from_the_one_factory():
     for path in sorted((APP_ROOT / "handoff").rglob("*.py")):
         if path.name == "http.py" and path.parent.name == "adapters":
             continue
+        # The `handoff` command line runs on a person's machine and calls only the broker it is pointed at
+        # (tests/unit/test_cli.py checks it imports nothing of the broker): it is not the broker's egress.
+        if path.parent == APP_ROOT / "handoff" / "entrypoints" / "cli":
+            continue
         text = path.read_text()
         if re.search(r"httpx\.(Async)?Client\(|httpx\.(get|post|put|patch|delete|request|stream)\(", text):
             offenders.append(str(Path(path).relative_to(APP_ROOT)))

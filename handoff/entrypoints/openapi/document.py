@@ -13,6 +13,8 @@ from handoff.domain.audit import AuditVerification
 from handoff.domain.errors import ProblemDetails
 from handoff.domain.history import HistoryPage
 from handoff.domain.models import AuditLog, HandbackRequest, HandoffRequest, HandoffView, Health, ThreadLinks
+from handoff.domain.timeline import TimelineView
+from handoff.entrypoints.mcp_tools import AgentList
 from handoff.entrypoints.openapi import contract, handoffs, history, webhooks
 from handoff.entrypoints.openapi.alerts import alerts_path
 from handoff.entrypoints.openapi.parts import REF, problem
@@ -31,6 +33,8 @@ SCHEMA_MODELS: tuple[tuple[type[BaseModel], JsonSchemaMode], ...] = (
     (ProblemDetails, "serialization"),
     (AlertReceipt, "serialization"),
     (HistoryPage, "serialization"),
+    (TimelineView, "serialization"),
+    (AgentList, "serialization"),
 )
 
 INFO = {

@@ -1,4 +1,5 @@
-"""Routes of handoffs: create, read, audit, hand back, and the links between agents' threads."""
+"""Routes of handoffs: create, read, audit, timeline, hand back, the links between agents' threads, and the
+registered agents."""
 
 from __future__ import annotations
 
@@ -6,6 +7,8 @@ from typing import Any
 
 from handoff.domain.audit import AuditVerification
 from handoff.domain.models import AuditLog, HandbackRequest, HandoffRequest, HandoffView, ThreadLinks
+from handoff.domain.timeline import MERMAID_CONTENT_TYPE, TimelineView
+from handoff.entrypoints.mcp_tools import AgentList
 from handoff.entrypoints.openapi.parts import (
     BAD_THREAD_ID,
     BREAKS,
@@ -17,6 +20,8 @@ from handoff.entrypoints.openapi.parts import (
     json_body,
     json_response,
     problem,
+    query,
+    ref,
 )
 from handoff.services.queries import AUDIT_PAGE
 
@@ -85,6 +90,37 @@ VERIFY_AUDIT = {
     },
 }
 
+TIMELINE = {
+    "operationId": "getHandoffTimeline",
+    "summary": "The handoff's chain (root and every child) as a sequence diagram of their audit events",
+    "description": "Agents, the broker and Azure Monitor (alert-started chains) as participants; one "
+    "message or note per audit event (alerts, handoffs, deliveries, retries, hand-backs, failures, "
+    "human notes), each starting with its time (UTC, HH:MM:SS). The format parameter alone picks the "
+    "representation; the Accept header is not consulted. Caller text in labels is cut to one short "
+    "line of letters, digits and a little punctuation, so it cannot add Mermaid statements.",
+    "parameters": [
+        ID,
+        query(
+            "format",
+            {"type": "string", "enum": ["mermaid", "svg", "json"], "default": "mermaid"},
+            "mermaid: Mermaid sequenceDiagram source; svg: the diagram drawn by the broker; "
+            "json: the chain's handoffs and the Mermaid source",
+        ),
+    ],
+    "responses": {
+        "200": {
+            "description": "The timeline, in the representation format names",
+            "content": {
+                MERMAID_CONTENT_TYPE: {"schema": {"type": "string"}},
+                "image/svg+xml": {"schema": {"type": "string"}},
+                "application/json": {"schema": ref(TimelineView)},
+            },
+        },
+        "400": problem("Unknown format"),
+        **COMMON_ERRORS,
+    },
+}
+
 HAND_BACK = {
     "operationId": "handBack",
     "parameters": [ID, IDEMPOTENCY_KEY],
@@ -128,12 +164,23 @@ LINKS = {
     },
 }
 
+AGENTS = {
+    "operationId": "listAgents",
+    "summary": "The registered agents, as the MCP tool handoff_list_agents lists them",
+    "responses": {
+        "200": json_response(AgentList, "Every registered agent"),
+        "503": problem("Storage unavailable"),
+    },
+}
+
 PATHS: dict[str, dict[str, Any]] = {
     "/api/handoffs": {"post": CREATE},
     "/api/handoffs/{id}": {"get": READ},
     "/api/handoffs/{id}/audit": {"get": AUDIT},
     "/api/handoffs/{id}/audit/verify": {"get": VERIFY_AUDIT},
+    "/api/handoffs/{id}/timeline": {"get": TIMELINE},
     "/api/handoffs/{id}/handback": {"post": HAND_BACK},
     "/api/threads/{agent}/{threadId}/links": {"get": THREAD_LINKS},
     "/api/links": {"get": LINKS},
+    "/api/agents": {"get": AGENTS},
 }

@@ -1,0 +1,5 @@
+"""``python -m handoff.entrypoints.cli``: the ``handoff`` command without installing the project."""
+
+from handoff.entrypoints.cli import main
+
+main()
