@@ -11,6 +11,7 @@ import threading
 from functools import lru_cache
 from typing import TYPE_CHECKING
 
+from handoff.domain import messages
 from handoff.domain.auth import Authorizer, KeyRing, RateLimiter
 from handoff.domain.redaction import install_log_redaction
 from handoff.domain.registry import Registry
@@ -49,9 +50,13 @@ def get_rate_limiter() -> RateLimiter:
 
 
 def validate_startup() -> None:
-    """Fail start-up with a clear message when settings or the registry are invalid."""
+    """Fail start-up with a clear message when settings or the registry are invalid; point the thread
+    links at ``HANDOFF_PORTAL_URL``."""
     install_log_redaction()
     settings = get_settings()
+    # Every thread link is built by domain.messages.thread_url from this base (the SRE Agent portal, or
+    # the simulated agents' pages under `make run`).
+    messages.PORTAL_BASE = settings.portal_url.rstrip("/")
     registry = get_registry()
     log.info(
         "handoff broker: %d agents registered from %s", len(registry.agents), settings.resolved_config_path
