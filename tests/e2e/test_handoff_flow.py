@@ -212,3 +212,20 @@ def test_with_a_local_portal_thread_links_open_the_simulated_agents_pages(
     assert page.status_code == 200
     assert str(page.url) == f"{checkout.endpoint}/threads/{target['threadId']}"
     assert handoff_id in page.text
+
+
+def test_a_failed_handoff_leaves_the_lines_operators_watch(broker, clean_fakes):
+    # infra/app/operations.bicep alerts on these lines (docs/operations.md).
+    clean_fakes.agents["checkout"].inject("POST", "/api/v1/threads", status=403)
+    handoff_id = broker.client.post("/api/handoffs", json=handoff_body(None)).json()["id"]
+    broker.wait_status(handoff_id, "failed", timeout=20)
+
+    deadline = time.monotonic() + 10
+    while "poison message:" not in broker.logs() and time.monotonic() < deadline:
+        time.sleep(0.1)
+    logs = broker.logs()
+    lifecycle = f"handoff lifecycle: point=failed handoff={handoff_id} source=ops target=checkout latencyMs="
+    assert lifecycle in logs
+    poison = f"poison message: queue=handoff-deliveries-poison op=deliver handoff={handoff_id} reason="
+    assert poison in logs
+    assert "answered 403" in logs.split(poison, 1)[1].splitlines()[0]
