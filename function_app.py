@@ -19,9 +19,9 @@ from handoff.entrypoints import (
 try:
     validate_startup()
 except ConfigError as error:
-    # The message names the file, the field and what to fix. Raised afresh from here, so the Functions
-    # host logs it with a one-frame stack instead of the registry loader's, and the local host prints
-    # the message alone (devserver/hostlib/startup.py).
+    # The message names the file, the field and what to fix. Raised afresh from here, so the stack the
+    # Functions host logs with it holds this one line of the app rather than the registry loader's
+    # frames, and the local host prints the message alone (devserver/hostlib/startup.py).
     raise error.with_traceback(None) from None
 
 app = func.FunctionApp(http_auth_level=func.AuthLevel.FUNCTION)
