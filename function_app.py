@@ -3,6 +3,7 @@
 import azure.functions as func
 
 from handoff.bootstrap import validate_startup
+from handoff.domain.registry import ConfigError
 from handoff.entrypoints import (
     a2a_api,
     alerts_api,
@@ -15,7 +16,13 @@ from handoff.entrypoints import (
     webhooks_api,
 )
 
-validate_startup()
+try:
+    validate_startup()
+except ConfigError as error:
+    # The message names the file, the field and what to fix. Raised afresh from here, so the stack the
+    # Functions host logs with it holds this one line of the app rather than the registry loader's
+    # frames, and the local host prints the message alone (devserver/hostlib/startup.py).
+    raise error.with_traceback(None) from None
 
 app = func.FunctionApp(http_auth_level=func.AuthLevel.FUNCTION)
 app.register_functions(http_api.bp)

@@ -10,6 +10,9 @@ Command line::
 
     python -m devserver.host [--app-root DIR] [--host 127.0.0.1] [--port 7071] [--shutdown-timeout 10]
 
+A port already taken, or an app that refuses to start with a message of its own (see
+:func:`devserver.hostlib.startup.refusal_message`), ends the command with that one line and exit code 2.
+
 In-process::
 
     with LocalHost(Path("."), port=0) as host:
@@ -39,6 +42,7 @@ import uvicorn
 from devserver.hostlib.config import (
     HostConfigError,
     HostSettings,
+    QueueOptions,
     apply_local_settings,
     read_local_settings,
 )
@@ -53,9 +57,10 @@ from devserver.hostlib.functions import (
 from devserver.hostlib.http import MAX_INCOMPLETE_REQUEST, HttpTriggerApp
 from devserver.hostlib.invocation import invoke_function
 from devserver.hostlib.queues import DEFAULT_QUEUE_LEASE, QueueListener
+from devserver.hostlib.startup import PortInUse, bind_socket, refusal_message
 from devserver.hostlib.timers import TimerRunner, utc_now
 
-__all__ = ["HostConfigError", "LocalHost", "configure_logging", "main"]
+__all__ = ["HostConfigError", "LocalHost", "PortInUse", "configure_logging", "main"]
 
 log = logging.getLogger("Host.Function")
 DEFAULT_PORT = 7071
@@ -139,8 +144,10 @@ class LocalHost:
     def start(self, timeout: float = 60.0) -> None:
         """Load settings and the app, bind the port, start serving; return once ready.
 
-        Raises :class:`HostConfigError` for an app the host cannot run, ``OSError`` if the port is taken,
-        and whatever importing ``function_app`` raises. On failure the environment is restored.
+        Raises :class:`PortInUse` (an ``OSError``) if the port is taken, before loading anything;
+        :class:`HostConfigError` for an app the host cannot run; and whatever importing ``function_app``
+        raises (see :func:`~devserver.hostlib.startup.refusal_message`). On failure the environment is
+        restored.
         """
         try:
             self._start(timeout)
@@ -157,21 +164,12 @@ class LocalHost:
             self._saved_env.setdefault(key, None)
         if self.port is None:
             self.port = int((local_settings.get("Host") or {}).get("LocalHttpPort") or DEFAULT_PORT)
-        self.settings = HostSettings.load(self.app_root)
-        app = load_function_app(self.app_root)
-        self.functions = discover(app, self.app_root, self.settings.route_prefix, os.environ)
-        self._http_app = HttpTriggerApp(self, (f for f in self.functions if isinstance(f, HttpFunction)))
-        options = self.settings.queues
-        self._listeners = [
-            QueueListener(self, spec, options) for spec in self.functions if isinstance(spec, QueueFunction)
-        ]
-        # Binding here, not in uvicorn, makes a taken port an OSError for the caller (uvicorn would
-        # call sys.exit) and lets port 0 pick a free port.
-        sock = socket.socket(socket.AF_INET6 if ":" in self.host else socket.AF_INET, socket.SOCK_STREAM)
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        # Binding here, not in uvicorn, makes a taken port an error for the caller (uvicorn would call
+        # sys.exit) and lets port 0 pick a free port; binding first makes it fail before the app loads.
+        sock = bind_socket(self.host, self.port)
         try:
-            sock.bind((self.host, self.port))
-        except OSError:
+            options = self._load()
+        except BaseException:
             sock.close()
             raise
         sock.listen(2048)
@@ -189,6 +187,18 @@ class LocalHost:
             if failure is not None:
                 raise failure
             raise TimeoutError(f"the local host did not start within {timeout:.0f}s")
+
+    def _load(self) -> QueueOptions:
+        """Read host.json, import the app and discover its functions; the queue options."""
+        self.settings = HostSettings.load(self.app_root)
+        app = load_function_app(self.app_root)
+        self.functions = discover(app, self.app_root, self.settings.route_prefix, os.environ)
+        self._http_app = HttpTriggerApp(self, (f for f in self.functions if isinstance(f, HttpFunction)))
+        options = self.settings.queues
+        self._listeners = [
+            QueueListener(self, spec, options) for spec in self.functions if isinstance(spec, QueueFunction)
+        ]
+        return options
 
     def stop(self, timeout: float | None = None) -> None:
         """Stop polling, let running invocations finish (bounded by ``shutdown_timeout``), stop serving."""
@@ -348,7 +358,9 @@ def _parse_args(argv: list[str] | None) -> argparse.Namespace:
         default=10.0,
         help="seconds running invocations get to finish on SIGINT/SIGTERM (default: 10)",
     )
-    parser.add_argument("--verbose", action="store_true", help="debug logging")
+    parser.add_argument(
+        "--verbose", action="store_true", help="debug logging, and the traceback of any start-up failure"
+    )
     return parser.parse_args(argv)
 
 
@@ -372,14 +384,21 @@ def main(argv: list[str] | None = None) -> int:
     host = LocalHost(app_root, args.host, args.port, shutdown_timeout=args.shutdown_timeout)
     try:
         host.start()
+    except PortInUse as exc:
+        log.error("Cannot start the host: port %s is in use; choose another with --port", exc.port)
+        return 2
     except HostConfigError as exc:
         log.error("Cannot start the host: %s", exc)
         return 2
     except OSError as exc:
         log.error("Cannot listen on %s:%s: %s", args.host, host.port, exc)
         return 2
-    except Exception:
-        log.exception("Cannot start the host: loading %s failed", app_root / "function_app.py")
+    except Exception as exc:
+        refusal = None if args.verbose else refusal_message(exc, app_root)
+        if refusal is not None:
+            log.error("Cannot start the host: %s", refusal)
+        else:
+            log.exception("Cannot start the host: loading %s failed", app_root / "function_app.py")
         return 2
     while not stop_requested.wait(0.5):
         if not host.running:

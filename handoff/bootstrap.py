@@ -11,6 +11,7 @@ import threading
 from functools import lru_cache
 from typing import TYPE_CHECKING
 
+from handoff.domain import messages
 from handoff.domain.auth import Authorizer, KeyRing, RateLimiter
 from handoff.domain.redaction import install_log_redaction
 from handoff.domain.registry import Registry
@@ -49,9 +50,13 @@ def get_rate_limiter() -> RateLimiter:
 
 
 def validate_startup() -> None:
-    """Fail start-up with a clear message when settings or the registry are invalid."""
+    """Fail start-up with a clear message when settings or the registry are invalid; point the thread
+    links at ``HANDOFF_PORTAL_URL``."""
     install_log_redaction()
     settings = get_settings()
+    # Every thread link is built by domain.messages.thread_url from this base (the SRE Agent portal, or
+    # the simulated agents' pages under `make run`).
+    messages.PORTAL_BASE = settings.portal_url.rstrip("/")
     registry = get_registry()
     log.info(
         "handoff broker: %d agents registered from %s", len(registry.agents), settings.resolved_config_path
@@ -113,12 +118,13 @@ def _build() -> Handoffs:
     from handoff.adapters.egress import EgressPolicy
     from handoff.adapters.http import make_http_client
     from handoff.adapters.identity import make_credential
+    from handoff.adapters.operations_log import LoggedLifecycle, LoggedPoisonQueue
     from handoff.adapters.sre_agent import SreAgentGateway
     from handoff.services.alert_intake import AlertIntake
     from handoff.services.alert_notes import AlertNotes
     from handoff.services.human_entries.inbound import HumanInbound
     from handoff.services.shared_memory.publisher import SharedMemoryPublisher
-    from handoff.settings import SHARED_MEMORY_POISON_QUEUE, SHARED_MEMORY_QUEUE
+    from handoff.settings import DELIVERY_POISON_QUEUE, SHARED_MEMORY_POISON_QUEUE, SHARED_MEMORY_QUEUE
 
     settings = get_settings()
     registry = get_registry()
@@ -134,15 +140,18 @@ def _build() -> Handoffs:
         settings=settings,
         registry=registry,
         store=store,
-        queue=delivery_queue(clients),
+        queue=LoggedPoisonQueue(delivery_queue(clients), DELIVERY_POISON_QUEUE),
         agents=SreAgentGateway(settings, credential, http),
         chains=TableChainStore(clients),
         remote_agents=A2AClientGateway(settings, credential),
-        lifecycle=SharedMemoryPublisher(
-            registry,
-            StorageQueue(clients, SHARED_MEMORY_QUEUE, SHARED_MEMORY_POISON_QUEUE),
-            store,
-            destinations=inbound,
+        # One log line per lifecycle point (what docs/operations.md watches), then the shared-memory writes.
+        lifecycle=LoggedLifecycle(
+            SharedMemoryPublisher(
+                registry,
+                StorageQueue(clients, SHARED_MEMORY_QUEUE, SHARED_MEMORY_POISON_QUEUE),
+                store,
+                destinations=inbound,
+            )
         ),
         history=history,
         authorizer=Authorizer(registry),
@@ -170,6 +179,7 @@ def get_shared_memory() -> SharedMemoryService:
     from handoff.adapters.azure_storage.shared_memory import TableWriteState
     from handoff.adapters.egress import EgressPolicy
     from handoff.adapters.http import make_http_client
+    from handoff.adapters.operations_log import LoggedPoisonQueue
     from handoff.adapters.vendor_writers import VendorWriters
     from handoff.adapters.vendors import WriterContext
     from handoff.services.shared_memory.worker import SharedMemoryService
@@ -183,7 +193,9 @@ def get_shared_memory() -> SharedMemoryService:
         settings=settings,
         registry=get_registry(),
         store=get_handoffs().context.store,
-        queue=StorageQueue(clients, SHARED_MEMORY_QUEUE, SHARED_MEMORY_POISON_QUEUE),
+        queue=LoggedPoisonQueue(
+            StorageQueue(clients, SHARED_MEMORY_QUEUE, SHARED_MEMORY_POISON_QUEUE), SHARED_MEMORY_POISON_QUEUE
+        ),
         state=state,
         writers=VendorWriters(
             WriterContext(http=http, settings=settings, state=state, clock=get_handoffs().context.clock)

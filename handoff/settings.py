@@ -20,6 +20,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 from pydantic.config import JsonDict
 from pydantic.fields import FieldInfo
 
+from handoff.domain.messages import PORTAL_BASE
 from handoff.domain.net import is_loopback, parse_networks
 from handoff.domain.shared_memory.polling import poll_schedule
 
@@ -100,6 +101,9 @@ class Settings(BaseModel):
         "HANDOFF_HTTP_AUTH_LEVEL", deploy=True, default="function"
     )
     arm_endpoint: str = _setting("HANDOFF_ARM_ENDPOINT", default="https://management.azure.com")
+    # Where the thread links the broker writes (into threads, views and shared memory) open: the SRE Agent
+    # portal; `make run` points it at the simulated agents' pages (devserver/fakes/portal.py).
+    portal_url: str = _setting("HANDOFF_PORTAL_URL", default=PORTAL_BASE)
     public_base_url: str | None = _setting("HANDOFF_PUBLIC_URL", default=None)
     website_hostname: str | None = _setting("WEBSITE_HOSTNAME", platform=True, default=None)
     identity_endpoint: str | None = _setting("IDENTITY_ENDPOINT", platform=True, default=None)
@@ -184,7 +188,7 @@ class Settings(BaseModel):
             raise ValueError(f"must be an NCRONTAB expression of six fields (seconds first), got {value!r}")
         return value
 
-    @field_validator("arm_endpoint", "alerts_authority")
+    @field_validator("arm_endpoint", "alerts_authority", "portal_url")
     @classmethod
     def _service_url(cls, value: str) -> str:
         parts = urlsplit(value)

@@ -169,6 +169,11 @@ param alertsEntraAppIdentifierUri string = ''
 @description('Name of the Action Group (generated when empty).')
 param alertsActionGroupName string = ''
 
+// Operations --------------------------------------------------------------------------------------------------
+
+@description('Resource id of an existing Action Group that the operations alert rules (failed handoffs, poison messages) notify. Empty: the alerts fire in Azure Monitor without notifying anyone (docs/operations.md).')
+param operationsActionGroupId string = ''
+
 // ----------------------------------------------------------------------------------------------------------
 
 var abbrs = loadJsonContent('./abbreviations.json')
@@ -320,6 +325,19 @@ module monitoring 'app/monitoring.bicep' = {
   }
 }
 
+// The workbook and alert rules operators watch (docs/operations.md).
+module operations 'app/operations.bicep' = {
+  name: 'operations'
+  scope: rg
+  params: {
+    location: location
+    tags: tags
+    applicationInsightsId: monitoring.outputs.applicationInsightsId
+    namePrefix: 'handoff-${resourceToken}'
+    actionGroupIds: empty(operationsActionGroupId) ? [] : [operationsActionGroupId]
+  }
+}
+
 module rbac 'app/rbac.bicep' = {
   name: 'rbacAssignments'
   scope: rg
@@ -407,3 +425,4 @@ output BROKER_PRINCIPAL_ID string = identity.outputs.principalId
 output BROKER_CLIENT_ID string = identity.outputs.clientId
 output BROKER_SRE_AGENT_COUNT int = length(agentIds)
 output BROKER_ALERTS_ACTION_GROUP_ID string = secureWebhookEnabled ? alerts.outputs.id : ''
+output BROKER_WORKBOOK_ID string = operations.outputs.workbookId

@@ -1,4 +1,4 @@
-"""Start the whole simulated environment: token endpoint, ARM and one SRE Agent per name.
+"""Start the whole simulated environment: token endpoint, ARM, one SRE Agent per name and the portal.
 
 ``python -m devserver.fakes`` runs it in the foreground and prints the URLs and environment
 variables; Ctrl-C stops it.
@@ -15,6 +15,7 @@ from typing import Any, Self
 
 from devserver.fakes.arm import FakeArm
 from devserver.fakes.identity import FakeIdentity
+from devserver.fakes.portal import FakePortal
 from devserver.fakes.sre_agent import FakeSreAgent
 
 DEFAULT_SUBSCRIPTION = "00000000-0000-0000-0000-000000000000"
@@ -31,11 +32,12 @@ def agent_resource_id(subscription: str, resource_group: str, name: str) -> str:
 
 @dataclass
 class FakeStack:
-    """A running token endpoint, ARM and SRE Agents."""
+    """A running token endpoint, ARM, SRE Agents and the portal stand-in that opens their threads."""
 
     identity: FakeIdentity
     arm: FakeArm
     agents: dict[str, FakeSreAgent] = field(default_factory=dict)
+    portal: FakePortal = field(default_factory=FakePortal)
 
     @property
     def identity_endpoint(self) -> str:
@@ -51,6 +53,11 @@ class FakeStack:
     def arm_url(self) -> str:
         """Base URL of the fake ARM (stands in for ``https://management.azure.com``)."""
         return self.arm.url
+
+    @property
+    def portal_url(self) -> str:
+        """Value for ``HANDOFF_PORTAL_URL``: thread links then open the simulated agents' pages."""
+        return self.portal.url
 
     def env(self) -> dict[str, str]:
         """``IDENTITY_ENDPOINT``, ``IDENTITY_HEADER`` and the token signing secret for other processes."""
@@ -82,6 +89,7 @@ class FakeStack:
         """Stop every server."""
         for agent in self.agents.values():
             agent.stop()
+        self.portal.stop()
         self.arm.stop()
         self.identity.stop()
 
@@ -101,11 +109,12 @@ def start_fake_stack(
     identity_options: Mapping[str, Any] | None = None,
     ports: Mapping[str, int] | None = None,
 ) -> FakeStack:
-    """Start the token endpoint, ARM and one :class:`FakeSreAgent` per name, each on its own port.
+    """Start the token endpoint, ARM, one :class:`FakeSreAgent` per name and the portal, each on its own
+    port.
 
     ``agent_options[name]`` passes keyword arguments to that agent (e.g. ``auto_reply=True``);
-    ``ports`` may fix ports by key (``"identity"``, ``"arm"``, or an agent name); 0 or absent means
-    a free port.
+    ``ports`` may fix ports by key (``"identity"``, ``"arm"``, ``"portal"``, or an agent name); 0 or
+    absent means a free port.
     """
     ports = ports or {}
     identity = FakeIdentity(**dict(identity_options or {}))
@@ -114,6 +123,7 @@ def start_fake_stack(
     try:
         identity.start(port=ports.get("identity", 0))
         arm.start(port=ports.get("arm", 0))
+        stack.portal.start(port=ports.get("portal", 0))
         for name in agent_names:
             resource_id = agent_resource_id(subscription, resource_group, name)
             options = dict((agent_options or {}).get(name, {}))
@@ -121,6 +131,7 @@ def start_fake_stack(
             stack.agents[name] = agent
             agent.start(port=ports.get(name, 0))
             arm.register(resource_id, agent.endpoint)
+            stack.portal.register(agent)
     except BaseException:
         stack.stop()
         raise
@@ -137,10 +148,9 @@ def main(argv: list[str] | None = None) -> None:
     stack = start_fake_stack(names, agent_options={name: {"auto_reply": args.auto_reply} for name in names})
     print("Token endpoint:", stack.identity_endpoint)
     print("ARM:", stack.arm_url)
+    print("Portal (HANDOFF_PORTAL_URL):", stack.portal_url)
     for name, agent in stack.agents.items():
-        print(
-            f"Agent {name}: {agent.endpoint}  ({agent.resource_id})  threads: {agent.endpoint}/_fake/threads"
-        )
+        print(f"Agent {name}: {agent.endpoint}  ({agent.resource_id})  threads: {agent.endpoint}/")
     print("Environment:")
     for key, value in stack.env().items():
         print(f"  export {key}={value}")

@@ -32,6 +32,7 @@ from handoff.domain.errors import (
     FieldError,
     Problem,
     Unprocessable,
+    UnsupportedMediaType,
     check_body_size,
     single_field,
 )
@@ -120,6 +121,34 @@ def check_json_body(
     except (UnicodeDecodeError, LookupError):
         return  # not text: the library answers with its own parse error
     check_depth(text, max_depth, what, invalid)
+
+
+# application/json, or a structured syntax suffix (RFC 6839): application/problem+json, application/merge-
+# patch+json and the like.
+_JSON_MEDIA_TYPE = re.compile(r"application/(?:json|[a-z0-9!#$&^_.-]+\+json)")
+_CHARSET = re.compile(r"""^\s*charset\s*=\s*"?([^";\s]*)"?\s*$""", re.IGNORECASE)
+
+
+def check_json_content_type(content_type: str | None, body: bytes) -> None:
+    """Refuse (415) a request body that does not say it is JSON.
+
+    A body must come with ``Content-Type: application/json`` (or an ``application/*+json`` type), with
+    ``charset=utf-8`` or no charset (JSON is UTF-8, RFC 8259); other parameters are ignored. A request
+    without a body needs no Content-Type. So ``curl -d`` without ``-H 'Content-Type: application/json'``
+    (it sends ``application/x-www-form-urlencoded``) is refused, naming the header, before anything is
+    parsed."""
+    if not body and not content_type:
+        return
+    media_type, _, parameters = (content_type or "").partition(";")
+    charsets = [m.group(1).lower() for p in parameters.split(";") if (m := _CHARSET.match(p))]
+    utf8 = all(charset in ("utf-8", "utf8") for charset in charsets)
+    if utf8 and _JSON_MEDIA_TYPE.fullmatch(media_type.strip().lower()):
+        return
+    shown = _printable(content_type[:100]) if content_type else "missing"
+    raise UnsupportedMediaType(
+        f"the request body must be JSON: send Content-Type: application/json (got {shown})",
+        errors=[FieldError(field="Content-Type", message="must be application/json")],
+    )
 
 
 def check_rpc_body(body: bytes) -> None:

@@ -13,7 +13,7 @@ from __future__ import annotations
 import azure.functions as func
 
 from handoff.domain.errors import Problem
-from handoff.domain.intake import check_rpc_body
+from handoff.domain.intake import check_json_content_type, check_rpc_body
 from handoff.entrypoints.mcp_tools import MCP_ROUTE
 from handoff.entrypoints.responses import problem_response
 
@@ -27,8 +27,10 @@ async def mcp(req: func.HttpRequest, context: func.Context) -> func.HttpResponse
     from handoff.entrypoints.mcp_server import get_middleware
 
     if req.method == "POST":
-        # Before the SDK parses it: a body nested thousands deep must be a 4xx, not a recursion error.
+        # Before the SDK parses it: a body nested thousands deep must be a 4xx, not a recursion error;
+        # a body that is not labelled JSON is 415, as on every other POST route.
         try:
+            check_json_content_type(req.headers.get("Content-Type"), req.get_body())
             check_rpc_body(req.get_body())
         except Problem as problem:
             return problem_response(problem, req.url.split("?", 1)[0])

@@ -33,17 +33,21 @@ from pydantic import ConfigDict
 from starlette.responses import PlainTextResponse
 from starlette.types import Receive, Scope, Send
 
+from handoff import __version__
 from handoff.bootstrap import get_handoffs
 from handoff.entrypoints.mcp_tools import TOOLS, ToolSpec, allowed_hosts, call_tool
 from handoff.entrypoints.responses import caller_of_headers, to_problem
 from handoff.settings import Settings, get_settings
 
 SERVER_NAME = "handoff-broker"
+# Names every tool in TOOLS (tests/unit/test_mcp_server.py): a client that reads only the instructions
+# still learns the whole surface.
 INSTRUCTIONS = (
     "Hands an investigation from one Azure SRE Agent to another with structured context and brings the "
     "findings back into the first agent's thread. Typical use: handoff_list_agents to pick a target, "
-    "handoff_create to hand off, handoff_get to follow up; the receiving agent answers with "
-    "handoff_hand_back."
+    "handoff_history to see whether the problem was investigated before, handoff_create to hand off, "
+    "handoff_get to follow up; the receiving agent answers with handoff_hand_back. handoff_links lists "
+    "the threads a thread is linked to by handoffs."
 )
 # The MCP function always runs at the function auth level (see mcp_api); the caller rule depends on it.
 MCP_AUTH_LEVEL = "function"
@@ -109,7 +113,12 @@ def _tool(spec: ToolSpec) -> Tool:
 
 def build_server() -> MCPServer:
     """The MCP server with the broker's tools."""
-    return MCPServer(name=SERVER_NAME, instructions=INSTRUCTIONS, tools=[_tool(spec) for spec in TOOLS])
+    return MCPServer(
+        name=SERVER_NAME,
+        version=__version__,
+        instructions=INSTRUCTIONS,
+        tools=[_tool(spec) for spec in TOOLS],
+    )
 
 
 def transport_security(settings: Settings) -> TransportSecuritySettings:

@@ -18,6 +18,7 @@ from handoff.domain.errors import (
     ServiceUnavailable,
     Unauthorized,
 )
+from handoff.domain.intake import check_json_content_type
 from handoff.ports import StorageUnavailable
 from handoff.settings import get_settings
 
@@ -109,9 +110,13 @@ def handle(
     """Identify the caller and run ``action(caller)``; map problems to their status, unreachable
     storage to 503, anything else to a 500 problem that reveals nothing internal. ``public`` routes
     (health, OpenAPI) need no caller; routes that are not ``rate_limited`` (alerts, which have their
-    own storm handling) skip the per-caller budget."""
+    own storm handling) skip the per-caller budget. A POST body must be labelled JSON (415 otherwise),
+    checked once the caller is known and before anything reads it."""
     instance = req.url.split("?", 1)[0]
     try:
-        return action(Caller("local") if public else caller_of(req, rate_limited=rate_limited))
+        caller = Caller("local") if public else caller_of(req, rate_limited=rate_limited)
+        if req.method == "POST":
+            check_json_content_type(req.headers.get("Content-Type"), req.get_body())
+        return action(caller)
     except Exception as exc:
         return problem_response(to_problem(exc, instance), instance)

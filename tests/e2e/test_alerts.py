@@ -214,7 +214,10 @@ def test_not_common_schema_is_400_saying_to_enable_it(broker):
         assert response.status_code == 400
         assert response.headers["content-type"].startswith("application/problem+json")
         assert "enable the common alert schema on the action group" in response.json()["detail"]
-    assert broker.client.post("/api/alerts", content=b"{not json").status_code == 400
+    not_json = broker.client.post(
+        "/api/alerts", content=b"{not json", headers={"content-type": "application/json"}
+    )
+    assert not_json.status_code == 400
 
 
 def variations() -> list[dict]:

@@ -185,3 +185,57 @@ def test_links_query_needs_both_parameters(broker):
     problem = _problem(broker.client.get("/api/links", params={"agent": "ops"}), 400)
     assert _fields(problem) == ["threadId"]
     _problem(broker.client.get("/api/threads/nobody/t-1/links"), 404)
+
+
+# Every POST route, with a body that would otherwise be read.
+POST_ROUTES = [
+    "/api/handoffs",
+    "/api/handoffs/{id}/handback",
+    "/api/handoffs/{id}/retry",
+    "/api/handoffs/{id}/shared-memory/replay",
+    "/api/alerts",
+    "/api/webhooks/gh",
+    "/api/a2a",
+    "/api/mcp",
+]
+NOT_JSON = [
+    "text/plain",
+    "application/x-www-form-urlencoded",  # what curl -d sends without -H 'Content-Type: ...'
+    "application/json; charset=latin-1",
+    "multipart/form-data; boundary=x",
+    None,
+]
+
+
+@pytest.mark.parametrize("content_type", NOT_JSON, ids=lambda c: c or "missing")
+def test_a_body_not_labelled_json_is_415_on_every_post_route(broker, content_type):
+    handoff_id = str(uuid.uuid4())
+    body = json.dumps(_valid()).encode()
+    headers = {"content-type": content_type} if content_type else {}
+    for route in POST_ROUTES:
+        request = broker.client.build_request(
+            "POST", route.replace("{id}", handoff_id), content=body, headers=headers
+        )
+        assert request.headers.get("content-type") == content_type
+        problem = _problem(broker.client.send(request), 415)
+        assert _fields(problem) == ["Content-Type"], route
+        assert "application/json" in problem["detail"], route
+
+
+def test_json_with_a_charset_or_a_json_suffix_is_read(broker, clean_fakes):
+    raw = json.dumps(_valid()).encode()
+    for content_type in ("application/json; charset=utf-8", 'Application/JSON;charset="UTF-8"'):
+        response = broker.client.post("/api/handoffs", content=raw, headers={"content-type": content_type})
+        assert response.status_code == 202, (content_type, response.text)
+    # A +json type is JSON too: the body is read (and here refused for what it says, not how it is labelled).
+    suffixed = broker.client.post(
+        "/api/handoffs", content=b'{"source": ', headers={"content-type": "application/merge-patch+json"}
+    )
+    _problem(suffixed, 400)
+
+
+def test_a_post_without_a_body_needs_no_content_type(broker):
+    # curl -X POST .../retry sends neither a body nor a Content-Type: not a 415.
+    request = broker.client.build_request("POST", f"/api/handoffs/{uuid.uuid4()}/retry")
+    assert "content-type" not in request.headers
+    _problem(broker.client.send(request), 404)

@@ -8,6 +8,7 @@ import time
 import httpx
 
 from tests.e2e.helpers import handback_body, handoff_body, messages_mentioning, payload_of, threads_mentioning
+from tests.support.broker import BrokerProcess
 
 
 def test_handoff_is_delivered_cross_linked_audited_and_handed_back(broker, clean_fakes):
@@ -190,3 +191,41 @@ def test_handback_idempotency_key_posts_once(broker, clean_fakes):
     time.sleep(0.5)  # a second post would have been queued by now
     assert len(messages_mentioning(ops, source_thread, f"[Handoff {handoff_id}] Hand-back")) == 1
     assert broker.audit_types(handoff_id).count("handBackReceived") == 1
+
+
+def test_with_a_local_portal_thread_links_open_the_simulated_agents_pages(
+    broker_env, broker, clean_fakes, tmp_path
+):
+    # What `make run` does: HANDOFF_PORTAL_URL names the portal stand-in in front of the simulated agents.
+    local = BrokerProcess({**broker_env, "HANDOFF_PORTAL_URL": clean_fakes.portal_url}, tmp_path / "host.log")
+    try:
+        local.wait_healthy()
+        handoff_id = local.client.post("/api/handoffs", json=handoff_body(None)).json()["id"]
+        broker.wait_status(handoff_id, "delivered")
+        target = local.client.get(f"/api/handoffs/{handoff_id}").json()["target"]
+    finally:
+        local.stop()
+
+    checkout = clean_fakes.agents["checkout"]
+    assert target["threadUrl"] == clean_fakes.portal.thread_link(checkout, target["threadId"])
+    page = httpx.get(target["threadUrl"], follow_redirects=True)
+    assert page.status_code == 200
+    assert str(page.url) == f"{checkout.endpoint}/threads/{target['threadId']}"
+    assert handoff_id in page.text
+
+
+def test_a_failed_handoff_leaves_the_lines_operators_watch(broker, clean_fakes):
+    # infra/app/operations.bicep alerts on these lines (docs/operations.md).
+    clean_fakes.agents["checkout"].inject("POST", "/api/v1/threads", status=403)
+    handoff_id = broker.client.post("/api/handoffs", json=handoff_body(None)).json()["id"]
+    broker.wait_status(handoff_id, "failed", timeout=20)
+
+    deadline = time.monotonic() + 10
+    while "poison message:" not in broker.logs() and time.monotonic() < deadline:
+        time.sleep(0.1)
+    logs = broker.logs()
+    lifecycle = f"handoff lifecycle: point=failed handoff={handoff_id} source=ops target=checkout latencyMs="
+    assert lifecycle in logs
+    poison = f"poison message: queue=handoff-deliveries-poison op=deliver handoff={handoff_id} reason="
+    assert poison in logs
+    assert "answered 403" in logs.split(poison, 1)[1].splitlines()[0]

@@ -12,6 +12,7 @@ import httpx
 import pytest
 from mcp import Client
 
+import handoff
 from handoff.domain.models import HandbackRequest, HandoffRequest
 from handoff.entrypoints.contract_schemas import bundled_schema
 from tests.e2e.helpers import (
@@ -269,6 +270,18 @@ def test_plain_http_client_sees_json(broker):
         f"{broker.url}/api/mcp", json=INITIALIZE, headers={"Accept": "application/json, text/event-stream"}
     )
     assert response.headers["content-type"].startswith("application/json")
+
+
+def test_initialize_names_the_version_and_every_tool(broker):
+    # An SRE Agent connector shows serverInfo; a client that reads only the instructions learns every tool.
+    response = broker.client.post(
+        "/api/mcp", json=INITIALIZE, headers={"Accept": "application/json, text/event-stream"}
+    )
+
+    result = response.json()["result"]
+    assert result["serverInfo"]["name"] == "handoff-broker"
+    assert result["serverInfo"]["version"] == handoff.__version__ != ""
+    assert sorted(name for name in TOOL_NAMES if name not in result["instructions"]) == []
 
 
 def test_openapi_describes_the_mcp_route_and_the_chain_view(broker):

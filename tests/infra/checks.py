@@ -49,6 +49,9 @@ ALLOWED_RESOURCE_TYPES: dict[str, str] = {
     "Microsoft.OperationalInsights/workspaces": "2023-09-01",
     "Microsoft.Insights/components": "2020-02-02",
     "Microsoft.Insights/actionGroups": "2023-01-01",
+    # The operations workbook and its log alert rules (app/operations.bicep).
+    "Microsoft.Insights/workbooks": "2023-06-01",
+    "Microsoft.Insights/scheduledQueryRules": "2023-12-01",
     "Microsoft.Web/serverfarms": "2024-04-01",
     "Microsoft.Web/sites": "2024-04-01",
     "Microsoft.Web/sites/config": "2024-04-01",

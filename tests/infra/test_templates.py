@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
+import logging
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -57,6 +59,7 @@ def test_every_template_is_parsed() -> None:
         "app/storage.bicep",
         "app/vnet.bicep",
         "app/storage-private-endpoint.bicep",
+        "app/operations.bicep",
     } <= names
 
 
@@ -101,3 +104,109 @@ def test_deploy_guide_documents_every_azd_setting() -> None:
     }
     assert names
     assert sorted(n for n in names if n not in guide) == []
+
+
+def _failed_record() -> object:
+    from datetime import UTC, datetime, timedelta
+
+    from handoff.domain.models import HandoffRequest
+    from handoff.domain.records import HandoffRecord, HandoffState, StoredRequest
+
+    accepted = datetime(2026, 11, 21, 2, 10, tzinfo=UTC)
+    request = HandoffRequest.model_validate(
+        {
+            "source": {"agent": "ops"},
+            "target": {"agent": "checkout"},
+            "context": {"title": "t", "summary": "s", "severity": "Sev2"},
+        }
+    )
+    stored = StoredRequest(
+        id="8f1c1e9e-0000-4000-8000-000000000001",
+        request=request,
+        source_agent="ops",
+        target_agent="checkout",
+        root_id="8f1c1e9e-0000-4000-8000-000000000001",
+        body_hash="h",
+        created_at=accepted,
+        caller="local",
+    )
+    state = HandoffState(status="failed", updated_at=accepted + timedelta(seconds=42))
+    return HandoffRecord(stored=stored, state=state)
+
+
+def _group(pattern: str, line: str) -> str | None:
+    """What the KQL ``extract(@"<pattern>", 1, message)`` gives for ``line`` (None for KQL's empty)."""
+    match = re.search(pattern, line)
+    return match.group(1) if match else None
+
+
+def _extracts(query: str) -> dict[str, list[str]]:
+    """Column name -> the patterns a query's ``extend`` extracts it with."""
+    found: dict[str, list[str]] = {}
+    extract = r'extract\(@"[^"]+", 1, message\)'
+    for name, patterns in re.findall(rf"(\w+) = ((?:coalesce\(|toreal\()?(?:{extract},? ?)+)", query):
+        found[name] = re.findall(r'extract\(@"([^"]+)", 1, message\)', patterns)
+    return found
+
+
+def test_the_operations_queries_read_the_lines_the_broker_logs() -> None:
+    """The workbook and alert rules parse the broker's lifecycle lines with the fields they carry, and
+    find the lines of messages moved to a poison queue (the broker's and the Functions host's)."""
+    from handoff.adapters.operations_log import (
+        LIFECYCLE_LOG_PREFIX,
+        POISON_LOG_PREFIX,
+        LoggedPoisonQueue,
+        lifecycle_line,
+    )
+
+    text = (INFRA / "app" / "operations.bicep").read_text()
+    lifecycle_query, poison_query = text.split("var poison = ", 1)
+    assert f'message startswith "{LIFECYCLE_LOG_PREFIX} "' in lifecycle_query
+    line = lifecycle_line(_failed_record(), "failed", {"reason": "create_thread answered 403"})  # type: ignore[arg-type]
+    columns = {name: _group(patterns[0], line) for name, patterns in _extracts(lifecycle_query).items()}
+    assert columns == {
+        "point": "failed",
+        "handoffId": "8f1c1e9e-0000-4000-8000-000000000001",
+        "source": "ops",
+        "target": "checkout",
+        "latencyMs": "42000",
+        "outcome": None,  # only a hand-back's line has one
+        "reason": "create_thread answered 403",
+    }
+
+    assert f'message startswith "{POISON_LOG_PREFIX} " or message has "MaxDequeueCount"' in poison_query
+    with _captured("handoff") as records:
+        LoggedPoisonQueue(_ParkingQueue(), "handoff-deliveries-poison").send_poison(
+            {"op": "deliver", "handoffId": "h-1", "reason": "create_thread answered 403"}
+        )
+    (broker_line,) = [record.getMessage() for record in records]
+    host_line = (
+        "Message has reached MaxDequeueCount of 5. Moving message to queue 'handoff-deliveries-poison'."
+    )
+    patterns = _extracts(poison_query)
+    for line in (broker_line, host_line):
+        queue = next(found for p in patterns["queue"] if (found := _group(p, line)))
+        assert queue == "handoff-deliveries-poison", line
+    assert _group(patterns["handoffId"][0], broker_line) == "h-1"
+    assert _group(patterns["reason"][0], broker_line) == "create_thread answered 403"
+
+
+class _ParkingQueue:
+    def send(self, message: dict[str, object], delay_seconds: float = 0) -> None:
+        """Not used."""
+
+    def send_poison(self, message: dict[str, object]) -> None:
+        """Parked nowhere."""
+
+
+@contextlib.contextmanager
+def _captured(name: str) -> Iterator[list[logging.LogRecord]]:
+    records: list[logging.LogRecord] = []
+    handler = logging.Handler()
+    handler.emit = records.append  # type: ignore[method-assign]
+    logger = logging.getLogger(name)
+    logger.addHandler(handler)
+    try:
+        yield records
+    finally:
+        logger.removeHandler(handler)

@@ -12,6 +12,126 @@ def test_readme_starts_with_the_two_commands():
     assert text.index("make run") < text.index("make test") < text.index("curl")
 
 
+def _section(text: str, heading: str) -> str:
+    """The text under a ``## heading`` (or ``###``), up to the next heading of the same or a higher level
+    (lines in fenced code blocks are not headings)."""
+    lines, level, fenced, found = [], 0, False, False
+    for line in text.splitlines(keepends=True):
+        if line.startswith("```"):
+            fenced = not fenced
+        marks = len(line) - len(line.lstrip("#")) if not fenced and line.startswith("#") else 0
+        if found and marks and marks <= level:
+            break
+        if found:
+            lines.append(line)
+        elif marks and line[marks:].strip() == heading:
+            found, level = True, marks
+    assert found, f"no heading {heading!r}"
+    return "".join(lines)
+
+
+def test_the_readme_deploy_snippet_names_the_agents_before_azd_up():
+    """The broker's identity gets its role on the agents listed in SRE_AGENT_RESOURCE_IDS at deployment;
+    a broker deployed without them fails every delivery with 403."""
+    section = _section((APP_ROOT / "README.md").read_text(), "Deploying to Azure")
+    snippet = section.split("```bash\n", 1)[1].split("```", 1)[0]
+    commands = [line.split("#", 1)[0].strip() for line in snippet.splitlines()]
+    commands = [command for command in commands if command]
+    assert "azd up" in commands
+    setting = [
+        i for i, command in enumerate(commands) if command.startswith("azd env set SRE_AGENT_RESOURCE_IDS ")
+    ]
+    assert setting and setting[0] < commands.index("azd up")
+
+
+def test_the_local_port_is_documented():
+    readme = _section((APP_ROOT / "README.md").read_text(), "Running locally")
+    local = _section((APP_ROOT / "docs" / "configuration.md").read_text(), "Local development")
+    assert "HANDOFF_LOCAL_PORT" in readme
+    assert "| `HANDOFF_LOCAL_PORT` | `7071` |" in local
+
+
+# One count of the MCP tools everywhere: what handoff/entrypoints/mcp_tools.py serves.
+NUMBER_WORDS = [
+    "zero",
+    "one",
+    "two",
+    "three",
+    "four",
+    "five",
+    "six",
+    "seven",
+    "eight",
+    "nine",
+    "ten",
+    "eleven",
+    "twelve",
+]
+# "<number> tools" / "<number>-tool"; the SRE Agent's own budget of 80 tools is not a count of the broker's.
+TOOL_COUNT = r"\b(\d+|" + "|".join(NUMBER_WORDS) + r")[ -](?:MCP |handoff )?tools?\b"
+SRE_AGENT_TOOL_BUDGET = 80
+
+
+def _docs() -> list:
+    return [APP_ROOT / "README.md", *sorted((APP_ROOT / "docs").glob("*.md"))]
+
+
+def test_every_stated_count_of_the_mcp_tools_is_the_number_served_and_names_them_all():
+    import re
+
+    from handoff.entrypoints.mcp_tools import TOOLS
+
+    names = [spec.name for spec in TOOLS]
+    stating = []
+    for path in _docs():
+        text = path.read_text()
+        counts = [
+            int(word) if word.isdigit() else NUMBER_WORDS.index(word.lower())
+            for word in re.findall(TOOL_COUNT, text, re.IGNORECASE)
+        ]
+        counts = [count for count in counts if count != SRE_AGENT_TOOL_BUDGET]
+        if counts:
+            stating.append(path.name)
+            assert set(counts) == {len(TOOLS)}, (path.name, counts)
+            assert [name for name in names if name not in text] == [], path.name
+    assert {"README.md", "mcp.md"} <= set(stating)
+
+
+def _anonymous_routes() -> set[str]:
+    """``METHOD /api/route`` of every HTTP function registered at the anonymous auth level."""
+    import importlib
+    import pkgutil
+
+    import azure.functions as func
+    from azure.functions.decorators.http import HttpTrigger
+
+    import handoff.entrypoints
+
+    app = func.FunctionApp()
+    for module in pkgutil.iter_modules(handoff.entrypoints.__path__):
+        blueprint = getattr(importlib.import_module(f"handoff.entrypoints.{module.name}"), "bp", None)
+        if blueprint is not None:
+            app.register_functions(blueprint)
+    routes = set()
+    for function in app.get_functions():
+        trigger = function.get_trigger()
+        if isinstance(trigger, HttpTrigger) and trigger.auth_level == func.AuthLevel.ANONYMOUS:
+            routes |= {f"{method.value} /api/{trigger.route}" for method in trigger.methods or ()}
+    return routes
+
+
+def test_the_endpoints_security_md_lists_as_open_are_the_anonymous_ones():
+    import re
+
+    routes = _anonymous_routes()
+    assert "GET /api/health" in routes  # the enumeration sees the blueprints
+    section = _section((APP_ROOT / "docs" / "security.md").read_text(), "Endpoints without a function key")
+    listed = set(re.findall(r"`((?:GET|POST|PUT|PATCH|DELETE) /api/[^`]+)`", section))
+    assert listed == routes
+    readme = (APP_ROOT / "README.md").read_text()
+    assert [route for route in routes if route.split(" ", 1)[1] not in readme] == []
+
+
 def test_every_path_in_the_architecture_tables_exists():
     """docs/architecture.md's layer and "where does X live" tables name real files and folders."""
     import re

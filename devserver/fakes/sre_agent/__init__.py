@@ -13,7 +13,8 @@ background task is involved.
 
 Layout: :mod:`.state` (messages, threads, triggers and pure helpers), :mod:`.store` (the state of one
 agent and the operations on it), :mod:`.data_plane` and :mod:`.triggers` (the service's endpoints),
-:mod:`.control` (the ``/_fake/`` test-control endpoints) and :mod:`.agent` (:class:`FakeSreAgent`).
+:mod:`.control` (the ``/_fake/`` test-control endpoints), :mod:`.pages` (HTML pages of the threads, for
+people watching a local run) and :mod:`.agent` (:class:`FakeSreAgent`).
 """
 
 from devserver.fakes.sre_agent.agent import FakeSreAgent

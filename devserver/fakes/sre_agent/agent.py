@@ -12,6 +12,7 @@ from devserver.fakes._service import Call, FakeService, HttpError
 from devserver.fakes.identity import InvalidTokenError, bearer_claims
 from devserver.fakes.sre_agent.control import ControlRoutes
 from devserver.fakes.sre_agent.data_plane import ThreadRoutes
+from devserver.fakes.sre_agent.pages import PageRoutes
 from devserver.fakes.sre_agent.state import (
     AGENT_ROLE,
     DEFAULT_AUDIENCES,
@@ -74,10 +75,12 @@ class FakeSreAgent(FakeService):
         self.display_name = display_name
         self.secret = secret
         self.store = AgentStore(self)
-        # Routes match in registration order: the data plane first, then the /_fake/ control API.
+        # Routes match in registration order: the data plane first, then the /_fake/ control API and the
+        # HTML pages for people (devserver/fakes/sre_agent/pages.py).
         ThreadRoutes(self).register()
         TriggerRoutes(self).register()
         ControlRoutes(self).register()
+        PageRoutes(self).register()
 
     @property
     def endpoint(self) -> str:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from handoff.domain.alerts.receipt import AlertReceipt
-from handoff.entrypoints.openapi.parts import json_response, problem
+from handoff.entrypoints.openapi.parts import NOT_JSON, json_response, problem
 from handoff.settings import Settings
 
 # Its security depends on the settings: alerts_path fills it in.
@@ -27,6 +27,7 @@ RECEIVE_ALERT = {
         "400": problem("Not the common alert schema: enable it on the action group"),
         "401": problem("Secure-webhook token missing or invalid"),
         "413": problem("Body larger than 1 MiB"),
+        "415": NOT_JSON,
         "503": problem("Storage (or the tenant's signing keys) unavailable; Azure Monitor retries"),
     },
 }

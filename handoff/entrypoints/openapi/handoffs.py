@@ -15,6 +15,7 @@ from handoff.entrypoints.openapi.parts import (
     COMMON_ERRORS,
     ID,
     IDEMPOTENCY_KEY,
+    NOT_JSON,
     THREAD_ID,
     TOO_LARGE,
     json_body,
@@ -41,6 +42,7 @@ CREATE = {
             "than HANDOFF_MAX_PAIR_REPEATS times in the chain; the detail names the chain)"
         ),
         "413": problem(TOO_LARGE),
+        "415": NOT_JSON,
         "422": problem(BREAKS),
         "503": problem("Storage unavailable; retry with the same Idempotency-Key"),
     },
@@ -132,6 +134,7 @@ HAND_BACK = {
         "403": problem("Not the handoff's target agent"),
         "409": problem("Not delivered yet, or Idempotency-Key reused with a different body"),
         "413": problem(TOO_LARGE),
+        "415": NOT_JSON,
         "422": problem(BREAKS),
         **COMMON_ERRORS,
     },

@@ -6,7 +6,7 @@ from typing import Any
 
 from handoff.domain.history import HistoryPage
 from handoff.domain.messages import OUTCOME_LABELS
-from handoff.entrypoints.openapi.parts import COMMON_ERRORS, ID, json_response, problem, query
+from handoff.entrypoints.openapi.parts import COMMON_ERRORS, ID, NOT_JSON, json_response, problem, query
 
 SEARCH = {
     "operationId": "searchHistory",
@@ -70,6 +70,7 @@ RETRY = {
             "description": "Nothing had failed: nothing queued",
             "content": {"application/json": {"schema": RETRY_ANSWER}},
         },
+        "415": NOT_JSON,
         **COMMON_ERRORS,
     },
 }
@@ -105,6 +106,7 @@ REPLAY_SHARED_MEMORY = {
         "200": {"description": "Nothing to replay"},
         "400": problem("Not JSON, or not an object with at most a string backend"),
         "413": problem("Body larger than 262,144 bytes"),
+        "415": NOT_JSON,
         "422": problem("Unknown backend"),
         **COMMON_ERRORS,
     },

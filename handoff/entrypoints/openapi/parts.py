@@ -62,6 +62,11 @@ THREAD_ID = {
     "pattern": PATH_SEGMENT_PATTERN,
 }
 BAD_THREAD_ID = problem("threadId is not one URL path segment")
+# Every POST route (handoff.domain.intake.check_json_content_type).
+NOT_JSON = problem(
+    "A body whose Content-Type is not application/json (charset utf-8 or none) or application/*+json; "
+    "errors name the Content-Type header"
+)
 TOO_LARGE = "Body larger than 262,144 bytes, or than a storage entity holds once stored"
 RPC_TOO_LARGE = f"Body larger than {MAX_RPC_BODY_BYTES:,} bytes"
 BREAKS = (

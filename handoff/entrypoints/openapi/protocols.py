@@ -5,15 +5,22 @@ from __future__ import annotations
 from typing import Any
 
 from handoff.domain.models import Health
-from handoff.entrypoints.openapi.parts import RPC_TOO_LARGE, TOO_DEEP, json_response, object_response, problem
+from handoff.entrypoints.mcp_tools import TOOLS
+from handoff.entrypoints.openapi.parts import (
+    NOT_JSON,
+    RPC_TOO_LARGE,
+    TOO_DEEP,
+    json_response,
+    object_response,
+    problem,
+)
 
 MCP = {
     "operationId": "mcp",
     "summary": "MCP server (Streamable HTTP, stateless, JSON responses) with the handoff tools",
     "description": "One JSON-RPC message per POST (initialize, ping, tools/list, tools/call); "
-    "tools handoff_create, handoff_get, handoff_hand_back, handoff_links, handoff_list_agents "
-    "take the same schemas as the REST bodies. Always needs a function key in Azure. "
-    "See docs/mcp.md.",
+    f"the {len(TOOLS)} tools {', '.join(spec.name for spec in TOOLS)} take the same schemas as the "
+    "REST bodies and queries. Always needs a function key in Azure. See docs/mcp.md.",
     "requestBody": {
         "required": True,
         "content": {"application/json": {"schema": {"type": "object"}}},
@@ -31,7 +38,7 @@ MCP = {
         "405": {"description": "GET and DELETE: no sessions or server streams (stateless)"},
         "406": {"description": "Accept does not include application/json"},
         "413": problem(RPC_TOO_LARGE),
-        "415": {"description": "Content-Type is not application/json"},
+        "415": NOT_JSON,
         "421": {"description": "Host header not allowed (DNS-rebinding protection)"},
         "422": problem(TOO_DEEP),
     },
@@ -53,6 +60,7 @@ A2A = {
         "200": object_response("JSON-RPC response (result or error)"),
         "401": problem("No Entra principal (anonymous functions behind App Service Authentication)"),
         "413": problem(RPC_TOO_LARGE),
+        "415": NOT_JSON,
         "422": problem(TOO_DEEP),
     },
 }

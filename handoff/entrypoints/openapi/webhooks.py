@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from handoff.domain.shared_memory.config import BACKEND_NAME_PATTERN
-from handoff.entrypoints.openapi.parts import problem
+from handoff.entrypoints.openapi.parts import NOT_JSON, problem
 
 ANSWER = {
     "type": "object",
@@ -57,6 +57,7 @@ RECEIVE_WEBHOOK = {
         "401": problem("Signature missing or invalid (logged in the security log)"),
         "404": problem("No backend of that name takes webhooks"),
         "413": problem("Body larger than 1 MiB"),
+        "415": NOT_JSON,
         "422": problem("Signed JSON that is not the vendor's documented event shape"),
         "503": problem("Storage unavailable; the vendor retries"),
     },
