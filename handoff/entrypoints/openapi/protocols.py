@@ -113,6 +113,7 @@ A2A_PUSH = {
         "401": problem("Token missing or not this handoff's (logged in the security log); nothing changes"),
         "404": problem("No such handoff"),
         "413": problem("Body larger than 1 MiB"),
+        "415": NOT_JSON,
         "422": problem("Not an A2A push notification, or about another task; the field is named"),
         "503": problem("Storage unavailable"),
     },
