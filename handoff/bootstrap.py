@@ -11,8 +11,8 @@ import threading
 from functools import lru_cache
 from typing import TYPE_CHECKING
 
-from handoff.domain import messages
 from handoff.domain.auth import Authorizer, KeyRing, RateLimiter
+from handoff.domain.messages.markers import set_portal_base
 from handoff.domain.redaction import install_log_redaction
 from handoff.domain.registry import Registry
 from handoff.domain.work import AlertNote, AlertResolved, HumanEntry
@@ -54,9 +54,7 @@ def validate_startup() -> None:
     links at ``HANDOFF_PORTAL_URL``."""
     install_log_redaction()
     settings = get_settings()
-    # Every thread link is built by domain.messages.thread_url from this base (the SRE Agent portal, or
-    # the simulated agents' pages under `make run`).
-    messages.PORTAL_BASE = settings.portal_url.rstrip("/")
+    set_portal_base(settings.portal_url)
     registry = get_registry()
     log.info(
         "handoff broker: %d agents registered from %s", len(registry.agents), settings.resolved_config_path

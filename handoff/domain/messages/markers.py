@@ -11,13 +11,21 @@ from urllib.parse import quote as percent_encode
 
 PORTAL_BASE = "https://sre.azure.com"
 MARKER_PREFIX = "handoff-ref:"
+# The base every thread link is built from: the SRE Agent portal, or HANDOFF_PORTAL_URL (the simulated
+# agents' pages under `make run`), set once at start-up by the composition root.
+_portal = [PORTAL_BASE]
+
+
+def set_portal_base(url: str) -> None:
+    """Build thread links from ``url`` from now on (called once, at start-up)."""
+    _portal[0] = url.rstrip("/")
 
 
 def thread_url(resource_id: str | None, thread_id: str | None) -> str | None:
     """Portal deep link to an agent's thread (the thread id percent-encoded as one path segment)."""
     if not resource_id or not thread_id:
         return None
-    return f"{PORTAL_BASE}/agents{resource_id}/views/thread/{percent_encode(thread_id, safe='')}"
+    return f"{_portal[0]}/agents{resource_id}/views/thread/{percent_encode(thread_id, safe='')}"
 
 
 def _marker_part(text: str) -> str:
