@@ -112,15 +112,27 @@ class StoredHandback(BaseModel):
 
 
 class HandoffRecord(BaseModel):
-    """A handoff as read back from storage."""
+    """A handoff as read back from storage. ``version`` is storage's version of the state as read (opaque):
+    a write conditioned on it fails when anyone has written the state since."""
 
     stored: StoredRequest
     state: HandoffState
     handbacks: list[StoredHandback] = Field(default_factory=list)
+    version: str | None = None
 
     @property
     def id(self) -> str:
         return self.stored.id
+
+
+@dataclass(frozen=True)
+class NewEvent:
+    """An audit event to append with a state change: the store numbers it, stamps its time and chains its
+    hash (see :mod:`handoff.domain.audit`)."""
+
+    type: str
+    actor: str
+    details: dict[str, Any]
 
 
 class LinkRecord(BaseModel):

@@ -11,7 +11,7 @@ import json
 from datetime import datetime
 from typing import Any
 
-from handoff.adapters.azure_storage.handoffs import StorageClients, encode_key, storage_errors
+from handoff.adapters.azure_storage.clients import StorageClients, encode_key, storage_errors
 from handoff.domain.history import (
     ALL_PARTITION,
     HistoryItem,
