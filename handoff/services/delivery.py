@@ -12,7 +12,14 @@ from typing import Any
 
 from handoff.domain.audit_events import Actor, EventType
 from handoff.domain.messages import start_message, thread_url, trigger_payload
-from handoff.domain.records import AgentCallError, HandoffRecord, HandoffState, LinkRecord, NewEvent
+from handoff.domain.records import (
+    AgentCallError,
+    HandoffRecord,
+    HandoffState,
+    LinkRecord,
+    NewEvent,
+    StepStatus,
+)
 from handoff.domain.registry import AgentConfig, HttpTriggerDelivery
 from handoff.domain.work import HandoffStep
 from handoff.services.a2a_followup import A2AFollowUp
@@ -77,64 +84,78 @@ class Delivery:
         The write before the thread is created takes the lease and marks both calls as attempted (the
         cross-link's too), so a retry after a crash anywhere looks for the thread and for the cross-link
         by their markers before it makes either again."""
-        ctx = self.ctx
-        stored, state = record.stored, record.state
-        source_thread = stored.request.source.thread_id
-        now = ctx.clock()
-        events: list[NewEvent] = []
-        thread_id = None
-        if state.create_attempted:
-            # An earlier attempt may have created the thread before failing: look before creating.
-            thread_id = ctx.agents.find_thread(
-                target, stored.id, look_back_since(ctx.settings, state.create_attempted_at)
-            )
-            if thread_id:
-                events.append(NewEvent(EventType.DELIVERY_RECOVERED, Actor.BROKER, {"threadId": thread_id}))
-        if not thread_id:
-            touch(ctx, stored.id, _attempting(now, crosslink=bool(source_thread)), _attempt_event(target))
-            message_ctx = replace(ctx.message_context(record), seen_before=self._seen_before(record))
-            if isinstance(target.delivery, HttpTriggerDelivery):
-                thread_id = ctx.agents.fire_trigger(target, trigger_payload(record, message_ctx))
-            else:
-                thread_id = ctx.agents.create_thread(target, start_message(record, message_ctx))
-        elif source_thread:
-            # Found: the cross-link is next. Take the lease (and mark the attempt) before posting it.
-            touch(ctx, stored.id, _attempting(now, crosslink=True, create=False))
+        thread_id, events = self._thread(record, target)
         url = thread_url(target.resource_id, thread_id)
         events.append(NewEvent(EventType.DELIVERED, Actor.BROKER, {"threadId": thread_id, "threadUrl": url}))
         self._store_links(record, thread_id)
-        delivered = record.model_copy(
-            update={"state": state.model_copy(update={"target_thread_id": thread_id})}
-        )
-        message_ctx = ctx.message_context(delivered)
-        watching = auto_settings(record, target) is not None and bool(thread_id)
-
-        def finish(crosslink: Callable[[HandoffState], None] | None, *, release: bool) -> None:
-            def change(s: HandoffState) -> None:
-                s.status = "delivered"
-                s.target_thread_id = thread_id
-                s.delivered_at = now
-                s.last_error = None
-                if crosslink is not None:
-                    crosslink(s)
-
-            touch(ctx, stored.id, change, events, release=release)
-            notify(ctx, stored.id, "delivered", {"threadId": thread_id})
-            self.watch.start(delivered, target, thread_id)
-
-        if not source_thread:
-            finish(lambda s: setattr(s, "crosslink", "noSourceThread"), release=not watching)
+        state = record.state.model_copy(update={"target_thread_id": thread_id})
+        delivered = record.model_copy(update={"state": state})
+        release = auto_settings(record, target) is None or not thread_id  # no watch writes after
+        if not record.stored.request.source.thread_id:
+            self._delivered(delivered, target, events, "noSourceThread", release=release)
             return
+        message_ctx = self.ctx.message_context(delivered)
         try:
             posted = self.source_thread.post_crosslink(
-                delivered, message_ctx, look=state.crosslink_attempted, mark=False
+                delivered, message_ctx, look=record.state.crosslink_attempted, mark=False
             )
         except AgentCallError:
-            finish(None, release=False)  # the delivery stands; the cross-link is retried or fails alone
+            self._delivered(delivered, target, events, None, release=False)  # the cross-link fails alone
             raise
         mark_posted, crosslinked = self.source_thread.crosslinked(delivered, message_ctx, posted)
-        events.append(crosslinked)
-        finish(mark_posted, release=not watching)
+        self._delivered(delivered, target, [*events, crosslinked], mark_posted, release=release)
+
+    def _thread(self, record: HandoffRecord, target: AgentConfig) -> tuple[str | None, list[NewEvent]]:
+        """The handoff's thread on the target: the one an earlier attempt opened, found by its marker
+        (``deliveryRecovered``), or one opened now (after the write that takes the lease and marks the
+        attempt, with ``deliveryAttempt``)."""
+        ctx = self.ctx
+        stored, state = record.stored, record.state
+        now = ctx.clock()
+        has_source_thread = bool(stored.request.source.thread_id)
+        if state.create_attempted:
+            # An earlier attempt may have created the thread before failing: look before creating.
+            since = look_back_since(ctx.settings, state.create_attempted_at)
+            found = ctx.agents.find_thread(target, stored.id, since)
+            if found:
+                if has_source_thread:
+                    # The cross-link is next: take the lease (and mark the attempt) before posting it.
+                    touch(ctx, stored.id, _attempting(now, crosslink=True, create=False))
+                return found, [NewEvent(EventType.DELIVERY_RECOVERED, Actor.BROKER, {"threadId": found})]
+        touch(ctx, stored.id, _attempting(now, crosslink=has_source_thread), _attempt_event(target))
+        message_ctx = replace(ctx.message_context(record), seen_before=self._seen_before(record))
+        if isinstance(target.delivery, HttpTriggerDelivery):
+            return ctx.agents.fire_trigger(target, trigger_payload(record, message_ctx)), []
+        return ctx.agents.create_thread(target, start_message(record, message_ctx)), []
+
+    def _delivered(
+        self,
+        record: HandoffRecord,
+        target: AgentConfig,
+        events: list[NewEvent],
+        crosslink: Callable[[HandoffState], None] | StepStatus | None,
+        *,
+        release: bool,
+    ) -> None:
+        """Record the delivery (and what became of the cross-link) with ``events``, then tell the
+        lifecycle listener and start watching the thread when automatic hand-back is on."""
+        ctx = self.ctx
+        thread_id = record.state.target_thread_id
+        now = ctx.clock()
+
+        def delivered(s: HandoffState) -> None:
+            s.status = "delivered"
+            s.target_thread_id = thread_id
+            s.delivered_at = now
+            s.last_error = None
+            if callable(crosslink):
+                crosslink(s)
+            elif crosslink is not None:
+                s.crosslink = crosslink
+
+        touch(ctx, record.id, delivered, events, release=release)
+        notify(ctx, record.id, "delivered", {"threadId": thread_id})
+        self.watch.start(record, target, thread_id)
 
     def _store_links(self, record: HandoffRecord, target_thread_id: str | None) -> None:
         source_thread = record.stored.request.source.thread_id

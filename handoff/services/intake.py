@@ -115,15 +115,13 @@ class Intake:
         # A root handoff starts its chain in the write that creates it; a child takes its pair slot in
         # the root's chain first (and gives it back if it is not created).
         slot = ctx.chains.reserve(member, parent, caller) if parent is not None else None
-        state = HandoffState(updated_at=now)
-        accepted = NewEvent(
-            EventType.ACCEPTED,
-            caller.describe(),
-            {"source": source.name, "target": target.name, "intent": request.intent,
-             "parentHandoffId": request.parent_handoff_id, "idempotencyKey": key is not None,
-             **({"redactions": redactions} if redactions else {})},
-        )  # fmt: skip
         chain = ctx.chains.starts(member) if parent is None else None
+        state = HandoffState(updated_at=now)
+        accepted = NewEvent(EventType.ACCEPTED, caller.describe(), {
+            "source": source.name, "target": target.name, "intent": request.intent,
+            "parentHandoffId": request.parent_handoff_id, "idempotencyKey": key is not None,
+            **({"redactions": redactions} if redactions else {}),
+        })  # fmt: skip
         try:
             created = ctx.store.create(stored, state, [accepted], chain)
         except Exception:
