@@ -41,6 +41,7 @@ from handoff.adapters.azure_storage.rows import (
     load,
     request_entity,
     state_entity,
+    weight,
 )
 from handoff.domain.chains import ChainMember
 from handoff.domain.models import AuditEvent
@@ -80,8 +81,9 @@ class TableHandoffStore:
         handoff_id = stored.id
         written = chain_events(handoff_id, 0, None, list(events))
         tail = written[-1] if written else None
+        request = request_entity(stored)
         operations: list[Operation] = [
-            ("create", request_entity(stored)),
+            ("create", request),
             ("create", state_entity(handoff_id, state, len(written), tail.hash if tail else None)),
             *(("create", audit_entity(handoff_id, event)) for event in written),
         ]
@@ -97,7 +99,7 @@ class TableHandoffStore:
                     return False
                 raise
         etag = str(result[1]["etag"])
-        copy = StateCopy(state, etag, len(written), tail.hash if tail else None, stored=stored, handbacks=())
+        copy = StateCopy(state, etag, len(written), tail.hash if tail else None, stored, (), weight(request))
         self._rows.copies.put(handoff_id, copy)
         return True
 

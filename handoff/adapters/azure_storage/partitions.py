@@ -28,6 +28,7 @@ from handoff.adapters.azure_storage.rows import (
     chain_events,
     load,
     state_entity,
+    weight,
 )
 from handoff.domain.models import AuditEvent
 from handoff.domain.records import HandoffRecord, HandoffState, NewEvent, StoredHandback, StoredRequest
@@ -85,6 +86,7 @@ class HandoffRows:
             StateCopy.of(by_key[STATE_ROW]),
             stored=load(StoredRequest, by_key[REQUEST_ROW]),
             handbacks=tuple(handbacks),
+            weight=weight(by_key[REQUEST_ROW]),
         )
         self.copies.put(handoff_id, copy)
         return copy.record()

@@ -38,6 +38,11 @@ MAX_DOC_BYTES = 1_000_000
 ModelT = TypeVar("ModelT", bound=BaseModel)
 
 
+def weight(entity: dict[str, Any]) -> int:
+    """The characters of the document an entity holds (what its copy weighs in memory, about)."""
+    return sum(len(value) for key, value in entity.items() if key.startswith("Doc"))
+
+
 def document(doc: BaseModel, what: str) -> str:
     """``doc`` as stored JSON, refused (413) when the entity could not hold it: Table Storage counts
     strings in UTF-16 and caps an entity at 1 MiB, and a body can grow when stored (``1e15`` is kept as
@@ -165,6 +170,8 @@ class StateCopy:
     audit_hash: str | None
     stored: StoredRequest | None = None
     handbacks: tuple[StoredHandback, ...] | None = None
+    # About the memory the request takes: the characters of its stored document.
+    weight: int = 0
 
     @classmethod
     def of(cls, entity: Any) -> StateCopy:
@@ -191,11 +198,12 @@ class StateCopy:
         """This (freshly read) state with the request and hand-backs of an earlier copy, when they still
         go with it: every hand-back is written with its entry in the state, so the same hand-back
         numbers mean the same hand-backs."""
-        if earlier is None or earlier.stored is None or earlier.handbacks is None:
+        if earlier is None or earlier.stored is None:
             return self
-        if {hb.seq for hb in earlier.handbacks} != set(self.state.handbacks):
-            return replace(self, stored=earlier.stored)
-        return replace(self, stored=earlier.stored, handbacks=earlier.handbacks)
+        kept = replace(self, stored=earlier.stored, weight=earlier.weight)
+        if earlier.handbacks is None or {hb.seq for hb in earlier.handbacks} != set(self.state.handbacks):
+            return kept
+        return replace(kept, handbacks=earlier.handbacks)
 
     def record(self) -> HandoffRecord | None:
         """The handoff as a record (a copy callers may change), or None when the copy lacks a part."""
@@ -212,12 +220,15 @@ class StateCopy:
 class StateCopies:
     """The last copies of handoffs this process read or wrote, most recent first (a bounded LRU: a step
     starts from the copy its previous step left, and a write made from a copy that is no longer current
-    fails on its ETag, so a stale copy costs a re-read, never a wrong write)."""
+    fails on its ETag, so a stale copy costs a re-read, never a wrong write). At most ``capacity``
+    copies, whose requests weigh at most ``max_weight`` characters together."""
 
-    def __init__(self, capacity: int = 256) -> None:
+    def __init__(self, capacity: int = 256, max_weight: int = 8_000_000) -> None:
         self.capacity = capacity
+        self.max_weight = max_weight
         self._lock = threading.Lock()
         self._copies: OrderedDict[str, StateCopy] = OrderedDict()
+        self._weight = 0
 
     def get(self, handoff_id: str) -> StateCopy | None:
         """The copy of ``handoff_id``, if this process has one."""
@@ -230,12 +241,18 @@ class StateCopies:
     def put(self, handoff_id: str, copy: StateCopy) -> None:
         """Keep ``copy`` as the latest of ``handoff_id``."""
         with self._lock:
+            self._pop(handoff_id)
             self._copies[handoff_id] = copy
-            self._copies.move_to_end(handoff_id)
-            while len(self._copies) > self.capacity:
-                self._copies.popitem(last=False)
+            self._weight += copy.weight
+            while len(self._copies) > self.capacity or (self._weight > self.max_weight and self._copies):
+                self._pop(next(iter(self._copies)))
 
     def drop(self, handoff_id: str) -> None:
         """Forget the copy of ``handoff_id``."""
         with self._lock:
-            self._copies.pop(handoff_id, None)
+            self._pop(handoff_id)
+
+    def _pop(self, handoff_id: str) -> None:
+        dropped = self._copies.pop(handoff_id, None)
+        if dropped is not None:
+            self._weight -= dropped.weight
