@@ -6,6 +6,7 @@ process of its own)."""
 from __future__ import annotations
 
 import uuid
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 from typing import Any
 
@@ -148,3 +149,20 @@ def test_hand_backs_from_two_processes_take_their_own_numbers_and_a_claim_is_hel
     record = first.get(handoff_id)
     assert record is not None and [hb.seq for hb in record.handbacks] == [1, 2]
     assert sorted(record.state.handbacks) == [1, 2]
+
+
+def test_appends_that_wait_for_each_other_are_written_together(clients):
+    store = TableHandoffStore(clients)
+    handoff_id = _created(store)
+    assert store.get(handoff_id, fresh=False) is not None
+
+    def burst() -> None:
+        with ThreadPoolExecutor(16) as pool:
+            list(pool.map(lambda n: store.append_audit(handoff_id, "alertJoined", "x", {"n": n}), range(120)))
+
+    kinds = _requests(burst)
+    events = store.list_audit(handoff_id)
+    assert sorted(e.details["n"] for e in events if e.type == "alertJoined") == list(range(120))
+    assert [e.seq for e in events] == list(range(1, 122))
+    assert verify_chain(handoff_id, events).valid
+    assert set(kinds) == {counting.BATCH} and len(kinds) < 120

@@ -133,8 +133,7 @@ class TableHandoffStore:
 
     def append_audit(self, handoff_id: str, type: str, actor: str, details: dict[str, Any]) -> AuditEvent:
         self._layout.ensure()
-        _, written = self._rows.write(handoff_id, lambda state: Plan(events=[NewEvent(type, actor, details)]))
-        return written[0]
+        return self._rows.append(handoff_id, NewEvent(type, actor, details))
 
     def add_handback(
         self,

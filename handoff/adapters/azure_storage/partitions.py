@@ -10,6 +10,8 @@ says someone else wrote it since.
 
 from __future__ import annotations
 
+import functools
+import threading
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
@@ -35,6 +37,9 @@ from handoff.domain.records import HandoffRecord, HandoffState, NewEvent, Stored
 from handoff.ports import StateChanged, StorageUnavailable
 
 MAX_OCC_RETRIES = 50
+# Audit events appended on their own that one transaction takes at most: with the state row it stays
+# within an entity-group transaction's 100 operations and 4 MiB (an event's details are capped).
+MAX_GROUP = 40
 Operation = tuple[str, dict[str, Any]] | tuple[str, dict[str, Any], dict[str, Any]]
 
 
@@ -57,6 +62,19 @@ class RowExists(Exception):
         self.index = index
 
 
+def _appending(drafts: list[NewEvent], state: HandoffState) -> Plan:
+    """The plan of appends alone: the state as it is, with the events."""
+    return Plan(events=drafts)
+
+
+@dataclass
+class _Ticket:
+    """An audit event waiting to be appended, and the event once it is."""
+
+    draft: NewEvent
+    event: AuditEvent | None = None
+
+
 class HandoffRows:
     """The rows of handoffs' partitions, read and written through this process's copies."""
 
@@ -65,6 +83,9 @@ class HandoffRows:
         self.copies = StateCopies()
         # Writers of one handoff in this process take turns, so they do not race each other's ETags.
         self._writers = KeyedLocks()
+        # Audit events waiting to be appended on their own, per handoff (written together).
+        self._waiting: dict[str, list[_Ticket]] = {}
+        self._waiting_lock = threading.Lock()
 
     def read_record(self, handoff_id: str) -> HandoffRecord | None:
         """The request, the state and the hand-backs: the row-key range ``handback|`` .. ``state``."""
@@ -99,6 +120,42 @@ class HandoffRows:
         self.copies.put(handoff_id, copy)
         return copy
 
+    def append(self, handoff_id: str, draft: NewEvent) -> AuditEvent:
+        """Append one audit event on its own. Appends to one handoff that wait for each other in this
+        process (an alert storm joining one handoff) are written together: whoever writes next writes
+        every event waiting, up to :data:`MAX_GROUP` of them, in one transaction."""
+        ticket = _Ticket(draft)
+        with self._waiting_lock:
+            self._waiting.setdefault(handoff_id, []).append(ticket)
+        with self._writers.hold(handoff_id):
+            while ticket.event is None:
+                group = self._take_waiting(handoff_id)
+                plan = functools.partial(_appending, [waiting.draft for waiting in group])
+                try:
+                    _, events = self._write_held(handoff_id, plan, None)
+                except Exception:
+                    # Only this caller's append failed here; the others try again on their own.
+                    self._put_back(handoff_id, [t for t in group if t is not ticket])
+                    raise
+                for waiting, event in zip(group, events, strict=True):
+                    waiting.event = event
+        return ticket.event
+
+    def _take_waiting(self, handoff_id: str) -> list[_Ticket]:
+        with self._waiting_lock:
+            waiting = self._waiting.get(handoff_id, [])
+            group, rest = waiting[:MAX_GROUP], waiting[MAX_GROUP:]
+            if rest:
+                self._waiting[handoff_id] = rest
+            else:
+                self._waiting.pop(handoff_id, None)
+            return group
+
+    def _put_back(self, handoff_id: str, tickets: list[_Ticket]) -> None:
+        if tickets:
+            with self._waiting_lock:
+                self._waiting[handoff_id] = [*tickets, *self._waiting.get(handoff_id, [])]
+
     def write(
         self, handoff_id: str, plan: Callable[[HandoffState], Plan], version: str | None = None
     ) -> tuple[StateCopy, list[AuditEvent]]:
@@ -107,35 +164,40 @@ class HandoffRows:
         someone wrote in between (a plan that raises on a copy is given the stored state before its
         error counts). With ``version``: on that version only, else :class:`StateChanged`."""
         with self._writers.hold(handoff_id):
-            copy = self.copies.get(handoff_id)
-            read_now = False
-            if version is not None and (copy is None or copy.etag != version):
+            return self._write_held(handoff_id, plan, version)
+
+    def _write_held(
+        self, handoff_id: str, plan: Callable[[HandoffState], Plan], version: str | None
+    ) -> tuple[StateCopy, list[AuditEvent]]:
+        copy = self.copies.get(handoff_id)
+        read_now = False
+        if version is not None and (copy is None or copy.etag != version):
+            copy, read_now = self.read_state(handoff_id), True
+            if copy.etag != version:
+                raise StateChanged(handoff_id)
+        for attempt in range(MAX_OCC_RETRIES):
+            if copy is None:
                 copy, read_now = self.read_state(handoff_id), True
-                if copy.etag != version:
-                    raise StateChanged(handoff_id)
-            for attempt in range(MAX_OCC_RETRIES):
-                if copy is None:
-                    copy, read_now = self.read_state(handoff_id), True
-                state = copy.state.model_copy(deep=True)
-                try:
-                    planned = plan(state)
-                except Exception:
-                    if read_now or version is not None:
-                        raise
-                    copy = None  # decided on this process's copy: decide again on the stored state
-                    continue
-                try:
-                    return self._commit(handoff_id, copy, state, planned)
-                except ResourceNotFoundError:
-                    self.copies.drop(handoff_id)
+            state = copy.state.model_copy(deep=True)
+            try:
+                planned = plan(state)
+            except Exception:
+                if read_now or version is not None:
                     raise
-                except ResourceModifiedError:
-                    self.copies.drop(handoff_id)
-                    if version is not None:
-                        raise StateChanged(handoff_id) from None
-                    if read_now:
-                        time.sleep(min(0.5, 0.01 * (attempt + 1)))  # a concurrent writer won
-                    copy = None
+                copy = None  # decided on this process's copy: decide again on the stored state
+                continue
+            try:
+                return self._commit(handoff_id, copy, state, planned)
+            except ResourceNotFoundError:
+                self.copies.drop(handoff_id)
+                raise
+            except ResourceModifiedError:
+                self.copies.drop(handoff_id)
+                if version is not None:
+                    raise StateChanged(handoff_id) from None
+                if read_now:
+                    time.sleep(min(0.5, 0.01 * (attempt + 1)))  # a concurrent writer won
+                copy = None
         raise StorageUnavailable(
             f"state of {handoff_id} kept changing; gave up after {MAX_OCC_RETRIES} tries"
         )
