@@ -99,7 +99,8 @@ class TableHandoffStore:
                     return False
                 raise
         etag = str(result[1]["etag"])
-        copy = StateCopy(state, etag, len(written), tail.hash if tail else None, stored, (), weight(request))
+        kept = state.model_copy(deep=True)  # the caller's object may change; the copy must not
+        copy = StateCopy(kept, etag, len(written), tail.hash if tail else None, stored, (), weight(request))
         self._rows.copies.put(handoff_id, copy)
         return True
 
