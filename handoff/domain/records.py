@@ -3,6 +3,7 @@ storage, the delivery queue and the agents. Adapters implement the ports; the do
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Literal
@@ -111,9 +112,15 @@ class StoredHandback(BaseModel):
     body_hash: str | None = None  # set when the hand-back came with an Idempotency-Key
 
 
+def state_version(state: HandoffState) -> str:
+    """A version of a handoff's state: equal exactly when the states are equal (a digest of its JSON), so
+    audit events appended meanwhile, which leave the state as it is, do not change it."""
+    return hashlib.sha256(state.model_dump_json().encode("utf-8", "surrogatepass")).hexdigest()[:32]
+
+
 class HandoffRecord(BaseModel):
-    """A handoff as read back from storage. ``version`` is storage's version of the state as read (opaque):
-    a write conditioned on it fails when anyone has written the state since."""
+    """A handoff as read back from storage. ``version`` is the :func:`state_version` of its state as
+    read: a write conditioned on it fails when the state has changed since."""
 
     stored: StoredRequest
     state: HandoffState

@@ -106,19 +106,27 @@ def test_two_processes_writing_one_handoff_each_see_the_others_writes(clients):
     assert verify_chain(handoff_id, events).valid
 
 
-def test_a_write_on_a_version_is_refused_when_another_process_wrote_since(clients):
+def test_a_write_on_a_version_is_refused_when_another_process_changed_the_state(clients):
     first, second = TableHandoffStore(clients), TableHandoffStore(clients)
     handoff_id = _created(first)
     record = first.get(handoff_id, fresh=False)
     assert record is not None and record.version
+    # An audit event of another process leaves the state as it is: the write is refused by its ETag,
+    # reads the state again, finds the same version and is made.
     second.append_audit(handoff_id, "note", "broker", {})
+    first.update_state(handoff_id, lambda s: setattr(s, "attempts", 1), version=record.version)
+    assert second.get(handoff_id).state.attempts == 1  # type: ignore[union-attr]
+    # A change of the state is another version.
+    second.update_state(handoff_id, lambda s: setattr(s, "last_error", "theirs"))
     with pytest.raises(StateChanged):
         first.update_state(handoff_id, lambda s: setattr(s, "attempts", 9), version=record.version)
-    assert second.get(handoff_id).state.attempts == 0  # type: ignore[union-attr]
     fresh = first.get(handoff_id)
     assert fresh is not None and fresh.version != record.version
+    with pytest.raises(StateChanged):  # the version the first write made is not the stored one either
+        first.update_state(handoff_id, lambda s: setattr(s, "attempts", 9), version=record.version)
     first.update_state(handoff_id, lambda s: setattr(s, "attempts", 9), version=fresh.version)
-    assert second.get(handoff_id).state.attempts == 9  # type: ignore[union-attr]
+    state = second.get(handoff_id).state  # type: ignore[union-attr]
+    assert (state.attempts, state.last_error) == (9, "theirs")
 
 
 def test_a_mutation_that_refuses_on_a_stale_copy_is_given_the_stored_state(clients):

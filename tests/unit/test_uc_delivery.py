@@ -430,3 +430,34 @@ def test_a_lease_that_cannot_be_released_runs_out_by_itself(world: World) -> Non
     state = world.state(view.id)
     assert state.status == "delivered" and state.lease_owner is None
     assert len(world.agents.threads_of("checkout")) == 1
+
+
+# ---------------------------------------------------------------- starting from a copy
+
+
+def _reads_of_a_delivery() -> int:
+    dry = build_world()
+    dry.accept(handoff_body(dry.source_thread()))
+    dry.run()
+    return dry.store.faults.count("get")
+
+
+def test_an_audit_event_written_as_a_delivery_starts_does_not_start_it_again(world: World) -> None:
+    handoff_id = _accepted(world)
+    # Another writer appends an event between the step's read and its first write: the state is as the
+    # step saw it, so the write is only tried again, and the step goes on.
+    world.store.interleave(handoff_id, lambda s: None)
+    world.run()
+    state = world.state(handoff_id)
+    assert state.status == "delivered" and len(world.agents.threads_of("checkout")) == 1
+    assert world.store.occ_retries == 1 and world.store.faults.count("get") == _reads_of_a_delivery()
+
+
+def test_a_state_changed_as_a_delivery_starts_makes_it_start_again_from_the_stored_one(world: World) -> None:
+    handoff_id = _accepted(world)
+    world.store.interleave(handoff_id, lambda s: setattr(s, "last_error", "someone else's write"))
+    world.run()
+    state = world.state(handoff_id)
+    assert state.status == "delivered" and len(world.agents.threads_of("checkout")) == 1
+    assert world.events(handoff_id).count("deliveryAttempt") == 1 and state.attempts == 1
+    assert world.store.faults.count("get") == _reads_of_a_delivery() + 1  # the stored handoff, read again

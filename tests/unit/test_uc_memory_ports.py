@@ -213,11 +213,12 @@ def test_a_write_on_a_version_is_made_only_while_it_is_current(store: MemoryHand
     handoff_id = _created(store)
     record = store.get(handoff_id)
     assert record is not None and record.version is not None
-    store.append_audit(handoff_id, "note", "broker", {})  # every write changes the version
-    with pytest.raises(StateChanged):
+    store.append_audit(handoff_id, "note", "broker", {})  # leaves the state, and so its version, as it is
+    store.update_state(handoff_id, lambda s: setattr(s, "attempts", 1), version=record.version)
+    with pytest.raises(StateChanged):  # that write changed the state
         store.update_state(handoff_id, lambda s: setattr(s, "attempts", 9), version=record.version)
     current = store.get(handoff_id)
-    assert current is not None and current.version != record.version and current.state.attempts == 0
+    assert current is not None and current.version != record.version and current.state.attempts == 1
     store.update_state(handoff_id, lambda s: setattr(s, "attempts", 9), version=current.version)
     assert store.state(handoff_id).attempts == 9
 
@@ -230,6 +231,12 @@ def test_a_write_on_a_version_that_another_writer_overtakes_is_not_made(store: M
     with pytest.raises(StateChanged):
         store.update_state(handoff_id, lambda s: setattr(s, "attempts", 9), version=record.version)
     assert (store.state(handoff_id).attempts, store.state(handoff_id).last_error) == (0, "theirs")
+    # A writer that leaves the state as it is (an audit event) only makes the write try again.
+    fresh = store.get(handoff_id)
+    assert fresh is not None
+    store.interleave(handoff_id, lambda s: None)
+    store.update_state(handoff_id, lambda s: setattr(s, "attempts", 9), version=fresh.version)
+    assert store.state(handoff_id).attempts == 9
 
 
 def test_a_hand_back_is_recorded_with_its_pending_delivery_and_its_events(store: MemoryHandoffStore) -> None:

@@ -33,7 +33,14 @@ from handoff.adapters.azure_storage.rows import (
     weight,
 )
 from handoff.domain.models import AuditEvent
-from handoff.domain.records import HandoffRecord, HandoffState, NewEvent, StoredHandback, StoredRequest
+from handoff.domain.records import (
+    HandoffRecord,
+    HandoffState,
+    NewEvent,
+    StoredHandback,
+    StoredRequest,
+    state_version,
+)
 from handoff.ports import StateChanged, StorageUnavailable
 
 MAX_OCC_RETRIES = 50
@@ -162,7 +169,8 @@ class HandoffRows:
         """Write what ``plan`` makes of the state (and its rows and events) in one transaction on the
         state's ETag. Without ``version``: from this process's copy, re-read and re-planned when
         someone wrote in between (a plan that raises on a copy is given the stored state before its
-        error counts). With ``version``: on that version only, else :class:`StateChanged`."""
+        error counts). With ``version`` (a :func:`state_version`): only while the state is that version
+        (audit events written meanwhile do not change it), else :class:`StateChanged`."""
         with self._writers.hold(handoff_id):
             return self._write_held(handoff_id, plan, version)
 
@@ -171,13 +179,11 @@ class HandoffRows:
     ) -> tuple[StateCopy, list[AuditEvent]]:
         copy = self.copies.get(handoff_id)
         read_now = False
-        if version is not None and (copy is None or copy.etag != version):
-            copy, read_now = self.read_state(handoff_id), True
-            if copy.etag != version:
-                raise StateChanged(handoff_id)
         for attempt in range(MAX_OCC_RETRIES):
             if copy is None:
                 copy, read_now = self.read_state(handoff_id), True
+            if version is not None and state_version(copy.state) != version:
+                raise StateChanged(handoff_id)  # this process's copies only move on: so has storage
             state = copy.state.model_copy(deep=True)
             try:
                 planned = plan(state)
@@ -192,12 +198,12 @@ class HandoffRows:
                 self.copies.drop(handoff_id)
                 raise
             except ResourceModifiedError:
+                # Someone else wrote it (an audit event, or a change): plan again on the stored state
+                # (a write on a version: only while the state is still that version).
                 self.copies.drop(handoff_id)
-                if version is not None:
-                    raise StateChanged(handoff_id) from None
                 if read_now:
                     time.sleep(min(0.5, 0.01 * (attempt + 1)))  # a concurrent writer won
-                copy = None
+                copy, read_now = None, False
         raise StorageUnavailable(
             f"state of {handoff_id} kept changing; gave up after {MAX_OCC_RETRIES} tries"
         )

@@ -29,6 +29,7 @@ from handoff.domain.records import (
     StoredHandback,
     StoredRequest,
     has_pending_work,
+    state_version,
 )
 from handoff.domain.redaction import redact_json
 
@@ -213,7 +214,7 @@ class StateCopy:
             stored=self.stored,
             state=self.state.model_copy(deep=True),
             handbacks=list(self.handbacks),
-            version=self.etag,
+            version=state_version(self.state),
         )
 
 

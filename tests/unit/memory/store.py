@@ -6,13 +6,14 @@
 - ``create`` is insert-if-absent over the request, the state and the first audit events together (and,
   for the root of a chain, its first chain rows); a document too large for an entity is refused with
   the adapter's 413 problem;
-- the state has a version, which every write changes (audit appends included: the adapter keeps the
-  audit's tail in the state row); records carry the version they were read at;
+- records carry the version of the state they were read at (:func:`state_version`: audit events
+  appended meanwhile leave it as it is); every write, audit appends included (the adapter keeps the
+  audit's tail in the state row), still counts as a concurrent write for the optimistic retry;
 - ``update_state`` is optimistic: read, mutate, write if nobody wrote in between, else re-read and
   re-run the mutation (at most :data:`MAX_OCC_RETRIES` times, then :class:`StorageUnavailable`); what the
   mutation raises propagates and nothing is written; a missing state is :class:`EntityNotFound`; with
-  a ``version`` that is not the current one it raises :class:`StateChanged` and writes nothing; its
-  audit events are written with the state or not at all;
+  a ``version`` the state no longer has it raises :class:`StateChanged` and writes nothing; its audit
+  events are written with the state or not at all;
 - ``add_handback`` numbers hand-backs from 1 and records the hand-back, its pending delivery and its
   events in one write; with a ``claim`` it returns the hand-back holding it;
 - audit events are only inserted, redacted and capped like the adapter does, and hash-chained with
@@ -51,6 +52,7 @@ from handoff.domain.records import (
     StoredHandback,
     StoredRequest,
     has_pending_work,
+    state_version,
 )
 from handoff.domain.redaction import redact_json
 from handoff.ports import AuditEvents, StateChanged, StorageUnavailable
@@ -150,7 +152,7 @@ class MemoryHandoffStore:
             handbacks=[
                 StoredHandback.model_validate_json(rows.handbacks[seq]) for seq in sorted(rows.handbacks)
             ],
-            version=str(rows.version),
+            version=state_version(HandoffState.model_validate_json(rows.state)),
         )
 
     def update_state(
@@ -164,18 +166,16 @@ class MemoryHandoffStore:
         for _ in range(MAX_OCC_RETRIES):
             self.faults.check("update_state")
             rows = self._partition(handoff_id)
-            if version is not None and str(rows.version) != version:
-                raise StateChanged(handoff_id)
             read_at = rows.version
             state = HandoffState.model_validate_json(rows.state)
+            if version is not None and state_version(state) != version:
+                raise StateChanged(handoff_id)
             mutate(state)
             drafts = [
                 (event, _details(event.details)) for event in (events(state) if callable(events) else events)
             ]
             self._run_interleaved(handoff_id)
             if rows.version != read_at:
-                if version is not None:
-                    raise StateChanged(handoff_id)
                 self.occ_retries += 1  # a concurrent writer won: re-read and re-apply
                 continue
             self._write_state(handoff_id, state, drafts)
