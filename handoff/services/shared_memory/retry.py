@@ -5,6 +5,7 @@ write to a backend waits when the backend rate-limits us), or give up once it is
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from handoff.domain.audit_events import Actor, EventType
@@ -25,25 +26,16 @@ def hold_key(backend: str) -> str:
     return f"backend|{backend}"
 
 
+@dataclass(frozen=True, kw_only=True)
 class RetryPolicy:
     """Decides and records what happens after a :class:`WriteError`."""
 
-    def __init__(
-        self,
-        *,
-        settings: Settings,
-        state: WriteStateStore,
-        store: HandoffStore,
-        queue: DeliveryQueue,
-        ledger: WriteLedger,
-        clock: Callable[[], datetime],
-    ) -> None:
-        self.settings = settings
-        self.state = state
-        self.store = store
-        self.queue = queue
-        self.ledger = ledger
-        self.clock = clock
+    settings: Settings
+    state: WriteStateStore
+    store: HandoffStore
+    queue: DeliveryQueue
+    ledger: WriteLedger
+    clock: Callable[[], datetime]
 
     def wait(self, handoff_id: str, key: str, order: WriteOrder, delay: float) -> None:
         """Take the message again in ``delay`` seconds: not an attempt, just later."""

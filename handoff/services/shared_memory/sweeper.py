@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import logging
 from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from handoff.domain.audit_events import Actor, EventType
@@ -18,26 +19,17 @@ from handoff.settings import Settings
 log = logging.getLogger("handoff")
 
 
+@dataclass(frozen=True, kw_only=True)
 class WriteSweeper:
     """Re-queues stranded writes; the worker that takes one looks for the earlier attempt's note
     before writing, so nothing is written twice."""
 
-    def __init__(
-        self,
-        *,
-        settings: Settings,
-        state: WriteStateStore,
-        store: HandoffStore,
-        queue: DeliveryQueue,
-        ledger: WriteLedger,
-        clock: Callable[[], datetime],
-    ) -> None:
-        self.settings = settings
-        self.state = state
-        self.store = store
-        self.queue = queue
-        self.ledger = ledger
-        self.clock = clock
+    settings: Settings
+    state: WriteStateStore
+    store: HandoffStore
+    queue: DeliveryQueue
+    ledger: WriteLedger
+    clock: Callable[[], datetime]
 
     def sweep(self) -> SweepReport:
         """Queue again the writes a worker started and then left (it crashed mid-write): ``pending``,
