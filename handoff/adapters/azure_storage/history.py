@@ -8,7 +8,6 @@ upserted, so indexing the same hand-back again changes nothing.
 from __future__ import annotations
 
 import json
-from datetime import datetime
 from typing import Any
 
 from handoff.adapters.azure_storage.handoffs import StorageClients, encode_key, storage_errors
@@ -18,24 +17,17 @@ from handoff.domain.history import (
     HistoryPage,
     HistoryQuery,
     HumanNote,
-    as_utc,
     decode_token,
     encode_token,
     matches_text,
     resource_group_of,
-    scopes_of,
 )
-from handoff.domain.messages import thread_url
+from handoff.domain.history_rows import history_item, history_row, row_thread_urls, since_key, time_key
 from handoff.domain.records import HandoffRecord, StoredHandback
 from handoff.domain.registry import Registry
 from handoff.settings import HISTORY_TABLE
 
-MAX_MS = 9_999_999_999_999
 SCAN_BUDGET = 5000
-
-
-def _inverted(at: datetime) -> str:
-    return f"{MAX_MS - int(at.timestamp() * 1000):013d}"
 
 
 def _pk(scope: str) -> str:
@@ -54,41 +46,11 @@ class TableHistoryIndex:
     def index_handback(
         self, record: HandoffRecord, handback: StoredHandback, alert_rule: str | None = None
     ) -> None:
-        stored = record.stored
-        context = stored.request.context
-        request = handback.request
-        source = self.registry.find(stored.source_agent)
-        target = self.registry.find(stored.target_agent)
-        urls = {
-            "source": thread_url(source.resource_id if source else None, stored.request.source.thread_id),
-            "target": thread_url(target.resource_id if target else None, record.state.target_thread_id),
-        }
-        base = {
-            "RowKey": f"{_inverted(handback.received_at)}|{stored.id}|{handback.seq:05d}",
-            "HandoffId": stored.id,
-            "RootId": stored.root_id,
-            "Seq": handback.seq,
-            "Title": context.title,
-            "Summary": (request.summary or "")[:8000],
-            "RootCause": (request.root_cause or "")[:8000],
-            "Actions": json.dumps(request.recommended_actions[:20])[:16000],
-            "Resources": json.dumps(context.resources)[:16000],
-            "Source": stored.source_agent,
-            "Target": stored.target_agent,
-            "SourceKey": stored.source_agent.lower(),
-            "TargetKey": stored.target_agent.lower(),
-            "Outcome": request.outcome,
-            "AlertRule": alert_rule or "",
-            "AlertRuleKey": (alert_rule or "").lower(),
-            "ThreadUrls": json.dumps({k: v for k, v in urls.items() if v}),
-            "HandedBackAt": handback.received_at,
-        }
-        scopes = {ALL_PARTITION}
-        for resource in context.resources:
-            scopes.update(scopes_of(resource))
+        urls = row_thread_urls(record, self.registry)
+        row_key, columns, scopes = history_row(record, handback, urls, alert_rule)
         with storage_errors():
-            for scope in sorted(scopes):
-                self.table.upsert_entity({**base, "PartitionKey": _pk(scope)})
+            for scope in scopes:
+                self.table.upsert_entity({**columns, "RowKey": row_key, "PartitionKey": _pk(scope)})
 
     # -------------------------------------------------------------- reading
 
@@ -135,10 +97,10 @@ class TableHistoryIndex:
             params["after"] = decode_token(query.continuation_token)
         if query.since:
             clauses.append("RowKey lt @sinceKey")
-            params["sinceKey"] = f"{MAX_MS - int(as_utc(query.since).timestamp() * 1000) + 1:013d}"
+            params["sinceKey"] = since_key(query.since)
         if query.until:
             clauses.append("RowKey ge @untilKey")
-            params["untilKey"] = f"{MAX_MS - int(as_utc(query.until).timestamp() * 1000):013d}"
+            params["untilKey"] = time_key(query.until)
         if query.outcome:
             clauses.append("Outcome eq @outcome")
             params["outcome"] = query.outcome
@@ -168,7 +130,7 @@ class TableHistoryIndex:
                 if matches_text(_text_view(entity), query.q):
                     if len(items) == query.top:
                         return HistoryPage(items=items, continuation_token=encode_token(last_key or ""))
-                    items.append(_item(entity))
+                    items.append(history_item(entity))
                     last_key = entity["RowKey"]
                 if scanned >= SCAN_BUDGET:
                     # Bound one request's work; the token continues after the last row read.
@@ -209,7 +171,7 @@ class TableHistoryIndex:
 
     def _seen_item(self, entity: dict[str, Any]) -> dict[str, Any]:
         """One earlier investigation for a start message's "Seen before", with its human notes."""
-        item = _item(entity)
+        item = history_item(entity)
         item.human_notes = self.human_notes(item.handoff_id)
         return {**item.to_wire(), "summary": entity.get("Summary") or None}
 
@@ -220,18 +182,3 @@ def _text_view(entity: dict[str, Any]) -> dict[str, Any]:
         "summary": entity.get("Summary"),
         "rootCause": entity.get("RootCause"),
     }
-
-
-def _item(entity: dict[str, Any]) -> HistoryItem:
-    return HistoryItem(
-        handoff_id=entity["HandoffId"],
-        title=entity["Title"],
-        resources=json.loads(entity.get("Resources") or "[]"),
-        source=entity["Source"],
-        target=entity["Target"],
-        outcome=entity["Outcome"],
-        root_cause=entity.get("RootCause") or None,
-        recommended_actions=json.loads(entity.get("Actions") or "[]"),
-        thread_urls=json.loads(entity.get("ThreadUrls") or "{}"),
-        handed_back_at=entity["HandedBackAt"],
-    )

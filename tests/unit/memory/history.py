@@ -8,7 +8,6 @@ first, upserts (indexing a hand-back again changes nothing), the same filters an
 from __future__ import annotations
 
 import json
-from datetime import datetime
 from typing import Any
 
 from handoff.domain.history import (
@@ -17,23 +16,15 @@ from handoff.domain.history import (
     HistoryPage,
     HistoryQuery,
     HumanNote,
-    as_utc,
     decode_token,
     encode_token,
     matches_text,
     resource_group_of,
-    scopes_of,
 )
-from handoff.domain.messages import thread_url
+from handoff.domain.history_rows import history_item, history_row, row_thread_urls, since_key, time_key
 from handoff.domain.records import HandoffRecord, StoredHandback
 from handoff.domain.registry import Registry
 from tests.unit.memory.faults import StorageFaults
-
-MAX_MS = 9_999_999_999_999
-
-
-def _inverted(at: datetime) -> str:
-    return f"{MAX_MS - int(at.timestamp() * 1000):013d}"
 
 
 class MemoryHistoryIndex:
@@ -51,40 +42,10 @@ class MemoryHistoryIndex:
         self, record: HandoffRecord, handback: StoredHandback, alert_rule: str | None = None
     ) -> None:
         self.faults.check("index_handback")
-        stored = record.stored
-        context = stored.request.context
-        request = handback.request
-        source = self.registry.find(stored.source_agent)
-        target = self.registry.find(stored.target_agent)
-        urls = {
-            "source": thread_url(source.resource_id if source else None, stored.request.source.thread_id),
-            "target": thread_url(target.resource_id if target else None, record.state.target_thread_id),
-        }
-        row_key = f"{_inverted(handback.received_at)}|{stored.id}|{handback.seq:05d}"
-        entity = {
-            "HandoffId": stored.id,
-            "RootId": stored.root_id,
-            "Seq": handback.seq,
-            "Title": context.title,
-            "Summary": (request.summary or "")[:8000],
-            "RootCause": (request.root_cause or "")[:8000],
-            "Actions": json.dumps(request.recommended_actions[:20]),
-            "Resources": json.dumps(context.resources),
-            "Source": stored.source_agent,
-            "Target": stored.target_agent,
-            "SourceKey": stored.source_agent.lower(),
-            "TargetKey": stored.target_agent.lower(),
-            "Outcome": request.outcome,
-            "AlertRule": alert_rule or "",
-            "AlertRuleKey": (alert_rule or "").lower(),
-            "ThreadUrls": json.dumps({k: v for k, v in urls.items() if v}),
-            "HandedBackAt": handback.received_at,
-        }
-        scopes = {ALL_PARTITION}
-        for resource in context.resources:
-            scopes.update(scopes_of(resource))
+        urls = row_thread_urls(record, self.registry)
+        row_key, columns, scopes = history_row(record, handback, urls, alert_rule)
         for scope in scopes:
-            self._partitions.setdefault(scope, {})[row_key] = {**entity, "RowKey": row_key}
+            self._partitions.setdefault(scope, {})[row_key] = {**columns, "RowKey": row_key}
 
     def add_human_note(self, handoff_id: str, note: dict[str, Any]) -> None:
         self.faults.check("add_human_note")
@@ -105,9 +66,9 @@ class MemoryHistoryIndex:
         key = entity["RowKey"]
         if query.continuation_token and not key > decode_token(query.continuation_token):
             return False
-        if query.since and not key < f"{MAX_MS - int(as_utc(query.since).timestamp() * 1000) + 1:013d}":
+        if query.since and not key < since_key(query.since):
             return False
-        if query.until and not key >= f"{MAX_MS - int(as_utc(query.until).timestamp() * 1000):013d}":
+        if query.until and not key >= time_key(query.until):
             return False
         if query.outcome and entity["Outcome"] != query.outcome:
             return False
@@ -137,7 +98,7 @@ class MemoryHistoryIndex:
                 continue
             if len(items) == query.top:
                 return HistoryPage(items=items, continuation_token=encode_token(last_key or ""))
-            items.append(_item(entity))
+            items.append(history_item(entity))
             last_key = key
         return HistoryPage(items=items)
 
@@ -168,7 +129,7 @@ class MemoryHistoryIndex:
                 if current is None or key < current["RowKey"]:
                     rows[entity["HandoffId"]] = entity
         newest = sorted(rows.values(), key=lambda e: e["RowKey"])[:limit]
-        return [{**_item(e).to_wire(), "summary": e.get("Summary") or None} for e in newest]
+        return [{**history_item(e).to_wire(), "summary": e.get("Summary") or None} for e in newest]
 
     # ---------------------------------------------------------------- behind the port (tests only)
 
@@ -176,18 +137,3 @@ class MemoryHistoryIndex:
         """The entries of one partition, newest first."""
         partition = self._partitions.get(scope, {})
         return [dict(partition[key]) for key in sorted(partition)]
-
-
-def _item(entity: dict[str, Any]) -> HistoryItem:
-    return HistoryItem(
-        handoff_id=entity["HandoffId"],
-        title=entity["Title"],
-        resources=json.loads(entity["Resources"]),
-        source=entity["Source"],
-        target=entity["Target"],
-        outcome=entity["Outcome"],
-        root_cause=entity["RootCause"] or None,
-        recommended_actions=json.loads(entity["Actions"]),
-        thread_urls=json.loads(entity["ThreadUrls"]),
-        handed_back_at=entity["HandedBackAt"],
-    )
