@@ -27,6 +27,8 @@ class Fault:
       after the work is done, so a test can kill it in between.
     * ``drop``: close the connection mid-response instead of answering.
     * ``times``: how many matching requests it affects (``None``: all of them until cleared).
+    * ``body_contains``: only requests whose body holds this text (a test's own handoff id, say, so that
+      work left over from other tests cannot use the fault up).
     """
 
     method: str | None = None
@@ -40,6 +42,7 @@ class Fault:
     body: Any = None
     headers: dict[str, str] | None = None
     hold: float = 0.0
+    body_contains: str | None = None
     hits: int = 0
     #: requests being held right now (the operation has taken effect, the answer not yet sent)
     holding: int = 0
@@ -67,8 +70,10 @@ class Fault:
         finally:
             self.holding -= 1
 
-    def matches(self, method: str, path: str) -> bool:
+    def matches(self, method: str, path: str, body: bytes = b"") -> bool:
         """True when this fault applies to the request."""
+        if self.body_contains is not None and self.body_contains.encode() not in body:
+            return False
         return self.method in ("*", method.upper()) and bool(self._regex.match(path))
 
     @property
@@ -79,7 +84,7 @@ class Fault:
     @classmethod
     def from_json(cls, data: Mapping[str, Any]) -> Fault:
         """Build from the control API's camelCase JSON (snake_case keys are accepted too)."""
-        aliases = {"retryAfter": "retry_after"}
+        aliases = {"retryAfter": "retry_after", "bodyContains": "body_contains"}
         known = {
             "method",
             "path",
@@ -92,6 +97,7 @@ class Fault:
             "body",
             "headers",
             "hold",
+            "body_contains",
         }
         kwargs: dict[str, Any] = {}
         for key, value in data.items():
@@ -117,6 +123,7 @@ class Fault:
             "body": self.body,
             "headers": self.headers,
             "hold": self.hold,
+            "bodyContains": self.body_contains,
             "hits": self.hits,
             "holding": self.holding,
         }

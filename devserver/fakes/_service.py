@@ -159,6 +159,7 @@ class FakeService:
         body: Any = None,
         headers: dict[str, str] | None = None,
         hold: float = 0.0,
+        body_contains: str | None = None,
     ) -> Fault:
         """Queue a fault; see :class:`Fault`. Faults are consulted in the order they were added."""
         fault = Fault(
@@ -173,6 +174,7 @@ class FakeService:
             body=body,
             headers=headers,
             hold=hold,
+            body_contains=body_contains,
         )
         self.add_faults([fault])
         return fault
@@ -192,10 +194,10 @@ class FakeService:
         with self.lock:
             return list(self._faults)
 
-    def _take_fault(self, method: str, path: str) -> Fault | None:
+    def _take_fault(self, method: str, path: str, body: bytes = b"") -> Fault | None:
         with self.lock:
             for fault in self._faults:
-                if fault.matches(method, path) and not fault.exhausted:
+                if fault.matches(method, path, body) and not fault.exhausted:
                     fault.hits += 1
                     if fault.exhausted:
                         self._faults.remove(fault)
@@ -271,7 +273,7 @@ class FakeService:
     ) -> tuple[Response, bool]:
         fault = None
         if route is None or not route.control:
-            fault = self._take_fault(call.request.method, call.request.url.path)
+            fault = self._take_fault(call.request.method, call.request.url.path, call.body)
         if fault is not None:
             if entry is not None:
                 with self.lock:

@@ -220,12 +220,14 @@ def test_a_failed_handoff_leaves_the_lines_operators_watch(broker, clean_fakes):
     handoff_id = broker.client.post("/api/handoffs", json=handoff_body(None)).json()["id"]
     broker.wait_status(handoff_id, "failed", timeout=20)
 
-    deadline = time.monotonic() + 10
-    while "poison message:" not in broker.logs() and time.monotonic() < deadline:
+    lifecycle = f"handoff lifecycle: point=failed handoff={handoff_id} source=ops target=checkout latencyMs="
+    poison = f"poison message: queue=handoff-deliveries-poison op=deliver handoff={handoff_id} reason="
+    # The state turns "failed" before the worker logs either line, and the host's log reaches us a moment
+    # later still: wait for this handoff's own lines, not for any poison line an earlier test left.
+    deadline = time.monotonic() + 15
+    while not (lifecycle in broker.logs() and poison in broker.logs()) and time.monotonic() < deadline:
         time.sleep(0.1)
     logs = broker.logs()
-    lifecycle = f"handoff lifecycle: point=failed handoff={handoff_id} source=ops target=checkout latencyMs="
     assert lifecycle in logs
-    poison = f"poison message: queue=handoff-deliveries-poison op=deliver handoff={handoff_id} reason="
     assert poison in logs
     assert "answered 403" in logs.split(poison, 1)[1].splitlines()[0]

@@ -173,9 +173,7 @@ def test_bad_or_missing_signature_is_401_and_posts_nothing(broker, vendors, fake
     time.sleep(1)
     assert _posted(fakes, ops_thread, inv_thread, "human:gh:") == ([], [])
     assert not [e for e in _audit(broker, handoff_id) if e["type"].startswith("human")]
-    assert (
-        "refused: caller=local action='deliver a webhook' resource='webhooks/gh' status=401" in broker.logs()
-    )
+    _wait_log(broker, "refused: caller=local action='deliver a webhook' resource='webhooks/gh' status=401")
     # The signature was never the problem of the entry: signed correctly, it is taken (once).
     ok = vendors.github.send_webhook(url, GITHUB_WEBHOOK_SECRET, "issue_comment", event)
     assert ok.status_code == 202
@@ -332,7 +330,7 @@ def test_jira_bad_signature_or_token_is_401_and_changes_nothing(broker, vendors,
     time.sleep(1)
     assert _posted(fakes, ops_thread, inv_thread, "human:jira:") == ([], [])
     assert not [e for e in _audit(broker, handoff_id) if e["type"].startswith("human")]
-    assert "resource='webhooks/jira' status=401" in broker.logs()
+    _wait_log(broker, "resource='webhooks/jira' status=401")
     assert vendors.jira.send_webhook(url, JIRA_WEBHOOK_SECRET, event).status_code == 202
 
 
@@ -387,9 +385,8 @@ def test_servicenow_work_note_by_business_rule(broker, vendors, fakes):
         url, SERVICENOW_WEBHOOK_SECRET, vendors.servicenow.journal_event(late)
     )
     assert answer.status_code == 200 and answer.json()["reason"] == "no active investigation on this record"
-    assert (
-        f"human entry {late['sys_id']} on snow {sys_id} matches no active investigation; ignored"
-        in broker.logs()
+    _wait_log(
+        broker, f"human entry {late['sys_id']} on snow {sys_id} matches no active investigation; ignored"
     )
 
 

@@ -85,10 +85,11 @@ def test_hand_back_writes_exactly_one_note_per_backend_even_when_answers_are_los
     vendors.clear_faults()
     incident = _pd_incident(vendors)
     handoff_id = _start(broker, incident)
-    # Each vendor performs the write, then the answer is lost: the retry must find the marker.
-    vendors.github.inject("POST", "/repos/*/*/issues/*/comments", 502, perform=True)
-    vendors.pagerduty.inject("POST", "/incidents/*/notes", 503, perform=True)
-    vendors.jira.inject("POST", "/rest/api/3/issue/*/comment", 500, perform=True)
+    # Each vendor performs the write, then the answer is lost: the retry must find the marker. The faults
+    # are aimed at this handoff's notes, so work other tests left behind cannot use them up.
+    vendors.github.inject("POST", "/repos/*/*/issues/*/comments", 502, perform=True, body_contains=handoff_id)
+    vendors.pagerduty.inject("POST", "/incidents/*/notes", 503, perform=True, body_contains=handoff_id)
+    vendors.jira.inject("POST", "/rest/api/3/issue/*/comment", 500, perform=True, body_contains=handoff_id)
     _hand_back(broker, handoff_id)
     events = _settled(broker, handoff_id, {"gh", "pd", "jira", "snow", "snow-comments"})
 

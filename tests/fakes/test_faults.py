@@ -39,6 +39,17 @@ def test_faults_only_match_their_method_and_path(stack, http, auth):
     assert http.post(url, json={"text": "x"}, headers=auth()).status_code == 200
 
 
+def test_a_fault_scoped_to_a_body_spares_other_requests(stack, http, auth):
+    agent = stack.agents["checkout"]
+    agent.inject("POST", "/api/v1/threads", 502, body_contains="h-2")
+    url = f"{agent.endpoint}/api/v1/threads"
+    other = {"startMessage": {**START["startMessage"], "text": "Handoff h-2: investigate"}}
+    assert http.post(url, json=START, headers=auth()).status_code == 200  # not its body: untouched
+    assert agent.faults()[0].body_contains == "h-2"
+    assert http.post(url, json=other, headers=auth()).status_code == 502
+    assert agent.faults() == []
+
+
 def test_429_with_retry_after(stack, http, auth):
     agent = stack.agents["ops"]
     agent.inject("GET", "/api/v1/threads", 429, retry_after=1)
