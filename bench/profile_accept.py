@@ -84,10 +84,8 @@ def _accepts(url: str, sources: list[str], total: int) -> list[float]:
 
 # Where an accept's time goes: (label, file name ending, function name); cumulative per accept.
 BREAKDOWN = (
-    ("chain slot reserve (query + batch)", "azure_storage/chains.py", "reserve"),
-    ("handoff create (batch of request + state)", "azure_storage/handoffs.py", "create"),
-    ("audit append (tail query + insert)", "azure_storage/handoffs.py", "append_audit"),
-    ("queue send", "azure_storage/handoffs.py", "send"),
+    ("handoff create (one batch: request, state, accepted, chain)", "azure_storage/handoffs.py", "create"),
+    ("queue send", "azure_storage/queues.py", "send"),
     ("all storage requests (azure-core Pipeline.run)", "azure/core/pipeline/_base.py", "run"),
     (
         "  of which: batch body preparation (a thread pool per batch)",

@@ -105,14 +105,11 @@ def _build() -> Handoffs:
     from handoff.adapters.a2a_client import A2AClientGateway
     from handoff.adapters.azure_storage.alerts import TableAlertStore
     from handoff.adapters.azure_storage.chains import TableChainStore
-    from handoff.adapters.azure_storage.handoffs import (
-        StorageClients,
-        StorageQueue,
-        TableHandoffStore,
-        delivery_queue,
-    )
+    from handoff.adapters.azure_storage.clients import StorageClients
+    from handoff.adapters.azure_storage.handoffs import TableHandoffStore
     from handoff.adapters.azure_storage.history import TableHistoryIndex
     from handoff.adapters.azure_storage.human_entries import TableInboundStore
+    from handoff.adapters.azure_storage.queues import StorageQueue, delivery_queue
     from handoff.adapters.egress import EgressPolicy
     from handoff.adapters.http import make_http_client
     from handoff.adapters.identity import make_credential
@@ -172,8 +169,9 @@ def _build() -> Handoffs:
 def get_shared_memory() -> SharedMemoryService:
     """The process-wide shared-memory writer service (its own queue, state table, HTTP client and
     vendor writers)."""
-    from handoff.adapters.azure_storage.handoffs import StorageClients, StorageQueue
+    from handoff.adapters.azure_storage.clients import StorageClients
     from handoff.adapters.azure_storage.human_entries import TableInboundStore
+    from handoff.adapters.azure_storage.queues import StorageQueue
     from handoff.adapters.azure_storage.shared_memory import TableWriteState
     from handoff.adapters.egress import EgressPolicy
     from handoff.adapters.http import make_http_client
@@ -206,7 +204,7 @@ def get_shared_memory() -> SharedMemoryService:
 def get_human_poller() -> EntryPoller:
     """The polling fallback of webhooks: the vendors' APIs read with the writers' HTTP client and
     credentials, entries handed to the same claimer as webhooks."""
-    from handoff.adapters.azure_storage.handoffs import StorageClients
+    from handoff.adapters.azure_storage.clients import StorageClients
     from handoff.adapters.azure_storage.human_entries import TableInboundStore
     from handoff.adapters.azure_storage.shared_memory import TableWriteState
     from handoff.adapters.egress import EgressPolicy

@@ -6,9 +6,9 @@ implementations for unit tests live in ``tests/unit/memory``.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from datetime import datetime
-from typing import Any, Protocol, TypeVar
+from typing import Any, Protocol, TypeAlias, TypeVar
 
 from pydantic import BaseModel
 
@@ -19,6 +19,7 @@ from handoff.domain.records import (
     HandoffRecord,
     HandoffState,
     LinkRecord,
+    NewEvent,
     RemoteTask,
     StoredHandback,
     StoredRequest,
@@ -211,27 +212,62 @@ class HistorySearch(Protocol):
         of them handed off or received."""
 
 
+AuditEvents: TypeAlias = Sequence[NewEvent] | Callable[[HandoffState], Sequence[NewEvent]]
+"""Audit events to append with a state change: fixed, or made from the state the mutation left (called
+after it, on every try)."""
+
+
 class HandoffStore(Protocol):
-    """Durable state: handoffs, hand-backs, audit events and links."""
+    """Durable state: handoffs, hand-backs, audit events and links.
 
-    def create(self, stored: StoredRequest, state: HandoffState) -> bool:
-        """Insert a new handoff atomically; False when one with this id already exists."""
+    A handoff's rows change together: each write is one atomic write of its state with the audit events
+    that go with it (the state carries the audit's tail, so the events are numbered and hash-chained
+    without reading the audit). Writes are optimistic: a mutation runs on the state the store last read
+    or wrote for the handoff in this process, and again on the stored one when someone wrote in between.
+    """
 
-    def get(self, handoff_id: str) -> HandoffRecord | None:
-        """The handoff with its state and hand-backs, or None."""
+    def create(
+        self,
+        stored: StoredRequest,
+        state: HandoffState,
+        events: Sequence[NewEvent] = (),
+        chain: ChainMember | None = None,
+    ) -> bool:
+        """Insert a new handoff with its first audit events atomically; False when one with this id
+        already exists (then nothing is written). With ``chain`` (the handoff is the root of its chain),
+        the chain index starts in the same write: the member record and slot 1 of its agent pair."""
 
-    def update_state(self, handoff_id: str, mutate: Callable[[HandoffState], None]) -> HandoffState:
-        """Apply ``mutate`` to the current state and save it, retrying on concurrent writes."""
+    def get(self, handoff_id: str, *, fresh: bool = True) -> HandoffRecord | None:
+        """The handoff with its state and hand-backs, or None. ``fresh=False`` may answer from the copy
+        this process last read or wrote (writes conditioned on its ``version`` tell whether it is
+        still current)."""
+
+    def update_state(
+        self,
+        handoff_id: str,
+        mutate: Callable[[HandoffState], None],
+        events: AuditEvents = (),
+        *,
+        version: str | None = None,
+    ) -> HandoffState:
+        """Apply ``mutate`` to the current state and save it with ``events``, retrying on concurrent
+        writes (what ``mutate`` raises propagates and nothing is written). With ``version``, the write
+        is made only on that version of the state: :class:`StateChanged` when it is not current."""
 
     def add_handback(
-        self, handoff_id: str, make: Callable[[int], StoredHandback], claim: str | None = None
+        self,
+        handoff_id: str,
+        make: Callable[[int], StoredHandback],
+        claim: str | None = None,
+        events: Callable[[StoredHandback], Sequence[NewEvent]] | None = None,
     ) -> tuple[StoredHandback, bool]:
-        """Insert the next hand-back (sequence numbers start at 1) and whether it is new. With ``claim``
-        (a key derived from an Idempotency-Key) the insert is atomic with claiming it: when the claim
-        exists already, nothing is inserted and the hand-back that holds it is returned."""
+        """Insert the next hand-back (sequence numbers start at 1) and whether it is new, in one write
+        with its delivery recorded as pending in the state (``updated_at`` becomes its ``received_at``)
+        and ``events``. With ``claim`` (a key derived from an Idempotency-Key) the write also claims it:
+        when the claim exists already, nothing is written and the hand-back that holds it is returned."""
 
     def append_audit(self, handoff_id: str, type: str, actor: str, details: dict[str, Any]) -> AuditEvent:
-        """Insert the next audit event; never updates or deletes one."""
+        """Append one audit event on its own; never updates or deletes one."""
 
     def list_audit(self, handoff_id: str, after: int = 0, limit: int | None = None) -> list[AuditEvent]:
         """The handoff's audit events in order: those after sequence number ``after``, at most ``limit``."""
@@ -367,6 +403,16 @@ class HistoryIndex(Protocol):
 
 class StorageUnavailable(Exception):
     """Raised by adapters when storage cannot be reached; entrypoints answer 503."""
+
+
+class StorageLayoutMismatch(StorageUnavailable):
+    """Storage holds data written in another storage layout than this broker's. Its message says which
+    and what to do; entrypoints answer 503 with it as the detail."""
+
+
+class StateChanged(Exception):
+    """A write conditioned on a version of a handoff's state found the state changed since: whatever was
+    decided on that version must be decided again on the current one."""
 
 
 class LeaseBusy(Exception):

@@ -38,19 +38,17 @@ STORAGE_QUEUES: tuple[str, ...] = (
     SHARED_MEMORY_QUEUE,
     SHARED_MEMORY_POISON_QUEUE,
 )
+# Every handoff in one partition of its own: request, state, hand-backs, audit events and (for the root
+# of a chain) the chain index (storage layout 2: handoff/adapters/azure_storage/layout.py).
 HANDOFF_TABLE = "handoffs"
-AUDIT_TABLE = "handoffaudit"
 LINK_TABLE = "handofflinks"
-CHAIN_TABLE = "handoffchains"
 # Azure Monitor alerts: one row per alert id (insert-if-absent dedupe), storm and note state, alert log.
 ALERT_TABLE = "handoffalerts"
 HISTORY_TABLE = "handoffhistory"
 SHARED_MEMORY_TABLE = "sharedmemory"
 STORAGE_TABLES: tuple[str, ...] = (
     HANDOFF_TABLE,
-    AUDIT_TABLE,
     LINK_TABLE,
-    CHAIN_TABLE,
     ALERT_TABLE,
     HISTORY_TABLE,
     SHARED_MEMORY_TABLE,

@@ -191,9 +191,7 @@ var queueNames = [
 ]
 var tableNames = [
   'handoffs'
-  'handoffaudit'
   'handofflinks'
-  'handoffchains'
   'handoffalerts'
   'handoffhistory'
   'sharedmemory'

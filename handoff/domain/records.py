@@ -3,6 +3,7 @@ storage, the delivery queue and the agents. Adapters implement the ports; the do
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Literal
@@ -111,16 +112,34 @@ class StoredHandback(BaseModel):
     body_hash: str | None = None  # set when the hand-back came with an Idempotency-Key
 
 
+def state_version(state: HandoffState) -> str:
+    """A version of a handoff's state: equal exactly when the states are equal (a digest of its JSON), so
+    audit events appended meanwhile, which leave the state as it is, do not change it."""
+    return hashlib.sha256(state.model_dump_json().encode("utf-8", "surrogatepass")).hexdigest()[:32]
+
+
 class HandoffRecord(BaseModel):
-    """A handoff as read back from storage."""
+    """A handoff as read back from storage. ``version`` is the :func:`state_version` of its state as
+    read: a write conditioned on it fails when the state has changed since."""
 
     stored: StoredRequest
     state: HandoffState
     handbacks: list[StoredHandback] = Field(default_factory=list)
+    version: str | None = None
 
     @property
     def id(self) -> str:
         return self.stored.id
+
+
+@dataclass(frozen=True)
+class NewEvent:
+    """An audit event to append with a state change: the store numbers it, stamps its time and chains its
+    hash (see :mod:`handoff.domain.audit`)."""
+
+    type: str
+    actor: str
+    details: dict[str, Any]
 
 
 class LinkRecord(BaseModel):

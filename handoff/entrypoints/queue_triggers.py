@@ -9,6 +9,7 @@ import azure.functions as func
 from handoff.bootstrap import get_handoffs, get_shared_memory
 from handoff.domain.errors import Problem
 from handoff.domain.intake import load_queue_message
+from handoff.ports import StorageLayoutMismatch
 from handoff.settings import DELIVERY_QUEUE, STORAGE_CONNECTION, get_settings
 
 log = logging.getLogger("handoff")
@@ -34,7 +35,11 @@ def deliver(msg: func.QueueMessage) -> None:
 def sweep(timer: func.TimerRequest) -> None:
     """Re-queue stranded work (a delivery, cross-link, hand-back or shared-memory write nobody is
     doing), so nothing accepted is lost when a worker dies between two steps."""
-    report = get_handoffs().sweeper.sweep()
+    try:
+        report = get_handoffs().sweeper.sweep()
+    except StorageLayoutMismatch:
+        return  # storage holds another layout: logged once when found, and every request says so
+
     if report.requeued or report.gave_up or report.errors:
         log.warning(
             "sweep: re-queued %d stranded steps, gave up on %d handoffs, %d handoffs could not be swept",

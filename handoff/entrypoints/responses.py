@@ -19,7 +19,7 @@ from handoff.domain.errors import (
     Unauthorized,
 )
 from handoff.domain.intake import check_json_content_type
-from handoff.ports import StorageUnavailable
+from handoff.ports import StorageLayoutMismatch, StorageUnavailable
 from handoff.settings import get_settings
 
 log = logging.getLogger("handoff")
@@ -93,6 +93,9 @@ def to_problem(exc: Exception, instance: str) -> Problem:
     anything else as a 500 that reveals nothing internal (the exception is logged)."""
     if isinstance(exc, Problem):
         return exc
+    if isinstance(exc, StorageLayoutMismatch):
+        # What storage holds and what to do: the operator's to read (logged once, at the first call).
+        return ServiceUnavailable(str(exc), headers={"Retry-After": "60"})
     if isinstance(exc, StorageUnavailable):
         log.warning("storage unavailable while serving %s", instance)
         return ServiceUnavailable("storage is unavailable; retry later", headers={"Retry-After": "10"})

@@ -81,6 +81,11 @@ class ChainRules:
                 ],
             ) from None
 
+    def starts(self, root: ChainMember) -> ChainMember | None:
+        """What the store records with a root handoff to start its chain index (its member record and
+        slot 1 of its pair, in the write that creates it); None without a chain index."""
+        return root if self.chains is not None else None
+
     def release(self, slot: PairSlot | None) -> None:
         """Undo :meth:`reserve` of a handoff that was not created (only slots this request took)."""
         if slot is not None and slot.new and self.chains is not None:

@@ -87,9 +87,13 @@ class ServiceContext:
             lifecycle=lifecycle or NoLifecycleListener(),
         )
 
-    def get_record(self, handoff_id: str) -> HandoffRecord:
-        """The stored handoff, or 404 (storage is not asked about what cannot be a handoff id)."""
-        record = self.store.get(handoff_id) if is_uuid(handoff_id) else None
+    def get_record(self, handoff_id: str, *, fresh: bool = True) -> HandoffRecord:
+        """The stored handoff, or 404 (storage is not asked about what cannot be a handoff id); with
+        ``fresh=False`` as this process last read or wrote it (see :meth:`HandoffStore.get`)."""
+        if not is_uuid(handoff_id):
+            record = None
+        else:
+            record = self.store.get(handoff_id) if fresh else self.store.get(handoff_id, fresh=False)
         if record is None:
             raise NotFound(f"no handoff with id '{handoff_id}'")
         return record

@@ -3,7 +3,6 @@ thread (from REST and MCP, from an A2A task's result, or from the automatic hand
 
 from __future__ import annotations
 
-from datetime import timedelta
 from typing import Any
 
 from handoff.domain.audit_events import EventType
@@ -12,16 +11,12 @@ from handoff.domain.errors import Conflict, FieldError, Forbidden
 from handoff.domain.ids import canonical_hash, check_idempotency_key, handback_claim
 from handoff.domain.intake import parse_body, redacted
 from handoff.domain.models import HandbackRequest, HandoffView
-from handoff.domain.records import HandbackDelivery, HandoffRecord, HandoffState, StoredHandback
+from handoff.domain.records import HandoffRecord, NewEvent, StoredHandback
 from handoff.domain.redaction import HANDBACK_TEXT_FIELDS
 from handoff.domain.work import HandBack
 from handoff.services.context import ServiceContext
 from handoff.services.intake import enqueue, registered_agent
 from handoff.services.queries import Queries
-
-# A replayed hand-back whose first request stored it this long ago without queueing it is finished by
-# the replay (the first request must have died in between).
-REPLAY_TAKEOVER_SECONDS = 30
 
 
 class HandBacks:
@@ -81,7 +76,8 @@ class HandBacks:
                 "Idempotency-Key was already used with a different hand-back for this handoff",
                 errors=[FieldError(field="Idempotency-Key", message="reused with a different body")],
             )
-        return self.queries.view(self.ctx.get_record(record.id)), created
+        # Answer from what was just written (a replay wrote nothing: read what is stored).
+        return self.queries.view(self.ctx.get_record(record.id, fresh=not created)), created
 
     def record_handback(
         self,
@@ -102,6 +98,17 @@ class HandBacks:
         if redactions is None:
             request, redactions = redacted(request, HANDBACK_TEXT_FIELDS)
         now = ctx.clock()
+
+        def received(handback: StoredHandback) -> list[NewEvent]:
+            details: dict[str, Any] = {"seq": handback.seq, "agent": agent, "outcome": request.outcome}
+            if automatic:
+                details["automatic"] = True
+            if redactions:
+                details["redactions"] = redactions
+            return [NewEvent(EventType.HAND_BACK_RECEIVED, actor, details)]
+
+        # The hand-back, its pending delivery and its audit event are one write: a replay finds all or
+        # nothing of it, and what it can miss is only the enqueue below, which the sweeper makes up for.
         handback, created = ctx.store.add_handback(
             handoff_id,
             lambda seq: StoredHandback(
@@ -114,24 +121,8 @@ class HandBacks:
                 body_hash=body_hash,
             ),
             claim,
+            received,
         )
-        if not created:
-            # A replay. Finish the first request's work only if it evidently stopped between storing
-            # the hand-back and queueing it; while that request may still be running, leave it be.
-            stalled = now - handback.received_at > timedelta(seconds=REPLAY_TAKEOVER_SECONDS)
-            if handback.seq in ctx.get_record(handoff_id).state.handbacks or not stalled:
-                return handback, False
-
-        def pending(state: HandoffState) -> None:
-            state.handbacks.setdefault(handback.seq, HandbackDelivery())
-            state.updated_at = now
-
-        ctx.store.update_state(handoff_id, pending)
-        details: dict[str, Any] = {"seq": handback.seq, "agent": agent, "outcome": request.outcome}
-        if automatic:
-            details["automatic"] = True
-        if redactions:
-            details["redactions"] = redactions
-        ctx.store.append_audit(handoff_id, EventType.HAND_BACK_RECEIVED, actor, details)
-        enqueue(ctx.queue, HandBack(handoff_id=handoff_id, seq=handback.seq))
+        if created:
+            enqueue(ctx.queue, HandBack(handoff_id=handoff_id, seq=handback.seq))
         return handback, created

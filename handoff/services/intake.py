@@ -24,7 +24,7 @@ from handoff.domain.errors import (
 from handoff.domain.ids import canonical_hash, check_idempotency_key, idempotent_id, is_uuid
 from handoff.domain.intake import parse_body, redacted
 from handoff.domain.models import HandoffRequest, HandoffView
-from handoff.domain.records import HandoffRecord, HandoffState, StoredRequest
+from handoff.domain.records import HandoffRecord, HandoffState, NewEvent, StoredRequest
 from handoff.domain.redaction import HANDOFF_TEXT_FIELDS, redact
 from handoff.domain.registry import SYSTEM_SOURCES, AgentConfig, Registry
 from handoff.domain.work import Deliver, Work
@@ -112,24 +112,24 @@ class Intake:
             handoff_id=handoff_id, root_id=stored.root_id, parent_id=request.parent_handoff_id,
             source_agent=source.name, target_agent=target.name, depth=depth, created_at=now,
         )  # fmt: skip
-        slot = ctx.chains.reserve(member, parent, caller)
+        # A root handoff starts its chain in the write that creates it; a child takes its pair slot in
+        # the root's chain first (and gives it back if it is not created).
+        slot = ctx.chains.reserve(member, parent, caller) if parent is not None else None
+        chain = ctx.chains.starts(member) if parent is None else None
         state = HandoffState(updated_at=now)
+        accepted = NewEvent(EventType.ACCEPTED, caller.describe(), {
+            "source": source.name, "target": target.name, "intent": request.intent,
+            "parentHandoffId": request.parent_handoff_id, "idempotencyKey": key is not None,
+            **({"redactions": redactions} if redactions else {}),
+        })  # fmt: skip
         try:
-            created = ctx.store.create(stored, state)
+            created = ctx.store.create(stored, state, [accepted], chain)
         except Exception:
             ctx.chains.release(slot)
             raise
         if not created:
             ctx.chains.release(slot)
             return self._replay(stored)
-        ctx.store.append_audit(
-            handoff_id,
-            EventType.ACCEPTED,
-            caller.describe(),
-            {"source": source.name, "target": target.name, "intent": request.intent,
-             "parentHandoffId": request.parent_handoff_id, "idempotencyKey": key is not None,
-             **({"redactions": redactions} if redactions else {})},
-        )  # fmt: skip
         enqueue(ctx.queue, Deliver(handoff_id=handoff_id))
         # Answer from what was just written: no read-back in the request path, and the answer is
         # "accepted" even when a fast worker has already started delivering.
@@ -172,22 +172,21 @@ class Intake:
             alert_rule=(details or {}).get("alertRule"),
         )
         state = HandoffState(updated_at=now)
-        created = ctx.store.create(stored, state)
-        if created:
-            ctx.store.append_audit(
-                handoff_id,
-                EventType.ACCEPTED,
-                caller.describe(),
-                {
-                    "source": source,
-                    "target": target.name,
-                    "intent": request.intent,
-                    **(details or {}),
-                    **({"redactions": redactions} if redactions else {}),
-                },
-            )
-            enqueue(ctx.queue, Deliver(handoff_id=handoff_id))
-        return ctx.get_record(handoff_id), created
+        accepted = NewEvent(
+            EventType.ACCEPTED,
+            caller.describe(),
+            {
+                "source": source,
+                "target": target.name,
+                "intent": request.intent,
+                **(details or {}),
+                **({"redactions": redactions} if redactions else {}),
+            },
+        )
+        if not ctx.store.create(stored, state, [accepted]):
+            return ctx.get_record(handoff_id), False
+        enqueue(ctx.queue, Deliver(handoff_id=handoff_id))
+        return HandoffRecord(stored=stored, state=state), True
 
     def _parties(self, request: HandoffRequest, caller: Caller) -> tuple[AgentConfig, AgentConfig]:
         """The registered source and target agents, once the caller may hand off from one to the other."""

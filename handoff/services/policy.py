@@ -3,7 +3,7 @@
 One retry-or-give-up rule for every kind of work (exponential back-off with jitter, never sooner than
 the agent's ``Retry-After``, at most ``HANDOFF_MAX_DELIVERY_ATTEMPTS`` attempts, then the message is
 parked on the poison queue with the reason and the step is recorded as failed); one rule for when the
-sweepers give up; and the marker checks that keep a retried post or audit event from being doubled.
+sweepers give up; and the marker checks that keep a retried post from being doubled.
 """
 
 from __future__ import annotations
@@ -178,23 +178,3 @@ def post_once(
     if before_post is not None:
         before_post()
     return Posted(agents.post_message(agent, thread_id, text), recovered=False)
-
-
-def audit_once(
-    store: HandoffStore,
-    handoff_id: str,
-    kind: EventType,
-    details: dict[str, Any],
-    *,
-    retry: bool,
-    seq: int | None = None,
-) -> None:
-    """Audit the end of a step, written before the state write that ends it. On a retry (the step was
-    attempted before) the audit is read first: an earlier attempt that died after this insert and before
-    its state write has already written the event."""
-    if retry and any(
-        event.type == kind and (seq is None or event.details.get("seq") == seq)
-        for event in store.list_audit(handoff_id)
-    ):
-        return
-    store.append_audit(handoff_id, kind, Actor.BROKER, details)

@@ -36,7 +36,7 @@ from handoff.domain.models import (
 )
 from handoff.domain.records import HandbackDelivery, HandoffRecord
 from handoff.domain.timeline import ChainHandoff, ChainTimeline
-from handoff.ports import HistorySearch
+from handoff.ports import HistorySearch, StorageLayoutMismatch
 from handoff.services.context import ServiceContext
 
 AUDIT_PAGE = 1000  # audit events per page (and the most a caller may ask for)
@@ -256,6 +256,8 @@ class Queries:
         """Whether storage answers (fast; the adapter uses short timeouts and no retries)."""
         try:
             self.ctx.store.ping()
+        except StorageLayoutMismatch as exc:
+            return Health(status="unhealthy", storage="reachable", detail=str(exc))
         except Exception as exc:
             return Health(status="unhealthy", storage="unreachable", detail=type(exc).__name__)
         return Health(status="healthy", storage="reachable")

@@ -4,16 +4,17 @@ hand-backs, and notices about the target's progress. Each post is made at most o
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from typing import Any
 
 from handoff.domain.audit_events import Actor, EventType
 from handoff.domain.messages import MessageContext, crosslink_message, handback_message, marker
 from handoff.domain.models import HandbackRequest
-from handoff.domain.records import AgentCallError, HandoffRecord, HandoffState
+from handoff.domain.records import AgentCallError, HandoffRecord, HandoffState, NewEvent
 from handoff.services.context import ServiceContext
 from handoff.services.handbacks import HandBacks
 from handoff.services.lifecycle import index_handback, notify
-from handoff.services.policy import audit_once, look_back_since, post_once
+from handoff.services.policy import Posted, look_back_since, post_once
 from handoff.services.state_writes import touch
 
 log = logging.getLogger("handoff")
@@ -26,58 +27,76 @@ class SourceThread:
         self.ctx = ctx
         self.handbacks = handbacks
 
-    def crosslink(self, record: HandoffRecord, message_ctx: MessageContext) -> None:
-        """Post the link to the target's thread (or A2A task) into A's thread, once."""
+    def crosslink(self, record: HandoffRecord, message_ctx: MessageContext, *, release: bool = False) -> None:
+        """Post the link to the target's thread (or A2A task) into A's thread, once. With ``release``,
+        the write that records it is the worker's last of its step and lets go of its lease."""
         ctx = self.ctx
         state = record.state
-        source_thread = record.stored.request.source.thread_id
         if state.crosslink != "pending":
             return
-        if not source_thread:
-            touch(ctx, record.id, lambda s: setattr(s, "crosslink", "noSourceThread"))
+        if not record.stored.request.source.thread_id:
+            touch(ctx, record.id, lambda s: setattr(s, "crosslink", "noSourceThread"), release=release)
             return
+        posted = self.post_crosslink(record, message_ctx, look=state.crosslink_attempted, mark=True)
+        mutate, event = self.crosslinked(record, message_ctx, posted)
+        touch(ctx, record.id, mutate, [event], release=release)
+
+    def post_crosslink(
+        self, record: HandoffRecord, message_ctx: MessageContext, *, look: bool, mark: bool
+    ) -> Posted:
+        """Post the cross-link unless ``look`` finds it posted (by an earlier attempt, back to a little
+        before the first one); with ``mark``, record the attempt just before posting (else the caller
+        has recorded it)."""
+        ctx = self.ctx
+        source_thread = record.stored.request.source.thread_id or ""
         now = ctx.clock()
 
         def attempt(s: HandoffState) -> None:
             s.crosslink_attempted = True
             s.crosslink_attempted_at = s.crosslink_attempted_at or now
 
-        # An earlier attempt may have posted it before failing: look back to before that attempt.
-        posted = post_once(
+        return post_once(
             ctx.agents,
             ctx.registry.by_name(record.stored.source_agent),
             source_thread,
             marker(record.id, "crosslink"),
             crosslink_message(record, message_ctx),
-            look=state.crosslink_attempted,
-            since=look_back_since(ctx.settings, state.crosslink_attempted_at),
-            before_post=lambda: touch(ctx, record.id, attempt),
+            look=look,
+            since=look_back_since(ctx.settings, record.state.crosslink_attempted_at),
+            before_post=(lambda: touch(ctx, record.id, attempt)) if mark else None,
         )
+
+    @staticmethod
+    def crosslinked(
+        record: HandoffRecord, message_ctx: MessageContext, posted: Posted
+    ) -> tuple[Callable[[HandoffState], None], NewEvent]:
+        """The state change and the audit event that record a posted cross-link."""
 
         def done(s: HandoffState) -> None:
             s.crosslink = "posted"
             s.crosslink_message_id = posted.message_id
 
         details: dict[str, Any] = {
-            "sourceThreadId": source_thread,
+            "sourceThreadId": record.stored.request.source.thread_id,
             "targetThreadUrl": message_ctx.target_thread_url,
         }
         if posted.message_id:
             details["messageId"] = posted.message_id
         if posted.recovered:
             details["recovered"] = True  # posted by an earlier attempt whose answer was lost
-        audit_once(ctx.store, record.id, EventType.CROSS_LINKED, details, retry=state.crosslink_attempted)
-        touch(ctx, record.id, done)
+        return done, NewEvent(EventType.CROSS_LINKED, Actor.BROKER, details)
 
-    def deliver_handback(self, record: HandoffRecord, seq: int) -> None:
-        """Post hand-back ``seq`` into A's thread, once (or keep it as ``noSourceThread``)."""
+    def deliver_handback(self, record: HandoffRecord, seq: int, *, release: bool = False) -> None:
+        """Post hand-back ``seq`` into A's thread, once (or keep it as ``noSourceThread``). With
+        ``release``, the write that records it is the worker's last of its step and lets go of its
+        lease."""
         ctx = self.ctx
         handback = next((hb for hb in record.handbacks if hb.seq == seq), None)
         delivery = record.state.handbacks.get(seq)
         if handback is None or delivery is None or delivery.status != "pending":
             return
         # The findings are history as soon as they are recorded, whether or not A's thread takes them.
-        index_handback(ctx, record.id, seq)
+        index_handback(ctx, record, seq)
         source_thread = record.stored.request.source.thread_id
         now = ctx.clock()
         if not source_thread:
@@ -87,10 +106,8 @@ class SourceThread:
                 s.status = "handedBack"
                 s.handed_back_at = now
 
-            touch(ctx, record.id, no_thread)
-            ctx.store.append_audit(
-                record.id, EventType.HANDED_BACK, Actor.BROKER, {"seq": seq, "posted": False}
-            )
+            event = NewEvent(EventType.HANDED_BACK, Actor.BROKER, {"seq": seq, "posted": False})
+            touch(ctx, record.id, no_thread, [event], release=release)
             notify(ctx, record.id, "handedBack", {"seq": seq})
             return
 
@@ -121,8 +138,7 @@ class SourceThread:
             details["messageId"] = posted.message_id
         if posted.recovered:
             details["recovered"] = True
-        audit_once(ctx.store, record.id, EventType.HANDED_BACK, details, retry=delivery.attempted, seq=seq)
-        touch(ctx, record.id, done)
+        touch(ctx, record.id, done, [NewEvent(EventType.HANDED_BACK, Actor.BROKER, details)], release=release)
         notify(ctx, record.id, "handedBack", {"seq": seq})
 
     def hand_back_now(
@@ -135,7 +151,7 @@ class SourceThread:
             handoff_id, request, agent, actor, automatic=automatic
         )
         try:
-            self.deliver_handback(self.ctx.get_record(handoff_id), handback.seq)
+            self.deliver_handback(self.ctx.get_record(handoff_id, fresh=False), handback.seq)
         except AgentCallError as exc:
             log.info("hand-back %s of %s left to the queue: %s", handback.seq, handoff_id, exc.reason)
 

@@ -1,5 +1,11 @@
 """Writes of a handoff's state by the queue worker: the per-handoff lease that fences them, the common
-mutations, and the record of a step's final failure."""
+mutations, and the record of a step's final failure.
+
+A worker holds a handoff's lease while it runs a step. Steps that call nobody before their first state
+write (delivery into an SRE Agent thread, posting a hand-back) take the lease in that write, together
+with the change it makes (the "attempting" mark before a call): one conditional write on the version
+of the state the step started from. Their last write lets go of the lease in the same way.
+"""
 
 from __future__ import annotations
 
@@ -8,21 +14,37 @@ import contextvars
 import logging
 import uuid
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from handoff.domain.audit_events import Actor, EventType
-from handoff.domain.records import HandoffState
+from handoff.domain.records import HandoffState, NewEvent
 from handoff.domain.work import HandBack, HandoffStep
-from handoff.ports import LeaseBusy, LeaseLost
+from handoff.ports import AuditEvents, LeaseBusy, LeaseLost
 from handoff.services.context import ServiceContext
 from handoff.services.lifecycle import notify
 from handoff.settings import Settings
 
 log = logging.getLogger("handoff")
 
-# The handoff this worker holds the lease of, and its token (set while a queue message is processed):
-# every state write of the worker checks that it still holds the lease and renews it.
-_HELD: contextvars.ContextVar[tuple[str, str] | None] = contextvars.ContextVar("held_lease", default=None)
+
+@dataclass
+class Lease:
+    """The lease a worker holds on the handoff it works on (set while a queue message is processed):
+    every state write of the worker checks that it still holds the lease and renews it.
+
+    ``taken`` is False while the lease is still to be taken by the worker's first state write, on the
+    ``version`` of the state its step started from; ``released`` once a write let go of it.
+    """
+
+    handoff_id: str
+    token: str
+    taken: bool = True
+    version: str | None = None
+    released: bool = False
+
+
+_HELD: contextvars.ContextVar[Lease | None] = contextvars.ContextVar("held_lease", default=None)
 
 
 class NothingToWrite(Exception):
@@ -42,12 +64,16 @@ def acquire_lease(ctx: ServiceContext, handoff_id: str) -> str:
     token = uuid.uuid4().hex
 
     def take(state: HandoffState) -> None:
-        if state.lease_until and state.lease_until > now:
-            raise LeaseBusy
-        state.lease_until, state.lease_owner = now + lease_duration(ctx.settings), token
+        _take(state, token, now, ctx.settings)
 
     ctx.store.update_state(handoff_id, take)
     return token
+
+
+def _take(state: HandoffState, token: str, now: datetime, settings: Settings) -> None:
+    if state.lease_until and state.lease_until > now and state.lease_owner != token:
+        raise LeaseBusy
+    state.lease_until, state.lease_owner = now + lease_duration(settings), token
 
 
 def release_lease(ctx: ServiceContext, handoff_id: str, token: str) -> None:
@@ -67,33 +93,66 @@ def release_lease(ctx: ServiceContext, handoff_id: str, token: str) -> None:
 
 
 @contextlib.contextmanager
-def holding(handoff_id: str, token: str) -> Iterator[None]:
+def holding(handoff_id: str, token: str) -> Iterator[Lease]:
     """While inside, this thread's :func:`touch` of ``handoff_id`` is fenced by (and renews) the lease
-    ``token``."""
-    held = _HELD.set((handoff_id, token))
+    ``token``, already taken."""
+    with hold(Lease(handoff_id, token)) as lease:
+        yield lease
+
+
+@contextlib.contextmanager
+def taking(handoff_id: str, version: str | None) -> Iterator[Lease]:
+    """While inside, the first :func:`touch` of ``handoff_id`` takes its lease in the write it makes, on
+    state ``version`` (the one the step started from: :class:`~handoff.ports.StateChanged` when the
+    state changed since, :class:`~handoff.ports.LeaseBusy` while another worker holds the lease); later
+    touches are fenced by it and renew it, as in :func:`holding`."""
+    with hold(Lease(handoff_id, uuid.uuid4().hex, taken=False, version=version)) as lease:
+        yield lease
+
+
+@contextlib.contextmanager
+def hold(lease: Lease) -> Iterator[Lease]:
+    """While inside, this thread's :func:`touch` of the lease's handoff goes by ``lease``."""
+    held = _HELD.set(lease)
     try:
-        yield
+        yield lease
     finally:
         _HELD.reset(held)
 
 
-def touch(ctx: ServiceContext, handoff_id: str, mutate: Callable[[HandoffState], None]) -> HandoffState:
-    """Change the handoff's state (and its ``updated_at``). A worker holding the handoff's lease writes
-    only while it still holds it (:class:`~handoff.ports.LeaseLost` otherwise), and each write renews it;
-    writes of anyone else neither check nor renew it."""
+def touch(
+    ctx: ServiceContext,
+    handoff_id: str,
+    mutate: Callable[[HandoffState], None],
+    events: AuditEvents = (),
+    *,
+    release: bool = False,
+) -> HandoffState:
+    """Change the handoff's state (and its ``updated_at``), with ``events`` audited in the same write. A
+    worker holding the handoff's lease writes only while it still holds it
+    (:class:`~handoff.ports.LeaseLost` otherwise), and each write renews it (or, with ``release``, lets
+    go of it: the worker's last write of its step); writes of anyone else neither check nor renew it."""
     now = ctx.clock()
-    held = _HELD.get()
-    token = held[1] if held is not None and held[0] == handoff_id else None
+    lease = _HELD.get()
+    if lease is not None and lease.handoff_id != handoff_id:
+        lease = None
+    version = lease.version if lease is not None and not lease.taken else None
 
     def apply(state: HandoffState) -> None:
-        if token is not None:
-            if state.lease_owner != token:
+        if lease is not None:
+            if lease.taken and state.lease_owner != lease.token:
                 raise LeaseLost(handoff_id)
-            state.lease_until = now + lease_duration(ctx.settings)
+            _take(state, lease.token, now, ctx.settings)
+            if release:
+                state.lease_until = state.lease_owner = None
         mutate(state)
         state.updated_at = now
 
-    return ctx.store.update_state(handoff_id, apply)
+    state = ctx.store.update_state(handoff_id, apply, events, version=version)
+    if lease is not None:
+        lease.taken = True
+        lease.released = lease.released or release
+    return state
 
 
 def create_attempt(now: datetime) -> Callable[[HandoffState], None]:
@@ -111,7 +170,7 @@ def create_attempt(now: datetime) -> Callable[[HandoffState], None]:
 def fail_step(ctx: ServiceContext, step: HandoffStep, reason: str, how: str) -> None:
     """Record a final failure of one step: the handoff's delivery, its cross-link, or one hand-back.
 
-    Decided and written on the state entity alone (one conditional update, then one audit insert), so it
+    Decided and written on the state entity alone, with its audit event (one conditional write), so it
     works even when the rest of the record cannot be read.
     """
     handoff_id = step.handoff_id
@@ -124,10 +183,8 @@ def fail_step(ctx: ServiceContext, step: HandoffStep, reason: str, how: str) -> 
                 s.handbacks[seq].error = reason
             s.last_error = reason
 
-        touch(ctx, handoff_id, handback_failed)
-        ctx.store.append_audit(
-            handoff_id, EventType.HAND_BACK_FAILED, Actor.BROKER, {"seq": seq, "reason": reason, "how": how}
-        )
+        details = {"seq": seq, "reason": reason, "how": how}
+        touch(ctx, handoff_id, handback_failed, [NewEvent(EventType.HAND_BACK_FAILED, Actor.BROKER, details)])
         return
     failed_step: list[EventType] = []
 
@@ -141,7 +198,9 @@ def fail_step(ctx: ServiceContext, step: HandoffStep, reason: str, how: str) -> 
             s.status = "failed"
         s.last_error = reason
 
-    touch(ctx, handoff_id, failed)
-    ctx.store.append_audit(handoff_id, failed_step[0], Actor.BROKER, {"reason": reason, "how": how})
+    def event(_: HandoffState) -> list[NewEvent]:
+        return [NewEvent(failed_step[0], Actor.BROKER, {"reason": reason, "how": how})]
+
+    touch(ctx, handoff_id, failed, event)
     if failed_step[0] is EventType.DELIVERY_FAILED:
         notify(ctx, handoff_id, "failed", {"reason": reason})

@@ -12,7 +12,7 @@ from typing import Any
 from handoff.domain.audit_events import Actor, EventType
 from handoff.domain.auth import Caller
 from handoff.domain.models import HandoffView
-from handoff.domain.records import HandoffState
+from handoff.domain.records import HandoffState, NewEvent
 from handoff.domain.work import Deliver, HandBack, HandoffStep
 from handoff.ports import StorageUnavailable
 from handoff.services.context import ServiceContext
@@ -150,22 +150,20 @@ class Sweeper:
             state.sweeps = 0
             state.updated_at = now
 
+        def requested(_: HandoffState) -> list[NewEvent]:
+            details = {"steps": [{k: v for k, v in step.items() if k != "op"} for step in steps]}
+            return [NewEvent(EventType.RETRY_REQUESTED, caller.describe(), details)]
+
         with contextlib.suppress(NothingToWrite):
-            ctx.store.update_state(record.id, reopen)
-        if steps:
-            ctx.store.append_audit(
-                record.id,
-                EventType.RETRY_REQUESTED,
-                caller.describe(),
-                {"steps": [{k: v for k, v in step.items() if k != "op"} for step in steps]},
+            state = ctx.store.update_state(record.id, reopen, requested)
+            record = record.model_copy(update={"state": state})
+        for step in steps:
+            message = (
+                HandBack(handoff_id=record.id, seq=step["seq"])
+                if "seq" in step
+                else Deliver(handoff_id=record.id)
             )
-            for step in steps:
-                message = (
-                    HandBack(handoff_id=record.id, seq=step["seq"])
-                    if "seq" in step
-                    else Deliver(handoff_id=record.id)
-                )
-                # Stored before queued: should the enqueue fail, the sweeper picks the step up.
-                with contextlib.suppress(StorageUnavailable):
-                    ctx.queue.send(message.wire())
-        return self.queries.view(ctx.get_record(record.id)), steps
+            # Stored before queued: should the enqueue fail, the sweeper picks the step up.
+            with contextlib.suppress(StorageUnavailable):
+                ctx.queue.send(message.wire())
+        return self.queries.view(record), steps

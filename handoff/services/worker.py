@@ -32,13 +32,20 @@ from handoff.domain.work import (
     op_of,
     parse_work,
 )
-from handoff.ports import LeaseBusy, LeaseLost
+from handoff.ports import LeaseBusy, LeaseLost, StateChanged, StorageUnavailable
 from handoff.services.a2a_followup import A2AFollowUp
 from handoff.services.context import ServiceContext
 from handoff.services.delivery import Delivery
 from handoff.services.policy import retry_or_give_up
 from handoff.services.source_thread import SourceThread
-from handoff.services.state_writes import acquire_lease, fail_step, holding, release_lease
+from handoff.services.state_writes import (
+    Lease,
+    acquire_lease,
+    fail_step,
+    hold,
+    release_lease,
+    taking,
+)
 from handoff.services.thread_watch import ThreadWatch
 
 log = logging.getLogger("handoff")
@@ -48,6 +55,9 @@ WorkHandler = Callable[[WorkMessage, int], None]
 """Runs one message (with how often the queue has handed it out); raises for the host to retry."""
 # A handoff step that meets another worker holding the lease comes back after this long.
 BUSY_DELAY_SECONDS = 15.0
+# A step whose handoff keeps changing under it (each time after it read it, before its first write) is
+# started again at most this often, then left to the queue's retry.
+MAX_STEP_STARTS = 5
 
 
 class Worker:
@@ -143,12 +153,20 @@ class Worker:
     # ------------------------------------------------------------------ the handoff's own work
 
     def _deliver(self, message: Deliver, _dequeue_count: int) -> None:
-        self._leased(message, self.delivery.deliver, self.delivery.after_failure, BUSY_DELAY_SECONDS)
+        def calls_first(record: HandoffRecord) -> bool:
+            # An A2A delivery calls the peer (to find the task an earlier attempt started) and audits
+            # what it finds before its first state write: it takes the lease first.
+            target = self.ctx.registry.find(record.stored.target_agent)
+            return target is not None and target.is_a2a
+
+        self._leased(
+            message, self.delivery.deliver, self.delivery.after_failure, BUSY_DELAY_SECONDS, calls_first
+        )
 
     def _hand_back(self, message: HandBack, _dequeue_count: int) -> None:
         self._leased(
             message,
-            lambda record: self.source_thread.deliver_handback(record, message.seq),
+            lambda record: self.source_thread.deliver_handback(record, message.seq, release=True),
             self.delivery.after_failure,
             BUSY_DELAY_SECONDS,
         )
@@ -158,7 +176,11 @@ class Worker:
         # a push notification brought may meet a scheduled one): come back as soon as a first poll would.
         busy = max(1.0, follow_up_delay(0.0, self.ctx.settings.poll_interval_seconds))
         self._leased(
-            message, lambda record: self._run_follow_up(record, message), self._follow_up_failed, busy
+            message,
+            lambda record: self._run_follow_up(record, message),
+            self._follow_up_failed,
+            busy,
+            lambda _record: True,
         )
 
     def _run_follow_up(self, record: HandoffRecord, message: FollowUp) -> None:
@@ -185,21 +207,93 @@ class Worker:
         step: Callable[[HandoffRecord], None],
         failed: Callable[[WorkT, AgentCallError], None],
         busy_delay: float,
+        lease_first: Callable[[HandoffRecord], bool] | None = None,
     ) -> None:
-        """Run ``step`` on the handoff while holding its lease; an agent failure goes to ``failed``."""
+        """Run ``step`` on the handoff while holding its lease; an agent failure goes to ``failed``.
+
+        The step starts from the handoff as this process last read or wrote it. Unless ``lease_first``
+        says the step calls someone before its first state write, that write takes the lease on the
+        version the step started from (see :func:`taking`): when the state changed since, or the lease
+        looked busy on that version, the step starts again from the stored handoff; a step that wrote
+        nothing is confirmed on the stored handoff the same way."""
         ctx = self.ctx
         handoff_id = message.handoff_id
-        if ctx.store.get(handoff_id) is None:
-            log.warning("dropping delivery message for unknown handoff: %s", message.wire())
-            return
+        record = ctx.store.get(handoff_id, fresh=False)
+        fresh = False
+        for _ in range(MAX_STEP_STARTS):
+            if record is None:
+                log.warning("dropping delivery message for unknown handoff: %s", message.wire())
+                return
+            if lease_first is not None and lease_first(record):
+                self._lease_first(message, step, failed, busy_delay)
+                return
+            lease_until = record.state.lease_until
+            if lease_until is not None and lease_until > ctx.clock():
+                # Another worker holds the handoff: come back later, calling nobody (if it still does).
+                if fresh:
+                    ctx.queue.send(message.wire(), busy_delay)
+                    return
+                record, fresh = ctx.store.get(handoff_id), True
+                continue
+            try:
+                written = self._step_taking_lease(record, message, step, failed)
+            except (StateChanged, LeaseBusy) as exc:
+                if isinstance(exc, LeaseBusy) and fresh:
+                    ctx.queue.send(message.wire(), busy_delay)
+                    return
+                record, fresh = ctx.store.get(handoff_id), True
+                continue
+            if written or fresh:
+                return
+            latest = ctx.store.get(handoff_id)
+            if latest is None or latest.version == record.version:
+                return
+            record, fresh = latest, True
+        raise StorageUnavailable(f"handoff {handoff_id} kept changing while a step started")
+
+    def _step_taking_lease(
+        self,
+        record: HandoffRecord,
+        message: WorkT,
+        step: Callable[[HandoffRecord], None],
+        failed: Callable[[WorkT, AgentCallError], None],
+    ) -> bool:
+        """Run ``step`` whose first state write takes the lease; whether it wrote anything."""
+        ctx = self.ctx
+        with taking(record.id, record.version) as lease:
+            try:
+                try:
+                    step(record)
+                except AgentCallError as exc:
+                    failed(message, exc)
+            except LeaseLost:
+                # Another worker has the handoff now (this one was stalled past its lease): it carries
+                # on, and this message is done. Nothing was called after the write that found out.
+                log.warning("lease on %s lost to another worker; %s left to it", record.id, message.wire())
+            finally:
+                if lease.taken and not lease.released:
+                    release_lease(ctx, record.id, lease.token)
+        return lease.taken
+
+    def _lease_first(
+        self,
+        message: WorkT,
+        step: Callable[[HandoffRecord], None],
+        failed: Callable[[WorkT, AgentCallError], None],
+        busy_delay: float,
+    ) -> None:
+        """Take the lease, then run ``step`` on the handoff as the lease's write left it."""
+        ctx = self.ctx
+        handoff_id = message.handoff_id
         try:
             token = acquire_lease(ctx, handoff_id)
         except LeaseBusy:
             ctx.queue.send(message.wire(), busy_delay)
             return
+        lease = Lease(handoff_id, token)
         try:
-            with holding(handoff_id, token):
-                record = ctx.get_record(handoff_id)
+            with hold(lease):
+                record = ctx.get_record(handoff_id, fresh=False)
                 try:
                     step(record)
                 except AgentCallError as exc:
@@ -209,4 +303,5 @@ class Worker:
             # and this message is done. Nothing was called after the write that found out.
             log.warning("lease on %s lost to another worker; %s left to it", handoff_id, message.wire())
         finally:
-            release_lease(ctx, handoff_id, token)
+            if not lease.released:
+                release_lease(ctx, handoff_id, token)

@@ -10,7 +10,8 @@ from collections.abc import Callable, Iterator
 import pytest
 from azure.data.tables import TableClient, UpdateMode
 
-from handoff.settings import AUDIT_TABLE
+from handoff.adapters.azure_storage.layout import AUDIT_END, AUDIT_PREFIX
+from handoff.settings import HANDOFF_TABLE
 from tests.e2e.helpers import handback_body, handoff_body
 
 Tamper = Callable[[TableClient, str, list[dict]], int]
@@ -18,7 +19,7 @@ Tamper = Callable[[TableClient, str, list[dict]], int]
 
 @pytest.fixture(scope="module")
 def audit_table(azurite) -> Iterator[TableClient]:
-    with TableClient.from_connection_string(azurite.connection_string, AUDIT_TABLE) as table:
+    with TableClient.from_connection_string(azurite.connection_string, HANDOFF_TABLE) as table:
         yield table
 
 
@@ -34,21 +35,28 @@ def handed_back(broker, fakes) -> str:
 
 
 def rows(table: TableClient, handoff_id: str) -> list[dict]:
-    return sorted(
-        table.query_entities("PartitionKey eq @pk", parameters={"pk": handoff_id}), key=lambda e: e["RowKey"]
+    """The audit rows of a handoff (``a|NNNNNNNNNN`` in its partition), in order."""
+    found = table.query_entities(
+        "PartitionKey eq @pk and RowKey gt @low and RowKey lt @high",
+        parameters={"pk": handoff_id, "low": AUDIT_PREFIX, "high": AUDIT_END},
     )
+    return sorted(found, key=lambda e: e["RowKey"])
+
+
+def seq_of(row: dict) -> int:
+    return int(row["RowKey"].removeprefix(AUDIT_PREFIX))
 
 
 def edit(table: TableClient, _id: str, found: list[dict]) -> int:
     row = dict(found[2])
     row["Details"] = json.dumps({**json.loads(row["Details"]), "threadId": "attacker-thread"})
     table.update_entity(row, mode=UpdateMode.REPLACE)
-    return int(row["RowKey"])
+    return seq_of(row)
 
 
 def delete(table: TableClient, _id: str, found: list[dict]) -> int:
     table.delete_entity(found[1]["PartitionKey"], found[1]["RowKey"])
-    return int(found[1]["RowKey"])
+    return seq_of(found[1])
 
 
 def reorder(table: TableClient, _id: str, found: list[dict]) -> int:
@@ -56,13 +64,14 @@ def reorder(table: TableClient, _id: str, found: list[dict]) -> int:
     for row, other in ((first, found[2]), (second, found[1])):
         swapped = {**other, "PartitionKey": row["PartitionKey"], "RowKey": row["RowKey"]}
         table.upsert_entity(swapped, mode=UpdateMode.REPLACE)
-    return int(found[1]["RowKey"])
+    return seq_of(found[1])
 
 
 def insert(table: TableClient, handoff_id: str, found: list[dict]) -> int:
     # Shift every event from the third on by one and slip a forged approval in at the third place.
     for row in reversed(found[2:]):
-        table.upsert_entity({**row, "RowKey": f"{int(row['RowKey']) + 1:010d}"}, mode=UpdateMode.REPLACE)
+        shifted = {**row, "RowKey": f"{AUDIT_PREFIX}{seq_of(row) + 1:010d}"}
+        table.upsert_entity(shifted, mode=UpdateMode.REPLACE)
     forged = {
         **found[2],
         "Type": "approvalGranted",
@@ -70,7 +79,7 @@ def insert(table: TableClient, handoff_id: str, found: list[dict]) -> int:
         "Details": json.dumps({"by": "admin"}),
     }
     table.upsert_entity(forged, mode=UpdateMode.REPLACE)
-    return int(found[2]["RowKey"])
+    return seq_of(found[2])
 
 
 @pytest.mark.attack("audit")

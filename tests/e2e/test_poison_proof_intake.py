@@ -15,7 +15,9 @@ from typing import Any
 import pytest
 from azure.storage.queue import QueueClient, TextBase64DecodePolicy, TextBase64EncodePolicy
 
-from handoff.adapters.azure_storage.handoffs import StorageClients, TableHandoffStore, delivery_queue
+from handoff.adapters.azure_storage.clients import StorageClients
+from handoff.adapters.azure_storage.handoffs import TableHandoffStore
+from handoff.adapters.azure_storage.queues import delivery_queue
 from handoff.domain.intake import MAX_BODY_BYTES, MAX_DEPTH
 from handoff.domain.registry import Registry
 from handoff.services.handoffs import build_handoffs

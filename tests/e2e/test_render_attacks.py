@@ -9,7 +9,7 @@ import uuid
 import pytest
 from azure.data.tables import TableClient
 
-from handoff.adapters.azure_storage.handoffs import SECRET_PARTITION
+from handoff.adapters.azure_storage.layout import BROKER_PARTITION
 from handoff.domain.ids import idempotent_id
 from handoff.domain.messages import marker
 from handoff.services.intake import IDEMPOTENCY_SECRET
@@ -41,7 +41,7 @@ def _predicted_id(broker, azurite, key: str) -> str:
     warm_up = handoff_body(None)
     _post(broker, warm_up, f"render-warm-up-{uuid.uuid4()}")  # the secret exists from the first keyed handoff
     with TableClient.from_connection_string(azurite.connection_string, HANDOFF_TABLE) as table:
-        stored = table.get_entity(SECRET_PARTITION, IDEMPOTENCY_SECRET)["Secret"]
+        stored = table.get_entity(BROKER_PARTITION, IDEMPOTENCY_SECRET)["Secret"]
     secret = base64.urlsafe_b64decode(stored + "=" * (-len(stored) % 4))
     return idempotent_id(secret, "ops", key)
 

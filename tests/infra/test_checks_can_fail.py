@@ -204,7 +204,7 @@ def test_missing_queue_is_reported(repo: Path) -> None:
     problems = checks.check_storage_names(
         repo / "infra",
         queues=["handoff-deliveries", "handoff-deliveries-poison"],
-        tables=["handoffs", "handoffaudit", "handofflinks"],
+        tables=["handoffs", "handofflinks"],
     )
     assert any("queueNames" in p for p in problems)
 
@@ -213,7 +213,7 @@ def test_new_table_in_the_code_is_reported(repo: Path) -> None:
     problems = checks.check_storage_names(
         repo / "infra",
         queues=["handoff-deliveries", "handoff-deliveries-poison"],
-        tables=["handoffs", "handoffaudit", "handofflinks", "handoffidempotency"],
+        tables=["handoffs", "handofflinks", "handoffidempotency"],
     )
     assert any("tableNames" in p and "handoffidempotency" in p for p in problems)
 

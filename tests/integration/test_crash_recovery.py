@@ -10,7 +10,8 @@ from typing import Any
 
 import pytest
 
-from handoff.adapters.azure_storage.handoffs import StorageClients, TableHandoffStore
+from handoff.adapters.azure_storage.clients import StorageClients
+from handoff.adapters.azure_storage.handoffs import TableHandoffStore
 from handoff.domain.auth import Caller
 from handoff.domain.errors import Forbidden, NotFound
 from handoff.domain.models import HandoffRequest

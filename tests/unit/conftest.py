@@ -253,11 +253,11 @@ def build_world(
         remote, chains, history = over.remote, over.chains, over.history
     else:
         clock = Clock()
-        store = MemoryHandoffStore(clock)
+        chains = MemoryChainStore()
+        store = MemoryHandoffStore(clock, chains)
         queue = MemoryDeliveryQueue(clock, config.max_dequeue_count)
         agents = MemoryAgentGateway(clock)
         remote = MemoryRemoteAgentGateway()
-        chains = MemoryChainStore()
         history = MemoryHistoryIndex(registry)
     seen: list[tuple[str, str, dict[str, Any]]] = []
     handoffs = build_handoffs(

@@ -1,9 +1,10 @@
 """Audit event names and the broker's own actors are spelled once, in :mod:`handoff.domain.audit_events`.
 
 Every ``append_audit(...)`` call in ``handoff/`` names its event type (and its actor, when it is not a
-caller's label) through :class:`EventType` / :class:`Actor`, and so does every alert-log ``log(...)``
-call; the scan reads the source with :mod:`ast`, so a bare string literal anywhere fails it. The
-self-tests at the end show the scan can fail.
+caller's label) through :class:`EventType` / :class:`Actor`, and so does every ``NewEvent(...)`` (an
+event written with a state change) and every alert-log ``log(...)`` call; the scan reads the source
+with :mod:`ast`, so a bare string literal anywhere fails it. The self-tests at the end show the scan
+can fail.
 """
 
 from __future__ import annotations
@@ -19,6 +20,8 @@ PACKAGE_DIR = APP_ROOT / "handoff"
 CAMEL_CASE = re.compile(r"[a-z][a-z0-9]*(?:[A-Z][a-z0-9]+)*")
 # Call -> {argument name: position} of the arguments that must not be string literals.
 CHECKED_ARGUMENTS = {"append_audit": {"type": 1, "actor": 2}, "log": {"type": 1}}
+# Constructor -> the same, for audit events made before they are written.
+CHECKED_CONSTRUCTORS = {"NewEvent": {"type": 0, "actor": 1}}
 
 
 def _argument(call: ast.Call, name: str, position: int) -> ast.expr | None:
@@ -35,6 +38,8 @@ def _checked(call: ast.Call) -> dict[str, int]:
     """The arguments to check of ``call``: an audit append, or an alert store's ``log`` (a logger's
     ``log`` is something else: only a receiver named ``...store`` counts)."""
     func = call.func
+    if isinstance(func, ast.Name):
+        return CHECKED_CONSTRUCTORS.get(func.id, {})
     if not isinstance(func, ast.Attribute):
         return {}
     if func.attr == "log":
@@ -56,7 +61,8 @@ def literal_audit_names(package_dir: Path) -> list[str]:
                 continue
             for name, position in _checked(node).items():
                 if _is_literal(_argument(node, name, position)):
-                    call = node.func.attr if isinstance(node.func, ast.Attribute) else "?"
+                    func = node.func
+                    call = func.attr if isinstance(func, ast.Attribute) else getattr(func, "id", "?")
                     offences.append(f"{relative}:{node.lineno}: {call}(...) with a literal {name}")
     return offences
 
@@ -118,4 +124,21 @@ def test_the_scan_names_each_literal_type_and_actor(tmp_path):
         "handoff/services/bad.py:4: log(...) with a literal type",
         "handoff/services/human_entries/posting.py:1: append_audit(...) with a literal type",
         "handoff/services/human_entries/posting.py:1: append_audit(...) with a literal actor",
+    ]
+
+
+def test_the_scan_names_literal_types_and_actors_of_events_made_before_they_are_written(tmp_path):
+    package_dir = _tree(
+        tmp_path,
+        {
+            "services/good.py": "NewEvent(EventType.DELIVERED, Actor.BROKER, {})\n",
+            "services/bad.py": (
+                "NewEvent('delivered', Actor.BROKER, {})\n"
+                "NewEvent(EventType.DELIVERED, actor='broker', details={})\n"
+            ),
+        },
+    )
+    assert literal_audit_names(package_dir) == [
+        "handoff/services/bad.py:1: NewEvent(...) with a literal type",
+        "handoff/services/bad.py:2: NewEvent(...) with a literal actor",
     ]

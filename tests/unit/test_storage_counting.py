@@ -13,8 +13,8 @@ from azure.core.pipeline.transport import HttpRequest
 
 from devserver.azurite import connection_string, free_port
 from handoff.adapters.azure_storage import counting
+from handoff.adapters.azure_storage.clients import StorageClients
 from handoff.adapters.azure_storage.counting import CountingPolicy, TransactionCounts
-from handoff.adapters.azure_storage.handoffs import StorageClients
 from handoff.settings import APP_ROOT, Settings
 
 TABLES = "http://127.0.0.1:10002/devstoreaccount1"
@@ -148,7 +148,7 @@ def test_clients_count_nothing_when_the_setting_is_off() -> None:
 def test_the_counting_module_is_not_imported_when_the_setting_is_off() -> None:
     probe = (
         "import sys\n"
-        "from handoff.adapters.azure_storage.handoffs import StorageClients\n"
+        "from handoff.adapters.azure_storage.clients import StorageClients\n"
         "from handoff.settings import Settings\n"
         "StorageClients(Settings(storage_connection_string='UseDevelopmentStorage=true'))\n"
         "print('handoff.adapters.azure_storage.counting' in sys.modules)\n"

@@ -92,7 +92,24 @@ def test_a_parent_outside_the_callers_chains_looks_unknown(world: World) -> None
 
 
 def test_a_chain_index_that_cannot_be_written_stores_nothing(world: World) -> None:
+    # A child takes its pair slot in its root's chain before it is stored.
+    root = world.hand_off()
+    sent = len(world.queue.sent)
     world.chains.faults.fail("reserve")
+    thread = world.state(root).target_thread_id
+    body = handoff_body(thread, source="checkout", target="payments", parentHandoffId=root)
     with pytest.raises(StorageUnavailable, match="reserve"):
+        world.accept(body, CHECKOUT)
+    assert world.store.ids() == [root] and len(world.queue.sent) == sent
+    assert {m.handoff_id for m in world.chains.members(root)} == {root}
+
+
+def test_a_root_starts_its_chain_in_the_write_that_stores_it(world: World) -> None:
+    world.store.faults.fail("create")
+    with pytest.raises(StorageUnavailable, match="create"):
         world.accept(handoff_body())
-    assert world.store.ids() == [] and world.queue.sent == []
+    assert world.store.ids() == [] and world.queue.sent == [] and world.chains.roots() == []
+    view, _ = world.accept(handoff_body())
+    assert world.chains.roots() == [view.id]
+    assert world.chains.holders(view.id, "ops", "checkout") == {1: view.id}
+    assert world.store.faults.count("create") == 2 and world.chains.faults.count("reserve") == 0

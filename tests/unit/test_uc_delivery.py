@@ -6,8 +6,11 @@ from __future__ import annotations
 from datetime import timedelta
 from typing import Any
 
+import pytest
+
 from handoff.domain.messages import is_handoff_thread, is_marked, marker
 from handoff.domain.records import HandoffState
+from handoff.ports import StorageUnavailable
 from tests.unit.conftest import World, build_world, handoff_body
 
 
@@ -394,24 +397,67 @@ def _deliver_without_source_thread(world: World) -> None:
 
 def test_a_crash_after_the_delivered_audit_does_not_audit_it_twice(world: World) -> None:
     handoff_id = _accepted(world)
-    # the state writes of a delivery: lease, attempt, delivered, ...: the third one is lost
-    world.store.faults.fail("update_state", after=2)
+    # the state writes of a delivery: the lease with the attempt, then delivered and cross-linked with
+    # their audit events: the second one is lost (the thread and the cross-link are made)
+    world.store.faults.fail("update_state", after=1)
     world.run()
     state = world.state(handoff_id)
     assert state.status == "delivered" and len(world.agents.threads_of("checkout")) == 1
     assert world.events(handoff_id).count("delivered") == 1
     assert "deliveryRecovered" in world.events(handoff_id)
+    assert world.events(handoff_id).count("crossLinked") == 1
+    assert world.event(handoff_id, "crossLinked")["recovered"] is True
+    assert len(world.agents.posted(_source_thread(world, handoff_id))) == 1
     assert len(world.queue.failures) == 1
 
 
 def test_a_lease_that_cannot_be_released_runs_out_by_itself(world: World) -> None:
     writes = _update_state_calls(_deliver_without_source_thread)
-    world.store.faults.fail("update_state", after=writes - 1)  # the last write lets go of the lease
-    _deliver_without_source_thread(world)
-    (handoff_id,) = world.store.ids()
-    state = world.state(handoff_id)
-    assert state.status == "delivered" and state.lease_owner is not None
+    # the last write (delivered, letting go of the lease) and the release after the step failed are lost
+    world.store.faults.fail("update_state", after=writes - 1, times=2)
+    view, _ = world.accept(handoff_body())
+    world.queue.clear()
+    message = {"op": "deliver", "handoffId": view.id, "attempt": 1}
+    with pytest.raises(StorageUnavailable):
+        world.process(message)
+    state = world.state(view.id)
+    assert state.status == "accepted" and state.lease_owner is not None
     assert state.lease_until is not None and state.lease_until > world.clock()
+    world.process(message, 2)  # the host's retry meets the lease: it comes back later
+    assert world.queue.delays() == [15] and len(world.agents.threads_of("checkout")) == 1
     world.clock.advance(world.settings.delivery_lease_seconds + 1)
-    world.process({"op": "deliver", "handoffId": handoff_id, "attempt": 1})
-    assert world.state(handoff_id).lease_owner is None
+    world.process(message, 3)
+    state = world.state(view.id)
+    assert state.status == "delivered" and state.lease_owner is None
+    assert len(world.agents.threads_of("checkout")) == 1
+
+
+# ---------------------------------------------------------------- starting from a copy
+
+
+def _reads_of_a_delivery() -> int:
+    dry = build_world()
+    dry.accept(handoff_body(dry.source_thread()))
+    dry.run()
+    return dry.store.faults.count("get")
+
+
+def test_an_audit_event_written_as_a_delivery_starts_does_not_start_it_again(world: World) -> None:
+    handoff_id = _accepted(world)
+    # Another writer appends an event between the step's read and its first write: the state is as the
+    # step saw it, so the write is only tried again, and the step goes on.
+    world.store.interleave(handoff_id, lambda s: None)
+    world.run()
+    state = world.state(handoff_id)
+    assert state.status == "delivered" and len(world.agents.threads_of("checkout")) == 1
+    assert world.store.occ_retries == 1 and world.store.faults.count("get") == _reads_of_a_delivery()
+
+
+def test_a_state_changed_as_a_delivery_starts_makes_it_start_again_from_the_stored_one(world: World) -> None:
+    handoff_id = _accepted(world)
+    world.store.interleave(handoff_id, lambda s: setattr(s, "last_error", "someone else's write"))
+    world.run()
+    state = world.state(handoff_id)
+    assert state.status == "delivered" and len(world.agents.threads_of("checkout")) == 1
+    assert world.events(handoff_id).count("deliveryAttempt") == 1 and state.attempts == 1
+    assert world.store.faults.count("get") == _reads_of_a_delivery() + 1  # the stored handoff, read again

@@ -136,27 +136,35 @@ def test_an_unusable_key_is_400(world: World, key: str) -> None:
         world.hand_back(handoff_id, key=key)
 
 
-def test_a_replay_while_the_first_request_may_still_run_leaves_it_be(world: World) -> None:
+def test_a_hand_back_whose_write_failed_stored_nothing_and_its_replay_records_it(world: World) -> None:
+    # The hand-back, its pending delivery and its audit event are one write: all or nothing.
     handoff_id = world.hand_off()
-    world.store.faults.fail("update_state")  # the first request dies after storing the hand-back
+    world.store.faults.fail("add_handback")
     with pytest.raises(StorageUnavailable):
         world.hand_back(handoff_id, key="k")
+    record = world.store.get(handoff_id)
+    assert record is not None and record.handbacks == [] and record.state.handbacks == {}
+    assert "handBackReceived" not in world.events(handoff_id)
     _, new = world.hand_back(handoff_id, key="k")
-    assert new is False and world.queue.messages("handback") == []
-    assert 1 not in world.state(handoff_id).handbacks
-
-
-def test_a_replay_finishes_a_hand_back_whose_first_request_stalled(world: World) -> None:
-    handoff_id = world.hand_off()
-    world.store.faults.fail("update_state")
-    with pytest.raises(StorageUnavailable):
-        world.hand_back(handoff_id, key="k")
-    world.clock.advance(31)
-    _, new = world.hand_back(handoff_id, key="k")
-    assert new is False
+    assert new is True
     assert world.queue.messages("handback") == [
         {"op": "handback", "handoffId": handoff_id, "seq": 1, "attempt": 1}
     ]
+    world.run()
+    assert len(_handback_posts(world, handoff_id)) == 1
+    assert world.events(handoff_id).count("handBackReceived") == 1
+
+
+def test_a_replay_of_a_hand_back_whose_enqueue_failed_leaves_it_to_the_sweeper(world: World) -> None:
+    handoff_id = world.hand_off()
+    world.queue.faults.fail("send")
+    with pytest.raises(ServiceUnavailable):
+        world.hand_back(handoff_id, key="k")
+    _, new = world.hand_back(handoff_id, key="k")
+    assert new is False and world.queue.messages("handback") == []
+    assert world.state(handoff_id).handbacks[1].status == "pending"
+    world.clock.advance(world.settings.sweep_after_seconds + 1)
+    world.sweep()
     world.run()
     assert len(_handback_posts(world, handoff_id)) == 1
 

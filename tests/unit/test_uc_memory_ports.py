@@ -19,10 +19,11 @@ from handoff.domain.records import (
     HandoffRecord,
     HandoffState,
     LinkRecord,
+    NewEvent,
     StoredHandback,
     StoredRequest,
 )
-from handoff.ports import StorageUnavailable
+from handoff.ports import StateChanged, StorageUnavailable
 from tests.unit.conftest import SITE, World, handback_body, handoff_body
 from tests.unit.memory.clock import START, Clock
 from tests.unit.memory.queue import MemoryDeliveryQueue
@@ -138,29 +139,137 @@ def test_hand_backs_are_numbered_from_one_and_a_claim_is_held_once(store: Memory
     assert record is not None and [hb.seq for hb in record.handbacks] == [1, 2]
 
 
+def _created(store: MemoryHandoffStore) -> str:
+    stored = _stored()
+    store.create(stored, HandoffState(updated_at=START))
+    return stored.id
+
+
 def test_audit_is_a_verifiable_hash_chain_and_tampering_shows(store: MemoryHandoffStore) -> None:
+    h1 = _created(store)
     for kind in ("accepted", "delivered", "crossLinked"):
-        store.append_audit("h1", kind, "broker", {"step": kind})
-    events = store.list_audit("h1")
+        store.append_audit(h1, kind, "broker", {"step": kind})
+    events = store.list_audit(h1)
     assert [e.seq for e in events] == [1, 2, 3]
     assert events[1].prev_hash == events[0].hash
-    assert verify_chain("h1", events).valid
-    store.edit_event("h1", 2, details={"step": "forged"})
-    broken = verify_chain("h1", store.list_audit("h1"))
+    assert verify_chain(h1, events).valid
+    store.edit_event(h1, 2, details={"step": "forged"})
+    broken = verify_chain(h1, store.list_audit(h1))
     assert (broken.valid, broken.first_bad_seq) == (False, 2)
 
 
 def test_audit_details_are_redacted_and_capped(store: MemoryHandoffStore) -> None:
-    event = store.append_audit("h1", "note", "broker", {"password": "hunter2-very-secret", "n": 1})
+    h1 = _created(store)
+    event = store.append_audit(h1, "note", "broker", {"password": "hunter2-very-secret", "n": 1})
     assert "hunter2" not in str(event.details) and event.details["n"] == 1
-    big = store.append_audit("h1", "note", "broker", {"text": "y" * 20_000})
+    big = store.append_audit(h1, "note", "broker", {"text": "y" * 20_000})
     assert big.details["truncated"] is True and len(big.details["preview"]) == 1000
 
 
 def test_list_audit_pages_after_a_sequence_number(store: MemoryHandoffStore) -> None:
+    h1 = _created(store)
     for index in range(5):
-        store.append_audit("h1", f"e{index}", "broker", {})
-    assert [e.seq for e in store.list_audit("h1", after=2, limit=2)] == [3, 4]
+        store.append_audit(h1, f"e{index}", "broker", {})
+    assert [e.seq for e in store.list_audit(h1, after=2, limit=2)] == [3, 4]
+
+
+def test_the_audit_of_a_handoff_that_does_not_exist_cannot_be_appended_to(store: MemoryHandoffStore) -> None:
+    # The audit's tail lives in the state row: no state, no audit.
+    with pytest.raises(EntityNotFound):
+        store.append_audit(str(uuid.uuid4()), "note", "broker", {})
+
+
+def test_events_are_written_with_the_state_or_not_at_all(store: MemoryHandoffStore) -> None:
+    stored = _stored()
+    accepted = NewEvent("accepted", "local", {"n": 1})
+    assert store.create(stored, HandoffState(updated_at=START), [accepted])
+    delivered = NewEvent("delivered", "broker", {"threadId": "t"})
+    store.update_state(stored.id, lambda s: setattr(s, "status", "delivered"), [delivered])
+    assert store.event_types(stored.id) == ["accepted", "delivered"]
+    assert verify_chain(stored.id, store.list_audit(stored.id)).valid
+
+    def refuse(state: HandoffState) -> None:
+        raise KeyError("stop")
+
+    with pytest.raises(KeyError):
+        store.update_state(stored.id, refuse, [NewEvent("never", "broker", {})])
+    store.faults.fail("update_state")
+    with pytest.raises(StorageUnavailable):
+        store.update_state(stored.id, lambda s: None, [NewEvent("never", "broker", {})])
+    assert store.event_types(stored.id) == ["accepted", "delivered"]
+
+
+def test_events_can_be_made_from_the_state_the_mutation_left(store: MemoryHandoffStore) -> None:
+    handoff_id = _created(store)
+    store.update_state(
+        handoff_id,
+        lambda s: setattr(s, "attempts", s.attempts + 1),
+        lambda s: [NewEvent("deliveryAttempt", "broker", {"attempt": s.attempts})],
+    )
+    assert store.list_audit(handoff_id)[0].details == {"attempt": 1}
+
+
+def test_a_write_on_a_version_is_made_only_while_it_is_current(store: MemoryHandoffStore) -> None:
+    handoff_id = _created(store)
+    record = store.get(handoff_id)
+    assert record is not None and record.version is not None
+    store.append_audit(handoff_id, "note", "broker", {})  # leaves the state, and so its version, as it is
+    store.update_state(handoff_id, lambda s: setattr(s, "attempts", 1), version=record.version)
+    with pytest.raises(StateChanged):  # that write changed the state
+        store.update_state(handoff_id, lambda s: setattr(s, "attempts", 9), version=record.version)
+    current = store.get(handoff_id)
+    assert current is not None and current.version != record.version and current.state.attempts == 1
+    store.update_state(handoff_id, lambda s: setattr(s, "attempts", 9), version=current.version)
+    assert store.state(handoff_id).attempts == 9
+
+
+def test_a_write_on_a_version_that_another_writer_overtakes_is_not_made(store: MemoryHandoffStore) -> None:
+    handoff_id = _created(store)
+    record = store.get(handoff_id)
+    assert record is not None
+    store.interleave(handoff_id, lambda s: setattr(s, "last_error", "theirs"))
+    with pytest.raises(StateChanged):
+        store.update_state(handoff_id, lambda s: setattr(s, "attempts", 9), version=record.version)
+    assert (store.state(handoff_id).attempts, store.state(handoff_id).last_error) == (0, "theirs")
+    # A writer that leaves the state as it is (an audit event) only makes the write try again.
+    fresh = store.get(handoff_id)
+    assert fresh is not None
+    store.interleave(handoff_id, lambda s: None)
+    store.update_state(handoff_id, lambda s: setattr(s, "attempts", 9), version=fresh.version)
+    assert store.state(handoff_id).attempts == 9
+
+
+def test_a_hand_back_is_recorded_with_its_pending_delivery_and_its_events(store: MemoryHandoffStore) -> None:
+    handoff_id = _created(store)
+    later = START + timedelta(minutes=3)
+    handback, new = store.add_handback(
+        handoff_id,
+        lambda seq: _handback(seq).model_copy(update={"received_at": later}),
+        events=lambda hb: [NewEvent("handBackReceived", "checkout", {"seq": hb.seq})],
+    )
+    assert new and handback.seq == 1
+    state = store.state(handoff_id)
+    assert state.handbacks[1].status == "pending" and state.updated_at == later
+    assert store.list_audit(handoff_id)[0].details == {"seq": 1}
+    store.faults.fail("add_handback")
+    with pytest.raises(StorageUnavailable):
+        store.add_handback(handoff_id, _handback, events=lambda hb: [NewEvent("x", "y", {})])
+    record = store.get(handoff_id)
+    assert record is not None and len(record.handbacks) == 1 and list(record.state.handbacks) == [1]
+    assert store.event_types(handoff_id) == ["handBackReceived"]
+
+
+def test_a_root_handoff_starts_its_chain_in_the_same_write(store: MemoryHandoffStore) -> None:
+    stored = _stored()
+    member = ChainMember(
+        handoff_id=stored.id, root_id=stored.id, source_agent="ops", target_agent="checkout", created_at=START
+    )
+    assert store.create(stored, HandoffState(updated_at=START), chain=member)
+    assert store.chains.holders(stored.id, "ops", "checkout") == {1: stored.id}
+    assert [m.handoff_id for m in store.chains.members(stored.id)] == [stored.id]
+    assert not store.create(stored, HandoffState(updated_at=START), chain=member)
+    with pytest.raises(ValueError, match="root"):
+        store.create(_stored(), HandoffState(updated_at=START), chain=member)  # not its own root
 
 
 def test_links_are_upserted_per_handoff_and_relation(store: MemoryHandoffStore) -> None:
@@ -200,12 +309,13 @@ def test_an_outage_fails_every_operation_and_ends(store: MemoryHandoffStore) -> 
 
 
 def test_one_operation_can_fail_a_number_of_times(store: MemoryHandoffStore) -> None:
+    h1 = _created(store)
     store.faults.fail("append_audit", times=2)
     for _ in range(2):
         with pytest.raises(StorageUnavailable):
-            store.append_audit("h1", "x", "broker", {})
-    store.append_audit("h1", "x", "broker", {})
-    assert store.event_types("h1") == ["x"]
+            store.append_audit(h1, "x", "broker", {})
+    store.append_audit(h1, "x", "broker", {})
+    assert store.event_types(h1) == ["x"]
 
 
 # ---------------------------------------------------------------- queue

@@ -100,7 +100,7 @@ class _Store:
         self.record = HandoffRecord(stored=stored, state=HandoffState(updated_at=now))
         self.audit: list[tuple[str, str, str, dict[str, Any]]] = []
 
-    def get(self, handoff_id: str) -> HandoffRecord | None:
+    def get(self, handoff_id: str, *, fresh: bool = True) -> HandoffRecord | None:
         return self.record if handoff_id == HANDOFF_ID else None
 
     def append_audit(self, handoff_id: str, type: str, actor: str, details: dict[str, Any]) -> AuditEvent:

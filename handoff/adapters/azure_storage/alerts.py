@@ -22,7 +22,7 @@ from azure.core.exceptions import ResourceExistsError, ResourceModifiedError, Re
 from azure.data.tables import UpdateMode
 from pydantic import BaseModel
 
-from handoff.adapters.azure_storage.handoffs import KeyedLocks, StorageClients, _chunks, _doc, storage_errors
+from handoff.adapters.azure_storage.clients import KeyedLocks, StorageClients, chunks, joined, storage_errors
 from handoff.ports import StorageUnavailable
 from handoff.settings import ALERT_TABLE
 
@@ -58,7 +58,7 @@ class TableAlertStore:
 
     @staticmethod
     def _entity(partition: str, row: str, doc: BaseModel) -> dict[str, Any]:
-        return {"PartitionKey": partition, "RowKey": row, **_chunks(doc.model_dump_json())}
+        return {"PartitionKey": partition, "RowKey": row, **chunks(doc.model_dump_json())}
 
     def insert(self, partition: str, row: str, doc: BaseModel) -> bool:
         try:
@@ -72,14 +72,14 @@ class TableAlertStore:
         key = f"{partition}/{row}"
         cached = None if fresh else self._cached(key)
         if cached is not None:
-            return model.model_validate_json(_doc(cached[0]))
+            return model.model_validate_json(joined(cached[0]))
         try:
             with storage_errors():
                 entity = self.table.get_entity(partition, row)
         except ResourceNotFoundError:
             return None
         self._remember(key, entity, entity.metadata.get("etag"))
-        return model.model_validate_json(_doc(entity))
+        return model.model_validate_json(joined(entity))
 
     def update(
         self, partition: str, row: str, model: type[ModelT], mutate: Callable[[ModelT | None], ModelT | None]
@@ -107,7 +107,7 @@ class TableAlertStore:
                     entity, etag = got, got.metadata.get("etag")
                 except ResourceNotFoundError:
                     entity = None
-            current = model.model_validate_json(_doc(entity)) if entity is not None else None
+            current = model.model_validate_json(joined(entity)) if entity is not None else None
             new = mutate(current)
             if new is None:
                 if cached is not None:

@@ -3,14 +3,24 @@
 Partition key ``s|<scope>`` (a lowercased resource ID or ancestor scope) or ``all``; row key
 ``<inverted epoch ms>|<handoff id>|<hand-back seq>`` so a partition reads newest first. Entries are
 upserted, so indexing the same hand-back again changes nothing.
+
+"Seen before" (the earlier investigations a start message shows) reads each scope's newest rows at most
+once per :data:`SEEN_BEFORE_SECONDS` in a process, and the human notes of what it shows likewise, so a
+burst of handoffs on one resource (an alert storm) reads them once; this process's own index writes
+make it read again.
 """
 
 from __future__ import annotations
 
+import functools
 import json
-from typing import Any
+import threading
+import time
+from collections import OrderedDict
+from collections.abc import Callable
+from typing import Any, TypeVar
 
-from handoff.adapters.azure_storage.handoffs import StorageClients, encode_key, storage_errors
+from handoff.adapters.azure_storage.clients import StorageClients, encode_key, storage_errors
 from handoff.domain.history import (
     ALL_PARTITION,
     HistoryItem,
@@ -28,10 +38,45 @@ from handoff.domain.registry import Registry
 from handoff.settings import HISTORY_TABLE
 
 SCAN_BUDGET = 5000
+SEEN_BEFORE_SECONDS = 30.0
+SEEN_BEFORE_ROWS = 200  # newest rows of a scope "Seen before" looks through
+T = TypeVar("T")
 
 
 def _pk(scope: str) -> str:
     return ALL_PARTITION if scope == ALL_PARTITION else "s|" + encode_key(scope)
+
+
+class RecentReads:
+    """Reads kept for ``seconds`` (at most ``capacity`` of them, the oldest dropped first)."""
+
+    def __init__(self, seconds: float = SEEN_BEFORE_SECONDS, capacity: int = 1024) -> None:
+        self.seconds = seconds
+        self.capacity = capacity
+        self._lock = threading.Lock()
+        self._kept: OrderedDict[str, tuple[float, Any]] = OrderedDict()
+
+    def read(self, key: str, read: Callable[[], T]) -> T:
+        """What ``read()`` gave for ``key`` less than ``seconds`` ago, else what it gives now."""
+        now = time.monotonic()
+        with self._lock:
+            kept = self._kept.get(key)
+            if kept is not None and now - kept[0] < self.seconds:
+                value: T = kept[1]
+                return value
+        value = read()
+        with self._lock:
+            self._kept[key] = (now, value)
+            self._kept.move_to_end(key)
+            while len(self._kept) > self.capacity:
+                self._kept.popitem(last=False)
+        return value
+
+    def forget(self, keys: list[str]) -> None:
+        """Read these again next time (they were just written)."""
+        with self._lock:
+            for key in keys:
+                self._kept.pop(key, None)
 
 
 class TableHistoryIndex:
@@ -40,6 +85,7 @@ class TableHistoryIndex:
     def __init__(self, clients: StorageClients, registry: Registry) -> None:
         self.table = clients.table(HISTORY_TABLE)
         self.registry = registry
+        self._reads = RecentReads()
 
     # -------------------------------------------------------------- writing
 
@@ -49,8 +95,9 @@ class TableHistoryIndex:
         urls = row_thread_urls(record, self.registry)
         row_key, columns, scopes = history_row(record, handback, urls, alert_rule)
         with storage_errors():
-            for scope in scopes:
+            for scope in sorted(scopes):
                 self.table.upsert_entity({**columns, "RowKey": row_key, "PartitionKey": _pk(scope)})
+        self._reads.forget([_pk(scope) for scope in scopes])
 
     # -------------------------------------------------------------- reading
 
@@ -65,6 +112,7 @@ class TableHistoryIndex:
         }
         with storage_errors():
             self.table.upsert_entity(entity)
+        self._reads.forget([f"h|{handoff_id}"])
 
     def human_notes(self, handoff_id: str) -> list[HumanNote]:
         """The human entries of one investigation, oldest first."""
@@ -151,28 +199,34 @@ class TableHistoryIndex:
         self, scopes: list[str], exclude_root: str, limit: int, agents: set[str] | None
     ) -> list[dict[str, Any]]:
         rows: dict[str, dict[str, Any]] = {}
-        with storage_errors():
-            for scope in scopes[:20]:
-                for entity in self.table.query_entities(
-                    "PartitionKey eq @pk", parameters={"pk": _pk(scope)}, results_per_page=50
-                ):
-                    if entity["RootId"] == exclude_root:
-                        continue
-                    if agents is not None and not {entity.get("SourceKey"), entity.get("TargetKey")} & agents:
-                        continue  # an investigation neither agent of this handoff took part in
-                    # Newest hand-back per handoff; row keys sort newest first.
-                    current = rows.get(entity["HandoffId"])
-                    if current is None or entity["RowKey"] < current["RowKey"]:
-                        rows[entity["HandoffId"]] = entity
-                    if len(rows) >= limit * 4:
-                        break
+        for scope in list(dict.fromkeys(scopes))[:20]:
+            for entity in self._reads.read(_pk(scope), functools.partial(self._newest, scope)):
+                if entity["RootId"] == exclude_root:
+                    continue
+                if agents is not None and not {entity.get("SourceKey"), entity.get("TargetKey")} & agents:
+                    continue  # an investigation neither agent of this handoff took part in
+                # Newest hand-back per handoff; row keys sort newest first.
+                current = rows.get(entity["HandoffId"])
+                if current is None or entity["RowKey"] < current["RowKey"]:
+                    rows[entity["HandoffId"]] = entity
+                if len(rows) >= limit * 4:
+                    break
         newest = sorted(rows.values(), key=lambda e: e["RowKey"])[:limit]
         return [self._seen_item(e) for e in newest]
+
+    def _newest(self, scope: str) -> list[dict[str, Any]]:
+        """The newest :data:`SEEN_BEFORE_ROWS` rows of a scope (one query)."""
+        with storage_errors():
+            query = self.table.query_entities(
+                "PartitionKey eq @pk", parameters={"pk": _pk(scope)}, results_per_page=SEEN_BEFORE_ROWS
+            )
+            return [dict(entity) for _, entity in zip(range(SEEN_BEFORE_ROWS), query, strict=False)]
 
     def _seen_item(self, entity: dict[str, Any]) -> dict[str, Any]:
         """One earlier investigation for a start message's "Seen before", with its human notes."""
         item = history_item(entity)
-        item.human_notes = self.human_notes(item.handoff_id)
+        handoff_id = item.handoff_id
+        item.human_notes = self._reads.read(f"h|{handoff_id}", lambda: self.human_notes(handoff_id))
         return {**item.to_wire(), "summary": entity.get("Summary") or None}
 
 

@@ -21,7 +21,7 @@ from azure.core import MatchConditions
 from azure.core.exceptions import ResourceExistsError, ResourceModifiedError, ResourceNotFoundError
 from azure.data.tables import TableEntity, UpdateMode
 
-from handoff.adapters.azure_storage.handoffs import StorageClients, encode_key, storage_errors
+from handoff.adapters.azure_storage.clients import StorageClients, encode_key, storage_errors
 from handoff.domain.shared_memory.polling import PollCursor, PolledHandoff, PolledRecord
 from handoff.settings import SHARED_MEMORY_TABLE
 

@@ -18,7 +18,7 @@ from azure.core import MatchConditions
 from azure.core.exceptions import ResourceExistsError, ResourceModifiedError, ResourceNotFoundError
 from azure.data.tables import UpdateMode
 
-from handoff.adapters.azure_storage.handoffs import StorageClients, encode_key, storage_errors
+from handoff.adapters.azure_storage.clients import StorageClients, encode_key, storage_errors
 from handoff.domain.shared_memory.writes import WriteRow
 from handoff.settings import SHARED_MEMORY_TABLE
 

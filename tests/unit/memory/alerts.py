@@ -104,7 +104,7 @@ class MemoryHandoffStore:
         self.records[stored.id] = HandoffRecord(stored=stored, state=state)
         return True
 
-    def get(self, handoff_id: str) -> HandoffRecord | None:
+    def get(self, handoff_id: str, *, fresh: bool = True) -> HandoffRecord | None:
         record = self.records.get(handoff_id)
         return None if record is None else record.model_copy(deep=True)
 

@@ -3,15 +3,26 @@
 
 - documents are kept as the JSON the adapter writes, so every read is a fresh copy and a value that
   does not survive a JSON round trip does not survive here either;
-- ``create`` is insert-if-absent over the request and the state together; a document too large for
-  an entity is refused with the adapter's 413 problem;
+- ``create`` is insert-if-absent over the request, the state and the first audit events together (and,
+  for the root of a chain, its first chain rows); a document too large for an entity is refused with
+  the adapter's 413 problem;
+- records carry the version of the state they were read at (:func:`state_version`: audit events
+  appended meanwhile leave it as it is); every write, audit appends included (the adapter keeps the
+  audit's tail in the state row), still counts as a concurrent write for the optimistic retry;
 - ``update_state`` is optimistic: read, mutate, write if nobody wrote in between, else re-read and
   re-run the mutation (at most :data:`MAX_OCC_RETRIES` times, then :class:`StorageUnavailable`); what the
-  mutation raises propagates and nothing is written; a missing state is :class:`EntityNotFound`;
-- ``add_handback`` numbers hand-backs from 1, and with a ``claim`` returns the hand-back holding it;
+  mutation raises propagates and nothing is written; a missing state is :class:`EntityNotFound`; with
+  a ``version`` the state no longer has it raises :class:`StateChanged` and writes nothing; its audit
+  events are written with the state or not at all;
+- ``add_handback`` numbers hand-backs from 1 and records the hand-back, its pending delivery and its
+  events in one write; with a ``claim`` it returns the hand-back holding it;
 - audit events are only inserted, redacted and capped like the adapter does, and hash-chained with
-  :func:`handoff.domain.audit.event_hash`;
+  :func:`handoff.domain.audit.event_hash`; appending to a handoff that does not exist is
+  :class:`EntityNotFound`;
 - ``stale_pending`` filters on the state's pending work and ``updated_at``, as the adapter's query.
+
+``get(fresh=False)`` answers what ``get()`` does: this store is the one copy (the adapter may answer
+from the copy its process last read or wrote, whose version its writes then check).
 
 Tests reach behind the port with the helpers at the end (``state``, ``put_state``, ``event_types``,
 ``edit_event``, ``interleave``) and make it fail with :attr:`faults`.
@@ -21,7 +32,7 @@ from __future__ import annotations
 
 import json
 import secrets
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -29,18 +40,23 @@ from typing import Any
 from pydantic import BaseModel
 
 from handoff.domain.audit import audit_time, event_hash
+from handoff.domain.chains import ChainMember
 from handoff.domain.errors import FieldError, PayloadTooLarge
 from handoff.domain.models import AuditEvent
 from handoff.domain.records import (
+    HandbackDelivery,
     HandoffRecord,
     HandoffState,
     LinkRecord,
+    NewEvent,
     StoredHandback,
     StoredRequest,
     has_pending_work,
+    state_version,
 )
 from handoff.domain.redaction import redact_json
-from handoff.ports import StorageUnavailable
+from handoff.ports import AuditEvents, StateChanged, StorageUnavailable
+from tests.unit.memory.chains import MemoryChainStore
 from tests.unit.memory.faults import StorageFaults
 
 MAX_DETAIL_CHARS = 16_000
@@ -50,6 +66,15 @@ MAX_OCC_RETRIES = 50
 
 class EntityNotFound(LookupError):
     """The row does not exist (the Table SDK's ``ResourceNotFoundError``)."""
+
+
+def _details(details: dict[str, Any]) -> dict[str, Any]:
+    """Event details as the adapter stores them: redacted, JSON, capped."""
+    detail_json = json.dumps(redact_json(details)[0], ensure_ascii=False, default=str)
+    if len(detail_json) > MAX_DETAIL_CHARS:
+        detail_json = json.dumps({"truncated": True, "preview": detail_json[:1000]})
+    loaded: dict[str, Any] = json.loads(detail_json)
+    return loaded
 
 
 def _document(doc: BaseModel, what: str) -> str:
@@ -79,9 +104,13 @@ class _Partition:
 class MemoryHandoffStore:
     """Implements :class:`handoff.ports.HandoffStore` in memory."""
 
-    def __init__(self, clock: Callable[[], datetime] | None = None) -> None:
+    def __init__(
+        self, clock: Callable[[], datetime] | None = None, chains: MemoryChainStore | None = None
+    ) -> None:
         self.clock = clock or (lambda: datetime.now(UTC))
         self.faults = StorageFaults()
+        # The chain index: a root handoff starts its chain in the write that creates it.
+        self.chains = chains or MemoryChainStore()
         self._rows: dict[str, _Partition] = {}
         self._audit: dict[str, list[AuditEvent]] = {}
         self._links: dict[tuple[str, str], dict[tuple[str, str], str]] = {}
@@ -91,15 +120,28 @@ class MemoryHandoffStore:
 
     # ---------------------------------------------------------------- HandoffStore
 
-    def create(self, stored: StoredRequest, state: HandoffState) -> bool:
+    def create(
+        self,
+        stored: StoredRequest,
+        state: HandoffState,
+        events: Sequence[NewEvent] = (),
+        chain: ChainMember | None = None,
+    ) -> bool:
         request = _document(stored, "handoff request")
+        drafts = [(event, _details(event.details)) for event in events]
         self.faults.check("create")
         if stored.id in self._rows:
             return False
+        if chain is not None and chain.root_id != stored.id:
+            raise ValueError("only the root of a chain starts it in its own partition")
         self._rows[stored.id] = _Partition(request=request, state=state.model_dump_json())
+        self._audit[stored.id] = []
+        self._append(stored.id, drafts)
+        if chain is not None:
+            self.chains.start(chain)
         return True
 
-    def get(self, handoff_id: str) -> HandoffRecord | None:
+    def get(self, handoff_id: str, *, fresh: bool = True) -> HandoffRecord | None:
         self.faults.check("get")
         rows = self._rows.get(handoff_id)
         if rows is None or not rows.request or not rows.state:
@@ -110,58 +152,71 @@ class MemoryHandoffStore:
             handbacks=[
                 StoredHandback.model_validate_json(rows.handbacks[seq]) for seq in sorted(rows.handbacks)
             ],
+            version=state_version(HandoffState.model_validate_json(rows.state)),
         )
 
-    def update_state(self, handoff_id: str, mutate: Callable[[HandoffState], None]) -> HandoffState:
+    def update_state(
+        self,
+        handoff_id: str,
+        mutate: Callable[[HandoffState], None],
+        events: AuditEvents = (),
+        *,
+        version: str | None = None,
+    ) -> HandoffState:
         for _ in range(MAX_OCC_RETRIES):
             self.faults.check("update_state")
-            rows = self._rows.get(handoff_id)
-            if rows is None or not rows.state:
-                raise EntityNotFound(f"no state row for {handoff_id}")
-            version = rows.version
+            rows = self._partition(handoff_id)
+            read_at = rows.version
             state = HandoffState.model_validate_json(rows.state)
+            if version is not None and state_version(state) != version:
+                raise StateChanged(handoff_id)
             mutate(state)
+            drafts = [
+                (event, _details(event.details)) for event in (events(state) if callable(events) else events)
+            ]
             self._run_interleaved(handoff_id)
-            if rows.version != version:
+            if rows.version != read_at:
                 self.occ_retries += 1  # a concurrent writer won: re-read and re-apply
                 continue
-            rows.state = state.model_dump_json()
-            rows.version += 1
+            self._write_state(handoff_id, state, drafts)
             return HandoffState.model_validate_json(rows.state)
         raise StorageUnavailable(
             f"state of {handoff_id} kept changing; gave up after {MAX_OCC_RETRIES} tries"
         )
 
     def add_handback(
-        self, handoff_id: str, make: Callable[[int], StoredHandback], claim: str | None = None
+        self,
+        handoff_id: str,
+        make: Callable[[int], StoredHandback],
+        claim: str | None = None,
+        events: Callable[[StoredHandback], Sequence[NewEvent]] | None = None,
     ) -> tuple[StoredHandback, bool]:
         self.faults.check("add_handback")
-        rows = self._rows.setdefault(handoff_id, _Partition(request="", state=""))
+        rows = self._partition(handoff_id)
         if claim is not None and claim in rows.claims:
             return StoredHandback.model_validate_json(rows.handbacks[rows.claims[claim]]), False
-        seq = 1 + max(rows.handbacks, default=0)
-        handback = make(seq)
-        rows.handbacks[seq] = _document(handback, "hand-back")
+        state = HandoffState.model_validate_json(rows.state)
+        handback = make(1 + max(state.handbacks, default=0))
+        document = _document(handback, "hand-back")
+        drafts = [(event, _details(event.details)) for event in (events(handback) if events else ())]
+        state.handbacks.setdefault(handback.seq, HandbackDelivery())
+        state.updated_at = handback.received_at
+        rows.handbacks[handback.seq] = document
         if claim is not None:
-            rows.claims[claim] = seq
-        return StoredHandback.model_validate_json(rows.handbacks[seq]), True
+            rows.claims[claim] = handback.seq
+        self._write_state(handoff_id, state, drafts)
+        return StoredHandback.model_validate_json(document), True
 
     def append_audit(self, handoff_id: str, type: str, actor: str, details: dict[str, Any]) -> AuditEvent:
-        detail_json = json.dumps(redact_json(details)[0], ensure_ascii=False, default=str)
-        if len(detail_json) > MAX_DETAIL_CHARS:
-            detail_json = json.dumps({"truncated": True, "preview": detail_json[:1000]})
+        detail = _details(details)
         self.faults.check("append_audit")
-        events = self._audit.setdefault(handoff_id, [])
-        seq = len(events) + 1
-        prev_hash = events[-1].hash if events else None
-        at = audit_time(self.clock())
-        stored_details = json.loads(detail_json)
-        digest = event_hash(handoff_id, seq, at, type, actor, stored_details, prev_hash)
-        event = AuditEvent(
-            seq=seq, at=at, type=type, actor=actor, details=stored_details, hash=digest, prev_hash=prev_hash
+        rows = self._partition(handoff_id)
+        self._write_state(
+            handoff_id,
+            HandoffState.model_validate_json(rows.state),
+            [(NewEvent(type, actor, details), detail)],
         )
-        events.append(event)
-        return event.model_copy(deep=True)
+        return self._audit[handoff_id][-1].model_copy(deep=True)
 
     def list_audit(self, handoff_id: str, after: int = 0, limit: int | None = None) -> list[AuditEvent]:
         self.faults.check("list_audit")
@@ -169,6 +224,34 @@ class MemoryHandoffStore:
             event.model_copy(deep=True) for event in self._audit.get(handoff_id, []) if event.seq > after
         ]
         return events if limit is None else events[:limit]
+
+    def _partition(self, handoff_id: str) -> _Partition:
+        rows = self._rows.get(handoff_id)
+        if rows is None or not rows.state:
+            raise EntityNotFound(f"no state row for {handoff_id}")
+        return rows
+
+    def _write_state(
+        self, handoff_id: str, state: HandoffState, drafts: list[tuple[NewEvent, dict[str, Any]]]
+    ) -> None:
+        rows = self._rows[handoff_id]
+        rows.state = state.model_dump_json()
+        rows.version += 1
+        self._append(handoff_id, drafts)
+
+    def _append(self, handoff_id: str, drafts: list[tuple[NewEvent, dict[str, Any]]]) -> None:
+        events = self._audit.setdefault(handoff_id, [])
+        at = audit_time(self.clock())
+        for draft, details in drafts:
+            seq = len(events) + 1
+            prev_hash = events[-1].hash if events else None
+            kind, actor = str(draft.type), str(draft.actor)
+            digest = event_hash(handoff_id, seq, at, kind, actor, details, prev_hash)
+            events.append(
+                AuditEvent(
+                    seq=seq, at=at, type=kind, actor=actor, details=details, hash=digest, prev_hash=prev_hash
+                )
+            )
 
     def add_links(self, links: list[LinkRecord]) -> None:
         self.faults.check("add_links")
