@@ -341,6 +341,16 @@ class HandoffChain(WireModel):
     children: list[ChainLink] = Field(default_factory=list)
 
 
+class HandoffWarning(WireModel):
+    """Something that went wrong beside the handoff's own status (which it does not change)."""
+
+    code: Literal["crossLinkFailed"] = Field(
+        description="crossLinkFailed: the link to B's thread could not be posted into the source thread "
+        "(often a source thread id that the source agent does not have)."
+    )
+    detail: str
+
+
 class HandoffView(WireModel):
     """Body of ``GET /api/handoffs/{id}`` (and of the ``202`` that accepts a handoff)."""
 
@@ -364,6 +374,9 @@ class HandoffView(WireModel):
     depth: int = Field(default=0, description="Ancestors through parentHandoffId (a root handoff has 0).")
     chain: HandoffChain | None = Field(
         default=None, description="Parent and children in the chain (on GET /api/handoffs/{id})."
+    )
+    warnings: list[HandoffWarning] = Field(
+        default_factory=list, description="Problems beside the status, e.g. a failed cross-link."
     )
 
 

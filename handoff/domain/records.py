@@ -10,7 +10,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from handoff.domain.models import HandbackRequest, HandoffRequest, HandoffStatus
+from handoff.domain.models import HandbackRequest, HandoffRequest, HandoffStatus, HandoffWarning
 from handoff.domain.redaction import redact
 
 StepStatus = Literal["pending", "posted", "failed", "noSourceThread"]
@@ -86,6 +86,15 @@ class HandoffState(BaseModel):
     swept_at: datetime | None = None
     sweeps: int = 0
     sweep_mark: datetime | None = None
+
+
+def handoff_warnings(state: HandoffState) -> list[HandoffWarning]:
+    """What a reader of the handoff must see beside its status: a cross-link that failed for good leaves
+    the handoff delivered, but the source thread never got the link to B's thread."""
+    if state.crosslink != "failed":
+        return []
+    detail = state.last_error or "the link to the target's thread could not be posted into the source thread"
+    return [HandoffWarning(code="crossLinkFailed", detail=detail)]
 
 
 def has_pending_work(state: HandoffState) -> bool:

@@ -34,7 +34,7 @@ from handoff.domain.models import (
     ThreadLinks,
     is_path_segment_id,
 )
-from handoff.domain.records import HandbackDelivery, HandoffRecord
+from handoff.domain.records import HandbackDelivery, HandoffRecord, handoff_warnings
 from handoff.domain.timeline import ChainHandoff, ChainTimeline
 from handoff.ports import HistorySearch, StorageLayoutMismatch
 from handoff.services.context import ServiceContext
@@ -169,6 +169,7 @@ class Queries:
             handbacks=handbacks,
             links=links,
             depth=stored.depth,
+            warnings=handoff_warnings(state),
         )
 
     # ------------------------------------------------------------------ links, history, health

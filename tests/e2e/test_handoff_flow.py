@@ -231,3 +231,15 @@ def test_a_failed_handoff_leaves_the_lines_operators_watch(broker, clean_fakes):
     assert lifecycle in logs
     assert poison in logs
     assert "answered 403" in logs.split(poison, 1)[1].splitlines()[0]
+
+
+def test_an_unknown_source_thread_shows_as_a_warning_on_the_handoff(broker, clean_fakes):
+    # The source agent has no such thread: B still gets the work, and the handoff itself says the link
+    # back could not be posted (not only its audit).
+    unknown = "00000000-0000-4000-8000-00000000dead"
+    handoff_id = broker.client.post("/api/handoffs", json=handoff_body(unknown)).json()["id"]
+    view = broker.wait_for(handoff_id, lambda v: bool(v.get("warnings")), timeout=20)
+    assert view["status"] == "delivered" and view["target"]["threadId"]
+    [warning] = view["warnings"]
+    assert warning["code"] == "crossLinkFailed" and "404" in warning["detail"]
+    assert "crossLinkFailed" in broker.audit_types(handoff_id)

@@ -11,7 +11,7 @@ import pytest
 from handoff.domain.messages import is_handoff_thread, is_marked, marker
 from handoff.domain.records import HandoffState
 from handoff.ports import StorageUnavailable
-from tests.unit.conftest import World, build_world, handoff_body
+from tests.unit.conftest import OPS, World, build_world, handoff_body
 
 
 def _accepted(world: World, **extra: Any) -> str:
@@ -250,6 +250,16 @@ def test_a_cross_link_that_cannot_be_posted_is_audited_and_the_delivery_stands(w
     assert "deliveryFailed" not in world.events(handoff_id)
     assert world.queue.poison[0]["op"] == "deliver"
     assert not any(point == "failed" for _, point, _ in world.lifecycle)
+    # Whoever reads the handoff sees it, not only the audit.
+    view = world.queries.get(handoff_id, OPS)
+    assert [(w.code, w.detail) for w in view.warnings] == [("crossLinkFailed", "post_message answered 404")]
+
+
+def test_a_handoff_whose_cross_link_worked_has_no_warning(world: World) -> None:
+    handoff_id = _accepted(world)
+    world.run()
+    assert world.state(handoff_id).crosslink == "posted"
+    assert world.queries.get(handoff_id, OPS).warnings == []
 
 
 # ---------------------------------------------------------------- the lease

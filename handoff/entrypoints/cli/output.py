@@ -122,6 +122,7 @@ def handoff_panel(view: Mapping[str, Any]) -> Panel:
         ("Handed back", when(view.get("handedBackAt"))),
         ("Attempts", str(view.get("attempts", 0))),
         ("Last error", text(view.get("lastError"), "red")),
+        ("Warnings", text(_warnings(view), "yellow")),
         ("Chain", text(_chain(view))),
     ]
     for label, value in rows:
@@ -131,6 +132,14 @@ def handoff_panel(view: Mapping[str, Any]) -> Panel:
     if view.get("handbacks"):
         parts.append(handbacks_table(view["handbacks"]))
     return Panel(Group(*parts), title=text(f"Handoff {clean(view.get('id'))}"), expand=False)
+
+
+def _warnings(view: Mapping[str, Any]) -> str:
+    return "\n".join(
+        f"{clean(w.get('code'))}: {clean(w.get('detail'))}"
+        for w in view.get("warnings") or []
+        if isinstance(w, Mapping)
+    )
 
 
 def _endpoint(endpoint: Mapping[str, Any]) -> str:
