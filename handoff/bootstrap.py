@@ -109,6 +109,7 @@ def _build() -> Handoffs:
     from handoff.adapters.azure_storage.handoffs import TableHandoffStore
     from handoff.adapters.azure_storage.history import TableHistoryIndex
     from handoff.adapters.azure_storage.human_entries import TableInboundStore
+    from handoff.adapters.azure_storage.listing import TableHandoffIndex
     from handoff.adapters.azure_storage.queues import StorageQueue, delivery_queue
     from handoff.adapters.egress import EgressPolicy
     from handoff.adapters.http import make_http_client
@@ -150,6 +151,7 @@ def _build() -> Handoffs:
         ),
         history=history,
         authorizer=Authorizer(registry),
+        index=TableHandoffIndex(clients),
     )
     # Built with the handoffs because the delivery worker runs their queue work: the alert notes
     # (alertNote, alertResolved) and the human entries people write on the records the broker writes to

@@ -7,13 +7,14 @@ implementations for unit tests live in ``tests/unit/memory``.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from datetime import datetime
+from datetime import date, datetime
 from typing import Any, Protocol, TypeAlias, TypeVar
 
 from pydantic import BaseModel
 
 from handoff.domain.chains import ChainMember, PairSlot
 from handoff.domain.history import HistoryPage, HistoryQuery
+from handoff.domain.listing import HandoffSummary, IndexFilter, IndexRow
 from handoff.domain.models import AuditEvent
 from handoff.domain.records import (
     HandoffRecord,
@@ -399,6 +400,21 @@ class HistoryIndex(Protocol):
         """Up to ``limit`` earlier investigations of these resources (else of their resource groups),
         newest first, none from the chain ``exclude_root``; with ``agents``, only those in which one of
         them handed off or received."""
+
+
+class HandoffIndex(Protocol):
+    """The index ``GET /api/handoffs`` lists from: one entry per handoff in the partition of its UTC day
+    of creation, rewritten at each status change (see :mod:`handoff.domain.listing`)."""
+
+    def put(self, summary: HandoffSummary) -> None:
+        """Write (upsert: idempotent, the last write wins) the entry of one handoff."""
+
+    def read_day(
+        self, day: date, where: IndexFilter, limit: int, after: str | None = None, until: str | None = None
+    ) -> list[IndexRow]:
+        """Up to ``limit`` entries created on ``day`` that pass ``where``, newest first: one query of the
+        day's partition; with ``after``, only those after that row key (older); with ``until``, only
+        those at or below that row key (created at or after some time)."""
 
 
 class StorageUnavailable(Exception):

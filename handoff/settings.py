@@ -45,12 +45,15 @@ LINK_TABLE = "handofflinks"
 # Azure Monitor alerts: one row per alert id (insert-if-absent dedupe), storm and note state, alert log.
 ALERT_TABLE = "handoffalerts"
 HISTORY_TABLE = "handoffhistory"
+# What GET /api/handoffs lists: one entry per handoff, partition per UTC day of creation, newest first.
+INDEX_TABLE = "handoffindex"
 SHARED_MEMORY_TABLE = "sharedmemory"
 STORAGE_TABLES: tuple[str, ...] = (
     HANDOFF_TABLE,
     LINK_TABLE,
     ALERT_TABLE,
     HISTORY_TABLE,
+    INDEX_TABLE,
     SHARED_MEMORY_TABLE,
 )
 

@@ -194,6 +194,7 @@ var tableNames = [
   'handofflinks'
   'handoffalerts'
   'handoffhistory'
+  'handoffindex'
   'sharedmemory'
 ]
 

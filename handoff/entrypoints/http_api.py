@@ -10,6 +10,7 @@ from handoff.bootstrap import get_handoffs
 from handoff.domain.auth import Caller
 from handoff.domain.errors import BadRequest, FieldError
 from handoff.domain.ids import IDEMPOTENCY_KEY_HEADER
+from handoff.domain.listing import parse_list_query
 from handoff.domain.timeline import MERMAID_CONTENT_TYPE, sequence, timeline_view, to_mermaid
 from handoff.domain.timeline_svg import to_svg
 from handoff.entrypoints.mcp_tools import TOOLS, NoArguments
@@ -28,6 +29,19 @@ def create_handoff(req: func.HttpRequest) -> func.HttpResponse:
             req.get_body(), caller, req.headers.get(IDEMPOTENCY_KEY_HEADER)
         )
         return json_response(view, 202 if created else 200, {"Location": view.links["self"]})
+
+    return handle(req, action)
+
+
+@bp.route(route="handoffs", methods=["GET"], auth_level=REST_AUTH_LEVEL)
+def list_handoffs(req: func.HttpRequest) -> func.HttpResponse:
+    """One page of the handoffs the caller may see, newest first (``status``, ``source``, ``target``,
+    ``since``, ``alertRule``, ``top``, ``continuationToken``), from the handoff index."""
+
+    def action(caller: Caller) -> func.HttpResponse:
+        query = parse_list_query(dict(req.params))
+        page = get_handoffs().listing.list(query, caller)
+        return json_response({**page.to_wire(), "continuationToken": page.continuation_token})
 
     return handle(req, action)
 

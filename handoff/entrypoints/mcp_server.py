@@ -46,8 +46,9 @@ INSTRUCTIONS = (
     "Hands an investigation from one Azure SRE Agent to another with structured context and brings the "
     "findings back into the first agent's thread. Typical use: handoff_list_agents to pick a target, "
     "handoff_history to see whether the problem was investigated before, handoff_create to hand off, "
-    "handoff_get to follow up; the receiving agent answers with handoff_hand_back. handoff_links lists "
-    "the threads a thread is linked to by handoffs."
+    "handoff_get to follow up; the receiving agent answers with handoff_hand_back. handoff_list lists "
+    "your handoffs newest first (by status, agent, alert rule, time); handoff_links lists the threads "
+    "a thread is linked to by handoffs."
 )
 # The MCP function always runs at the function auth level (see mcp_api); the caller rule depends on it.
 MCP_AUTH_LEVEL = "function"

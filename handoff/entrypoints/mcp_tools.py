@@ -26,7 +26,16 @@ from handoff.domain.auth import Caller
 from handoff.domain.errors import FieldError, Problem
 from handoff.domain.history import HistoryQuery
 from handoff.domain.intake import parse_body
-from handoff.domain.models import HandbackRequest, HandoffRequest, PathSegmentId, ShortText, WireModel
+from handoff.domain.listing import DEFAULT_TOP, MAX_TOP, HandoffList, ListQuery, parse_list_query
+from handoff.domain.models import (
+    HandbackRequest,
+    HandoffRequest,
+    HandoffStatus,
+    PathSegmentId,
+    ShortText,
+    WireModel,
+)
+from handoff.domain.registry import AGENT_NAME_PATTERN
 from handoff.entrypoints.contract_schemas import bundled_schema
 from handoff.services.handoffs import Handoffs
 from handoff.settings import Settings
@@ -81,6 +90,38 @@ class ThreadRef(WireModel):
     )
 
 
+class HandoffListArguments(WireModel):
+    """Arguments of ``handoff_list`` (the query parameters of ``GET /api/handoffs``)."""
+
+    status: HandoffStatus | None = Field(default=None, description="Only handoffs with this status.")
+    source: str | None = Field(default=None, pattern=AGENT_NAME_PATTERN, description="Source agent name.")
+    target: str | None = Field(default=None, pattern=AGENT_NAME_PATTERN, description="Target agent name.")
+    since: str | None = Field(
+        default=None,
+        max_length=64,
+        description="Created at or after this time: ISO 8601, e.g. 2026-12-02T08:00:00Z (default: the "
+        "last 31 days).",
+    )
+    alert_rule: str | None = Field(default=None, max_length=260, description="The alert rule that opened it.")
+    top: int = Field(default=DEFAULT_TOP, ge=1, le=MAX_TOP, description="Page size.")
+    continuation_token: str | None = Field(
+        default=None, max_length=512, description="The continuationToken of the previous page."
+    )
+
+    def query(self) -> ListQuery:
+        """The listing's query, validated as the REST query string is."""
+        params = {
+            "status": self.status,
+            "source": self.source,
+            "target": self.target,
+            "since": self.since,
+            "alertRule": self.alert_rule,
+            "top": str(self.top),
+            "continuationToken": self.continuation_token,
+        }
+        return parse_list_query({name: value for name, value in params.items() if value is not None})
+
+
 class NoArguments(WireModel):
     """Arguments of a tool that takes none."""
 
@@ -117,6 +158,8 @@ class ToolSpec:
     # Names of contract schemas: the REST body the arguments carry, and what a successful call returns.
     contract: str | None = None
     output: str | None = None
+    # The model of what a successful call returns, for tools whose result is no contract document.
+    output_model: type[BaseModel] | None = None
 
     def input_schema(self) -> dict[str, Any]:
         """JSON schema of the arguments (camelCase, as the REST API): the contract's schema of the body,
@@ -137,7 +180,10 @@ class ToolSpec:
         return schema
 
     def output_schema(self) -> dict[str, Any] | None:
-        """JSON schema of a successful call's structured content, when it is a contract document."""
+        """JSON schema of a successful call's structured content: a contract document's, or the
+        ``output_model``'s (as it is sent)."""
+        if self.output_model is not None:
+            return self.output_model.model_json_schema(by_alias=True, mode="serialization")
         return bundled_schema(self.output) if self.output else None
 
 
@@ -177,6 +223,10 @@ def _agents(handoffs: Handoffs, _caller: Caller, _args: NoArguments) -> BaseMode
 
 def _history(handoffs: Handoffs, caller: Caller, args: HistoryQuery) -> BaseModel:
     return handoffs.queries.search_history(args, caller)
+
+
+def _list(handoffs: Handoffs, caller: Caller, args: HandoffListArguments) -> BaseModel:
+    return handoffs.listing.list(args.query(), caller)
 
 
 TOOLS: tuple[ToolSpec, ...] = (
@@ -261,6 +311,20 @@ TOOLS: tuple[ToolSpec, ...] = (
         arguments=HistoryQuery,
         run=_history,
         read_only=True,
+    ),
+    ToolSpec(
+        name="handoff_list",
+        title="List handoffs",
+        description=(
+            "List handoffs you handed off or received (all of them for an operator), newest first: by "
+            "status (accepted, delivered, handedBack, failed, ...), source or target agent, alert rule and "
+            "creation time (since, default the last 31 days). Use to find open or failed handoffs, or the "
+            "id of one to read with handoff_get. Pass continuationToken from the answer for the next page."
+        ),
+        arguments=HandoffListArguments,
+        run=_list,
+        read_only=True,
+        output_model=HandoffList,
     ),
 )
 

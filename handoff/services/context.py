@@ -16,6 +16,7 @@ from handoff.ports import (
     AgentGateway,
     ChainStore,
     DeliveryQueue,
+    HandoffIndex,
     HandoffStore,
     HistoryIndex,
     LifecycleListener,
@@ -47,6 +48,7 @@ class ServiceContext:
     remote_agents: RemoteAgentGateway | None = None
     history: HistoryIndex | None = None
     lifecycle: LifecycleListener = field(default_factory=NoLifecycleListener)
+    index: HandoffIndex | None = None
 
     @classmethod
     def build(
@@ -63,6 +65,7 @@ class ServiceContext:
         lifecycle: LifecycleListener | None = None,
         history: HistoryIndex | None = None,
         authorizer: Authorizer | None = None,
+        index: HandoffIndex | None = None,
     ) -> ServiceContext:
         """The context over these ports; without ``chains`` only the chain depth rule applies, without
         ``authorizer`` the registry's own rules are used."""
@@ -85,6 +88,7 @@ class ServiceContext:
             remote_agents=remote_agents,
             history=history,
             lifecycle=lifecycle or NoLifecycleListener(),
+            index=index,
         )
 
     def get_record(self, handoff_id: str, *, fresh: bool = True) -> HandoffRecord:

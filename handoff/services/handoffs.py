@@ -16,6 +16,7 @@ from handoff.ports import (
     AgentGateway,
     ChainStore,
     DeliveryQueue,
+    HandoffIndex,
     HandoffStore,
     HistoryIndex,
     LifecycleListener,
@@ -26,6 +27,7 @@ from handoff.services.context import ServiceContext, utcnow
 from handoff.services.delivery import Delivery
 from handoff.services.handbacks import HandBacks
 from handoff.services.intake import Intake
+from handoff.services.listing import Listing
 from handoff.services.queries import Queries
 from handoff.services.source_thread import SourceThread
 from handoff.services.sweeper import Sweeper
@@ -39,6 +41,7 @@ class Handoffs(NamedTuple):
 
     context: ServiceContext
     queries: Queries
+    listing: Listing
     intake: Intake
     handbacks: HandBacks
     source_thread: SourceThread
@@ -61,6 +64,7 @@ def compose(ctx: ServiceContext) -> Handoffs:
     return Handoffs(
         context=ctx,
         queries=queries,
+        listing=Listing(ctx),
         intake=Intake(ctx, queries),
         handbacks=handbacks,
         source_thread=source_thread,
@@ -85,6 +89,7 @@ def build_handoffs(
     lifecycle: LifecycleListener | None = None,
     history: HistoryIndex | None = None,
     authorizer: Authorizer | None = None,
+    index: HandoffIndex | None = None,
 ) -> Handoffs:
     """:func:`compose` over a context built from these ports (see :meth:`ServiceContext.build`)."""
     ctx = ServiceContext.build(
@@ -99,5 +104,6 @@ def build_handoffs(
         lifecycle=lifecycle,
         history=history,
         authorizer=authorizer,
+        index=index,
     )
     return compose(ctx)

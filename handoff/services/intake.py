@@ -30,6 +30,7 @@ from handoff.domain.registry import SYSTEM_SOURCES, AgentConfig, Registry
 from handoff.domain.work import Deliver, Work
 from handoff.ports import DeliveryQueue, StorageUnavailable
 from handoff.services.context import ServiceContext
+from handoff.services.listing import keep_indexed
 from handoff.services.queries import Queries
 
 IDEMPOTENCY_SECRET = "idempotency"  # noqa: S105 - the name of the secret's row, not a secret
@@ -130,6 +131,8 @@ class Intake:
         if not created:
             ctx.chains.release(slot)
             return self._replay(stored)
+        # Indexed before it is queued, so the worker's "delivered" entry is never overwritten by this one.
+        keep_indexed(ctx, HandoffRecord(stored=stored, state=state))
         enqueue(ctx.queue, Deliver(handoff_id=handoff_id))
         # Answer from what was just written: no read-back in the request path, and the answer is
         # "accepted" even when a fast worker has already started delivering.
@@ -184,7 +187,11 @@ class Intake:
             },
         )
         if not ctx.store.create(stored, state, [accepted]):
-            return ctx.get_record(handoff_id), False
+            existing = ctx.get_record(handoff_id)
+            if existing.state.status == "accepted":
+                keep_indexed(ctx, existing)  # heals an entry the first attempt did not write
+            return existing, False
+        keep_indexed(ctx, HandoffRecord(stored=stored, state=state))
         enqueue(ctx.queue, Deliver(handoff_id=handoff_id))
         return HandoffRecord(stored=stored, state=state), True
 
@@ -210,6 +217,9 @@ class Intake:
                 "Idempotency-Key was already used with a different body for this source agent",
                 errors=[FieldError(field="Idempotency-Key", message="reused with a different body")],
             )
+        if existing.state.status == "accepted":
+            # Heals an entry the first request did not write (any later status writes it again).
+            keep_indexed(self.ctx, existing)
         if existing.state.status == "accepted" and existing.state.attempts == 0:
             # The first request may have failed to enqueue (it answered 503): make the replay deliver.
             enqueue(self.ctx.queue, Deliver(handoff_id=stored.id))

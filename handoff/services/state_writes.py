@@ -23,6 +23,7 @@ from handoff.domain.work import HandBack, HandoffStep
 from handoff.ports import AuditEvents, LeaseBusy, LeaseLost
 from handoff.services.context import ServiceContext
 from handoff.services.lifecycle import notify
+from handoff.services.listing import index_after_write
 from handoff.settings import Settings
 
 log = logging.getLogger("handoff")
@@ -131,14 +132,17 @@ def touch(
     """Change the handoff's state (and its ``updated_at``), with ``events`` audited in the same write. A
     worker holding the handoff's lease writes only while it still holds it
     (:class:`~handoff.ports.LeaseLost` otherwise), and each write renews it (or, with ``release``, lets
-    go of it: the worker's last write of its step); writes of anyone else neither check nor renew it."""
+    go of it: the worker's last write of its step); writes of anyone else neither check nor renew it.
+    A write that changes the status also writes the handoff's index entry, after it."""
     now = ctx.clock()
     lease = _HELD.get()
     if lease is not None and lease.handoff_id != handoff_id:
         lease = None
     version = lease.version if lease is not None and not lease.taken else None
+    moved: list[bool] = [False]  # whether the write that was made changed the status
 
     def apply(state: HandoffState) -> None:
+        before = state.status
         if lease is not None:
             if lease.taken and state.lease_owner != lease.token:
                 raise LeaseLost(handoff_id)
@@ -147,11 +151,14 @@ def touch(
                 state.lease_until = state.lease_owner = None
         mutate(state)
         state.updated_at = now
+        moved[0] = state.status != before
 
     state = ctx.store.update_state(handoff_id, apply, events, version=version)
     if lease is not None:
         lease.taken = True
         lease.released = lease.released or release
+    if moved[0]:
+        index_after_write(ctx, handoff_id)  # the listing's entry follows the status it shows
     return state
 
 

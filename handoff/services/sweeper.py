@@ -16,6 +16,7 @@ from handoff.domain.records import HandoffState, NewEvent
 from handoff.domain.work import Deliver, HandBack, HandoffStep
 from handoff.ports import StorageUnavailable
 from handoff.services.context import ServiceContext
+from handoff.services.listing import keep_indexed
 from handoff.services.policy import MAX_SWEEPS, SweepReport, sweep_gives_up
 from handoff.services.queries import Queries
 from handoff.services.state_writes import NothingToWrite, fail_step
@@ -156,7 +157,10 @@ class Sweeper:
 
         with contextlib.suppress(NothingToWrite):
             state = ctx.store.update_state(record.id, reopen, requested)
+            moved = state.status != record.state.status
             record = record.model_copy(update={"state": state})
+            if moved:
+                keep_indexed(ctx, record)  # before the step is queued, as at intake
         for step in steps:
             message = (
                 HandBack(handoff_id=record.id, seq=step["seq"])

@@ -36,6 +36,7 @@ from handoff.ports import LeaseBusy, LeaseLost, StateChanged, StorageUnavailable
 from handoff.services.a2a_followup import A2AFollowUp
 from handoff.services.context import ServiceContext
 from handoff.services.delivery import Delivery
+from handoff.services.listing import keep_indexed
 from handoff.services.policy import retry_or_give_up
 from handoff.services.source_thread import SourceThread
 from handoff.services.state_writes import (
@@ -243,10 +244,16 @@ class Worker:
                     return
                 record, fresh = ctx.store.get(handoff_id), True
                 continue
-            if written or fresh:
+            if written:
                 return
-            latest = ctx.store.get(handoff_id)
-            if latest is None or latest.version == record.version:
+            latest = record if fresh else ctx.store.get(handoff_id)
+            if latest is None:
+                return
+            if fresh or latest.version == record.version:
+                if isinstance(message, Deliver | HandBack):
+                    # The step was done already (a retry after a crash, a message delivered twice): its
+                    # index entry may be what the crash left unwritten.
+                    keep_indexed(ctx, latest)
                 return
             record, fresh = latest, True
         raise StorageUnavailable(f"handoff {handoff_id} kept changing while a step started")

@@ -82,6 +82,23 @@ def test_a_system_handoff_takes_a_hand_back_without_a_source_thread(broker, clea
     assert view["handbacks"][0]["delivery"] == "noSourceThread"
 
 
+def test_an_alert_handoff_is_listed_by_its_alert_rule(broker, clean_fakes):
+    body = envelope("metric-static-fired", "samples")
+    rule = f"Listed rule {random.randrange(10**9)}"
+    body["data"]["essentials"]["alertRule"] = rule
+    body["data"]["essentials"]["alertId"] = unique_alert_id()
+    _, receipt = post(broker, body)
+    handoff_id = receipt["routed"][0]["handoffId"]
+    broker.wait_status(handoff_id, "delivered", timeout=20)
+
+    page = broker.client.get("/api/handoffs", params={"alertRule": rule.upper(), "source": "azure-monitor"})
+
+    assert page.status_code == 200, page.text
+    [item] = page.json()["items"]
+    assert (item["id"], item["alertRule"], item["source"]) == (handoff_id, rule, "azure-monitor")
+    assert item["status"] == "delivered" and page.json()["continuationToken"] is None
+
+
 @pytest.mark.parametrize("name", RESOLVED)
 def test_resolved_sample_after_fired_posts_one_resolution(broker, clean_fakes, name):
     alert_id = unique_alert_id()

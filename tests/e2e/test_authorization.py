@@ -195,6 +195,34 @@ def test_an_outsider_reads_nothing_of_another_chain(secured, clean_fakes):
 
 
 @pytest.mark.attack("authorization")
+def test_a_caller_lists_only_the_handoffs_it_handed_off_or_received(secured, clean_fakes):
+    view, _thread = delivered_ops_to_checkout(secured, clean_fakes)
+    handoff_id = view["id"]
+
+    def listed(headers: dict[str, str], **params: str) -> list[str]:
+        response = secured.client.get("/api/handoffs", params={"top": "100", **params}, headers=headers)
+        assert response.status_code == 200, response.text
+        return [item["id"] for item in response.json()["items"]]
+
+    for outsider in (as_principal(PAYMENTS), as_principal(NOBODY)):
+        assert handoff_id not in listed(outsider)
+        # Naming the agents of the handoff as filters does not widen what the caller may see.
+        assert handoff_id not in listed(outsider, source="ops", target="checkout")
+    payments = listed(as_principal(PAYMENTS))
+    assert all(
+        "payments" in (item["source"], item["target"])
+        for item in secured.client.get("/api/handoffs", headers=as_principal(PAYMENTS)).json()["items"]
+    ), payments
+    for insider in (as_principal(OPS), as_principal(CHECKOUT), as_principal(OPERATOR), OPERATOR_HEADERS):
+        assert handoff_id in listed(insider)
+    # A token an operator was given lets an outsider see nothing more.
+    first = secured.client.get("/api/handoffs", params={"top": "1"}, headers=OPERATOR_HEADERS).json()
+    if first["continuationToken"]:
+        rest = listed(as_principal(PAYMENTS), continuationToken=first["continuationToken"])
+        assert handoff_id not in rest
+
+
+@pytest.mark.attack("authorization")
 def test_reads_over_mcp_and_a2a_are_filtered_the_same_way(secured, clean_fakes):
     view, _thread = delivered_ops_to_checkout(secured, clean_fakes)
 
@@ -219,6 +247,10 @@ def test_reads_over_mcp_and_a2a_are_filtered_the_same_way(secured, clean_fakes):
     outsider = mcp(as_principal(PAYMENTS), "handoff_get", {"handoffId": view["id"]})
     insider = mcp(as_principal(CHECKOUT), "handoff_get", {"handoffId": view["id"]})
     history = mcp(as_principal(PAYMENTS), "handoff_history", {})
+    listing = mcp(as_principal(PAYMENTS), "handoff_list", {"top": 100})
+    own = mcp(as_principal(OPS), "handoff_list", {"top": 100})
+    assert listing["isError"] is False and view["id"] not in json.dumps(listing)
+    assert view["id"] in [item["id"] for item in own["structuredContent"]["items"]]
     assert outsider["isError"] is True and "404" in outsider["content"][0]["text"]
     assert insider["isError"] is False and insider["structuredContent"]["id"] == view["id"]
     assert view["id"] not in json.dumps(history)

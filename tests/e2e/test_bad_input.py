@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import concurrent.futures
 import json
 import uuid
@@ -239,3 +240,43 @@ def test_a_post_without_a_body_needs_no_content_type(broker):
     request = broker.client.build_request("POST", f"/api/handoffs/{uuid.uuid4()}/retry")
     assert "content-type" not in request.headers
     _problem(broker.client.send(request), 404)
+
+
+LIST_CASES = [
+    ({"status": "done"}, "status"),
+    ({"top": "0"}, "top"),
+    ({"top": "101"}, "top"),
+    ({"top": "1e2"}, "top"),
+    ({"since": "yesterday"}, "since"),
+    ({"since": "2026-02-30T00:00:00Z"}, "since"),
+    ({"source": "ops' or true or 'x"}, "source"),
+    ({"target": "a/b"}, "target"),
+    ({"alertRule": "r" * 300}, "alertRule"),
+    ({"continuationToken": "not-a-token"}, "continuationToken"),
+    ({"$filter": "PartitionKey ne ''"}, "$filter"),
+]
+
+
+@pytest.mark.parametrize(
+    ("params", "field"), LIST_CASES, ids=[c[1] + ":" + str(c[0])[:30] for c in LIST_CASES]
+)
+def test_a_bad_list_parameter_is_400_naming_it(broker, params, field):
+    body = _problem(broker.client.get("/api/handoffs", params=params), 400)
+    assert _fields(body) == [field]
+
+
+def test_a_forged_or_changed_continuation_token_is_400(broker, clean_fakes):
+    for _ in range(2):
+        broker.client.post("/api/handoffs", json=_valid()).raise_for_status()
+    token = broker.client.get("/api/handoffs", params={"top": 1}).json()["continuationToken"]
+    assert token
+    body, signature = token.split(".")
+    payload = base64.urlsafe_b64decode(body + "=" * (-len(body) % 4)).decode()
+    # The same signature over another position (an older floor, to read further back) is refused.
+    moved = (
+        base64.urlsafe_b64encode(payload.replace(payload[9:17], "19700101", 1).encode()).decode().rstrip("=")
+    )
+    for forged in (f"{moved}.{signature}", f"{body}.{signature[::-1]}", f"{body}.", token + "A"):
+        problem = _problem(broker.client.get("/api/handoffs", params={"continuationToken": forged}), 400)
+        assert _fields(problem) == ["continuationToken"]
+    assert broker.client.get("/api/handoffs", params={"continuationToken": token}).status_code == 200

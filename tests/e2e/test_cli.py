@@ -172,11 +172,35 @@ def test_agents_history_and_lists_print_parseable_json(broker) -> None:
     history = json.loads(ok(handoff_cli(broker, "history", "--agent", "checkout", "--json")))
     assert isinstance(history["items"], list)
 
-    listed = handoff_cli(broker, "list", "--since", "1h", "--json")
-    if listed.returncode == 1:  # a broker without GET /api/handoffs
-        assert "this broker does not list handoffs" in listed.stderr
-    else:
-        assert isinstance(json.loads(ok(listed))["items"], list)
+    listed = json.loads(ok(handoff_cli(broker, "list", "--since", "1h", "--json")))
+    assert isinstance(listed["items"], list) and "continuationToken" in listed
+
+
+def test_list_and_failed_show_the_handoffs_with_that_status(broker, clean_fakes) -> None:
+    delivered = broker.client.post("/api/handoffs", json=handoff_body(None)).json()["id"]
+    broker.wait_status(delivered, "delivered", timeout=20)
+    clean_fakes.agents["checkout"].inject("POST", "/api/v1/threads", 400)
+    failed_id = broker.client.post("/api/handoffs", json=handoff_body(None)).json()["id"]
+    broker.wait_status(failed_id, "failed", timeout=20)
+
+    listed = json.loads(ok(handoff_cli(broker, "list", "--status", "delivered", "--since", "1h", "--json")))
+    statuses = {item["id"]: item["status"] for item in listed["items"]}
+    assert statuses.get(delivered) == "delivered" and failed_id not in statuses
+    assert set(statuses.values()) == {"delivered"}
+    failed = json.loads(ok(handoff_cli(broker, "failed", "--target", "checkout", "--all", "--json")))
+    assert failed_id in [item["id"] for item in failed["items"]]
+    assert {item["status"] for item in failed["items"]} == {"failed"}
+    assert failed["continuationToken"] is None
+
+    table = ok(handoff_cli(broker, "failed", "--since", "1h", "--top", "100"))
+    assert "Failed handoffs" in table and failed_id in table and delivered not in table
+    page = json.loads(ok(handoff_cli(broker, "list", "--top", "1", "--json")))
+    assert len(page["items"]) == 1 and page["continuationToken"]
+    token = page["continuationToken"]
+    following = handoff_cli(broker, "list", "--top", "1", "--continuation-token", token, "--json")
+    assert json.loads(ok(following))["items"][0]["id"] != page["items"][0]["id"]
+    forged = handoff_cli(broker, "list", "--continuation-token", token[:-3] + "xyz")
+    assert forged.returncode == 1 and "continuationToken" in forged.stderr
 
 
 def test_the_installed_console_script_answers_help() -> None:

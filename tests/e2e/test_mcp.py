@@ -30,6 +30,7 @@ TOOL_NAMES = {
     "handoff_links",
     "handoff_list_agents",
     "handoff_history",
+    "handoff_list",
 }
 INITIALIZE = {
     "jsonrpc": "2.0",
@@ -176,6 +177,25 @@ def test_history_tool_finds_an_earlier_investigation_of_a_resource(broker, clean
     assert items[0]["rootCause"] == handback_body()["rootCause"]
     bad = call(broker, "handoff_history", {"outcome": "solved"})
     assert bad.is_error and "/outcome" in text_of(bad)
+
+
+def test_list_tool_lists_handoffs_newest_first_with_the_rest_filters(broker, clean_fakes):
+    first = broker.client.post("/api/handoffs", json=handoff_body(None, target="payments")).json()["id"]
+    second = broker.client.post("/api/handoffs", json=handoff_body(None, target="payments")).json()["id"]
+    for handoff_id in (first, second):
+        broker.wait_status(handoff_id, "delivered")
+
+    result = call(broker, "handoff_list", {"target": "payments", "status": "delivered", "top": 100})
+
+    assert not result.is_error, text_of(result)
+    ids = [item["id"] for item in result.structured_content["items"]]
+    assert ids.index(second) < ids.index(first)
+    item = result.structured_content["items"][ids.index(first)]
+    assert (item["source"], item["target"], item["status"]) == ("ops", "payments", "delivered")
+    bad = call(broker, "handoff_list", {"since": "last week"})
+    assert bad.is_error and "since" in text_of(bad)
+    forged = call(broker, "handoff_list", {"continuationToken": "eyJ4IjoxfQ.AAAA"})
+    assert forged.is_error and "continuationToken" in text_of(forged)
 
 
 def test_list_agents_describes_each_agent(broker, registry_config):

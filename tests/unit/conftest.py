@@ -31,6 +31,7 @@ from tests.unit.memory.agents import MemoryAgentGateway
 from tests.unit.memory.chains import MemoryChainStore
 from tests.unit.memory.clock import Clock
 from tests.unit.memory.history import MemoryHistoryIndex
+from tests.unit.memory.listing import MemoryHandoffIndex
 from tests.unit.memory.queue import MemoryDeliveryQueue
 from tests.unit.memory.remote_agents import MemoryRemoteAgentGateway
 from tests.unit.memory.store import MemoryHandoffStore
@@ -132,6 +133,7 @@ class World:
     history: MemoryHistoryIndex
     handoffs: Handoffs
     lifecycle: list[tuple[str, str, dict[str, Any]]] = field(default_factory=list)
+    index: MemoryHandoffIndex = field(default_factory=MemoryHandoffIndex)
 
     # ---------------------------------------------------------------- the use cases
 
@@ -250,7 +252,7 @@ def build_world(
     registry = Registry.from_data(registry_data or REGISTRY_DATA)
     if over is not None:
         clock, store, queue, agents = over.clock, over.store, over.queue, over.agents
-        remote, chains, history = over.remote, over.chains, over.history
+        remote, chains, history, index = over.remote, over.chains, over.history, over.index
     else:
         clock = Clock()
         chains = MemoryChainStore()
@@ -259,6 +261,7 @@ def build_world(
         agents = MemoryAgentGateway(clock)
         remote = MemoryRemoteAgentGateway()
         history = MemoryHistoryIndex(registry)
+        index = MemoryHandoffIndex()
     seen: list[tuple[str, str, dict[str, Any]]] = []
     handoffs = build_handoffs(
         settings=config,
@@ -271,8 +274,11 @@ def build_world(
         remote_agents=None if bare else remote,
         lifecycle=None if bare else listener or RecordingListener(seen),
         history=None if bare else history,
+        index=None if bare else index,
     )
-    return World(config, registry, clock, store, queue, agents, remote, chains, history, handoffs, seen)
+    return World(
+        config, registry, clock, store, queue, agents, remote, chains, history, handoffs, seen, index
+    )
 
 
 @pytest.fixture

@@ -4,6 +4,7 @@ handoff contract, error text."""
 from __future__ import annotations
 
 from handoff.domain.errors import Conflict, FieldError
+from handoff.domain.listing import HandoffList
 from handoff.domain.models import HandbackRequest, HandoffRequest
 from handoff.entrypoints.contract_schemas import bundled_schema
 from handoff.entrypoints.mcp_tools import TOOLS, HandbackArguments, HandoffRef, allowed_hosts, problem_text
@@ -81,6 +82,7 @@ def test_contract_tools_publish_the_contract_schemas():
         "handoff_links": None,
         "handoff_list_agents": None,
         "handoff_history": None,
+        "handoff_list": HandoffList.model_json_schema(by_alias=True, mode="serialization"),
     }
     # Other tools keep their models' schemas.
     assert by_name["handoff_get"].input_schema() == HandoffRef.model_json_schema(by_alias=True)

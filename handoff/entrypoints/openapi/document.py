@@ -12,6 +12,7 @@ from handoff.domain.alerts.receipt import AlertReceipt
 from handoff.domain.audit import AuditVerification
 from handoff.domain.errors import ProblemDetails
 from handoff.domain.history import HistoryPage
+from handoff.domain.listing import HandoffList
 from handoff.domain.models import AuditLog, HandbackRequest, HandoffRequest, HandoffView, Health, ThreadLinks
 from handoff.domain.timeline import TimelineView
 from handoff.entrypoints.mcp_tools import AgentList
@@ -33,6 +34,7 @@ SCHEMA_MODELS: tuple[tuple[type[BaseModel], JsonSchemaMode], ...] = (
     (ProblemDetails, "serialization"),
     (AlertReceipt, "serialization"),
     (HistoryPage, "serialization"),
+    (HandoffList, "serialization"),
     (TimelineView, "serialization"),
     (AgentList, "serialization"),
 )

@@ -6,7 +6,9 @@ from __future__ import annotations
 from typing import Any
 
 from handoff.domain.audit import AuditVerification
+from handoff.domain.listing import DEFAULT_LOOKBACK_DAYS, DEFAULT_TOP, MAX_TOP, STATUSES, HandoffList
 from handoff.domain.models import AuditLog, HandbackRequest, HandoffRequest, HandoffView, ThreadLinks
+from handoff.domain.registry import AGENT_NAME_PATTERN
 from handoff.domain.timeline import MERMAID_CONTENT_TYPE, TimelineView
 from handoff.entrypoints.mcp_tools import AgentList
 from handoff.entrypoints.openapi.parts import (
@@ -45,6 +47,49 @@ CREATE = {
         "415": NOT_JSON,
         "422": problem(BREAKS),
         "503": problem("Storage unavailable; retry with the same Idempotency-Key"),
+    },
+}
+
+LIST = {
+    "operationId": "listHandoffs",
+    "summary": "The handoffs the caller may see, newest first, a page at a time",
+    "description": "Read from the handoff index (one entry per handoff, written at each status change), "
+    "one query per UTC day of creation, never a scan. An agent lists the handoffs it handed off or "
+    f"received; an operator lists all. Without since, the last {DEFAULT_LOOKBACK_DAYS} days (UTC) "
+    "are listed. A page may hold fewer than top items and still carry a continuationToken (the walk "
+    "stops after a number of days per request); it is null after the last page. Every bad parameter "
+    "is a 400 naming it.",
+    "parameters": [
+        query("status", {"type": "string", "enum": list(STATUSES)}, "Only handoffs with this status"),
+        query(
+            "source",
+            {"type": "string", "pattern": AGENT_NAME_PATTERN},
+            "Source agent (registered name, or a system source such as azure-monitor)",
+        ),
+        query("target", {"type": "string", "pattern": AGENT_NAME_PATTERN}, "Target agent"),
+        query(
+            "since",
+            {"type": "string", "format": "date-time"},
+            "Created at or after (ISO 8601; UTC when it has no offset)",
+        ),
+        query("alertRule", {"type": "string", "maxLength": 260}, "The alert rule that opened it"),
+        query(
+            "top",
+            {"type": "integer", "minimum": 1, "maximum": MAX_TOP, "default": DEFAULT_TOP},
+            "Page size",
+        ),
+        query(
+            "continuationToken",
+            {"type": "string", "maxLength": 512},
+            "The continuationToken of the previous page (signed by the broker: any other is a 400)",
+        ),
+    ],
+    "responses": {
+        "200": json_response(HandoffList, "One page of handoffs, newest first"),
+        "400": problem(
+            "An unknown or bad parameter (errors name it), or a continuation token the broker did not issue"
+        ),
+        "503": problem("Storage unavailable"),
     },
 }
 
@@ -177,7 +222,7 @@ AGENTS = {
 }
 
 PATHS: dict[str, dict[str, Any]] = {
-    "/api/handoffs": {"post": CREATE},
+    "/api/handoffs": {"post": CREATE, "get": LIST},
     "/api/handoffs/{id}": {"get": READ},
     "/api/handoffs/{id}/audit": {"get": AUDIT},
     "/api/handoffs/{id}/audit/verify": {"get": VERIFY_AUDIT},

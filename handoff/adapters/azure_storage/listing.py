@@ -1,0 +1,92 @@
+"""The handoff index on Table Storage (table ``handoffindex``): what ``GET /api/handoffs`` lists.
+
+Partition key ``d|<UTC day of creation>`` (``d|20261202``), row key ``<inverted epoch ms>|<handoff id>``
+(see :mod:`handoff.domain.listing`), so each day's partition reads newest first. An entry is upserted
+(replaced whole) at each status change of its handoff. Every read is one query of one day's partition,
+its filters passed as parameters, never spliced into the filter's text.
+"""
+
+from __future__ import annotations
+
+from datetime import date
+from typing import Any
+
+from azure.data.tables import UpdateMode
+
+from handoff.adapters.azure_storage.clients import StorageClients, storage_errors
+from handoff.domain.listing import (
+    HandoffSummary,
+    IndexFilter,
+    IndexRow,
+    day_partition,
+    index_columns,
+    row_key,
+    summary_from,
+    utc_day,
+)
+from handoff.settings import INDEX_TABLE
+
+
+class TableHandoffIndex:
+    """Implements :class:`handoff.ports.HandoffIndex`."""
+
+    def __init__(self, clients: StorageClients) -> None:
+        self.table = clients.table(INDEX_TABLE)
+
+    def put(self, summary: HandoffSummary) -> None:
+        entity = {
+            "PartitionKey": day_partition(utc_day(summary.created_at)),
+            "RowKey": row_key(summary),
+            **index_columns(summary),
+        }
+        with storage_errors():
+            self.table.upsert_entity(entity, mode=UpdateMode.REPLACE)
+
+    def read_day(
+        self, day: date, where: IndexFilter, limit: int, after: str | None = None, until: str | None = None
+    ) -> list[IndexRow]:
+        clauses, params = filter_clauses(day, where, after, until)
+        rows: list[IndexRow] = []
+        if limit <= 0:
+            return rows
+        with storage_errors():
+            for entity in self.table.query_entities(
+                " and ".join(clauses), parameters=params, results_per_page=min(limit, 1000)
+            ):
+                rows.append(IndexRow(row_key=entity["RowKey"], summary=summary_from(entity)))
+                if len(rows) >= limit:
+                    break
+        return rows
+
+
+def filter_clauses(
+    day: date, where: IndexFilter, after: str | None, until: str | None
+) -> tuple[list[str], dict[str, Any]]:
+    """The clauses of one day's query (joined by ``and``) and their parameters: the clauses name only
+    parameters, whatever the caller sent."""
+    clauses = ["PartitionKey eq @pk"]
+    params: dict[str, Any] = {"pk": day_partition(day)}
+    if after is not None:
+        clauses.append("RowKey gt @after")
+        params["after"] = after
+    if until is not None:
+        clauses.append("RowKey le @until")
+        params["until"] = until
+    for column, name, value in (
+        ("Status", "status", where.status),
+        ("SourceKey", "source", where.source),
+        ("TargetKey", "target", where.target),
+        ("AlertRuleKey", "rule", where.alert_rule),
+    ):
+        if value is not None:
+            clauses.append(f"{column} eq @{name}")
+            params[name] = value
+    if where.agents is not None:
+        # Only handoffs the caller's agents handed off or received (filtered by storage: pages stay full).
+        names = sorted(where.agents)
+        params.update({f"seen{index}": name for index, name in enumerate(names)})
+        either = " or ".join(
+            f"SourceKey eq @seen{index} or TargetKey eq @seen{index}" for index in range(len(names))
+        )
+        clauses.append(f"( {either} )")
+    return clauses, params
