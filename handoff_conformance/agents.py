@@ -10,9 +10,10 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from devserver.fakes.sre_agent import FakeSreAgent
+if TYPE_CHECKING:
+    from devserver.fakes.sre_agent import FakeSreAgent
 
 SOURCE = "conformance-source"
 TARGET = "conformance-target"
@@ -35,6 +36,8 @@ class SimulatedAgents:
 
     def start(self) -> SimulatedAgents:
         """Serve both agents (idempotent)."""
+        from devserver.fakes.sre_agent import FakeSreAgent  # loaded when a run starts, not by the plugin
+
         if not self.fakes:
             for name, port in ((self.source_name, self.source_port), (self.target_name, self.target_port)):
                 agent = FakeSreAgent(name, _RESOURCE.format(name), secret=self.secret)
