@@ -9,6 +9,7 @@ from typing import Any
 
 from handoff_conformance.runner import (
     PROBLEM_TYPE,
+    Failure,
     Scenario,
     Session,
     check,
@@ -212,12 +213,7 @@ def chain_limits(s: Session) -> str:
             return f"hop {hop} refused with {response.status_code} on {fields[0]}"
         parent = response.json()
         source, target = target, source
-    raise_failure(f"{MAX_HOPS} hops between two agents were all accepted: no depth or ping-pong limit")
-    return ""  # pragma: no cover - raise_failure always raises
-
-
-def raise_failure(message: str) -> None:
-    check(False, message)
+    raise Failure(f"{MAX_HOPS} hops between two agents were all accepted: no depth or ping-pong limit")
 
 
 def delivery_exactly_once(s: Session) -> str:
