@@ -350,11 +350,14 @@ class RemoteAgentGateway(Protocol):
         context_id: str,
         text: str,
         data: dict[str, Any],
+        contract: dict[str, Any] | None = None,
         push_url: str | None = None,
         push_token: str | None = None,
     ) -> RemoteTask:
-        """``SendMessage`` (returning at once); the task the peer created for it. With ``push_url``, the
-        peer is asked in the same request to push the task's updates there, with ``push_token``."""
+        """``SendMessage`` (returning at once); the task the peer created for it. ``contract`` (the
+        handoff as the contract's ``handoff-request``) rides as a data part tagged with the contract's A2A
+        extension, which every call activates. With ``push_url``, the peer is asked in the same request
+        to push the task's updates there, with ``push_token``."""
 
     def supports_push(self, agent: AgentConfig) -> bool:
         """Whether the peer's agent card declares push notifications."""

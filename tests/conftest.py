@@ -10,6 +10,7 @@ import pytest
 from devserver.azurite import Azurite, start_azurite
 from devserver.fakes.a2a_peer import FakeA2APeer
 from devserver.fakes.stack import FakeStack, start_fake_stack
+from handoff_conformance import SimulatedAgents
 from tests.support import fault_figures, figures
 from tests.support.broker import BrokerProcess
 from tests.support.vendors import SHARED_MEMORY_ENV, VendorFakes, shared_memory_config, start_vendor_fakes
@@ -59,9 +60,19 @@ def fakes() -> Iterator[FakeStack]:
 
 
 @pytest.fixture(scope="session")
-def registry_config(fakes: FakeStack, a2a_peer: FakeA2APeer) -> dict:
+def conformance_agents() -> Iterator[SimulatedAgents]:
+    """The conformance kit's simulated source and target agents (tests/e2e/test_conformance.py), started
+    before the broker so that its registry can name them."""
+    agents = SimulatedAgents().start()
+    yield agents
+    agents.stop()
+
+
+@pytest.fixture(scope="session")
+def registry_config(fakes: FakeStack, a2a_peer: FakeA2APeer, conformance_agents: SimulatedAgents) -> dict:
     """The registry the broker runs with: ops and checkout with endpoints, payments looked up in ARM,
-    inventory reached through one of its HTTP triggers (the nested answer form), and A2A partners."""
+    inventory reached through one of its HTTP triggers (the nested answer form), A2A partners, and the
+    conformance kit's two agents."""
     config = fakes.registry_config()
     inventory = fakes.agents["inventory"]
     trigger = inventory.add_trigger(
@@ -76,6 +87,7 @@ def registry_config(fakes: FakeStack, a2a_peer: FakeA2APeer) -> dict:
         if agent["name"] == "inventory":
             agent["delivery"] = {"mode": "httpTrigger", "triggerUrl": inventory.trigger_url(trigger)}
     config["agents"].extend(a2a_registry_entries(a2a_peer))
+    config["agents"].extend(conformance_agents.registry_entries())
     # ---- Azure Monitor alert routes (tests/e2e/test_alerts*.py) ----
     # Tests pick a route with the customProperties key "testRoute". Samples and duplicates go to checkout
     # (storm threshold raised so every sample keeps its own handoff); storms go to ops alone.

@@ -33,6 +33,21 @@ CARD_PATH = f"{RPC_PATH}/.well-known/agent-card.json"
 Behaviour = Literal["complete", "completeText", "inputRequired", "reject", "fail", "working"]
 PushToken = Literal["registered", "tampered", "missing"]
 TOKEN_HEADER = "X-A2A-Notification-Token"  # noqa: S105 - a header name, not a secret
+# The handoff contract's A2A extension, spelled out as a partner that adopted it would: a data part whose
+# metadata holds this URI is the contract document its "schema" names.
+CONTRACT_EXTENSION = "https://schemas.handoff-broker.dev/handoff-context/v1/a2a-extension"
+CONTRACT_SCHEMAS = "https://schemas.handoff-broker.dev/handoff-context/v1/"
+
+
+def contract_tag(name: str) -> dict[str, Any]:
+    """Metadata tagging a data part as the contract document ``name`` (``handback-request`` ...)."""
+    return {CONTRACT_EXTENSION: {"schema": f"{CONTRACT_SCHEMAS}{name}.json"}}
+
+
+def is_tagged(metadata: dict[str, Any], name: str) -> bool:
+    """Whether a part's metadata tags it as the contract document ``name``."""
+    tag = metadata.get(CONTRACT_EXTENSION)
+    return isinstance(tag, dict) and tag.get("schema") == f"{CONTRACT_SCHEMAS}{name}.json"
 
 
 @dataclass
@@ -45,6 +60,8 @@ class Execution:
     text: str
     data: dict[str, Any] | None
     behaviour: str
+    extensions: frozenset[str] = frozenset()  # what the A2A-Extensions header asked for
+    contract: dict[str, Any] | None = None  # the data part tagged as the contract's handoff-request
 
 
 @dataclass
@@ -63,6 +80,8 @@ class PeerScript:
     )
     detail: str = "Which environment should I look at, prod-eu or prod-us?"
     push_token: PushToken = "registered"  # noqa: S105 - which token to send, not a token
+    # "contract": the result's data part is tagged with the contract's A2A extension (a handback-request).
+    handback_form: Literal["data", "contract"] = "data"
 
 
 @dataclass
@@ -82,6 +101,7 @@ def _executor_class() -> type:
     from a2a.server.tasks import TaskUpdater
     from a2a.types import Part
     from google.protobuf import struct_pb2
+    from google.protobuf.json_format import MessageToDict
 
     class ScriptedExecutor(AgentExecutor):
         """Records each message, then acts as the peer's script says."""
@@ -93,6 +113,14 @@ def _executor_class() -> type:
             message = context.message
             script = self.peer.script
             data = next((d for d in get_data_parts(message.parts) if isinstance(d, dict)), None)
+            contract = next(
+                (
+                    MessageToDict(part.data)
+                    for part in message.parts
+                    if part.HasField("data") and is_tagged(MessageToDict(part.metadata), "handoff-request")
+                ),
+                None,
+            )
             with self.peer.lock:
                 self.peer.executions.append(
                     Execution(
@@ -102,6 +130,8 @@ def _executor_class() -> type:
                         text="\n".join(get_text_parts(message.parts)),
                         data=data,
                         behaviour=script.behaviour,
+                        extensions=frozenset(context.requested_extensions),
+                        contract=contract,
                     )
                 )
             if context.current_task is None:
@@ -123,7 +153,10 @@ def _executor_class() -> type:
                 if script.behaviour == "complete":
                     value = struct_pb2.Value()
                     value.struct_value.update(script.result)
-                    parts.append(Part(data=value, media_type="application/json"))
+                    tag = struct_pb2.Struct()
+                    if script.handback_form == "contract":
+                        tag.update(contract_tag("handback-request"))
+                    parts.append(Part(data=value, media_type="application/json", metadata=tag))
                 await updater.add_artifact(parts, name="findings")
                 await updater.complete()
 

@@ -33,6 +33,7 @@ from handoff.adapters.http import (
     transport_error,
 )
 from handoff.adapters.token_cache import TokenCache
+from handoff.domain.contract import A2A_EXTENSION_URI, extension_metadata, tagged_document
 from handoff.domain.records import AgentCallError, RemoteArtifact, RemoteTask
 from handoff.domain.registry import A2ADelivery, AgentConfig
 from handoff.settings import Settings
@@ -73,10 +74,13 @@ class A2AClientGateway:
         context_id: str,
         text: str,
         data: dict[str, Any],
+        contract: dict[str, Any] | None = None,
         push_url: str | None = None,
         push_token: str | None = None,
     ) -> RemoteTask:
-        """``SendMessage`` with ``return_immediately``: a text part for people, a data part for models.
+        """``SendMessage`` with ``return_immediately``: a text part for people, a data part for models,
+        and with ``contract`` the handoff as the contract's ``handoff-request`` in a data part tagged with
+        the contract's A2A extension (:func:`handoff.domain.contract.extension_metadata`).
         With ``push_url``, the task's push notification config rides in the same request
         (``configuration.taskPushNotificationConfig``), so it is in place before the task can end."""
         from a2a.types import (
@@ -87,19 +91,20 @@ class A2AClientGateway:
             SendMessageRequest,
             TaskPushNotificationConfig,
         )
-        from google.protobuf import struct_pb2
 
-        value = struct_pb2.Value()
-        value.struct_value.update(json.loads(json.dumps(data)))
+        parts = [
+            Part(text=text, media_type="text/markdown"),
+            Part(data=_value(data), media_type="application/json"),
+        ]
+        if contract is not None:
+            tag = _struct(extension_metadata("handoff-request"))
+            parts.append(Part(data=_value(contract), media_type="application/json", metadata=tag))
         request = SendMessageRequest(
             message=Message(
                 message_id=message_id,
                 context_id=context_id,
                 role=Role.ROLE_USER,
-                parts=[
-                    Part(text=text, media_type="text/markdown"),
-                    Part(data=value, media_type="application/json"),
-                ],
+                parts=parts,
                 metadata=_struct({"handoffId": data.get("handoffId")}),
             ),
             configuration=SendMessageConfiguration(
@@ -197,6 +202,13 @@ class A2AClientGateway:
     # ---------------------------------------------------------------- plumbing
 
     def _headers(self, agent: AgentConfig) -> dict[str, str]:
+        """The partner's credential, and the contract's extension activated on every call (a partner
+        that does not know it ignores the header)."""
+        from a2a.extensions.common import HTTP_EXTENSION_HEADER
+
+        return {HTTP_EXTENSION_HEADER: A2A_EXTENSION_URI, **self._credential(agent)}
+
+    def _credential(self, agent: AgentConfig) -> dict[str, str]:
         delivery = _a2a_delivery(agent)
         if delivery.bearer_token_setting:
             # The app setting is named in the registry (for example a Key Vault reference), so its
@@ -288,6 +300,14 @@ def _call_error(method: str, url: str, exc: Exception) -> AgentCallError:
     return AgentCallError(f"{method} {url} failed: {type(exc).__name__}", transient=True)
 
 
+def _value(values: dict[str, Any]) -> Any:
+    from google.protobuf import struct_pb2
+
+    value = struct_pb2.Value()
+    value.struct_value.update(json.loads(json.dumps(values)))
+    return value
+
+
 def _struct(values: dict[str, Any]) -> Any:
     from google.protobuf import struct_pb2
 
@@ -303,9 +323,20 @@ def _part_data(part: Any) -> Any:
 
 
 def _artifact(name: str | None, parts: Any) -> RemoteArtifact:
+    from google.protobuf.json_format import MessageToDict
+
     texts = [part.text for part in parts if part.HasField("text")]
     data = next((value for value in (_part_data(part) for part in parts) if isinstance(value, dict)), None)
-    return RemoteArtifact(name=name or None, text="\n\n".join(texts), data=data)
+    contract = next(
+        (
+            value
+            for part in parts
+            if tagged_document(MessageToDict(part.metadata)) == "handback-request"
+            and isinstance(value := _part_data(part), dict)
+        ),
+        None,
+    )
+    return RemoteArtifact(name=name or None, text="\n\n".join(texts), data=data, contract=contract)
 
 
 def _state_name(state: int) -> str:

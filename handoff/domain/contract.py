@@ -42,6 +42,16 @@ from handoff.domain.models import (
 DIALECT = "https://json-schema.org/draft/2020-12/schema"
 BASE_URI = "https://schemas.handoff-broker.dev/handoff-context/v1/"
 MEDIA_TYPE = "application/schema+json"
+A2A_EXTENSION_URI = f"{BASE_URI}a2a-extension"
+"""The A2A extension of the contract: a partner that lists it in the ``A2A-Extensions`` header sends and
+reads the contract's documents as ``data`` parts tagged with it (:func:`extension_metadata`)."""
+A2A_EXTENSION_DESCRIPTION = (
+    f"handoffContext v{CONTRACT_VERSION}: a message's or artifact's data part whose metadata holds this URI "
+    "is a document of the handoff contract (its schema named by metadata[uri].schema): a handoff-request "
+    "to hand work off, a handback-request in an artifact to hand findings back. Activated by listing the "
+    "URI in the A2A-Extensions header; data parts are then validated against the contract, with RFC 9457 "
+    "problem details naming the fields."
+)
 COMMENT = (
     f"schemaId {CONTRACT_SCHEMA_ID}, schemaVersion {CONTRACT_VERSION}. Generated from the broker's models "
     "by python -m spec.generate; do not edit by hand."
@@ -99,6 +109,35 @@ def document(name: str) -> ContractDocument:
 def generate() -> dict[str, dict[str, Any]]:
     """Every document of the contract, by name, as generated from the models."""
     return {item.name: _generate(item) for item in DOCUMENTS}
+
+
+def extension_metadata(name: str) -> dict[str, Any]:
+    """The metadata that tags an A2A ``data`` part as the contract document ``name`` (a ``KeyError`` for
+    a name the contract does not have): ``{A2A_EXTENSION_URI: {"schema": <the document's $id>}}``."""
+    return {A2A_EXTENSION_URI: {"schema": document(name).uri}}
+
+
+def tagged_document(metadata: Mapping[str, Any] | None) -> str | None:
+    """The name of the contract document an A2A part's ``metadata`` tags it as; None for a part that is
+    not tagged with the extension, or names a schema the contract does not have."""
+    tag = (metadata or {}).get(A2A_EXTENSION_URI)
+    schema = tag.get("schema") if isinstance(tag, Mapping) else None
+    if not isinstance(schema, str) or not schema.startswith(BASE_URI) or not schema.endswith(".json"):
+        return None
+    name = schema.removeprefix(BASE_URI).removesuffix(".json")
+    return name if name in SCHEMA_NAMES else None
+
+
+def extension_params(served_at: str) -> dict[str, Any]:
+    """The ``params`` of the extension in an agent card: the contract's id and version, and where each
+    schema is, by ``$id`` and as served by this broker (``served_at``: the schemas' folder URL)."""
+    base = served_at.rstrip("/")
+    return {
+        "schemaId": CONTRACT_SCHEMA_ID,
+        "schemaVersion": CONTRACT_VERSION,
+        "schemas": {item.name: item.uri for item in DOCUMENTS},
+        "servedAt": {item.name: f"{base}/{item.name}.json" for item in DOCUMENTS},
+    }
 
 
 def render(schema: Mapping[str, Any]) -> str:

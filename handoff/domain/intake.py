@@ -287,13 +287,18 @@ MAX_BODY_BYTES = 256 * 1024
 def parse_body(body: bytes, model: type[ModelT]) -> ModelT:
     """Parse a JSON request body into ``model``: 413 when too large, 400 when not JSON, 422 when it breaks
     the schema or the intake limits (nesting depth, finite numbers, text)."""
-    data = load_json(body, limit_bytes=MAX_BODY_BYTES)
+    return validate_document(load_json(body, limit_bytes=MAX_BODY_BYTES), model)
+
+
+def validate_document(data: Any, model: type[ModelT], prefix: str = "") -> ModelT:
+    """A parsed JSON document as ``model``, or the one 422 problem for it whatever brought it (a REST
+    body, an A2A data part): every wrong field as a JSON Pointer under ``prefix``."""
     if not isinstance(data, dict):
-        raise single_field(Unprocessable, "/", "must be a JSON object")
+        raise single_field(Unprocessable, prefix or "/", "must be a JSON object")
     try:
         return model.model_validate(data)
     except ValidationError as exc:
-        errors = field_errors(exc)
+        errors = field_errors(exc, prefix=prefix)
         summary = "; ".join(f"{e.field}: {e.message}" for e in errors[:5])
         raise Unprocessable(summary, errors=errors) from None
 

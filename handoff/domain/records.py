@@ -179,11 +179,13 @@ class AgentCallError(Exception):
 
 @dataclass(frozen=True)
 class RemoteArtifact:
-    """One artifact of a remote (A2A) task: its text parts joined, and its first JSON data part."""
+    """One artifact of a remote (A2A) task: its text parts joined, its first JSON data part, and the
+    first data part tagged with the contract's A2A extension as a ``handback-request`` (``contract``)."""
 
     name: str | None
     text: str
     data: dict[str, Any] | None
+    contract: dict[str, Any] | None = None
 
 
 @dataclass(frozen=True)

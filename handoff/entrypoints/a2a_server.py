@@ -21,14 +21,19 @@ from collections.abc import AsyncGenerator, Callable
 from functools import lru_cache
 from typing import Any, TypeVar
 
-from pydantic import ValidationError
-
 from handoff.domain.auth import Caller
-from handoff.domain.errors import NotFound, Problem, ServiceUnavailable
-from handoff.domain.intake import check_value
+from handoff.domain.contract import (
+    A2A_EXTENSION_DESCRIPTION,
+    A2A_EXTENSION_URI,
+    extension_params,
+    tagged_document,
+)
+from handoff.domain.errors import NotFound, Problem, ServiceUnavailable, Unprocessable, single_field
+from handoff.domain.intake import check_value, validate_document
 from handoff.domain.messages import handback_text
-from handoff.domain.models import HandoffRequest, HandoffView, field_errors
+from handoff.domain.models import HandoffRequest, HandoffView
 from handoff.domain.registry import Registry
+from handoff.entrypoints.contract_schemas import SCHEMAS_ROUTE
 from handoff.ports import StorageUnavailable
 from handoff.services.handoffs import Handoffs
 from handoff.settings import Settings
@@ -68,6 +73,7 @@ def build_agent_card(settings: Settings, registry: Registry) -> Any:
     from a2a.types import (
         AgentCapabilities,
         AgentCard,
+        AgentExtension,
         AgentInterface,
         AgentSkill,
         APIKeySecurityScheme,
@@ -130,13 +136,33 @@ def build_agent_card(settings: Settings, registry: Registry) -> Any:
                 url=rpc_url(settings), protocol_binding="JSONRPC", protocol_version=PROTOCOL_VERSION
             )
         ],
-        capabilities=AgentCapabilities(streaming=False, push_notifications=False, extended_agent_card=False),
+        capabilities=AgentCapabilities(
+            streaming=False,
+            push_notifications=False,
+            extended_agent_card=False,
+            extensions=[
+                AgentExtension(
+                    uri=A2A_EXTENSION_URI,
+                    description=A2A_EXTENSION_DESCRIPTION,
+                    required=False,
+                    params=_struct(extension_params(f"{settings.base_url}{ROUTE_PREFIX}/{SCHEMAS_ROUTE}")),
+                )
+            ],
+        ),
         default_input_modes=["application/json"],
         default_output_modes=["application/json", "text/markdown"],
         skills=skills,
         security_schemes={scheme_name: scheme},
         security_requirements=[SecurityRequirement(schemes={scheme_name: StringList()})],
     )
+
+
+def _struct(values: dict[str, Any]) -> Any:
+    from google.protobuf import struct_pb2
+
+    struct = struct_pb2.Struct()
+    struct.update(values)
+    return struct
 
 
 # A protobuf Struct spends three message levels on every JSON object (Struct, map entry, Value), and
@@ -205,37 +231,47 @@ def task_of(view: HandoffView) -> Any:
     )
 
 
-def handoff_request_of(message: Any) -> HandoffRequest:
-    """The handoff request in a message's ``data`` part (the first part that is a JSON object)."""
-    from a2a.utils.errors import InvalidParamsError
+def handoff_request_of(message: Any, contract: bool = False) -> HandoffRequest:
+    """The handoff request in a message's ``data`` part.
+
+    Without the contract's extension activated: the first part that is a JSON object, its wrong fields
+    named as pointers into the message (``/message/parts/0/data/context/severity``). With it
+    (``contract``): the part tagged as a ``handoff-request`` (else the first JSON object), validated as the
+    REST body is, with the very problem ``POST /api/handoffs`` answers (``/context/severity``).
+    """
     from google.protobuf.json_format import MessageToDict
 
+    candidates: list[tuple[int, dict[str, Any]]] = []
     for index, part in enumerate(message.parts):
         if not part.HasField("data"):
             continue
         data = MessageToDict(part.data)
         if not isinstance(data, dict):
             continue
-        if message.context_id and "correlationId" not in data:
-            # The partner's A2A context is its correlation id: GetTask answers with it again.
-            data["correlationId"] = message.context_id
-        try:
-            check_value(data, prefix=f"/message/parts/{index}/data")
-        except Problem as problem:
-            raise InvalidParamsError(message=problem.detail, data=problem.to_json()) from None
-        try:
-            return HandoffRequest.model_validate(data)
-        except ValidationError as exc:
-            errors = field_errors(exc, prefix=f"/message/parts/{index}/data")
-            summary = "; ".join(f"{e.field}: {e.message}" for e in errors[:5])
-            raise InvalidParamsError(
-                message=f"the handoff request is not valid: {summary}",
-                data={"errors": [e.model_dump() for e in errors]},
-            ) from None
-    raise InvalidParamsError(
-        message="the message needs a data part holding a handoff request (source, target, context)",
-        data={"errors": [{"field": "/message/parts", "message": "no data part with a JSON object"}]},
-    )
+        if contract and tagged_document(MessageToDict(part.metadata)) == "handoff-request":
+            candidates.insert(0, (index, data))
+            break
+        candidates.append((index, data))
+    if not candidates:
+        raise a2a_error(
+            single_field(Unprocessable, "/message/parts", "no data part with a JSON object")
+        ) from None
+    index, data = candidates[0]
+    if message.context_id and "correlationId" not in data:
+        # The partner's A2A context is its correlation id: GetTask answers with it again.
+        data["correlationId"] = message.context_id
+    prefix = "" if contract else f"/message/parts/{index}/data"
+    try:
+        check_value(data, prefix=prefix)
+        return validate_document(data, HandoffRequest, prefix=prefix)
+    except Problem as problem:
+        raise a2a_error(problem) from None
+
+
+def activated_extensions(requested: set[str]) -> list[str]:
+    """The extensions of a request's ``A2A-Extensions`` header that the broker activates (echoed back
+    in the answer's header): the contract's, when it is asked for."""
+    return [A2A_EXTENSION_URI] if A2A_EXTENSION_URI in requested else []
 
 
 def a2a_error(problem: Problem) -> Exception:
@@ -278,7 +314,8 @@ def make_request_handler(get_handoffs: Callable[[], Handoffs]) -> Any:
             message = params.message
             if message.task_id:
                 raise InvalidParamsError(message="follow-up messages to an existing task are not supported")
-            request = handoff_request_of(message)
+            contract = bool(activated_extensions(context.requested_extensions))
+            request = handoff_request_of(message, contract)
             caller: Caller = context.state["caller"]
             intake = get_handoffs().intake
             view, _created = await run(lambda: intake.accept_request(request, caller, message.message_id))
@@ -355,4 +392,29 @@ def get_a2a_app() -> Any:
             make_request_handler(get_handoffs), base, context_builder=CallerContextBuilder()
         ),
     ]
-    return Starlette(routes=routes)
+    return echo_extensions(Starlette(routes=routes))
+
+
+def echo_extensions(app: Any) -> Any:
+    """``app`` answering every request with the extensions it activated for it in ``A2A-Extensions``
+    (the A2A specification's echo), as :func:`activated_extensions` decides for the request's header."""
+    from a2a.extensions.common import HTTP_EXTENSION_HEADER, get_requested_extensions
+
+    header = HTTP_EXTENSION_HEADER.lower().encode()
+
+    async def wrapped(scope: dict[str, Any], receive: Any, send: Any) -> None:
+        values = [value.decode("latin-1") for key, value in scope.get("headers", []) if key.lower() == header]
+        activated = activated_extensions(get_requested_extensions(values))
+        if scope.get("type") != "http" or not activated:
+            await app(scope, receive, send)
+            return
+
+        async def send_echo(message: dict[str, Any]) -> None:
+            if message.get("type") == "http.response.start":
+                headers = [*message.get("headers", []), (header, ",".join(activated).encode())]
+                message = {**message, "headers": headers}
+            await send(message)
+
+        await app(scope, receive, send_echo)
+
+    return wrapped

@@ -18,6 +18,8 @@ from handoff.domain.errors import NotFound
 from handoff.settings import APP_ROOT
 
 SCHEMA_DIR: Path = APP_ROOT / "spec" / "handoff-context" / "v1"
+SCHEMAS_ROUTE = "schemas/handoff-context/v1"
+"""Where the schemas are served, under the Functions route prefix (``/api``)."""
 
 
 def schema_file(name: str) -> bytes:

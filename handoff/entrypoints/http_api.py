@@ -13,6 +13,7 @@ from handoff.domain.ids import IDEMPOTENCY_KEY_HEADER
 from handoff.domain.listing import parse_list_query
 from handoff.domain.timeline import MERMAID_CONTENT_TYPE, sequence, timeline_view, to_mermaid
 from handoff.domain.timeline_svg import to_svg
+from handoff.entrypoints.contract_schemas import SCHEMAS_ROUTE
 from handoff.entrypoints.mcp_tools import TOOLS, NoArguments
 from handoff.entrypoints.responses import REST_AUTH_LEVEL, handle, json_response
 from handoff.services.queries import AUDIT_PAGE
@@ -205,9 +206,7 @@ def openapi(req: func.HttpRequest) -> func.HttpResponse:
     return handle(req, lambda _caller: json_response(openapi_document()), public=True)
 
 
-@bp.route(
-    route="schemas/handoff-context/v1/{name}.json", methods=["GET"], auth_level=func.AuthLevel.ANONYMOUS
-)
+@bp.route(route=f"{SCHEMAS_ROUTE}/{{name}}.json", methods=["GET"], auth_level=func.AuthLevel.ANONYMOUS)
 def contract_schema(req: func.HttpRequest) -> func.HttpResponse:
     """A JSON Schema of the handoff contract, byte for byte as checked in (spec/handoff-context/v1);
     public, as schemas are. 404 for a name the contract does not have."""

@@ -18,7 +18,7 @@ from datetime import timedelta
 from pydantic import ValidationError
 
 from handoff.domain.audit_events import Actor, EventType
-from handoff.domain.messages import a2a_payload, remote_status_message, start_message
+from handoff.domain.messages import a2a_contract_request, a2a_payload, remote_status_message, start_message
 from handoff.domain.models import HandbackRequest, HandoffStatus
 from handoff.domain.records import AgentCallError, HandoffRecord, HandoffState, RemoteTask
 from handoff.domain.redaction import redact
@@ -48,6 +48,8 @@ A2A_AUDIT_TYPES: dict[str, EventType] = {
 }
 MAX_SUMMARY = 65536
 HANDBACK_FIELDS = ("outcome", "summary", "rootCause", "recommendedActions", "evidence")
+# A contract hand-back may also name the contract it follows.
+CONTRACT_FIELDS = (*HANDBACK_FIELDS, "schemaId", "schemaVersion")
 
 
 def a2a_message_id(handoff_id: str) -> str:
@@ -58,15 +60,18 @@ def a2a_message_id(handoff_id: str) -> str:
 def handback_from_task(task: RemoteTask, agent: str) -> HandbackRequest:
     """Turn a completed A2A task into a hand-back.
 
-    The outcome and the other hand-back fields come from the first artifact ``data`` part that is a
-    valid hand-back; otherwise the artifacts' text is handed back with outcome ``reported``.
+    A ``data`` part tagged with the contract's A2A extension as a ``handback-request`` is read first, as
+    the contract's document (its ``agent`` and ``threadId`` are the target's own, whatever it says); then
+    the first artifact ``data`` part that is a valid hand-back; otherwise the artifacts' text is handed
+    back with outcome ``reported``.
     """
     text = "\n\n".join(a.text for a in task.artifacts if a.text.strip()).strip()
-    for artifact in task.artifacts:
-        data = artifact.data
-        if not isinstance(data, dict) or "outcome" not in data:
+    tagged = [(a.contract, CONTRACT_FIELDS) for a in task.artifacts if isinstance(a.contract, dict)]
+    plain = [(a.data, HANDBACK_FIELDS) for a in task.artifacts if isinstance(a.data, dict)]
+    for data, names in [*tagged, *plain]:
+        if "outcome" not in data:
             continue
-        fields = {key: data[key] for key in HANDBACK_FIELDS if key in data}
+        fields = {key: data[key] for key in names if key in data}
         fields.setdefault("summary", text or task.status_text or "(no summary)")
         try:
             return HandbackRequest.model_validate({**fields, "agent": agent})
@@ -149,6 +154,7 @@ class A2AFollowUp:
             context_id=stored.root_id,
             text=start_message(record, message_ctx),
             data=a2a_payload(record, message_ctx),
+            contract=a2a_contract_request(record),
             push_url=push_url(ctx.settings, stored.id) if push else None,
             push_token=self.push_token(stored.id) if push else None,
         )

@@ -17,6 +17,9 @@ from google.protobuf.json_format import MessageToDict
 
 from tests.e2e.helpers import handback_body, handoff_body, threads_mentioning
 
+SCHEMAS = "https://schemas.handoff-broker.dev/handoff-context/v1/"
+EXTENSION = f"{SCHEMAS}a2a-extension"
+
 
 def _message(
     data: dict[str, Any], *, message_id: str | None = None, context_id: str = ""
@@ -152,3 +155,80 @@ def test_a2a_source_agent_cannot_claim_a_thread(broker):
 
     assert response.status_code == 422
     assert response.json()["errors"][0]["field"] == "/source/threadId"
+
+
+# ---------------------------------------------------------------- the contract's A2A extension
+
+
+def _rpc(broker, params: dict, extensions: str | None) -> httpx.Response:
+    headers = {"A2A-Version": "1.0", **({"A2A-Extensions": extensions} if extensions else {})}
+    body = {"jsonrpc": "2.0", "id": 1, "method": "SendMessage", "params": params}
+    return broker.client.post("/api/a2a", json=body, headers=headers)
+
+
+def _contract_message(data: dict, *, tagged: bool = True) -> dict:
+    part: dict[str, Any] = {"data": data, "mediaType": "application/json"}
+    if tagged:
+        part["metadata"] = {EXTENSION: {"schema": f"{SCHEMAS}handoff-request.json"}}
+    return {"message": {"messageId": str(uuid.uuid4()), "role": "ROLE_USER", "parts": [{"text": "hi"}, part]}}
+
+
+def test_the_card_declares_the_contract_extension(broker):
+    card = broker.client.get("/api/a2a/.well-known/agent-card.json").json()
+    (extension,) = card["capabilities"]["extensions"]
+    assert extension["uri"] == EXTENSION and extension.get("required", False) is False
+    served = extension["params"]["servedAt"]["handoff-request"]
+    assert served == f"{broker.url}/api/schemas/handoff-context/v1/handoff-request.json"
+    assert (
+        broker.client.get(served.removeprefix(broker.url)).json()["$id"] == f"{SCHEMAS}handoff-request.json"
+    )
+
+
+def test_with_the_extension_a_tagged_request_is_accepted_and_the_header_echoed(broker, clean_fakes):
+    body = handoff_body(None, source="partner", target="checkout")
+
+    response = _rpc(broker, _contract_message(body), f"https://other.example/ext, {EXTENSION}")
+
+    assert response.status_code == 200, response.text
+    assert response.headers["A2A-Extensions"] == EXTENSION
+    task = response.json()["result"]["task"]
+    view = broker.wait_for(task["id"], lambda b: b["status"] == "delivered")
+    assert view["context"]["title"] == body["context"]["title"]
+
+
+@pytest.mark.parametrize(
+    ("change", "field"),
+    [
+        (lambda b: b["context"].pop("title"), "/context/title"),
+        (lambda b: b["context"].update(severity="urgent"), "/context/severity"),
+        (lambda b: b["context"].update(title=7), "/context/title"),
+        (lambda b: b["context"]["evidence"].append({"kind": "trace"}), "/context/evidence/3"),
+    ],
+)
+def test_with_the_extension_a_bad_part_gets_the_rest_problem(broker, change, field):
+    body = handoff_body(None, source="partner", target="checkout")
+    change(body)
+
+    response = _rpc(broker, _contract_message(body), EXTENSION)
+    rest = broker.client.post("/api/handoffs", json=body)
+
+    assert response.headers["A2A-Extensions"] == EXTENSION
+    error = response.json()["error"]
+    assert error["code"] == -32602  # InvalidParams, as for any bad A2A input
+    assert rest.status_code == 422
+    # The SDK carries the error's data as the metadata of a google.rpc.ErrorInfo detail.
+    problem = next(d["metadata"] for d in error["data"] if d["@type"].endswith("google.rpc.ErrorInfo"))
+    rest_problem = {k: v for k, v in rest.json().items() if k != "instance"}  # the URL called differs
+    assert problem == rest_problem  # the very problem details, field names and all
+    assert problem["errors"][0]["field"].startswith(field)
+
+
+def test_without_the_extension_nothing_is_echoed_and_fields_point_into_the_message(broker):
+    body = handoff_body(None, source="partner", target="checkout")
+    body["context"]["severity"] = "urgent"
+
+    response = _rpc(broker, _contract_message(body, tagged=False), None)
+
+    assert "A2A-Extensions" not in response.headers
+    problem = next(d["metadata"] for d in response.json()["error"]["data"] if "metadata" in d)
+    assert [e["field"] for e in problem["errors"]] == ["/message/parts/1/data/context/severity"]

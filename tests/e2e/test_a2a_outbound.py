@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from tests.e2e.helpers import handoff_body, messages_mentioning
+from devserver.fakes.a2a_peer import CONTRACT_EXTENSION
+from tests.e2e.helpers import contract_errors, handoff_body, messages_mentioning
 
 
 def _hand_off_to_partner(broker, ops) -> tuple[str, str, dict]:
@@ -97,3 +98,36 @@ def test_partner_task_that_ends_without_result_is_reported_to_the_source(
     ended = [e for e in events if e["type"] == event]
     assert len(ended) == 1 and ended[0]["details"]["taskId"] == done["target"]["taskId"]
     assert len(clean_peer.executions_for(handoff_id)) == 1
+
+
+def test_partner_gets_the_contract_extension_and_its_tagged_handback_is_read(broker, clean_fakes, clean_peer):
+    # The partner answers with a hand-back tagged with the contract's extension; no untagged data part.
+    clean_peer.set_script(
+        handback_form="contract",
+        result={
+            "schemaId": "handoffContext",
+            "schemaVersion": "1.0",
+            "agent": "partner",
+            "outcome": "mitigated",
+            "summary": "Rolled the gateway's TLS policy back",
+            "rootCause": "Session resumption was disabled by the new policy",
+            "recommendedActions": ["Keep session resumption on", "Alert on handshake rate"],
+        },
+    )
+    ops = clean_fakes.agents["ops"]
+
+    handoff_id, source_thread, _ = _hand_off_to_partner(broker, ops)
+
+    done = broker.wait_status(handoff_id, "handedBack", timeout=20)
+    (execution,) = clean_peer.executions_for(handoff_id)
+    assert execution.extensions == {CONTRACT_EXTENSION}  # the A2A-Extensions header activated it
+    assert execution.contract is not None and contract_errors("handoff-request", execution.contract) == []
+    assert execution.contract["context"] == execution.data["context"]
+    assert execution.contract["source"]["threadId"] == source_thread
+    handback = done["handbacks"][0]
+    assert (handback["outcome"], handback["rootCause"]) == (
+        "mitigated",
+        "Session resumption was disabled by the new policy",
+    )
+    assert handback["recommendedActions"] == ["Keep session resumption on", "Alert on handshake rate"]
+    assert len(messages_mentioning(ops, source_thread, "Session resumption was disabled")) == 1

@@ -13,8 +13,9 @@ from typing import Any
 
 import pytest
 
-from devserver.fakes.a2a_peer import FakeA2APeer
+from devserver.fakes.a2a_peer import CONTRACT_EXTENSION, FakeA2APeer
 from handoff.adapters.a2a_client import A2AClientGateway
+from handoff.domain.contract import A2A_EXTENSION_URI
 from handoff.domain.registry import AgentConfig
 from handoff.settings import Settings
 
@@ -151,3 +152,41 @@ def test_a_peer_told_to_tamper_sends_another_token(pusher: FakeA2APeer, receiver
     while not pusher.pushes and time.monotonic() < deadline:
         time.sleep(0.02)
     assert pusher.pushes and all(p.status == 401 for p in pusher.pushes)
+
+
+def _until_completed(gateway: A2AClientGateway, agent: AgentConfig, task_id: str) -> Any:
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        task = gateway.get_task(agent, task_id)
+        if task.state == "COMPLETED":
+            return task
+        time.sleep(0.05)
+    raise AssertionError(f"task {task_id} did not complete")
+
+
+@pytest.mark.parametrize("form", ["data", "contract"])
+def test_the_contract_extension_travels_both_ways(poller: FakeA2APeer, form: str) -> None:
+    poller.reset()
+    poller.set_script(work_seconds=0.0, handback_form=form)
+    agent = _agent("poller", poller.rpc_url)
+    gateway = _gateway()
+    request = {"source": {"agent": "ops"}, "target": {"agent": "poller"}, "context": {"title": "t"}}
+
+    task = gateway.send_message(
+        agent,
+        message_id=f"m-contract-{form}",
+        context_id="c-3",
+        text="hello",
+        data={"handoffId": HANDOFF_ID},
+        contract=request,
+    )
+    done = _until_completed(gateway, agent, task.task_id)
+
+    (execution,) = poller.executions_for(HANDOFF_ID)
+    assert execution.extensions == {CONTRACT_EXTENSION} == {A2A_EXTENSION_URI}
+    assert execution.contract == request  # the tagged part, next to the untagged payload
+    assert execution.data == {"handoffId": HANDOFF_ID}
+    (artifact,) = done.artifacts
+    assert artifact.data is not None and artifact.data["outcome"] == "rootCauseFound"
+    assert (artifact.contract == artifact.data) is (form == "contract")
+    assert (artifact.contract is None) is (form == "data")

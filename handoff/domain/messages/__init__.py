@@ -31,7 +31,13 @@ from handoff.domain.messages.notices import (
     remote_status_message,
     watch_notice_message,
 )
-from handoff.domain.messages.start import a2a_payload, seen_before_section, start_message, trigger_payload
+from handoff.domain.messages.start import (
+    a2a_contract_request,
+    a2a_payload,
+    seen_before_section,
+    start_message,
+    trigger_payload,
+)
 
 __all__ = [
     "MARKER_PREFIX",
@@ -39,6 +45,7 @@ __all__ = [
     "PORTAL_BASE",
     "REMOTE_STATUS_TEXT",
     "MessageContext",
+    "a2a_contract_request",
     "a2a_payload",
     "crosslink_message",
     "fence_for",

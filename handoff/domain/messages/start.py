@@ -16,6 +16,7 @@ from handoff.domain.messages.blocks import evidence_lines, json_block
 from handoff.domain.messages.budget import STRING_CAPS, cut_rows, cut_strings
 from handoff.domain.messages.context import OUTCOME_LABELS, MessageContext
 from handoff.domain.messages.markers import header, marker
+from handoff.domain.models import CONTRACT_SCHEMA_ID, CONTRACT_VERSION
 from handoff.domain.records import HandoffRecord
 from handoff.domain.seen_before import human_note_lines
 
@@ -174,6 +175,16 @@ def trigger_payload(record: HandoffRecord, ctx: MessageContext) -> dict[str, Any
         "message": start_message(record, ctx),
         "context": context.to_wire(),
     }
+
+
+def a2a_contract_request(record: HandoffRecord) -> dict[str, Any]:
+    """The handoff as the contract's ``handoff-request`` document, for the ``data`` part an A2A partner
+    reads when it speaks the contract's extension (the broker's own links stay in :func:`a2a_payload`)."""
+    stored = record.stored
+    wire = stored.request.to_wire()
+    wire["source"] = {**wire.get("source", {}), "agent": stored.source_agent}
+    wire["target"] = {**wire.get("target", {}), "agent": stored.target_agent}
+    return {**wire, "schemaId": CONTRACT_SCHEMA_ID, "schemaVersion": CONTRACT_VERSION}
 
 
 def a2a_payload(record: HandoffRecord, ctx: MessageContext) -> dict[str, Any]:

@@ -31,6 +31,7 @@ class SentMessage:
     data: dict[str, Any]
     push_url: str | None = None
     push_token: str | None = None
+    contract: dict[str, Any] | None = None
 
 
 @dataclass
@@ -81,12 +82,13 @@ class MemoryRemoteAgentGateway:
         context_id: str,
         text: str,
         data: dict[str, Any],
+        contract: dict[str, Any] | None = None,
         push_url: str | None = None,
         push_token: str | None = None,
     ) -> RemoteTask:
         self._call("send_message", agent)
         self.sent.append(
-            SentMessage(agent.name, message_id, context_id, text, dict(data), push_url, push_token)
+            SentMessage(agent.name, message_id, context_id, text, dict(data), push_url, push_token, contract)
         )
         if self.answer_with_message is not None:
             reply, self.answer_with_message = self.answer_with_message, None
@@ -135,14 +137,15 @@ class MemoryRemoteAgentGateway:
         status_text: str = "",
         text: str = "",
         data: dict[str, Any] | None = None,
+        contract: dict[str, Any] | None = None,
     ) -> None:
         """Move a task to ``state`` (a TaskState name: WORKING, COMPLETED, FAILED, ...), with an artifact
-        of ``text``/``data`` when given."""
+        of ``text``/``data`` (``contract``: a data part tagged as the contract's hand-back) when given."""
         task = self.tasks[task_id]
         task.state = state
         task.status_text = status_text
-        if text or data is not None:
-            task.artifacts.append(RemoteArtifact(name="result", text=text, data=data))
+        if text or data is not None or contract is not None:
+            task.artifacts.append(RemoteArtifact(name="result", text=text, data=data, contract=contract))
 
     def ops(self, op: str | None = None) -> list[str]:
         """The operations called, in order (only ``op`` when given)."""
