@@ -77,8 +77,9 @@ class BrokerProcess:
 
     # ------------------------------------------------------------- helpers for tests
 
-    def wait_for(self, handoff_id: str, predicate: Any, timeout: float = 10) -> dict[str, Any]:
-        """Poll ``GET /api/handoffs/{id}`` until ``predicate(body)`` holds; returns the body."""
+    def wait_for(self, handoff_id: str, predicate: Any, timeout: float = 30) -> dict[str, Any]:
+        """Poll ``GET /api/handoffs/{id}`` until ``predicate(body)`` holds; returns the body. The default
+        wait is generous: on a 2-core CI machine a step can take seconds, and a pass returns at once."""
         deadline = time.monotonic() + timeout
         body: dict[str, Any] = {}
         while time.monotonic() < deadline:
@@ -90,7 +91,7 @@ class BrokerProcess:
             time.sleep(0.05)
         raise AssertionError(f"condition not met within {timeout}s; last: {json.dumps(body)[:2000]}")
 
-    def wait_status(self, handoff_id: str, status: str, timeout: float = 10) -> dict[str, Any]:
+    def wait_status(self, handoff_id: str, status: str, timeout: float = 30) -> dict[str, Any]:
         """Poll until the handoff has ``status``."""
         return self.wait_for(handoff_id, lambda body: body["status"] == status, timeout)
 
