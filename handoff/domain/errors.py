@@ -6,6 +6,7 @@ are made (see :mod:`handoff.domain.redaction`), so REST, MCP and A2A errors are 
 
 from __future__ import annotations
 
+from collections.abc import Container, Iterable
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
@@ -121,6 +122,16 @@ def check_body_size(body: bytes, limit: int, what: str = "request body") -> None
         raise PayloadTooLarge(
             f"{what} is {len(body)} bytes; the limit is {limit} bytes",
             errors=[FieldError(field="/", message=f"larger than {limit} bytes")],
+        )
+
+
+def check_query_params(params: Iterable[str], known: Container[str]) -> None:
+    """Refuse (400) a query string with parameters the endpoint does not take, each one named."""
+    unknown = [name for name in params if name not in known]
+    if unknown:
+        raise BadRequest(
+            f"unknown query parameter(s): {', '.join(unknown)}",
+            errors=[FieldError(field=name, message="unknown query parameter") for name in unknown],
         )
 
 

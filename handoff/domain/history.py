@@ -17,7 +17,7 @@ from typing import Any
 
 from pydantic import Field, ValidationError
 
-from handoff.domain.errors import BadRequest, FieldError, Unprocessable, single_field
+from handoff.domain.errors import BadRequest, FieldError, Unprocessable, check_query_params, single_field
 from handoff.domain.models import Outcome, WireModel
 
 MAX_TOP = 100
@@ -127,12 +127,7 @@ class HistoryQuery(WireModel):
 
 def parse_history_query(params: Mapping[str, str]) -> HistoryQuery:
     """Validate the query string; unknown or bad parameters are named in the problem."""
-    unknown = [name for name in params if name not in QUERY_PARAMS]
-    if unknown:
-        raise BadRequest(
-            f"unknown query parameter(s): {', '.join(unknown)}",
-            errors=[FieldError(field=name, message="unknown query parameter") for name in unknown],
-        )
+    check_query_params(params, QUERY_PARAMS)
     try:
         query = HistoryQuery.model_validate({k: v for k, v in params.items() if v != ""})
     except ValidationError as exc:

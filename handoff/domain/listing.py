@@ -27,7 +27,8 @@ from typing import Any, get_args
 
 from pydantic import Field
 
-from handoff.domain.errors import BadRequest, FieldError
+from handoff.domain.errors import BadRequest, Problem, check_query_params, single_field
+from handoff.domain.history_rows import time_key
 from handoff.domain.models import HandoffStatus, Intent, Severity, WireModel
 from handoff.domain.records import HandoffRecord
 from handoff.domain.registry import AGENT_NAME_PATTERN
@@ -44,7 +45,6 @@ MAX_TITLE = 300
 MAX_ALERT_RULE = 260
 DAY_PREFIX = "d|"
 _NAME = re.compile(AGENT_NAME_PATTERN)
-_TIME_SPAN = 10**13  # inverted epoch milliseconds stay 13 digits until the year 2286
 _ROW_KEY = re.compile(r"^[0-9]{13}\|[0-9A-Fa-f-]{32,36}$")  # a handoff id is a UUID
 _DAY = re.compile(r"^[0-9]{8}$")
 _TOKEN_CONTEXT = b"handoff-list-token-v1|"
@@ -121,18 +121,13 @@ class Cursor:
 # ---------------------------------------------------------------- the query string
 
 
-def _bad(field: str, message: str) -> BadRequest:
-    return BadRequest(f"{field}: {message}", errors=[FieldError(field=field, message=message)])
+def _bad(field: str, message: str) -> Problem:
+    return single_field(BadRequest, field, message)
 
 
 def parse_list_query(params: Mapping[str, str]) -> ListQuery:
     """Validate the query string: every bad or unknown parameter is a 400 naming it."""
-    unknown = [name for name in params if name not in QUERY_PARAMS]
-    if unknown:
-        raise BadRequest(
-            f"unknown query parameter(s): {', '.join(unknown)}",
-            errors=[FieldError(field=name, message="unknown query parameter") for name in unknown],
-        )
+    check_query_params(params, QUERY_PARAMS)
     values = {name: value for name, value in params.items() if value != ""}
     status = values.get("status")
     if status is not None and status not in STATUSES:
@@ -185,12 +180,6 @@ def day_partition(day: date) -> str:
 def utc_day(moment: datetime) -> date:
     """The UTC day of ``moment``."""
     return moment.astimezone(UTC).date()
-
-
-def time_key(moment: datetime) -> str:
-    """The row-key prefix of ``moment``: inverted epoch milliseconds, so later sorts first."""
-    millis = int(moment.astimezone(UTC).timestamp() * 1000)
-    return f"{_TIME_SPAN - 1 - millis:013d}"
 
 
 def row_key(summary: HandoffSummary) -> str:
