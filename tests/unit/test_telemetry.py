@@ -105,6 +105,30 @@ def test_with_an_otlp_endpoint_the_app_starts_the_otlp_exporters() -> None:
     assert _run_python(code, OTEL_EXPORTER_OTLP_ENDPOINT="http://127.0.0.1:9") == "True TracerProvider False"
 
 
+def test_with_a_connection_string_the_azure_monitor_distro_takes_the_broker_s_options() -> None:
+    code = (
+        "import logging, os, sys, function_app\n"
+        "from handoff.adapters import telemetry\n"
+        "from opentelemetry import trace\n"
+        "processors = trace.get_tracer_provider()._active_span_processor._span_processors\n"
+        "exporters = sorted(type(getattr(p, 'span_exporter', p)).__name__ for p in processors)\n"
+        "handlers = [type(h).__name__ for h in logging.getLogger('handoff').handlers]\n"
+        "print(telemetry.enabled(), exporters, handlers, sep='|')\n"
+        "sys.stdout.flush(); os._exit(0)"
+    )
+    env = {
+        "APPLICATIONINSIGHTS_CONNECTION_STRING": (
+            "InstrumentationKey=00000000-0000-0000-0000-000000000000;IngestionEndpoint=http://127.0.0.1:9/"
+        ),
+        "APPLICATIONINSIGHTS_STATSBEAT_DISABLED_ALL": "true",
+        "OTEL_EXPORTER_OTLP_ENDPOINT": "http://127.0.0.1:9",
+        "WEBSITE_HOSTNAME": "broker.azurewebsites.net",  # in Azure: the host ships the log lines itself
+    }
+    enabled, exporters, handlers = _run_python(code, **env).split("|")
+    assert enabled == "True" and "AzureMonitorTraceExporter" in exporters and "OTLPSpanExporter" in exporters
+    assert handlers == "[]"
+
+
 def test_telemetry_that_cannot_start_is_logged_and_left_off(
     monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:

@@ -41,7 +41,6 @@ __all__ = [
     "enabled",
     "inject",
     "observe",
-    "shutdown",
     "span",
     "trace_context",
     "use",
@@ -99,19 +98,6 @@ def use(runtime: Runtime | None) -> Runtime | None:
     global _runtime
     previous, _runtime = _runtime, runtime
     return previous
-
-
-def shutdown() -> None:
-    """Flush and stop the exporters (the local host calls this when it stops); telemetry is off after."""
-    global _runtime
-    runtime, _runtime = _runtime, None
-    if runtime is None:
-        return
-    for provider in runtime.providers:
-        try:
-            provider.shutdown()
-        except Exception:  # one exporter failing to flush must not keep the others from it
-            log.warning("telemetry: %s did not shut down cleanly", type(provider).__name__)
 
 
 def clean(value: AttributeValue | None) -> AttributeValue | None:

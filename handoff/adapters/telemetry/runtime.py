@@ -18,15 +18,14 @@ METRICS: dict[str, tuple[Literal["counter", "histogram"], str, str]] = {
 
 @dataclass
 class Runtime:
-    """What :mod:`.setup` started: the tracer, the meter, the instruments and how to stop them."""
+    """What :mod:`.setup` started: the tracer, the meter and the instruments. The SDK flushes and stops
+    its providers at exit; the local host flushes them when it stops (``devserver/host.py``)."""
 
     exporters: tuple[str, ...]
     tracer: Any
     meter: Any
     propagator: Any
-    context_api: Any
     trace_api: Any
-    providers: list[Any] = field(default_factory=list)
     instruments: dict[str, Any] = field(default_factory=dict)
 
     def instrument(self, name: str) -> Any:

@@ -10,9 +10,9 @@
   other standard ``OTEL_EXPORTER_OTLP_*`` and ``OTEL_BSP_*`` variables themselves.
 
 Both at once: Azure Monitor's providers, with the OTLP processors added to them. Logs of the ``handoff``
-logger are exported unless ``HANDOFF_TELEMETRY_LOGS`` says otherwise (``auto``: not to Azure Monitor
-when running under the Functions host in Azure, which sends every log line to Application Insights
-already, so the operations workbook does not count each line twice).
+logger are exported unless ``HANDOFF_TELEMETRY_LOGS`` says otherwise (``auto``: not when Azure Monitor
+is on under the Functions host in Azure, which sends every log line to Application Insights already, so
+the operations workbook does not count each line twice).
 """
 
 from __future__ import annotations
@@ -20,7 +20,6 @@ from __future__ import annotations
 import logging
 from typing import TYPE_CHECKING, Any
 
-from opentelemetry import context as context_api
 from opentelemetry import metrics, propagate, trace
 
 from handoff.adapters.telemetry.runtime import Runtime
@@ -30,6 +29,7 @@ if TYPE_CHECKING:
 
 INSTRUMENTATION_SCOPE = "handoff-broker"
 LOGGER = "handoff"
+NO_LOGS_LOGGER = "handoff.adapters.telemetry.unexported"
 # The distro's instrumentations, all off (see the module docstring).
 _DISTRO_INSTRUMENTATIONS = (
     "azure_sdk",
@@ -58,31 +58,21 @@ def start(settings: Settings, exporters: tuple[str, ...]) -> Runtime:
 
     resource = Resource.create({SERVICE_NAME: settings.otel_service_name})
     logs = exports_logs(settings, exporters)
-    providers: list[Any] = []
     if "azure-monitor" in exporters:
         _azure_monitor(settings, resource, otlp="otlp" in exporters, logs=logs)
-        providers += [trace.get_tracer_provider(), metrics.get_meter_provider()]
-        if logs:
-            from opentelemetry import _logs
-
-            providers.append(_logs.get_logger_provider())
     else:
-        providers += _otlp(resource, logs=logs)
-    return runtime_of(trace.get_tracer_provider(), metrics.get_meter_provider(), exporters, providers)
+        _otlp(resource, logs=logs)
+    return runtime_of(trace.get_tracer_provider(), metrics.get_meter_provider(), exporters)
 
 
-def runtime_of(
-    tracer_provider: Any, meter_provider: Any, exporters: tuple[str, ...], providers: list[Any] | None = None
-) -> Runtime:
+def runtime_of(tracer_provider: Any, meter_provider: Any, exporters: tuple[str, ...]) -> Runtime:
     """The runtime over these providers (``start``'s global ones, or a test's in-memory ones)."""
     return Runtime(
         exporters=exporters,
         tracer=tracer_provider.get_tracer(INSTRUMENTATION_SCOPE),
         meter=meter_provider.get_meter(INSTRUMENTATION_SCOPE),
         propagator=propagate.get_global_textmap(),
-        context_api=context_api,
         trace_api=trace,
-        providers=list(providers or []),
     )
 
 
@@ -104,7 +94,7 @@ def _otlp_processors(logs: bool) -> dict[str, Any]:
     return parts
 
 
-def _otlp(resource: Any, *, logs: bool) -> list[Any]:
+def _otlp(resource: Any, *, logs: bool) -> None:
     """The SDK's providers with the OTLP exporters, made the global ones."""
     from opentelemetry.sdk.metrics import MeterProvider
     from opentelemetry.sdk.trace import TracerProvider
@@ -116,7 +106,6 @@ def _otlp(resource: Any, *, logs: bool) -> list[Any]:
     trace.set_tracer_provider(tracer_provider)
     meter_provider = MeterProvider(resource=resource, metric_readers=parts["metric_readers"])
     metrics.set_meter_provider(meter_provider)
-    providers: list[Any] = [tracer_provider, meter_provider]
     if logs:
         from opentelemetry import _logs
         from opentelemetry.sdk._logs import LoggerProvider, LoggingHandler
@@ -126,8 +115,6 @@ def _otlp(resource: Any, *, logs: bool) -> list[Any]:
             logger_provider.add_log_record_processor(log_processor)
         _logs.set_logger_provider(logger_provider)
         logging.getLogger(LOGGER).addHandler(LoggingHandler(logger_provider=logger_provider))
-        providers.append(logger_provider)
-    return providers
 
 
 def _azure_monitor(settings: Settings, resource: Any, *, otlp: bool, logs: bool) -> None:
@@ -136,8 +123,9 @@ def _azure_monitor(settings: Settings, resource: Any, *, otlp: bool, logs: bool)
     options: dict[str, Any] = {
         "connection_string": settings.applicationinsights_connection_string,
         "resource": resource,
-        "logger_name": LOGGER,
-        "disable_logging": not logs,
+        # The distro takes its "disable logging" from OTEL_LOGS_EXPORTER alone; without logs its handler
+        # goes on a logger nothing writes to.
+        "logger_name": LOGGER if logs else NO_LOGS_LOGGER,
         "instrumentation_options": {name: {"enabled": False} for name in _DISTRO_INSTRUMENTATIONS},
     }
     credential = _entra_credential(settings)
