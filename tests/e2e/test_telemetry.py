@@ -65,7 +65,7 @@ def named(spans: list[dict[str, Any]], name: str, **attributes: Any) -> list[dic
 
 def test_one_trace_runs_from_the_alert_to_the_hand_back(traced_broker, receiver, clean_fakes):
     broker = traced_broker
-    alert = envelope("metric-static-fired", "samples")
+    alert = envelope("metric-static-fired", "memory")  # the route that also writes to Jira
     answer = broker.client.post("/api/alerts", json=alert)
     assert answer.status_code == 202, answer.text
     handoff_id = answer.json()["routed"][0]["handoffId"]
@@ -122,6 +122,10 @@ def test_one_trace_runs_from_the_alert_to_the_hand_back(traced_broker, receiver,
     assert named(spans, "handoff.handback.accept", **ours)
     [posting] = named(spans, "process handback", **ours)
     assert "handoff.handedBack" in posting["events"]
+    receiver.wait_for(lambda r: bool(named(spans_of(r, trace_id), "process shared-memory-writes", **ours)))
+    writes = named(spans_of(receiver, trace_id), "process shared-memory-writes", **ours)
+    assert {w["attributes"]["shared_memory.backend"] for w in writes} == {"jira"}
+    assert {w["attributes"]["handoff.point"] for w in writes} == {"handedBack"}
     assert all(span["service"] == "handoff-broker-e2e" for span in spans)
 
     # Nothing secret or caller-written in any attribute: no token, no query, no alert text.

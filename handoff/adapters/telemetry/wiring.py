@@ -66,9 +66,16 @@ def alert_received(current: Span, receipt: AlertReceipt) -> None:
 
 
 def work_attributes(message: dict[str, Any]) -> dict[str, str | int]:
-    """The attributes of a queue message: the handoff it is about, its op and attempt."""
+    """The attributes of a queue message: the handoff it is about, its op and attempt (a shared-memory
+    write: its lifecycle point and backend)."""
     attributes: dict[str, str | int] = {}
-    for key, name in (("handoffId", HANDOFF_ID), ("op", "handoff.op"), ("point", "handoff.point")):
+    named = (
+        ("handoffId", HANDOFF_ID),
+        ("op", "handoff.op"),
+        ("point", "handoff.point"),
+        ("backend", "shared_memory.backend"),
+    )
+    for key, name in named:
         value = message.get(key)
         if isinstance(value, str) and value:
             attributes[name] = "".join(value.split())[:100]
