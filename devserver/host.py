@@ -80,6 +80,23 @@ def configure_logging(level: int = logging.INFO, stream: TextIO | None = None) -
         logging.getLogger(noisy).setLevel(logging.WARNING)
 
 
+def flush_telemetry(timeout_millis: int = 5000) -> None:
+    """Export what the app's OpenTelemetry providers still hold (spans, metrics, log records), as the
+    Functions worker does when the host stops; nothing when the app never started OpenTelemetry. The
+    SDK's own exit hook shuts the providers down afterwards."""
+    if "opentelemetry.sdk" not in sys.modules:
+        return
+    from opentelemetry import _logs, metrics, trace
+
+    for provider in (trace.get_tracer_provider(), metrics.get_meter_provider(), _logs.get_logger_provider()):
+        flush = getattr(provider, "force_flush", None)
+        if callable(flush):
+            try:
+                flush(timeout_millis)
+            except Exception:  # an exporter whose endpoint is gone: the host stops all the same
+                log.warning("telemetry of the app could not be flushed: %s", type(provider).__name__)
+
+
 class LocalHost:
     """Runs one Functions app in-process: HTTP server, queue listeners and timers on one event loop.
 
@@ -210,6 +227,7 @@ class LocalHost:
         for pool in (self._pool, self._io):
             if pool is not None:
                 pool.shutdown(wait=False, cancel_futures=True)
+        flush_telemetry()
         self._restore_env()
 
     def _restore_env(self) -> None:

@@ -52,8 +52,13 @@ def get_rate_limiter() -> RateLimiter:
 def validate_startup() -> None:
     """Fail start-up with a clear message when settings or the registry are invalid; point the thread
     links at ``HANDOFF_PORTAL_URL``."""
+    from handoff.adapters.operations_log import quiet_library_logs
+    from handoff.adapters.telemetry import configure as configure_telemetry
+
     install_log_redaction()
+    quiet_library_logs()
     settings = get_settings()
+    configure_telemetry(settings)
     set_portal_base(settings.portal_url)
     registry = get_registry()
     log.info(
@@ -116,11 +121,17 @@ def _build() -> Handoffs:
     from handoff.adapters.identity import make_credential
     from handoff.adapters.operations_log import LoggedLifecycle, LoggedPoisonQueue
     from handoff.adapters.sre_agent import SreAgentGateway
+    from handoff.adapters.telemetry.wiring import MeteredLifecycle, TracedQueue
     from handoff.services.alert_intake import AlertIntake
     from handoff.services.alert_notes import AlertNotes
     from handoff.services.human_entries.inbound import HumanInbound
     from handoff.services.shared_memory.publisher import SharedMemoryPublisher
-    from handoff.settings import DELIVERY_POISON_QUEUE, SHARED_MEMORY_POISON_QUEUE, SHARED_MEMORY_QUEUE
+    from handoff.settings import (
+        DELIVERY_POISON_QUEUE,
+        DELIVERY_QUEUE,
+        SHARED_MEMORY_POISON_QUEUE,
+        SHARED_MEMORY_QUEUE,
+    )
 
     settings = get_settings()
     registry = get_registry()
@@ -136,17 +147,23 @@ def _build() -> Handoffs:
         settings=settings,
         registry=registry,
         store=store,
-        queue=LoggedPoisonQueue(delivery_queue(clients), DELIVERY_POISON_QUEUE),
+        queue=TracedQueue(LoggedPoisonQueue(delivery_queue(clients), DELIVERY_POISON_QUEUE), DELIVERY_QUEUE),
         agents=SreAgentGateway(settings, credential, http),
         chains=TableChainStore(clients),
         remote_agents=A2AClientGateway(settings, credential),
-        # One log line per lifecycle point (what docs/operations.md watches), then the shared-memory writes.
-        lifecycle=LoggedLifecycle(
-            SharedMemoryPublisher(
-                registry,
-                StorageQueue(clients, SHARED_MEMORY_QUEUE, SHARED_MEMORY_POISON_QUEUE),
-                store,
-                destinations=inbound,
+        # Metrics and span attributes, one log line per lifecycle point (what docs/operations.md watches),
+        # then the shared-memory writes.
+        lifecycle=MeteredLifecycle(
+            LoggedLifecycle(
+                SharedMemoryPublisher(
+                    registry,
+                    TracedQueue(
+                        StorageQueue(clients, SHARED_MEMORY_QUEUE, SHARED_MEMORY_POISON_QUEUE),
+                        SHARED_MEMORY_QUEUE,
+                    ),
+                    store,
+                    destinations=inbound,
+                )
             )
         ),
         history=history,
@@ -178,6 +195,7 @@ def get_shared_memory() -> SharedMemoryService:
     from handoff.adapters.egress import EgressPolicy
     from handoff.adapters.http import make_http_client
     from handoff.adapters.operations_log import LoggedPoisonQueue
+    from handoff.adapters.telemetry.wiring import TracedQueue
     from handoff.adapters.vendor_writers import VendorWriters
     from handoff.adapters.vendors import WriterContext
     from handoff.services.shared_memory.worker import SharedMemoryService
@@ -191,8 +209,12 @@ def get_shared_memory() -> SharedMemoryService:
         settings=settings,
         registry=get_registry(),
         store=get_handoffs().context.store,
-        queue=LoggedPoisonQueue(
-            StorageQueue(clients, SHARED_MEMORY_QUEUE, SHARED_MEMORY_POISON_QUEUE), SHARED_MEMORY_POISON_QUEUE
+        queue=TracedQueue(
+            LoggedPoisonQueue(
+                StorageQueue(clients, SHARED_MEMORY_QUEUE, SHARED_MEMORY_POISON_QUEUE),
+                SHARED_MEMORY_POISON_QUEUE,
+            ),
+            SHARED_MEMORY_QUEUE,
         ),
         state=state,
         writers=VendorWriters(

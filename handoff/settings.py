@@ -173,6 +173,20 @@ class Settings(BaseModel):
     # private (comma-separated CIDRs, for agents behind private endpoints) and the answer size cap.
     egress_allowed_networks: str | None = _setting("HANDOFF_EGRESS_ALLOWED_NETWORKS", default=None)
     max_response_bytes: int = _setting("HANDOFF_MAX_RESPONSE_BYTES", default=4 * 1024 * 1024, ge=1024)
+    # Telemetry (docs/operations.md): traces, metrics and logs go to Application Insights when its
+    # connection string is set, over OTLP/HTTP when an OTLP endpoint is set; neither: nothing is exported
+    # and OpenTelemetry is not even imported.
+    applicationinsights_connection_string: str | None = _setting(
+        "APPLICATIONINSIGHTS_CONNECTION_STRING", default=None, repr=False
+    )
+    applicationinsights_authentication_string: str | None = _setting(
+        "APPLICATIONINSIGHTS_AUTHENTICATION_STRING", default=None, repr=False
+    )
+    otlp_endpoint: str | None = _setting("OTEL_EXPORTER_OTLP_ENDPOINT", default=None)
+    otel_service_name: str = _setting("OTEL_SERVICE_NAME", default="handoff-broker", min_length=1)
+    # Whether the app's own log records go out with the traces: auto = always over OTLP, and to Azure
+    # Monitor only outside Azure (in Azure the Functions host sends every log line there already).
+    telemetry_logs: Literal["auto", "on", "off"] = _setting("HANDOFF_TELEMETRY_LOGS", default="auto")
     # Count every Table and Queue request by kind, in-process (bench/); off in production.
     count_storage_transactions: bool = _setting("HANDOFF_COUNT_STORAGE_TRANSACTIONS", default=False)
 

@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 import httpx
 
+from handoff.adapters import telemetry
 from handoff.adapters.egress import EgressPolicy
 from handoff.adapters.http import (
     classify,
@@ -254,7 +255,8 @@ class A2AClientGateway:
                 return await call(client)
 
         try:
-            return asyncio.run(main())
+            with telemetry.span(f"a2a.{method}", {"handoff.target": agent.name, "a2a.method": method}):
+                return asyncio.run(main())
         except AgentCallError:
             raise
         except Exception as exc:

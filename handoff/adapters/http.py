@@ -12,6 +12,7 @@ from urllib.parse import quote, urlsplit
 
 import httpx
 
+from handoff.adapters import telemetry
 from handoff.adapters.egress import (
     ALLOW_INSECURE_LOCAL,
     AsyncEgressTransport,
@@ -41,7 +42,7 @@ def make_http_client(
     transport = EgressTransport(
         policy or default_policy(), allow_insecure_local=allow_insecure_local, total_timeout=timeout_seconds
     )
-    return httpx.Client(transport=transport, **_client_options(timeout_seconds))
+    return httpx.Client(transport=TracedTransport(transport), **_client_options(timeout_seconds))
 
 
 def _client_options(timeout_seconds: float, headers: dict[str, str] | None = None) -> dict[str, Any]:
@@ -68,7 +69,65 @@ def make_async_http_client(
     transport = AsyncEgressTransport(
         policy or default_policy(), allow_insecure_local=allow_insecure_local, total_timeout=timeout_seconds
     )
-    return httpx.AsyncClient(transport=transport, **_client_options(timeout_seconds, headers))
+    return httpx.AsyncClient(
+        transport=AsyncTracedTransport(transport), **_client_options(timeout_seconds, headers)
+    )
+
+
+def _client_span_attributes(request: httpx.Request) -> dict[str, str | int]:
+    """What a client span records of a request: method, scheme, host and port (no path, no query)."""
+    url = request.url
+    return {
+        "http.request.method": request.method,
+        "url.scheme": url.scheme,
+        "server.address": url.host,
+        "server.port": url.port or (443 if url.scheme == "https" else 80),
+    }
+
+
+class TracedTransport(httpx.BaseTransport):
+    """Every call in a client span, with the W3C trace context (``traceparent``) sent along, so the
+    agent or peer called continues the broker's trace; a pass-through while telemetry is off."""
+
+    def __init__(self, inner: httpx.BaseTransport) -> None:
+        self.inner = inner
+
+    def handle_request(self, request: httpx.Request) -> httpx.Response:
+        if not telemetry.enabled():
+            return self.inner.handle_request(request)
+        with telemetry.span(request.method, _client_span_attributes(request), kind="client") as current:
+            telemetry.inject(request.headers)
+            response = self.inner.handle_request(request)
+            _record_status(current, response.status_code)
+            return response
+
+    def close(self) -> None:
+        self.inner.close()
+
+
+class AsyncTracedTransport(httpx.AsyncBaseTransport):
+    """The async twin of :class:`TracedTransport` (the A2A client)."""
+
+    def __init__(self, inner: httpx.AsyncBaseTransport) -> None:
+        self.inner = inner
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        if not telemetry.enabled():
+            return await self.inner.handle_async_request(request)
+        with telemetry.span(request.method, _client_span_attributes(request), kind="client") as current:
+            telemetry.inject(request.headers)
+            response = await self.inner.handle_async_request(request)
+            _record_status(current, response.status_code)
+            return response
+
+    async def aclose(self) -> None:
+        await self.inner.aclose()
+
+
+def _record_status(current: telemetry.Span, status: int) -> None:
+    current.set({"http.response.status_code": status})
+    if status >= 400:
+        current.fail(str(status))
 
 
 def default_policy() -> EgressPolicy:

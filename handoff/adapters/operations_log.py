@@ -19,6 +19,7 @@ import logging
 from datetime import datetime
 from typing import Any
 
+from handoff.domain.log_lines import reason_text
 from handoff.domain.records import HandoffRecord
 from handoff.ports import DeliveryQueue, LifecycleListener
 
@@ -28,12 +29,6 @@ LIFECYCLE_LOG_PREFIX = "handoff lifecycle:"
 """How every lifecycle line starts (the queries filter on it)."""
 POISON_LOG_PREFIX = "poison message:"
 """How every line about a message parked on a poison queue starts."""
-_REASON_CHARS = 300
-
-
-def _reason(value: object) -> str:
-    """One line of at most a few hundred characters."""
-    return " ".join(str(value or "unknown").split())[:_REASON_CHARS]
 
 
 def lifecycle_line(record: HandoffRecord, point: str, details: dict[str, Any]) -> str:
@@ -54,7 +49,7 @@ def lifecycle_line(record: HandoffRecord, point: str, details: dict[str, Any]) -
         if handback is not None:
             line += f" outcome={handback.request.outcome}"
     if point == "failed":
-        line += f" reason={_reason(details.get('reason'))}"
+        line += f" reason={reason_text(details.get('reason'))}"
     return line
 
 
@@ -62,7 +57,7 @@ def poison_line(queue: str, message: dict[str, Any]) -> str:
     """The log line of ``message`` parked on ``queue`` (ids and the reason only, never a payload)."""
     op = "".join(str(message.get("op") or "unknown").split())[:50]
     handoff_id = "".join(str(message.get("handoffId") or "none").split())[:50]
-    reason = _reason(message.get("reason"))
+    reason = reason_text(message.get("reason"))
     return f"{POISON_LOG_PREFIX} queue={queue} op={op} handoff={handoff_id} reason={reason}"
 
 
@@ -94,3 +89,14 @@ class LoggedPoisonQueue:
         """Park ``message`` (through ``inner``), then log it as an error."""
         self.inner.send_poison(message)
         log.error("%s", poison_line(self.poison_queue, message))
+
+
+QUIET_LOGGERS = ("mcp",)
+"""Libraries whose INFO lines are per-request noise (the MCP SDK's session manager logs every stateless
+request's transport): only their warnings and errors are logged."""
+
+
+def quiet_library_logs() -> None:
+    """Log only warnings and errors of :data:`QUIET_LOGGERS` (the one place that decides it)."""
+    for name in QUIET_LOGGERS:
+        logging.getLogger(name).setLevel(logging.WARNING)

@@ -8,9 +8,18 @@ on the poison queue with the reason.
 
 from __future__ import annotations
 
+import re
 from typing import Annotated, Any, Literal, Self
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    TypeAdapter,
+    ValidationError,
+)
 from pydantic.alias_generators import to_camel
 
 from handoff.domain.ids import is_uuid
@@ -24,6 +33,26 @@ def _handoff_id(value: str) -> str:
 
 HandoffId = Annotated[str, AfterValidator(_handoff_id)]
 
+_TRACEPARENT = re.compile(r"[0-9a-f]{2}-[0-9a-f]{32}-[0-9a-f]{16}-[0-9a-f]{2}")
+_TRACESTATE_CHARS = 512
+
+
+def _traceparent(value: object) -> str | None:
+    # A trace context is a hint, never a reason to refuse work: one that is not W3C-shaped is dropped.
+    return value if isinstance(value, str) and _TRACEPARENT.fullmatch(value) else None
+
+
+def _tracestate(value: object) -> str | None:
+    return value if isinstance(value, str) and 0 < len(value) <= _TRACESTATE_CHARS else None
+
+
+def _absent(value: object) -> bool:
+    return value is None
+
+
+TraceParent = Annotated[str | None, BeforeValidator(_traceparent)]
+TraceState = Annotated[str | None, BeforeValidator(_tracestate)]
+
 
 class _Wire(BaseModel):
     # Fields the broker does not know (a replayed poison copy carries its ``reason``) are ignored.
@@ -35,6 +64,10 @@ class Work(_Wire):
 
     handoff_id: HandoffId
     attempt: int = 1
+    # The W3C trace context of the step that queued the work (docs/operations.md), so one trace runs
+    # across the queue hop; optional, and left off the wire when absent, so older messages stay valid.
+    traceparent: TraceParent = Field(default=None, exclude_if=_absent)
+    tracestate: TraceState = Field(default=None, exclude_if=_absent)
 
     def wire(self) -> dict[str, Any]:
         """The message as it is queued (camelCase names, ``op`` first)."""

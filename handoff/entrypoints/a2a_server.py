@@ -21,6 +21,8 @@ from collections.abc import AsyncGenerator, Callable
 from functools import lru_cache
 from typing import Any, TypeVar
 
+from handoff.adapters.telemetry import span
+from handoff.adapters.telemetry.wiring import accepted
 from handoff.domain.auth import Caller
 from handoff.domain.contract import (
     A2A_EXTENSION_DESCRIPTION,
@@ -318,8 +320,14 @@ def make_request_handler(get_handoffs: Callable[[], Handoffs]) -> Any:
             request = handoff_request_of(message, contract)
             caller: Caller = context.state["caller"]
             intake = get_handoffs().intake
-            view, _created = await run(lambda: intake.accept_request(request, caller, message.message_id))
-            return task_of(view)
+
+            def accept() -> HandoffView:
+                with span("handoff.accept", {"handoff.via": "a2a"}) as current:
+                    view, created = intake.accept_request(request, caller, message.message_id)
+                    accepted(current, view, created, "a2a")
+                return view
+
+            return task_of(await run(accept))
 
         async def on_get_task(self, params: Any, context: Any) -> Any:
             caller: Caller = context.state["caller"]

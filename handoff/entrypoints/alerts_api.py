@@ -8,6 +8,8 @@ from urllib.parse import urlsplit
 
 import azure.functions as func
 
+from handoff.adapters.telemetry import span
+from handoff.adapters.telemetry.wiring import alert_received
 from handoff.bootstrap import get_alert_service
 from handoff.domain.auth import Caller
 from handoff.entrypoints.responses import REST_AUTH_LEVEL, handle, json_response
@@ -45,7 +47,9 @@ def receive_alert(req: func.HttpRequest) -> func.HttpResponse:
     def action(caller: Caller) -> func.HttpResponse:
         if get_settings().secure_webhook:
             get_webhook_validator().validate(req.headers.get("Authorization"))
-        receipt, routed = get_alert_service().receive(req.get_body(), caller)
+        with span("handoff.alert") as current:
+            receipt, routed = get_alert_service().receive(req.get_body(), caller)
+            alert_received(current, receipt)
         return json_response(receipt, 202 if routed else 200)
 
     # Alert storms are folded into storm handoffs by the service, not refused per caller.

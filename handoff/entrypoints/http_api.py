@@ -6,6 +6,8 @@ import re
 
 import azure.functions as func
 
+from handoff.adapters.telemetry import span
+from handoff.adapters.telemetry.wiring import accepted, view_attributes
 from handoff.bootstrap import get_handoffs
 from handoff.domain.auth import Caller
 from handoff.domain.errors import BadRequest, FieldError
@@ -26,9 +28,11 @@ def create_handoff(req: func.HttpRequest) -> func.HttpResponse:
     """Accept a handoff: 202 with its id and Location (200 when an Idempotency-Key replays)."""
 
     def action(caller: Caller) -> func.HttpResponse:
-        view, created = get_handoffs().intake.accept(
-            req.get_body(), caller, req.headers.get(IDEMPOTENCY_KEY_HEADER)
-        )
+        with span("handoff.accept", {"handoff.via": "rest"}) as current:
+            view, created = get_handoffs().intake.accept(
+                req.get_body(), caller, req.headers.get(IDEMPOTENCY_KEY_HEADER)
+            )
+            accepted(current, view, created, "rest")
         return json_response(view, 202 if created else 200, {"Location": view.links["self"]})
 
     return handle(req, action)
@@ -124,9 +128,11 @@ def hand_back(req: func.HttpRequest) -> func.HttpResponse:
     """Take the target agent's findings and queue their delivery into the source thread."""
 
     def action(caller: Caller) -> func.HttpResponse:
-        view, created = get_handoffs().handbacks.hand_back(
-            req.route_params["id"], req.get_body(), caller, req.headers.get(IDEMPOTENCY_KEY_HEADER)
-        )
+        with span("handoff.handback.accept", {"handoff.id": req.route_params["id"]}) as current:
+            view, created = get_handoffs().handbacks.hand_back(
+                req.route_params["id"], req.get_body(), caller, req.headers.get(IDEMPOTENCY_KEY_HEADER)
+            )
+            current.set({**view_attributes(view), "handoff.created": created})
         return json_response(view, 202 if created else 200, {"Location": view.links["self"]})
 
     return handle(req, action)

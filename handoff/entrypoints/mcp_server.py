@@ -84,7 +84,9 @@ def _tool(spec: ToolSpec) -> Tool:
         instance = f"{settings.base_url}/api/mcp#{spec.name}"
         # Storage and agent calls block: run them off the event loop, as the SDK runs sync tools.
         outcome = await anyio.to_thread.run_sync(
-            functools.partial(call_tool, spec, arguments, caller, get_handoffs, instance, to_problem)
+            functools.partial(
+                call_tool, spec, arguments, caller, get_handoffs, instance, to_problem, _request_headers.get()
+            )
         )
         return CallToolResult(
             content=[TextContent(type="text", text=outcome.text)],

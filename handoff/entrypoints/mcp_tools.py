@@ -22,6 +22,8 @@ from urllib.parse import urlsplit
 
 from pydantic import BaseModel, Field
 
+from handoff.adapters.telemetry import current_span, span
+from handoff.adapters.telemetry.wiring import accepted, view_attributes
 from handoff.domain.auth import Caller
 from handoff.domain.errors import FieldError, Problem
 from handoff.domain.history import HistoryQuery
@@ -31,6 +33,7 @@ from handoff.domain.models import (
     HandbackRequest,
     HandoffRequest,
     HandoffStatus,
+    HandoffView,
     PathSegmentId,
     ShortText,
     WireModel,
@@ -188,7 +191,8 @@ class ToolSpec:
 
 
 def _create(handoffs: Handoffs, caller: Caller, args: HandoffCreateArguments) -> BaseModel:
-    view, _created = handoffs.intake.accept_request(args.request(), caller, args.idempotency_key)
+    view, created = handoffs.intake.accept_request(args.request(), caller, args.idempotency_key)
+    accepted(current_span(), view, created, "mcp")
     return view
 
 
@@ -345,17 +349,23 @@ def call_tool(
     handoffs: Callable[[], Handoffs],
     instance: str,
     to_problem: Callable[[Exception, str], Problem],
+    trace_parent: Mapping[str, str] | None = None,
 ) -> ToolOutcome:
     """Run a tool the way the REST API runs a request: identify the caller (a refusal, such as an unknown
     key or the rate limit, is the tool's error), parse the arguments with the REST parser (same size
-    limit and field errors), call the use case, and turn any failure into its problem."""
-    try:
-        who = caller()
-        args = parse_body(json.dumps(dict(arguments)).encode(), spec.arguments)
-        result = spec.run(handoffs(), who, args)
-    except Exception as exc:
-        problem = to_problem(exc, instance)
-        return ToolOutcome(False, problem.to_json(instance), problem_text(problem))
+    limit and field errors), call the use case, and turn any failure into its problem. The call is one
+    span, a child of the W3C trace context in ``trace_parent`` (the request's headers)."""
+    with span(f"mcp.tool {spec.name}", {"mcp.tool.name": spec.name}, parent=trace_parent) as current:
+        try:
+            who = caller()
+            args = parse_body(json.dumps(dict(arguments)).encode(), spec.arguments)
+            result = spec.run(handoffs(), who, args)
+        except Exception as exc:
+            problem = to_problem(exc, instance)
+            current.set({"mcp.tool.status": problem.status})
+            return ToolOutcome(False, problem.to_json(instance), problem_text(problem))
+        if isinstance(result, HandoffView):
+            current.set(view_attributes(result))
     data = result.model_dump(mode="json", by_alias=True, exclude_none=True)
     return ToolOutcome(True, data, json.dumps(data, ensure_ascii=False))
 

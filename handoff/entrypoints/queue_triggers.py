@@ -3,9 +3,15 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime
+from typing import Any
 
 import azure.functions as func
 
+from handoff.adapters.telemetry import span
+from handoff.adapters.telemetry.wiring import observe_queue_age, work_attributes
 from handoff.bootstrap import get_handoffs, get_shared_memory
 from handoff.domain.errors import Problem
 from handoff.domain.intake import load_queue_message
@@ -27,7 +33,20 @@ def deliver(msg: func.QueueMessage) -> None:
         log.error("delivery message %s: %s; moving it to the poison queue", msg.id, problem.detail)
         handoffs.context.queue.send_poison({"reason": problem.detail[:500], "messageId": msg.id})
         return
-    handoffs.worker.process(message, msg.dequeue_count or 1)
+    with consume(DELIVERY_QUEUE, msg, message):
+        handoffs.worker.process(message, msg.dequeue_count or 1)
+
+
+@contextmanager
+def consume(queue: str, msg: func.QueueMessage, message: dict[str, Any]) -> Iterator[None]:
+    """Run the work of ``message`` in a consumer span that continues the trace of the step that queued
+    it (its ``traceparent``), and record how long it waited in ``queue``. The one way queue triggers
+    are traced."""
+    attributes = {**work_attributes(message), "messaging.destination.name": queue}
+    name = f"process {message.get('op') if isinstance(message.get('op'), str) else queue}"[:100]
+    with span(name, attributes, kind="consumer", parent=message):
+        observe_queue_age(queue, msg.insertion_time, datetime.now(UTC), message)
+        yield
 
 
 # Read when the app is indexed (HANDOFF_SWEEP_SCHEDULE; every 30 seconds by default).

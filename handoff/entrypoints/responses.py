@@ -6,10 +6,12 @@ import json
 import logging
 from collections.abc import Callable, Mapping
 from typing import Any
+from urllib.parse import quote, urlsplit
 
 import azure.functions as func
 from pydantic import BaseModel
 
+from handoff.adapters.telemetry import span
 from handoff.domain.auth import UNKNOWN_KEY, Caller, caller_from_headers
 from handoff.domain.errors import (
     PROBLEM_CONTENT_TYPE,
@@ -114,12 +116,44 @@ def handle(
     storage to 503, anything else to a 500 problem that reveals nothing internal. ``public`` routes
     (health, OpenAPI) need no caller; routes that are not ``rate_limited`` (alerts, which have their
     own storm handling) skip the per-caller budget. A POST body must be labelled JSON (415 otherwise),
-    checked once the caller is known and before anything reads it."""
+    checked once the caller is known and before anything reads it.
+
+    The request runs in a server span that continues the caller's W3C trace context (``traceparent``),
+    and every client error is logged once, as one line (:func:`client_error_line`)."""
     instance = req.url.split("?", 1)[0]
-    try:
-        caller = Caller("local") if public else caller_of(req, rate_limited=rate_limited)
-        if req.method == "POST":
-            check_json_content_type(req.headers.get("Content-Type"), req.get_body())
-        return action(caller)
-    except Exception as exc:
-        return problem_response(to_problem(exc, instance), instance)
+    route = route_of(req)
+    attributes = {"http.request.method": req.method, "http.route": route}
+    with span(f"{req.method} {route}", attributes, kind="server", parent=req.headers) as current:
+        try:
+            caller = Caller("local") if public else caller_of(req, rate_limited=rate_limited)
+            if req.method == "POST":
+                check_json_content_type(req.headers.get("Content-Type"), req.get_body())
+            response = action(caller)
+        except Exception as exc:
+            problem = to_problem(exc, instance)
+            if 400 <= problem.status < 500:
+                log.info("%s", client_error_line(req.method, route, problem))
+            response = problem_response(problem, instance)
+        current.set({"http.response.status_code": response.status_code})
+        if response.status_code >= 500:
+            current.fail(str(response.status_code))
+        return response
+
+
+CLIENT_ERROR_LOG_PREFIX = "client error:"
+_ROUTE_CHARS = 200
+
+
+def client_error_line(method: str, route: str, problem: Problem) -> str:
+    """``client error: POST /api/handoffs answered 400 (Bad Request)``: the method, the route, the
+    status and the problem's title; never the body, the query or the detail (which may quote input)."""
+    return f"{CLIENT_ERROR_LOG_PREFIX} {method} {route} answered {problem.status} ({problem.title})"
+
+
+def route_of(req: func.HttpRequest) -> str:
+    """The request's path with each route parameter written as ``{name}`` (so ids make no new span
+    names), without the query; cut to a couple of hundred characters."""
+    path = urlsplit(req.url).path
+    names = {quote(str(value), safe=""): name for name, value in (req.route_params or {}).items() if value}
+    segments = ["{" + names[segment] + "}" if segment in names else segment for segment in path.split("/")]
+    return "/".join(segments)[:_ROUTE_CHARS]

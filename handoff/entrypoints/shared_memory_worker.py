@@ -10,6 +10,7 @@ from handoff.bootstrap import get_handoffs, get_shared_memory
 from handoff.domain.auth import Caller
 from handoff.domain.errors import BadRequest, FieldError, Problem
 from handoff.domain.intake import MAX_BODY_BYTES, load_json, load_queue_message
+from handoff.entrypoints.queue_triggers import consume
 from handoff.entrypoints.responses import REST_AUTH_LEVEL, handle, json_response
 from handoff.settings import SHARED_MEMORY_QUEUE, STORAGE_CONNECTION
 
@@ -26,7 +27,8 @@ def write_shared_memory(msg: func.QueueMessage) -> None:
         log.error("shared-memory message %s: %s; moving it to the poison queue", msg.id, problem.detail)
         get_shared_memory().queue.send_poison({"reason": problem.detail[:500], "messageId": msg.id})
         return
-    get_shared_memory().process(message, msg.dequeue_count or 1)
+    with consume(SHARED_MEMORY_QUEUE, msg, message):
+        get_shared_memory().process(message, msg.dequeue_count or 1)
 
 
 @bp.route(route="handoffs/{id}/shared-memory", methods=["GET"], auth_level=REST_AUTH_LEVEL)

@@ -8,6 +8,7 @@ sweepers give up; and the marker checks that keep a retried post from being doub
 
 from __future__ import annotations
 
+import logging
 import random
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -15,11 +16,14 @@ from datetime import datetime, timedelta
 from typing import Any, Protocol
 
 from handoff.domain.audit_events import Actor, EventType
+from handoff.domain.log_lines import gave_up_line
 from handoff.domain.records import AgentCallError
 from handoff.domain.registry import AgentConfig
 from handoff.domain.work import Work
 from handoff.ports import AgentGateway, DeliveryQueue, HandoffStore
 from handoff.settings import Settings
+
+log = logging.getLogger("handoff")
 
 # The sweeper re-queues a handoff's stranded work at most this many times without the handoff's state
 # changing in between; the next time it marks the work failed instead.
@@ -109,6 +113,7 @@ def retry_or_give_up(
         ports.queue.send(message.next_attempt().wire(), delay)
         return
     reason = gave_up_reason(exc, attempt) if count_attempts else exc.reason
+    log.warning("%s", gave_up_line(message.wire()["op"], message.handoff_id, reason, attempts=attempt))
     if poison:
         ports.queue.send_poison(message.poisoned(reason))
     give_up(reason)

@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from handoff.domain.audit_events import Actor, EventType
+from handoff.domain.log_lines import cross_link_failed_line
 from handoff.domain.records import HandoffState, NewEvent
 from handoff.domain.work import HandBack, HandoffStep
 from handoff.ports import AuditEvents, LeaseBusy, LeaseLost
@@ -209,5 +210,7 @@ def fail_step(ctx: ServiceContext, step: HandoffStep, reason: str, how: str) -> 
         return [NewEvent(failed_step[0], Actor.BROKER, {"reason": reason, "how": how})]
 
     touch(ctx, handoff_id, failed, event)
+    if failed_step[0] is EventType.CROSS_LINK_FAILED:
+        log.warning("%s", cross_link_failed_line(handoff_id, reason, how))
     if failed_step[0] is EventType.DELIVERY_FAILED:
         notify(ctx, handoff_id, "failed", {"reason": reason})

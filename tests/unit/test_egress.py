@@ -24,7 +24,14 @@ from handoff.adapters.egress import (
     EgressPolicy,
     EgressTransport,
 )
-from handoff.adapters.http import _client_options, insecure_local, make_async_http_client, make_http_client
+from handoff.adapters.http import (
+    AsyncTracedTransport,
+    TracedTransport,
+    _client_options,
+    insecure_local,
+    make_async_http_client,
+    make_http_client,
+)
 from handoff.adapters.http import transport_error as classify_transport_error
 from handoff.domain.net import parse_networks
 from handoff.settings import APP_ROOT, Settings
@@ -263,12 +270,15 @@ def test_factory_clients_do_not_follow_redirects_or_trust_the_environment_and_ha
         assert http.follow_redirects is False and http.trust_env is False
         assert http.timeout.read == 7.0 and http.timeout.connect == 7.0
         assert http.headers["accept-encoding"] == "identity"
-        assert isinstance(http._transport, EgressTransport)
+        # Every call is traced (a pass-through while telemetry is off), then checked by the egress policy.
+        assert isinstance(http._transport, TracedTransport)
+        assert isinstance(http._transport.inner, EgressTransport)
     async_http = make_async_http_client(20.0, {"X-Test": "1"}, policy, allow_insecure_local=True)
     assert async_http.follow_redirects is False and async_http.trust_env is False
     assert async_http.timeout.connect == 10.0 and async_http.timeout.read == 20.0
-    assert isinstance(async_http._transport, AsyncEgressTransport)
-    assert async_http._transport.allow_insecure_local is True
+    assert isinstance(async_http._transport, AsyncTracedTransport)
+    assert isinstance(async_http._transport.inner, AsyncEgressTransport)
+    assert async_http._transport.inner.allow_insecure_local is True
 
 
 def test_every_outbound_http_client_comes_from_the_one_factory():

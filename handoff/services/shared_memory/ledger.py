@@ -3,15 +3,19 @@ audit event naming the replay route, the poison queue) and a write that waits on
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
 from datetime import datetime, timedelta
 from typing import Any
 
 from handoff.domain.audit_events import Actor, EventType
 from handoff.domain.ids import is_uuid
+from handoff.domain.log_lines import gave_up_line
 from handoff.domain.records import HandoffRecord
 from handoff.domain.shared_memory.writes import WriteRow, parse_write_key
 from handoff.ports import DeliveryQueue, HandoffStore, WriteStateStore
+
+log = logging.getLogger("handoff")
 
 
 def record_of(store: HandoffStore, handoff_id: str) -> HandoffRecord | None:
@@ -53,6 +57,10 @@ class WriteLedger:
             },
         )
         self.queue.send_poison({**message, "reason": reason})
+        log.warning(
+            "%s",
+            gave_up_line("sharedMemory", handoff_id, reason, backend=backend, point=point, seq=seq),
+        )
 
     def later(self, handoff_id: str, key: str, current: WriteRow, delay: float) -> None:
         """Note that a write already under way waits ``delay`` seconds on purpose (the sweeper leaves
