@@ -149,10 +149,12 @@ def test_chain_a_b_c_b_a_links_every_thread(broker, clean_fakes):
     }
     assert (c_thread, "receivedFrom", b_thread, 1) in seen
     assert (b_thread, "receivedFrom", a_thread, 2) in seen
-    # payments has no endpoint in the registry: read once from ARM, then cached
+    # payments has no endpoint in the registry: read from ARM (by this test, or by an earlier one of the
+    # session: the broker is shared) and then cached, so this chain read it at most once
     arm_calls = clean_fakes.arm.requests()[arm_before:]
-    assert len(arm_calls) == 1
-    assert arm_calls[0]["query"]["api-version"] == "2025-05-01-preview"
+    assert len(arm_calls) <= 1
+    payments_reads = [r for r in clean_fakes.arm.requests() if "payments-agent" in r["path"]]
+    assert payments_reads and {r["query"]["api-version"] for r in payments_reads} == {"2025-05-01-preview"}
     # payments accepts only the app-ID audience: the broker fell back to it after a 401
     audiences = [r["auth"]["aud"] for r in payments.requests() if r.get("auth")]
     assert "59f0a04a-b322-4310-adc9-39ac41e9631e" in audiences
