@@ -66,6 +66,15 @@ def test_send_from_json_and_yaml_files_and_watch_until_delivered(broker, clean_f
     assert "Status" in printed and "delivered" in printed  # the handoff, once it stopped
 
 
+def test_the_example_file_of_the_docs_is_sent_and_delivered(broker, clean_fakes) -> None:
+    # docs/cli.md starts with `handoff send examples/handoff.json --watch` against `make run`'s agents.
+    example = Path(__file__).resolve().parents[2] / "examples" / "handoff.json"
+    printed = json.loads(ok(handoff_cli(broker, "send", str(example), "--watch", *WATCH, "--json")))
+    assert printed["status"] == "delivered", printed
+    assert (printed["source"]["agent"], printed["target"]["agent"]) == ("ops", "checkout")
+    assert printed["warnings"] == []
+
+
 def _chain(broker, clean_fakes) -> tuple[str, str, str]:
     """ops → checkout, then checkout → triage continuing it and handed back; (source thread, root, child)."""
     source = clean_fakes.agents["ops"].create_thread("Ops: timeline")["id"]
