@@ -193,3 +193,42 @@ def closed_loop(
         watch.stop()
     timings.completed = len(timings.post_to_thread)
     return timings, per_item(counts, max(1, timings.completed))
+
+
+def burst(broker: Broker, services: Services, handoffs: int, clients: int) -> tuple[Timings, dict[str, Any]]:
+    """``handoffs`` POSTs from ``clients`` clients at once, none waiting for delivery: accepts per second.
+
+    Deliveries run meanwhile, as they would in production; the phase ends when storage is quiet again.
+    """
+    source = services.fakes.agents["ops"].create_thread("Ops: burst")["id"]
+    timings = Timings()
+    lock = threading.Lock()
+    remaining = iter(range(handoffs))
+    errors: list[BaseException] = []
+
+    def client_loop() -> None:
+        try:
+            with httpx.Client(base_url=broker.host.url, timeout=60) as client:
+                while True:
+                    with lock:
+                        if next(remaining, None) is None:
+                            return
+                    _, _, accept = post_handoff(client, source)
+                    with lock:
+                        timings.accept.append(accept)
+        except BaseException as exc:  # reported by the caller once every client has stopped
+            errors.append(exc)
+
+    with counted() as counts:
+        started = time.perf_counter()
+        workers = [threading.Thread(target=client_loop) for _ in range(clients)]
+        for worker in workers:
+            worker.start()
+        for worker in workers:
+            worker.join()
+        timings.seconds = time.perf_counter() - started
+        if errors:
+            raise errors[0]
+        wait_quiet(COUNTS, quiet=1.0)
+    timings.completed = len(timings.accept)
+    return timings, per_item(counts, max(1, timings.completed), (ACCEPT_FUNCTION,))
