@@ -249,6 +249,11 @@ def test_a_token_of_another_broker_is_refused(world: World) -> None:
         ({"since": "yesterday"}, "since"),
         ({"since": "1733123456"}, "since"),
         ({"since": "2026-13-45"}, "since"),
+        # An offset that takes the time past year 1 or 9999 (no 500), and times no row key can say.
+        ({"since": "0001-01-01T00:00:00+14:00"}, "since"),
+        ({"since": "9999-12-31T23:59:59-14:00"}, "since"),
+        ({"since": "1900-01-01"}, "since"),
+        ({"since": "9999-12-31"}, "since"),
         ({"source": "ops' or 'a' eq 'a"}, "source"),
         ({"target": "../checkout"}, "target"),
         ({"alertRule": "x" * 261}, "alertRule"),
