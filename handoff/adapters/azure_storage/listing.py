@@ -4,6 +4,11 @@ Partition key ``d|<UTC day of creation>`` (``d|20261202``), row key ``<inverted 
 (see :mod:`handoff.domain.listing`), so each day's partition reads newest first. An entry is upserted
 (replaced whole) at each status change of its handoff. Every read is one query of one day's partition,
 its filters passed as parameters, never spliced into the filter's text.
+
+Table Storage refuses a filter of more than :data:`MAX_COMPARISONS` comparisons. The caller's agents
+cost two each (source or target), so for a caller of many agents they are checked on each entry the
+query returns (:func:`handoff.domain.listing.matches`) instead of in the query: the caller still sees
+only its agents' handoffs, and the query still reads one partition.
 """
 
 from __future__ import annotations
@@ -20,11 +25,15 @@ from handoff.domain.listing import (
     IndexRow,
     day_partition,
     index_columns,
+    matches,
     row_key,
     summary_from,
     utc_day,
 )
 from handoff.settings import INDEX_TABLE
+
+MAX_COMPARISONS = 15
+"""The most comparisons Table Storage takes in one query's filter."""
 
 
 class TableHandoffIndex:
@@ -45,7 +54,7 @@ class TableHandoffIndex:
     def read_day(
         self, day: date, where: IndexFilter, limit: int, after: str | None = None, until: str | None = None
     ) -> list[IndexRow]:
-        clauses, params = filter_clauses(day, where, after, until)
+        clauses, params, left = filter_clauses(day, where, after, until)
         rows: list[IndexRow] = []
         if limit <= 0:
             return rows
@@ -53,6 +62,8 @@ class TableHandoffIndex:
             for entity in self.table.query_entities(
                 " and ".join(clauses), parameters=params, results_per_page=min(limit, 1000)
             ):
+                if left is not None and not matches(entity, left):
+                    continue
                 rows.append(IndexRow(row_key=entity["RowKey"], summary=summary_from(entity)))
                 if len(rows) >= limit:
                     break
@@ -61,9 +72,10 @@ class TableHandoffIndex:
 
 def filter_clauses(
     day: date, where: IndexFilter, after: str | None, until: str | None
-) -> tuple[list[str], dict[str, Any]]:
-    """The clauses of one day's query (joined by ``and``) and their parameters: the clauses name only
-    parameters, whatever the caller sent."""
+) -> tuple[list[str], dict[str, Any], IndexFilter | None]:
+    """The clauses of one day's query (joined by ``and``), their parameters, and what is left to check on
+    each entry it returns (None: nothing; the caller's agents when they would take the filter past
+    :data:`MAX_COMPARISONS`). The clauses name only parameters, whatever the caller sent."""
     clauses = ["PartitionKey eq @pk"]
     params: dict[str, Any] = {"pk": day_partition(day)}
     if after is not None:
@@ -81,12 +93,16 @@ def filter_clauses(
         if value is not None:
             clauses.append(f"{column} eq @{name}")
             params[name] = value
-    if where.agents is not None:
-        # Only handoffs the caller's agents handed off or received (filtered by storage: pages stay full).
-        names = sorted(where.agents)
-        params.update({f"seen{index}": name for index, name in enumerate(names)})
-        either = " or ".join(
-            f"SourceKey eq @seen{index} or TargetKey eq @seen{index}" for index in range(len(names))
-        )
-        clauses.append(f"( {either} )")
-    return clauses, params
+    if where.agents is None:
+        return clauses, params, None
+    names = sorted(where.agents)
+    if not names or len(clauses) + 2 * len(names) > MAX_COMPARISONS:
+        # Too many to ask storage for: each entry the query returns is checked instead.
+        return clauses, params, IndexFilter(agents=where.agents)
+    # Only handoffs the caller's agents handed off or received (filtered by storage: pages stay full).
+    params.update({f"seen{index}": name for index, name in enumerate(names)})
+    either = " or ".join(
+        f"SourceKey eq @seen{index} or TargetKey eq @seen{index}" for index in range(len(names))
+    )
+    clauses.append(f"( {either} )")
+    return clauses, params, None
