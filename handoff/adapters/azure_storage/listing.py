@@ -60,7 +60,10 @@ class TableHandoffIndex:
             return rows
         with storage_errors():
             for entity in self.table.query_entities(
-                " and ".join(clauses), parameters=params, results_per_page=min(limit, 1000)
+                # Entries checked here are skipped, so a page of the query holds as many as it may.
+                " and ".join(clauses),
+                parameters=params,
+                results_per_page=1000 if left is not None else min(limit, 1000),
             ):
                 if left is not None and not matches(entity, left):
                     continue
