@@ -8,7 +8,7 @@ import json
 import sys
 
 from handoff_conformance.agents import SOURCE, TARGET, SimulatedAgents
-from handoff_conformance.runner import Options, run, table
+from handoff_conformance.runner import NotSimulated, Options, run, table
 from handoff_conformance.scenarios import SCENARIOS
 
 
@@ -62,6 +62,9 @@ def main(argv: list[str] | None = None) -> int:
         results = run(
             options, agents, on_result=lambda r: print(f"{'PASS' if r.passed else 'FAIL'} {r.name}")
         )
+    except NotSimulated as refused:
+        print(f"handoff-conformance: {refused}", file=sys.stderr)
+        return 2
     finally:
         agents.stop()
     print()
