@@ -9,7 +9,7 @@ import httpx
 import pytest
 
 from handoff_conformance import SimulatedAgents
-from handoff_conformance.runner import NotSimulated, check_simulated
+from handoff_conformance.runner import NotSimulated, Options, check_simulated
 
 KIT = SimulatedAgents()
 
@@ -47,3 +47,21 @@ def test_a_broker_that_does_not_name_them_is_refused(agents: list[dict[str, Any]
     real = SimulatedAgents("ops", "checkout") if agents and agents[0]["name"] == "ops" else KIT
     with pytest.raises(NotSimulated):
         check_simulated(_broker(agents, status), real)
+
+
+def test_the_command_takes_the_broker_s_keys_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    from handoff_conformance import cli
+
+    seen: list[Options] = []
+    monkeypatch.setattr(cli, "run", lambda options, agents, on_result=None: seen.append(options) or [])
+    monkeypatch.setenv("HANDOFF_KEY", "function-key-from-env")
+    monkeypatch.setenv("HANDOFF_AGENT_KEY", "agent-key-from-env")
+
+    assert cli.main(["http://broker.test"]) == 0
+    assert cli.main(["http://broker.test", "-H", "X-Functions-Key: given"]) == 0
+
+    assert seen[0].headers == {
+        "x-functions-key": "function-key-from-env",
+        "X-Handoff-Agent-Key": "agent-key-from-env",
+    }
+    assert seen[1].headers == {"X-Functions-Key": "given", "X-Handoff-Agent-Key": "agent-key-from-env"}
