@@ -13,7 +13,7 @@ import pytest
 from handoff.adapters.azure_storage import counting
 from handoff.adapters.azure_storage.clients import StorageClients
 from handoff.adapters.azure_storage.handoffs import TableHandoffStore
-from handoff.adapters.azure_storage.listing import MAX_COMPARISONS, TableHandoffIndex, filter_clauses
+from handoff.adapters.azure_storage.listing import MAX_COMPARISONS, TableHandoffIndex, filter_queries
 from handoff.domain.auth import Caller
 from handoff.domain.errors import BadRequest
 from handoff.domain.listing import HandoffList, HandoffSummary, IndexFilter, day_partition, parse_list_query
@@ -204,15 +204,20 @@ def test_a_query_never_has_more_comparisons_than_table_storage_takes() -> None:
     agents = frozenset([*MANY, "ops"])
     where = IndexFilter(status="delivered", source="ops", target="team1", alert_rule="cpu", agents=agents)
 
-    query = filter_clauses(datetime(2026, 12, 2, tzinfo=UTC).date(), where, "0|x", "9|~")
+    queries = filter_queries(datetime(2026, 12, 2, tzinfo=UTC).date(), where, "0|x", "9|~")
 
-    assert _comparisons(query[0]) <= MAX_COMPARISONS
-    # The agents the query could not hold are checked on each entry it returns.
-    assert query[2] == IndexFilter(agents=agents)
+    assert [_comparisons(clauses) <= MAX_COMPARISONS for clauses, _ in queries] == [True] * len(queries)
+    # Between them, the queries ask for every agent of the caller, and each for the same rows.
+    asked = [value for _, params in queries for key, value in params.items() if key.startswith("seen")]
+    assert sorted(asked) == sorted(agents)
+    assert all(params["status"] == "delivered" and params["after"] == "0|x" for _, params in queries)
     few = IndexFilter(agents=frozenset({"ops", "checkout"}))
-    clauses, params, left = filter_clauses(datetime(2026, 12, 2, tzinfo=UTC).date(), few, None, None)
-    assert left is None and _comparisons(clauses) == 5
-    assert {params["seen0"], params["seen1"]} == {"checkout", "ops"}
+    [(clauses, params)] = filter_queries(datetime(2026, 12, 2, tzinfo=UTC).date(), few, None, None)
+    assert _comparisons(clauses) == 5 and {params["seen0"], params["seen1"]} == {"checkout", "ops"}
+    assert (
+        filter_queries(datetime(2026, 12, 2, tzinfo=UTC).date(), IndexFilter(agents=frozenset()), None, None)
+        == []
+    )
 
 
 def test_a_caller_of_many_agents_lists_theirs_and_nothing_else(world: World) -> None:
@@ -231,13 +236,19 @@ def test_a_caller_of_many_agents_lists_theirs_and_nothing_else(world: World) -> 
     theirs = world.put(2, source="checkout", target="payments")
     received = world.put(3, source="checkout", target="team4")
     world.put(26, source="payments", target="checkout")
+    between = world.put(27, source="team0", target="team8")  # agents the two queries of a day ask for
 
     def ids(**params: str) -> list[str]:
         query = parse_list_query({"since": world.day.isoformat(), **params})
         return [item.id for item in listing.list(query, MANY_AGENTS).items]
 
-    assert ids() == [received, sent]
-    assert ids(top="1") == [received]
+    assert ids() == [between, received, sent]
+    assert ids(top="2") == [between, received]
+    token = listing.list(parse_list_query({"since": world.day.isoformat(), "top": "2"}), MANY_AGENTS)
+    rest = parse_list_query(
+        {"since": world.day.isoformat(), "top": "2", "continuationToken": token.continuation_token or ""}
+    )
+    assert [item.id for item in listing.list(rest, MANY_AGENTS).items] == [sent]
     assert ids(source="checkout") == [received]
     assert ids(target="payments") == [] and theirs not in ids(status="delivered")
     assert ids(source="checkout", target="team4", status="delivered") == [received]
