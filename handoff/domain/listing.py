@@ -132,7 +132,7 @@ def _bad(field: str, message: str) -> Problem:
 def parse_list_query(params: Mapping[str, str]) -> ListQuery:
     """Validate the query string: every bad or unknown parameter is a 400 naming it."""
     check_query_params(params, QUERY_PARAMS)
-    values = {name: value for name, value in params.items() if value != ""}
+    values = {name: value for name, value in params.items() if value != "" and name in QUERY_PARAMS}
     status = values.get("status")
     if status is not None and status not in STATUSES:
         raise _bad("status", f"must be one of {', '.join(STATUSES)}")
