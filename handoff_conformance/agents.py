@@ -50,6 +50,11 @@ class SimulatedAgents:
             agent.stop()
         self.fakes.clear()
 
+    @staticmethod
+    def resource_id(name: str) -> str:
+        """The resource ID the kit gives its simulated agent ``name`` (in no real subscription)."""
+        return _RESOURCE.format(name)
+
     @property
     def source(self) -> FakeSreAgent:
         return self.fakes[self.source_name]

@@ -5,10 +5,11 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 
 from handoff_conformance.agents import SOURCE, TARGET, SimulatedAgents
-from handoff_conformance.runner import Options, run, table
+from handoff_conformance.runner import NotSimulated, Options, run, table
 from handoff_conformance.scenarios import SCENARIOS
 
 
@@ -19,7 +20,10 @@ def parser() -> argparse.ArgumentParser:
         epilog=(
             "The kit plays both agents with simulated SRE Agents on 127.0.0.1:SOURCE_PORT and TARGET_PORT; "
             "the broker's registry must name them (--print-registry shows the entries) and the broker must "
-            "get its tokens from the local token endpoint whose FAKE_IDENTITY_SECRET the kit is given."
+            "get its tokens from the local token endpoint whose FAKE_IDENTITY_SECRET the kit is given. "
+            "A function key in HANDOFF_KEY is sent as x-functions-key and an agent's or the operators' key "
+            "in HANDOFF_AGENT_KEY as X-Handoff-Agent-Key (unless -H sets that header): keys in the "
+            "environment are not shown in the process list or the shell's history."
         ),
     )
     p.add_argument("url", nargs="?", help="the broker's base URL, e.g. http://127.0.0.1:7071")
@@ -57,11 +61,17 @@ def main(argv: list[str] | None = None) -> int:
         if not sep or not name.strip():
             parser().error(f"--header wants 'Name: value', not {header!r}")
         headers[name.strip()] = value.strip()
+    for name, variable in (("x-functions-key", "HANDOFF_KEY"), ("X-Handoff-Agent-Key", "HANDOFF_AGENT_KEY")):
+        if os.environ.get(variable) and name.lower() not in {header.lower() for header in headers}:
+            headers[name] = os.environ[variable]
     options = Options(args.url, headers, args.timeout, tuple(args.only))
     try:
         results = run(
             options, agents, on_result=lambda r: print(f"{'PASS' if r.passed else 'FAIL'} {r.name}")
         )
+    except NotSimulated as refused:
+        print(f"handoff-conformance: {refused}", file=sys.stderr)
+        return 2
     finally:
         agents.stop()
     print()

@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 
 from handoff_conformance.agents import SOURCE, TARGET, SimulatedAgents
-from handoff_conformance.runner import Failure, Options, Session
+from handoff_conformance.runner import Failure, NotSimulated, Options, Session, check_simulated
 from handoff_conformance.scenarios import SCENARIOS
 
 
@@ -84,6 +84,11 @@ def pytest_runtestloop(session: pytest.Session) -> Iterator[None]:
     ).start()
     options = Options(url, timeout=config.getoption("--conformance-timeout"))
     with httpx.Client(base_url=url.rstrip("/"), timeout=30) as http:
+        try:
+            check_simulated(http, agents)
+        except NotSimulated as refused:
+            agents.stop()
+            pytest.exit(f"handoff-conformance: {refused}", returncode=pytest.ExitCode.USAGE_ERROR)
         config.stash[_SESSION] = Session(options, agents, http)
         try:
             yield

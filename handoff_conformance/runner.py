@@ -19,6 +19,11 @@ class Failure(Exception):
     """A scenario found the broker breaking a rule (the message says which)."""
 
 
+class NotSimulated(Exception):
+    """The broker does not name the kit's simulated agents as its source and target agents: the run
+    would create handoffs for real agents, so it does not start (the message says why)."""
+
+
 @dataclass(frozen=True)
 class Options:
     """What a run needs: the broker's base URL, headers every call carries (a function key ...), how
@@ -157,13 +162,41 @@ def describe(response: httpx.Response) -> str:
 Scenario = Callable[[Session], str | None]
 
 
+def check_simulated(http: httpx.Client, agents: SimulatedAgents) -> None:
+    """Refuse (:class:`NotSimulated`) a broker whose ``GET /api/agents`` does not list the source and the
+    target agent with the resource IDs of the kit's simulated agents (``--print-registry``): the
+    scenarios hand off and hand back for real, so against agents of a real registry they would open
+    threads on those agents and leave handoffs in the broker's audit."""
+    response = http.get("/api/agents")
+    if response.status_code != 200:
+        raise NotSimulated(f"GET /api/agents answered {response.status_code}; the kit needs it to run")
+    listed = response.json().get("agents") if "json" in response.headers.get("content-type", "") else None
+    resources = {
+        str(agent.get("name")): agent.get("resourceId")
+        for agent in (listed if isinstance(listed, list) else [])
+        if isinstance(agent, dict)
+    }
+    wrong = [
+        name
+        for name in (agents.source_name, agents.target_name)
+        if resources.get(name) != agents.resource_id(name)
+    ]
+    if wrong:
+        raise NotSimulated(
+            f"the broker does not name {' and '.join(repr(name) for name in wrong)} as the kit's simulated "
+            "agent (its registry entry must be the one --print-registry prints); refusing to create "
+            "handoffs for agents that may be real"
+        )
+
+
 def run(
     options: Options,
     agents: SimulatedAgents,
     scenarios: dict[str, Scenario] | None = None,
     on_result: Callable[[Result], None] | None = None,
 ) -> list[Result]:
-    """Run the scenarios (``options.only`` of them when set) against the broker; one result each."""
+    """Run the scenarios (``options.only`` of them when set) against the broker; one result each.
+    Nothing runs unless the broker names the kit's simulated agents (:func:`check_simulated`)."""
     from handoff_conformance.scenarios import SCENARIOS
 
     chosen = scenarios or SCENARIOS
@@ -172,8 +205,9 @@ def run(
         raise ValueError(f"no such scenario: {', '.join(unknown)}; known: {', '.join(chosen)}")
     names = [name for name in chosen if not options.only or name in options.only]
     results = []
-    agents.start()
     with httpx.Client(base_url=options.url.rstrip("/"), headers=options.headers, timeout=30) as http:
+        check_simulated(http, agents)
+        agents.start()
         session = Session(options, agents, http)
         for name in names:
             started = time.monotonic()

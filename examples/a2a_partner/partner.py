@@ -14,9 +14,11 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import os
 import sys
 import uuid
 from typing import Any
+from urllib.parse import urlsplit
 
 import httpx
 from a2a.client import A2ACardResolver, ClientCallContext, ClientConfig, ClientFactory
@@ -57,6 +59,23 @@ def handoff_request(source: str, target: str, title: str) -> dict[str, Any]:
     }
 
 
+def origin(url: str) -> tuple[str, str, int | None]:
+    """Scheme, host and port of ``url`` (the default port spelled out)."""
+    parts = urlsplit(url)
+    default = {"http": 80, "https": 443}.get(parts.scheme.lower())
+    return parts.scheme.lower(), (parts.hostname or "").lower(), parts.port or default
+
+
+def check_card_origin(card: Any, broker: str) -> None:
+    """Stop unless every interface the card names is on the broker's own origin: the client sends the
+    broker's key with every call, so a card pointing elsewhere must not get it."""
+    elsewhere = [i.url for i in card.supported_interfaces if origin(i.url) != origin(broker)]
+    if elsewhere:
+        raise SystemExit(
+            f"the agent card names interfaces off {broker}: {', '.join(elsewhere)}; not calling them"
+        )
+
+
 def tagged_part(document: dict[str, Any], schema: str) -> Part:
     """A data part holding ``document``, tagged with the extension as the contract document ``schema``."""
     value = struct_pb2.Value()
@@ -75,6 +94,7 @@ async def hand_off(
         card = await A2ACardResolver(http, f"{broker.rstrip('/')}/api/a2a").get_agent_card()
         if not any(extension.uri == EXTENSION for extension in card.capabilities.extensions):
             raise SystemExit(f"{card.name} does not declare the handoff contract's A2A extension")
+        check_card_origin(card, broker)
         client = ClientFactory(ClientConfig(streaming=False, polling=True, httpx_client=http)).create(card)
         # The extension is activated on every call: A2A-Extensions: <EXTENSION>.
         context = ClientCallContext(
@@ -121,7 +141,12 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--target", default="checkout", help="the SRE Agent to hand the investigation to")
     parser.add_argument("--title", default="p99 latency doubled on /pay", help="the investigation's title")
-    parser.add_argument("--key", help="the broker's function key (x-functions-key), in Azure")
+    parser.add_argument(
+        "--key",
+        default=os.environ.get("HANDOFF_KEY"),
+        help="the broker's function key (x-functions-key), in Azure; better set HANDOFF_KEY, which is not "
+        "shown in the process list or the shell's history",
+    )
     parser.add_argument("--timeout", type=float, default=600.0, help="seconds to wait for the hand-back")
     args = parser.parse_args(argv)
     headers = {"x-functions-key": args.key} if args.key else {}

@@ -125,9 +125,15 @@ def check_body_size(body: bytes, limit: int, what: str = "request body") -> None
         )
 
 
+HOST_QUERY_PARAMS = frozenset({"code"})
+"""Query parameters of the Functions host itself, which every route may carry: ``code`` is the function
+key (``?code=<key>``), passed on to the app with the rest of the query."""
+
+
 def check_query_params(params: Iterable[str], known: Container[str]) -> None:
-    """Refuse (400) a query string with parameters the endpoint does not take, each one named."""
-    unknown = [name for name in params if name not in known]
+    """Refuse (400) a query string with parameters the endpoint does not take, each one named (the host's
+    own, :data:`HOST_QUERY_PARAMS`, are taken and ignored)."""
+    unknown = [name for name in params if name not in known and name not in HOST_QUERY_PARAMS]
     if unknown:
         raise BadRequest(
             f"unknown query parameter(s): {', '.join(unknown)}",

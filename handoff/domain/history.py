@@ -129,7 +129,9 @@ def parse_history_query(params: Mapping[str, str]) -> HistoryQuery:
     """Validate the query string; unknown or bad parameters are named in the problem."""
     check_query_params(params, QUERY_PARAMS)
     try:
-        query = HistoryQuery.model_validate({k: v for k, v in params.items() if v != ""})
+        query = HistoryQuery.model_validate(
+            {k: v for k, v in params.items() if v != "" and k in QUERY_PARAMS}
+        )
     except ValidationError as exc:
         errors = [
             FieldError(field=str(item["loc"][0]) if item["loc"] else "/", message=item["msg"])

@@ -48,6 +48,10 @@ _NAME = re.compile(AGENT_NAME_PATTERN)
 _ROW_KEY = re.compile(r"^[0-9]{13}\|[0-9A-Fa-f-]{32,36}$")  # a handoff id is a UUID
 _DAY = re.compile(r"^[0-9]{8}$")
 _TOKEN_CONTEXT = b"handoff-list-token-v1|"
+# The times an index row key can say (13 digits of inverted epoch milliseconds): ``since`` stays within
+# them, so its bound compares as the row keys do.
+EARLIEST_SINCE = datetime(1970, 1, 1, tzinfo=UTC)
+LATEST_SINCE = datetime(2200, 1, 1, tzinfo=UTC)
 
 
 class HandoffSummary(WireModel):
@@ -128,7 +132,7 @@ def _bad(field: str, message: str) -> Problem:
 def parse_list_query(params: Mapping[str, str]) -> ListQuery:
     """Validate the query string: every bad or unknown parameter is a 400 naming it."""
     check_query_params(params, QUERY_PARAMS)
-    values = {name: value for name, value in params.items() if value != ""}
+    values = {name: value for name, value in params.items() if value != "" and name in QUERY_PARAMS}
     status = values.get("status")
     if status is not None and status not in STATUSES:
         raise _bad("status", f"must be one of {', '.join(STATUSES)}")
@@ -159,14 +163,18 @@ def parse_list_query(params: Mapping[str, str]) -> ListQuery:
 
 
 def parse_since(text: str) -> datetime:
-    """``since``: an ISO 8601 date or date-time (UTC when it has no offset); 400 naming it otherwise."""
+    """``since``: an ISO 8601 date or date-time (UTC when it has no offset) from :data:`EARLIEST_SINCE`
+    to :data:`LATEST_SINCE` (the times an index row key can say); 400 naming it otherwise."""
     if len(text) > 64 or not re.match(r"^[0-9]{4}-[0-9]{2}-[0-9]{2}", text):
         raise _bad("since", "must be an ISO 8601 date or date-time, e.g. 2026-12-02T08:00:00Z")
     try:
         value = datetime.fromisoformat(text)
-    except ValueError:
+        value = (value if value.tzinfo else value.replace(tzinfo=UTC)).astimezone(UTC)
+    except (ValueError, OverflowError):  # OverflowError: an offset that takes it past year 1 or 9999
         raise _bad("since", "must be an ISO 8601 date or date-time, e.g. 2026-12-02T08:00:00Z") from None
-    return (value if value.tzinfo else value.replace(tzinfo=UTC)).astimezone(UTC)
+    if not EARLIEST_SINCE <= value <= LATEST_SINCE:
+        raise _bad("since", f"must be from {EARLIEST_SINCE:%Y-%m-%d} to {LATEST_SINCE:%Y-%m-%d}")
+    return value
 
 
 # ---------------------------------------------------------------- index rows

@@ -22,7 +22,7 @@ from urllib.parse import urlsplit
 
 from pydantic import BaseModel, Field
 
-from handoff.adapters.telemetry import current_span, span
+from handoff.adapters.telemetry import current_span, from_caller, span
 from handoff.adapters.telemetry.wiring import accepted, view_attributes
 from handoff.domain.auth import Caller
 from handoff.domain.errors import FieldError, Problem
@@ -355,7 +355,8 @@ def call_tool(
     key or the rate limit, is the tool's error), parse the arguments with the REST parser (same size
     limit and field errors), call the use case, and turn any failure into its problem. The call is one
     span, a child of the W3C trace context in ``trace_parent`` (the request's headers)."""
-    with span(f"mcp.tool {spec.name}", {"mcp.tool.name": spec.name}, parent=trace_parent) as current:
+    parent = from_caller(trace_parent)
+    with span(f"mcp.tool {spec.name}", {"mcp.tool.name": spec.name}, parent=parent) as current:
         try:
             who = caller()
             args = parse_body(json.dumps(dict(arguments)).encode(), spec.arguments)

@@ -11,7 +11,7 @@ from urllib.parse import quote, urlsplit
 import azure.functions as func
 from pydantic import BaseModel
 
-from handoff.adapters.telemetry import span
+from handoff.adapters.telemetry import from_caller, span
 from handoff.domain.auth import UNKNOWN_KEY, Caller, caller_from_headers
 from handoff.domain.errors import (
     PROBLEM_CONTENT_TYPE,
@@ -118,12 +118,13 @@ def handle(
     own storm handling) skip the per-caller budget. A POST body must be labelled JSON (415 otherwise),
     checked once the caller is known and before anything reads it.
 
-    The request runs in a server span that continues the caller's W3C trace context (``traceparent``),
+    The request runs in a server span that continues the caller's W3C trace (its ``traceparent``, as
+    :func:`~handoff.adapters.telemetry.from_caller` takes it),
     and every client error is logged once, as one line (:func:`client_error_line`)."""
     instance = req.url.split("?", 1)[0]
     route = route_of(req)
     attributes = {"http.request.method": req.method, "http.route": route}
-    with span(f"{req.method} {route}", attributes, kind="server", parent=req.headers) as current:
+    with span(f"{req.method} {route}", attributes, kind="server", parent=from_caller(req.headers)) as current:
         try:
             caller = Caller("local") if public else caller_of(req, rate_limited=rate_limited)
             if req.method == "POST":

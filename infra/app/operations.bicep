@@ -28,10 +28,11 @@ traces
 
 // Messages moved to a poison queue: the broker's line for each message it parks there ("poison message:
 // queue=... op=... handoff=... reason=...") and the Functions host's for each message it gives up on
-// ("Message has reached MaxDequeueCount of 5. Moving message to queue 'handoff-deliveries-poison'.").
+// ("Message has reached MaxDequeueCount of 5. Moving message to queue 'handoff-deliveries-poison'."). Both
+// are matched by how they start: other lines may quote an agent's or a partner's answer in their reason.
 var poison = '''
 traces
-| where message startswith "poison message: " or message has "MaxDequeueCount"
+| where message startswith "poison message: " or message startswith "Message has reached MaxDequeueCount of "
 | extend queue = coalesce(extract(@"queue=(\S+)", 1, message), extract(@"to queue '([^']+)'", 1, message)),
     handoffId = extract(@"handoff=(\S+)", 1, message), reason = extract(@"reason=(.*)$", 1, message)
 '''

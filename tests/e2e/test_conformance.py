@@ -6,8 +6,10 @@ from __future__ import annotations
 
 import subprocess
 import sys
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+import httpx
 import pytest
 
 from handoff_conformance import SCENARIOS, Options, run
@@ -65,6 +67,20 @@ def test_the_command_prints_a_table_and_exits_by_the_verdict(broker):
     assert "2 passed, 0 failed" in passed.stdout
     assert failed.returncode == 1, failed.stdout + failed.stderr
     assert "FAIL" in failed.stdout and "1 passed, 1 failed" in failed.stdout
+
+
+def test_the_command_refuses_agents_that_are_not_its_simulated_ones(broker):
+    started = datetime.now(UTC) - timedelta(seconds=5)
+
+    refused = _kit(broker.url, "--source-agent", "ops", "--target-agent", "checkout")
+
+    assert refused.returncode == 2, refused.stdout + refused.stderr
+    assert "'ops' and 'checkout'" in refused.stderr and "PASS" not in refused.stdout
+    listed = httpx.get(
+        f"{broker.url}/api/handoffs", params={"since": started.isoformat(), "source": "ops", "top": "100"}
+    )
+    assert listed.status_code == 200
+    assert [i for i in listed.json()["items"] if i["title"].startswith("Conformance ")] == []
 
 
 def test_the_command_prints_the_registry_entries_it_needs():

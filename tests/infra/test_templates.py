@@ -174,7 +174,8 @@ def test_the_operations_queries_read_the_lines_the_broker_logs() -> None:
         "reason": "create_thread answered 403",
     }
 
-    assert f'message startswith "{POISON_LOG_PREFIX} " or message has "MaxDequeueCount"' in poison_query
+    host_prefix = "Message has reached MaxDequeueCount of "
+    assert f'message startswith "{POISON_LOG_PREFIX} " or message startswith "{host_prefix}"' in poison_query
     with _captured("handoff") as records:
         LoggedPoisonQueue(_ParkingQueue(), "handoff-deliveries-poison").send_poison(
             {"op": "deliver", "handoffId": "h-1", "reason": "create_thread answered 403"}
@@ -189,6 +190,42 @@ def test_the_operations_queries_read_the_lines_the_broker_logs() -> None:
         assert queue == "handoff-deliveries-poison", line
     assert _group(patterns["handoffId"][0], broker_line) == "h-1"
     assert _group(patterns["reason"][0], broker_line) == "create_thread answered 403"
+
+
+def _where_matches(query: str, line: str) -> bool:
+    """Whether ``line`` passes the first ``where`` of a query made of ``message startswith "..."`` and
+    ``message has "..."`` terms joined by ``or`` (KQL: case-insensitive; ``has`` a whole term)."""
+    where = next(row for row in query.splitlines() if row.startswith("| where "))
+    terms = re.findall(r'message (startswith|has) "([^"]+)"', where)
+    assert " or ".join(f'message {op} "{text}"' for op, text in terms) == where.removeprefix("| where ")
+    return any(
+        line.lower().startswith(text.lower())
+        if op == "startswith"
+        else re.search(rf"(?<![A-Za-z0-9]){re.escape(text)}(?![A-Za-z0-9])", line, re.IGNORECASE) is not None
+        for op, text in terms
+    )
+
+
+def test_no_line_counts_as_a_poison_message_for_quoting_the_host_s_words() -> None:
+    """A reason may quote what an agent, a partner or a vendor answered (the start of its body): a line
+    that quotes the host's poison words is not a message moved to a poison queue."""
+    from handoff.adapters.operations_log import lifecycle_line
+    from handoff.domain.log_lines import gave_up_line
+
+    text = (INFRA / "app" / "operations.bicep").read_text()
+    lifecycle_query, poison_query = text.split("var poison = ", 1)
+    words = "Message has reached MaxDequeueCount of 5. Moving message to queue 'handoff-deliveries-poison'."
+    answered = f"POST /a2a answered 400: {words}"
+    quoting = [
+        gave_up_line("a2aPoll", "8f1c1e9e-0000-4000-8000-000000000001", answered, attempts=5),
+        lifecycle_line(_failed_record(), "failed", {"reason": answered}),  # type: ignore[arg-type]
+        f"handoff lifecycle: point=failed reason={words}",
+    ]
+
+    assert [line for line in quoting if _where_matches(poison_query, line)] == []
+    assert _where_matches(poison_query, words)
+    assert _where_matches(poison_query, "poison message: queue=handoff-deliveries-poison op=deliver")
+    assert not _where_matches(lifecycle_query.split("var lifecycle = ", 1)[1], f"x {quoting[1]}")
 
 
 class _ParkingQueue:

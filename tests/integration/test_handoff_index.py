@@ -13,10 +13,10 @@ import pytest
 from handoff.adapters.azure_storage import counting
 from handoff.adapters.azure_storage.clients import StorageClients
 from handoff.adapters.azure_storage.handoffs import TableHandoffStore
-from handoff.adapters.azure_storage.listing import TableHandoffIndex
+from handoff.adapters.azure_storage.listing import MAX_COMPARISONS, TableHandoffIndex, filter_queries
 from handoff.domain.auth import Caller
 from handoff.domain.errors import BadRequest
-from handoff.domain.listing import HandoffList, HandoffSummary, day_partition, parse_list_query
+from handoff.domain.listing import HandoffList, HandoffSummary, IndexFilter, day_partition, parse_list_query
 from handoff.domain.registry import Registry
 from handoff.services.context import ServiceContext
 from handoff.services.listing import Listing
@@ -170,3 +170,85 @@ def test_a_token_changed_by_the_caller_is_refused(world: World) -> None:
     with pytest.raises(BadRequest) as refused:
         world.list(top="1", continuationToken=token[:-2] + ("AA" if not token.endswith("AA") else "BB"))
     assert refused.value.errors[0].field == "continuationToken"
+
+
+# A principal that may act as many agents: more than Table Storage's filter takes, at two comparisons each.
+MANY = [f"team{index}" for index in range(9)]
+MANY_REGISTRY = {
+    "agents": [
+        *REGISTRY["agents"],
+        *(
+            {
+                "name": name,
+                "resourceId": "/subscriptions/00000000-0000-0000-0000-000000000000/resourceGroups/rg"
+                f"/providers/Microsoft.App/agents/{name}",
+                "endpoint": f"https://{name}.eastus2.azuresre.ai",
+                "callers": ["many-agents-app"],
+            }
+            for name in MANY
+        ),
+    ],
+    "operators": {"keySetting": "KEY_OPERATORS"},
+}
+MANY_AGENTS = Caller("principal", principal_id="many-agents-app")
+
+
+def _comparisons(clauses: list[str]) -> int:
+    return sum(
+        any(f" {op} @" in part for op in ("eq", "gt", "le")) for c in clauses for part in c.split(" or ")
+    )
+
+
+def test_a_query_never_has_more_comparisons_than_table_storage_takes() -> None:
+    """Table Storage refuses a filter of more than 15 comparisons (Azurite does not check it)."""
+    agents = frozenset([*MANY, "ops"])
+    where = IndexFilter(status="delivered", source="ops", target="team1", alert_rule="cpu", agents=agents)
+
+    queries = filter_queries(datetime(2026, 12, 2, tzinfo=UTC).date(), where, "0|x", "9|~")
+
+    assert [_comparisons(clauses) <= MAX_COMPARISONS for clauses, _ in queries] == [True] * len(queries)
+    # Between them, the queries ask for every agent of the caller, and each for the same rows.
+    asked = [value for _, params in queries for key, value in params.items() if key.startswith("seen")]
+    assert sorted(asked) == sorted(agents)
+    assert all(params["status"] == "delivered" and params["after"] == "0|x" for _, params in queries)
+    few = IndexFilter(agents=frozenset({"ops", "checkout"}))
+    [(clauses, params)] = filter_queries(datetime(2026, 12, 2, tzinfo=UTC).date(), few, None, None)
+    assert _comparisons(clauses) == 5 and {params["seen0"], params["seen1"]} == {"checkout", "ops"}
+    assert (
+        filter_queries(datetime(2026, 12, 2, tzinfo=UTC).date(), IndexFilter(agents=frozenset()), None, None)
+        == []
+    )
+
+
+def test_a_caller_of_many_agents_lists_theirs_and_nothing_else(world: World) -> None:
+    listing = Listing(
+        ServiceContext.build(
+            settings=Settings(),
+            registry=Registry.from_data(MANY_REGISTRY),
+            store=world.listing.ctx.store,
+            queue=MemoryDeliveryQueue(),
+            agents=MemoryAgentGateway(),
+            clock=lambda: world.now,
+            index=world.index,
+        )
+    )
+    sent = world.put(1, source="team2", target="checkout")
+    theirs = world.put(2, source="checkout", target="payments")
+    received = world.put(3, source="checkout", target="team4")
+    world.put(26, source="payments", target="checkout")
+    between = world.put(27, source="team0", target="team8")  # agents the two queries of a day ask for
+
+    def ids(**params: str) -> list[str]:
+        query = parse_list_query({"since": world.day.isoformat(), **params})
+        return [item.id for item in listing.list(query, MANY_AGENTS).items]
+
+    assert ids() == [between, received, sent]
+    assert ids(top="2") == [between, received]
+    token = listing.list(parse_list_query({"since": world.day.isoformat(), "top": "2"}), MANY_AGENTS)
+    rest = parse_list_query(
+        {"since": world.day.isoformat(), "top": "2", "continuationToken": token.continuation_token or ""}
+    )
+    assert [item.id for item in listing.list(rest, MANY_AGENTS).items] == [sent]
+    assert ids(source="checkout") == [received]
+    assert ids(target="payments") == [] and theirs not in ids(status="delivered")
+    assert ids(source="checkout", target="team4", status="delivered") == [received]

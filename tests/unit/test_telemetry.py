@@ -390,6 +390,48 @@ def test_a_request_is_a_server_span_in_the_callers_trace_and_counts_what_it_acce
     )
 
 
+def test_a_caller_continues_its_trace_but_cannot_switch_tracing_off_or_pass_a_tracestate_on(
+    monkeypatch: pytest.MonkeyPatch, world: World, recorded: Recorded
+) -> None:
+    route = _create(monkeypatch, world)
+    unsampled = TRACEPARENT[:-2] + "00"
+    tracestate = "evil=x,congo=t61rcWkgMzE"
+    body = json.dumps(handoff_body(world.source_thread())).encode()
+
+    assert _post(route, body, traceparent=unsampled, tracestate=tracestate).status_code == 202
+
+    # Recorded (a caller's "not sampled" does not hide its request and the work it queues), in its trace.
+    [server] = recorded.spans("POST /api/handoffs")
+    [accept] = recorded.spans("handoff.accept")
+    assert format(server.context.trace_id, "032x") == TRACEPARENT.split("-")[1]
+    assert server.context.trace_flags.sampled
+    # Its tracestate is not the broker's: nothing the request queues or sends to an agent carries it.
+    assert len(server.context.trace_state) == 0 and len(accept.context.trace_state) == 0
+    _post(route, body, traceparent=TRACEPARENT, tracestate=tracestate, **{"Idempotency-Key": "k2"})
+    assert [len(span.context.trace_state) for span in recorded.spans("POST /api/handoffs")] == [0, 0]
+    with telemetry.span(
+        "child", parent=telemetry.from_caller({"traceparent": unsampled, "tracestate": tracestate})
+    ):
+        carried = telemetry.inject({})
+    assert "tracestate" not in carried and carried["traceparent"].endswith("-01")
+
+
+@pytest.mark.parametrize(
+    "headers",
+    [
+        {},
+        {"traceparent": "not a traceparent"},
+        {"traceparent": "00-" + "0" * 32 + "-b7ad6b7169203331-01"},
+        {"traceparent": TRACEPARENT + "\r\nX-Injected: 1"},
+        {"traceparent": "ff-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"},
+        {"traceparent": TRACEPARENT.replace("0af7", "0AF7") + "-extra"},
+        {"tracestate": "a=b"},
+    ],
+)
+def test_what_is_no_w3c_traceparent_gives_no_trace_context(headers: dict[str, str]) -> None:
+    assert telemetry.from_caller(headers) == {}
+
+
 def test_a_client_error_is_one_log_line_without_the_body(
     monkeypatch: pytest.MonkeyPatch, world: World, caplog: pytest.LogCaptureFixture
 ) -> None:

@@ -12,6 +12,7 @@ import pytest
 
 from handoff.domain.auth import Caller
 from handoff.domain.errors import BadRequest
+from handoff.domain.history import parse_history_query
 from handoff.domain.listing import (
     DAYS_PER_PAGE,
     DEFAULT_LOOKBACK_DAYS,
@@ -249,6 +250,11 @@ def test_a_token_of_another_broker_is_refused(world: World) -> None:
         ({"since": "yesterday"}, "since"),
         ({"since": "1733123456"}, "since"),
         ({"since": "2026-13-45"}, "since"),
+        # An offset that takes the time past year 1 or 9999 (no 500), and times no row key can say.
+        ({"since": "0001-01-01T00:00:00+14:00"}, "since"),
+        ({"since": "9999-12-31T23:59:59-14:00"}, "since"),
+        ({"since": "1900-01-01"}, "since"),
+        ({"since": "9999-12-31"}, "since"),
         ({"source": "ops' or 'a' eq 'a"}, "source"),
         ({"target": "../checkout"}, "target"),
         ({"alertRule": "x" * 261}, "alertRule"),
@@ -260,6 +266,18 @@ def test_every_bad_parameter_is_a_400_naming_it(params: dict[str, str], field: s
     with pytest.raises(BadRequest) as refused:
         parse_list_query(params)
     assert [error.field for error in refused.value.errors] == [field]
+
+
+def test_the_function_key_in_the_query_string_is_the_host_s_not_an_unknown_parameter() -> None:
+    # ?code=<function key> is how a function key may be sent; the host passes it on with the query.
+    query = parse_list_query({"code": "the-function-key", "status": "failed"})
+    assert query.status == "failed"
+    with pytest.raises(BadRequest) as refused:
+        parse_list_query({"code": "the-function-key", "Code": "x"})
+    assert [error.field for error in refused.value.errors] == ["Code"]
+    assert "the-function-key" not in str(refused.value.detail)
+    # The history search shares the check.
+    assert parse_history_query({"code": "the-function-key", "agent": "ops"}).agent == "ops"
 
 
 def test_since_takes_a_date_or_a_date_time_with_or_without_offset() -> None:

@@ -2,8 +2,14 @@
 
 Partition key ``d|<UTC day of creation>`` (``d|20261202``), row key ``<inverted epoch ms>|<handoff id>``
 (see :mod:`handoff.domain.listing`), so each day's partition reads newest first. An entry is upserted
-(replaced whole) at each status change of its handoff. Every read is one query of one day's partition,
-its filters passed as parameters, never spliced into the filter's text.
+(replaced whole) at each status change of its handoff. Every read queries one day's partition, its
+filters passed as parameters, never spliced into the filter's text.
+
+Table Storage refuses a filter of more than :data:`MAX_COMPARISONS` comparisons, and each of the
+caller's agents costs two (source or target). For a caller of more agents than one filter holds, a day
+is read by one query per group of agents that fits, each for at most the rows the page still needs; the
+page is the newest of them all (a handoff between agents of two groups counted once). Storage filters
+every row, so the caller sees only its agents' handoffs and no query reads more than the page needs.
 """
 
 from __future__ import annotations
@@ -26,6 +32,9 @@ from handoff.domain.listing import (
 )
 from handoff.settings import INDEX_TABLE
 
+MAX_COMPARISONS = 15
+"""The most comparisons Table Storage takes in one query's filter."""
+
 
 class TableHandoffIndex:
     """Implements :class:`handoff.ports.HandoffIndex`."""
@@ -45,25 +54,49 @@ class TableHandoffIndex:
     def read_day(
         self, day: date, where: IndexFilter, limit: int, after: str | None = None, until: str | None = None
     ) -> list[IndexRow]:
-        clauses, params = filter_clauses(day, where, after, until)
-        rows: list[IndexRow] = []
+        found: dict[str, IndexRow] = {}
         if limit <= 0:
-            return rows
+            return []
         with storage_errors():
-            for entity in self.table.query_entities(
-                " and ".join(clauses), parameters=params, results_per_page=min(limit, 1000)
-            ):
-                rows.append(IndexRow(row_key=entity["RowKey"], summary=summary_from(entity)))
-                if len(rows) >= limit:
-                    break
-        return rows
+            for clauses, params in filter_queries(day, where, after, until):
+                entities = self.table.query_entities(
+                    " and ".join(clauses), parameters=params, results_per_page=min(limit, 1000)
+                )
+                for read, entity in enumerate(entities, start=1):
+                    found.setdefault(entity["RowKey"], IndexRow(entity["RowKey"], summary_from(entity)))
+                    if read >= limit:
+                        break
+        # Row keys sort as the partition reads (newest first), so the newest of every query come first.
+        return [found[key] for key in sorted(found)][:limit]
+
+
+def filter_queries(
+    day: date, where: IndexFilter, after: str | None, until: str | None
+) -> list[tuple[list[str], dict[str, Any]]]:
+    """The queries that read one day for ``where``: the clauses of each (joined by ``and``) and their
+    parameters. One query, unless the caller's agents do not fit one filter: then one per group of
+    agents that fits within :data:`MAX_COMPARISONS` (none for a caller of no agent)."""
+    clauses, params = filter_clauses(day, where, after, until)
+    if where.agents is None:
+        return [(clauses, params)]
+    names = sorted(where.agents)
+    per_query = max(1, (MAX_COMPARISONS - len(clauses)) // 2)
+    queries = []
+    for first in range(0, len(names), per_query):
+        group = names[first : first + per_query]
+        # Only handoffs the caller's agents handed off or received (filtered by storage: pages stay full).
+        either = " or ".join(f"SourceKey eq @seen{i} or TargetKey eq @seen{i}" for i in range(len(group)))
+        seen = {f"seen{i}": name for i, name in enumerate(group)}
+        queries.append(([*clauses, f"( {either} )"], {**params, **seen}))
+    return queries
 
 
 def filter_clauses(
     day: date, where: IndexFilter, after: str | None, until: str | None
 ) -> tuple[list[str], dict[str, Any]]:
-    """The clauses of one day's query (joined by ``and``) and their parameters: the clauses name only
-    parameters, whatever the caller sent."""
+    """The clauses of one day's query (joined by ``and``) and their parameters, without the caller's
+    agents (:func:`filter_queries` adds them): the clauses name only parameters, whatever the caller
+    sent."""
     clauses = ["PartitionKey eq @pk"]
     params: dict[str, Any] = {"pk": day_partition(day)}
     if after is not None:
@@ -81,12 +114,4 @@ def filter_clauses(
         if value is not None:
             clauses.append(f"{column} eq @{name}")
             params[name] = value
-    if where.agents is not None:
-        # Only handoffs the caller's agents handed off or received (filtered by storage: pages stay full).
-        names = sorted(where.agents)
-        params.update({f"seen{index}": name for index, name in enumerate(names)})
-        either = " or ".join(
-            f"SourceKey eq @seen{index} or TargetKey eq @seen{index}" for index in range(len(names))
-        )
-        clauses.append(f"( {either} )")
     return clauses, params

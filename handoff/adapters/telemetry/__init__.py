@@ -12,7 +12,8 @@ The API:
   adds attributes (ids, agent names, ops, methods, hosts, statuses only: never a body, a token or a URL
   with its query, and strings are redacted and cut to size again here);
 * :func:`inject` puts the current W3C trace context (``traceparent``, ``tracestate``) into outgoing
-  headers or a queue message, :func:`trace_context` reads one out of incoming ones;
+  headers or a queue message, :func:`trace_context` reads one out of a queue message, and
+  :func:`from_caller` the part of a caller's request headers the broker continues (see there);
 * :func:`count` and :func:`observe` add to the counters and histograms of :data:`METRICS`.
 
 Services do not call this module: the entrypoints and adapters do (:mod:`.wiring` wraps the queue and
@@ -22,6 +23,7 @@ the lifecycle listener; the one HTTP client factory wraps its transports).
 from __future__ import annotations
 
 import logging
+import re
 from collections.abc import Iterator, Mapping, MutableMapping
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any, Literal
@@ -39,6 +41,7 @@ __all__ = [
     "count",
     "current_span",
     "enabled",
+    "from_caller",
     "inject",
     "observe",
     "span",
@@ -55,6 +58,8 @@ Attributes = Mapping[str, AttributeValue | None]
 TRACE_HEADERS = ("traceparent", "tracestate")
 """The W3C trace-context fields carried on HTTP requests and in queue messages."""
 _MAX_ATTRIBUTE_CHARS = 256
+# A version-00 traceparent: trace id, parent span id, flags (an all-zero id is no trace context).
+_TRACEPARENT = re.compile(r"00-(?!0{32})([0-9a-f]{32})-(?!0{16})([0-9a-f]{16})-[0-9a-f]{2}")
 
 _runtime: Runtime | None = None
 
@@ -197,6 +202,17 @@ def trace_context(carrier: Mapping[str, Any] | None) -> dict[str, str]:
         if name in TRACE_HEADERS and isinstance(value, str) and len(value) <= 512:
             found[name] = value
     return found
+
+
+def from_caller(headers: Mapping[str, Any] | None) -> dict[str, str]:
+    """The trace context of a caller's request (REST, MCP, A2A) that the broker continues: the caller's
+    trace and parent span, so its request and all the work it starts join the caller's trace, and nothing
+    else. The sampled flag is set, so a caller cannot switch tracing off for its request and everything it
+    queues; the caller's ``tracestate`` is dropped, as the broker would otherwise keep it in queue messages
+    and send it to every agent and partner the handoff reaches."""
+    parent = trace_context(headers).get("traceparent", "").strip().lower()
+    found = _TRACEPARENT.fullmatch(parent)
+    return {"traceparent": f"00-{found[1]}-{found[2]}-01"} if found else {}
 
 
 def inject(carrier: MutableMapping[str, Any]) -> MutableMapping[str, Any]:
