@@ -38,7 +38,7 @@ DEFAULT_TOP = 20
 # Without ``since``, a listing goes back this many days (the day of the request included).
 DEFAULT_LOOKBACK_DAYS = 31
 # Day partitions one request reads at most; a page that stops there carries a token for the rest.
-DAYS_PER_PAGE = 92
+DAYS_PER_PAGE = 31
 QUERY_PARAMS = ("status", "source", "target", "since", "alertRule", "top", "continuationToken")
 STATUSES: tuple[str, ...] = get_args(HandoffStatus)
 MAX_TITLE = 300
@@ -47,7 +47,8 @@ DAY_PREFIX = "d|"
 _NAME = re.compile(AGENT_NAME_PATTERN)
 _ROW_KEY = re.compile(r"^[0-9]{13}\|[0-9A-Fa-f-]{32,36}$")  # a handoff id is a UUID
 _DAY = re.compile(r"^[0-9]{8}$")
-_TOKEN_CONTEXT = b"handoff-list-token-v1|"
+_TIME_KEY = re.compile(r"^[0-9]{13}$")
+_TOKEN_CONTEXT = b"handoff-list-token-v2|"
 # The times an index row key can say (13 digits of inverted epoch milliseconds): ``since`` stays within
 # them, so its bound compares as the row keys do.
 EARLIEST_SINCE = datetime(1970, 1, 1, tzinfo=UTC)
@@ -114,12 +115,14 @@ class IndexRow:
 
 @dataclass(frozen=True)
 class Cursor:
-    """Where a page starts: a day partition, after which row of it (none: from its newest), and the
-    oldest day the walk goes to."""
+    """Where a page starts: a day partition, after which row of it (none: from its newest), the oldest
+    day the walk goes to, and the row-key bound of ``since`` on that day (so a later page keeps it even
+    when the caller does not send ``since`` again)."""
 
     day: date
     after: str | None
     floor: date
+    until: str | None = None
 
 
 # ---------------------------------------------------------------- the query string
@@ -282,8 +285,9 @@ def start_cursor(query: ListQuery, now: datetime, skew: timedelta) -> Cursor:
     """Where the first page starts: today (or tomorrow within ``skew`` of midnight, for a clock behind
     the writer's), down to the day of ``since`` or :data:`DEFAULT_LOOKBACK_DAYS` back."""
     today = utc_day(now + skew)
-    floor = utc_day(query.since) if query.since else utc_day(now) - timedelta(days=DEFAULT_LOOKBACK_DAYS - 1)
-    return Cursor(day=today, after=None, floor=floor)
+    if query.since is not None:
+        return Cursor(day=today, after=None, floor=utc_day(query.since), until=since_bound(query.since))
+    return Cursor(day=today, after=None, floor=utc_day(now) - timedelta(days=DEFAULT_LOOKBACK_DAYS - 1))
 
 
 def _sign(key: bytes, payload: str) -> str:
@@ -293,7 +297,8 @@ def _sign(key: bytes, payload: str) -> str:
 
 def encode_cursor(cursor: Cursor, key: bytes) -> str:
     """The continuation token of ``cursor``: its fields, and their signature under ``key``."""
-    payload = f"{cursor.day:%Y%m%d}|{cursor.floor:%Y%m%d}|{cursor.after or ''}"
+    until = cursor.until.removesuffix("|~") if cursor.until else ""
+    payload = f"{cursor.day:%Y%m%d}|{cursor.floor:%Y%m%d}|{until}|{cursor.after or ''}"
     body = base64.urlsafe_b64encode(payload.encode()).decode().rstrip("=")
     return f"{body}.{_sign(key, payload)}"
 
@@ -309,10 +314,13 @@ def decode_cursor(token: str, key: bytes) -> Cursor:
         raise refused from None
     if not hmac.compare_digest(_sign(key, payload), signature):
         raise refused
-    parts = payload.split("|", 2)
-    if len(parts) != 3 or not _DAY.match(parts[0]) or not _DAY.match(parts[1]):
+    parts = payload.split("|", 3)
+    if len(parts) != 4 or not _DAY.match(parts[0]) or not _DAY.match(parts[1]):
         raise refused
-    after = parts[2] or None
+    if parts[2] and not _TIME_KEY.match(parts[2]):
+        raise refused
+    until = f"{parts[2]}|~" if parts[2] else None
+    after = parts[3] or None
     if after is not None and not _ROW_KEY.match(after):
         raise refused
     try:
@@ -321,4 +329,4 @@ def decode_cursor(token: str, key: bytes) -> Cursor:
         raise refused from None
     if floor > day:
         raise refused
-    return Cursor(day=day, after=after, floor=floor)
+    return Cursor(day=day, after=after, floor=floor, until=until)

@@ -13,13 +13,13 @@ or received, and an operator lists all of them.
 from __future__ import annotations
 
 import logging
+from dataclasses import replace
 from datetime import timedelta
 
 from handoff.domain.auth import Caller
 from handoff.domain.errors import ServiceUnavailable
 from handoff.domain.listing import (
     DAYS_PER_PAGE,
-    Cursor,
     HandoffList,
     HandoffSummary,
     IndexFilter,
@@ -87,8 +87,8 @@ class Listing:
             if query.continuation_token
             else start_cursor(query, ctx.clock(), timedelta(seconds=ctx.settings.clock_skew_seconds))
         )
-        if query.since is not None:
-            cursor = Cursor(day=cursor.day, after=cursor.after, floor=utc_day(query.since))
+        if query.since is not None:  # sent again with a token: it wins over the token's
+            cursor = replace(cursor, floor=utc_day(query.since), until=since_bound(query.since))
         identity = ctx.authorizer.identity(caller)
         agents = None if identity.operator or identity.agents is None else identity.agents
         if agents is not None and not agents:
@@ -100,7 +100,7 @@ class Listing:
             alert_rule=query.alert_rule.lower() if query.alert_rule else None,
             agents=None if agents is None else frozenset(name.lower() for name in agents),
         )
-        until = since_bound(query.since) if query.since else None
+        until = cursor.until
         items: list[HandoffSummary] = []
         day, after = cursor.day, cursor.after
         for _ in range(DAYS_PER_PAGE):
@@ -109,13 +109,13 @@ class Listing:
             rows = index.read_day(day, where, query.top - len(items), after, until)
             items.extend(row.summary for row in rows)
             if len(items) >= query.top:
-                last = Cursor(day=day, after=rows[-1].row_key, floor=cursor.floor)
+                last = replace(cursor, day=day, after=rows[-1].row_key)
                 return HandoffList(items=items, continuation_token=encode_cursor(last, self._token_key()))
             day, after = day - timedelta(days=1), None
         if day < cursor.floor:
             return HandoffList(items=items)
         # The walk read as many days as one request may: the token carries on from the next one.
-        rest = Cursor(day=day, after=None, floor=cursor.floor)
+        rest = replace(cursor, day=day, after=None)
         return HandoffList(items=items, continuation_token=encode_cursor(rest, self._token_key()))
 
     def _agent_key(self, name: str | None) -> str | None:

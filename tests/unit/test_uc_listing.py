@@ -117,7 +117,21 @@ def test_without_since_the_listing_goes_back_31_days_and_reads_nothing_older(wor
     assert _every_page(world) == [[new]]
     assert len(world.index.reads) <= DEFAULT_LOOKBACK_DAYS + 1
     since = (world.clock() - timedelta(days=40)).isoformat()
-    assert _every_page(world, since=since) == [[new, old]]
+    pages = _every_page(world, since=since)  # more days than one request reads: two pages
+    assert [i for page in pages for i in page] == [new, old] and len(pages) == 2
+
+
+def test_a_later_page_keeps_since_even_when_the_caller_does_not_send_it_again(world: World) -> None:
+    before = world.hand_off()
+    world.clock.advance(60)
+    since = world.clock().isoformat()
+    first = _later(world)
+    second = world.hand_off()
+
+    page = _list(world, since=since, top="1")
+    assert _ids(page) == [second] and page.continuation_token
+    rest = _list(world, continuationToken=page.continuation_token)  # no since this time
+    assert _ids(rest) == [first] and before not in _ids(rest)
 
 
 def test_since_is_a_time_not_just_a_day(world: World) -> None:
@@ -142,7 +156,7 @@ def test_one_request_reads_a_bounded_number_of_days_and_its_token_carries_on(wor
     assert len(world.index.reads) == DAYS_PER_PAGE
     pages = _every_page(world, since=since)
     assert [i for page in pages for i in page] == [old]
-    assert len(pages) == 4  # 300 days, 92 a request
+    assert len(pages) == 10  # 300 days, 31 a request
 
 
 # ---------------------------------------------------------------- filters and callers
