@@ -102,8 +102,7 @@ def test_github_comment_reaches_both_threads_once_and_the_history(broker, vendor
     needle = f"{handoff_id}/human:gh:{comment['id']}"
     _wait_both(fakes, ops_thread, inv_thread, needle)
     took = time.monotonic() - sent
-    print(f"\nwebhook to both threads: {took:.2f}s")
-    assert took < 10
+    print(f"\nwebhook to both threads: {took:.2f}s")  # a figure, not a check: the wait above bounds it
 
     ops, inv = _posted(fakes, ops_thread, inv_thread, needle)
     assert len(ops) == len(inv) == 1
@@ -417,8 +416,7 @@ def test_polling_reads_a_github_comment_without_a_webhook(broker, vendors, fakes
     needle = f"{handoff_id}/human:gh-poll:{comment['id']}"
     _wait_both(fakes, ops_thread, tri_thread, needle, timeout=90, target=POLL_AGENT)
     took = time.monotonic() - written
-    print(f"\nGitHub comment polled into both threads: {took:.2f}s")
-    assert took < 90
+    print(f"\nGitHub comment polled into both threads: {took:.2f}s")  # a figure, not a check
     override = vendors.github.add_human_comment(POLLED_REPO, number, "override: roll back now", login="alice")
     needle_override = f"{handoff_id}/human:gh-poll:{override['id']}"
     _wait_both(fakes, ops_thread, tri_thread, needle_override, timeout=90, target=POLL_AGENT)
