@@ -136,15 +136,19 @@ def _task_finished(peer_url: str, task_id: str) -> float:
     return datetime.fromisoformat(stamp.replace("Z", "+00:00")).timestamp()
 
 
-def a2a_hand_backs(broker: Broker, services: Services, rounds: int) -> tuple[list[float], dict[str, Any]]:
-    """Handoffs to the A2A partner: its task completing → the result posted in A's thread."""
-    ops, peer = services.fakes.agents["ops"], services.peer
+def a2a_hand_backs(
+    broker: Broker, services: Services, rounds: int, push: bool = False
+) -> tuple[list[float], dict[str, Any]]:
+    """Handoffs to an A2A partner (``pusher``, whose card declares push notifications, or ``partner``,
+    which the broker polls): its task completing → the result posted in A's thread."""
+    ops = services.fakes.agents["ops"]
+    peer, target = (services.pusher, "pusher") if push else (services.peer, "partner")
     needle = peer.script.result["rootCause"]
     samples = []
     with counted() as counts:
         for n in range(rounds):
             source = ops.create_thread(f"Ops: A2A handoff {n}")["id"]
-            handoff_id, _, _ = post_handoff(broker.client, source, target="partner")
+            handoff_id, _, _ = post_handoff(broker.client, source, target=target)
             posted = wait_until(lambda s=source: message_time(ops, s, needle), timeout=60)
             wait_quiet(COUNTS, quiet=0.25)
             record = broker.client.get(f"/api/handoffs/{handoff_id}").json()

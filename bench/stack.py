@@ -62,18 +62,16 @@ class Services:
     azurite: Azurite
     fakes: FakeStack
     peer: FakeA2APeer
+    pusher: FakeA2APeer
     workdir: Path
 
     def env(self, port: int) -> dict[str, str]:
         """App settings of a broker on ``port`` wired to these services."""
         config = self.fakes.registry_config()
-        config["agents"].append(
-            {
-                "name": "partner",
-                "delivery": {"mode": "a2a", "url": self.peer.rpc_url},
-                "allowInsecureLocal": True,
-            }
-        )
+        for name, peer in (("partner", self.peer), ("pusher", self.pusher)):
+            config["agents"].append(
+                {"name": name, "delivery": {"mode": "a2a", "url": peer.rpc_url}, "allowInsecureLocal": True}
+            )
         config["alertRoutes"] = [
             {
                 "name": STORM_ROUTE,
@@ -94,13 +92,14 @@ class Services:
             "HANDOFF_COUNT_STORAGE_TRANSACTIONS": "true",
             # The per-caller limit (600/min) would cap the load phases; it is not what is measured.
             "HANDOFF_RATE_LIMIT_PER_MINUTE": "0",
-            # A2A tasks are polled; the default 30 s would make the A2A figure the poll interval alone.
-            "HANDOFF_POLL_INTERVAL_SECONDS": "0.5",
+            # HANDOFF_POLL_INTERVAL_SECONDS keeps its default (30 s): a partner without push is polled
+            # with the adaptive backoff a deployment has, one that pushes is heard from when it pushes.
         }
 
     def stop(self) -> None:
         """Stop every service."""
         self.peer.stop()
+        self.pusher.stop()
         self.fakes.stop()
         self.azurite.stop()
 
@@ -115,7 +114,8 @@ def start_services() -> Services:
         azurite.stop()
         raise
     peer = FakeA2APeer("partner").start()
-    return Services(azurite, fakes, peer, workdir)
+    pusher = FakeA2APeer("pusher", push=True).start()
+    return Services(azurite, fakes, peer, pusher, workdir)
 
 
 @dataclass

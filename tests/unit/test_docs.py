@@ -164,7 +164,7 @@ SCALING_FIGURES = (
     "storage transactions per accepted handoff",
     "storage transactions per delivered handoff",
     "storage transactions per hand-back",
-    "storage transactions per A2A handoff (to hand-back)",
+    "storage transactions per A2A handoff, partner polled",
     "storage transactions per delivered handoff (saturated)",
     "alert storm: storage transactions per alert",
     "idle app storage requests",
