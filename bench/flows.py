@@ -11,6 +11,7 @@ from __future__ import annotations
 import threading
 import time
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -156,6 +157,29 @@ def a2a_hand_backs(
     return samples, per_item(counts, rounds)
 
 
+def _run_clients(broker: Broker, clients: int, work: Callable[[int, httpx.Client], None]) -> float:
+    """Run ``work(index, client)`` on ``clients`` threads, each with its own HTTP client; returns the
+    seconds until the last one stopped, and raises the first error any of them met."""
+    errors: list[BaseException] = []
+
+    def run(index: int) -> None:
+        try:
+            with httpx.Client(base_url=broker.host.url, timeout=60) as client:
+                work(index, client)
+        except BaseException as exc:  # reported once every client has stopped
+            errors.append(exc)
+
+    started = time.perf_counter()
+    workers = [threading.Thread(target=run, args=(i,)) for i in range(clients)]
+    for worker in workers:
+        worker.start()
+    for worker in workers:
+        worker.join()
+    if errors:
+        raise errors[0]
+    return time.perf_counter() - started
+
+
 def closed_loop(
     broker: Broker, services: Services, clients: int, seconds: float
 ) -> tuple[Timings, dict[str, Any]]:
@@ -167,31 +191,17 @@ def closed_loop(
     deadline = time.monotonic() + seconds
     sources = [ops.create_thread(f"Ops: load client {i}")["id"] for i in range(clients)]
 
-    errors: list[BaseException] = []
-
-    def client_loop(index: int) -> None:
-        try:
-            with httpx.Client(base_url=broker.host.url, timeout=60) as client:
-                while time.monotonic() < deadline:
-                    handoff_id, started_at, accept = post_handoff(client, sources[index])
-                    created = watch.wait(handoff_id)
-                    with lock:
-                        timings.accept.append(accept)
-                        timings.post_to_thread.append(created - started_at)
-        except BaseException as exc:  # reported by the caller once every client has stopped
-            errors.append(exc)
+    def client_loop(index: int, client: httpx.Client) -> None:
+        while time.monotonic() < deadline:
+            handoff_id, started_at, accept = post_handoff(client, sources[index])
+            created = watch.wait(handoff_id)
+            with lock:
+                timings.accept.append(accept)
+                timings.post_to_thread.append(created - started_at)
 
     try:
         with counted() as counts:
-            started = time.perf_counter()
-            workers = [threading.Thread(target=client_loop, args=(i,)) for i in range(clients)]
-            for worker in workers:
-                worker.start()
-            for worker in workers:
-                worker.join()
-            timings.seconds = time.perf_counter() - started
-            if errors:
-                raise errors[0]
+            timings.seconds = _run_clients(broker, clients, client_loop)
             wait_quiet(COUNTS, quiet=0.5)
     finally:
         watch.stop()
@@ -208,31 +218,18 @@ def burst(broker: Broker, services: Services, handoffs: int, clients: int) -> tu
     timings = Timings()
     lock = threading.Lock()
     remaining = iter(range(handoffs))
-    errors: list[BaseException] = []
 
-    def client_loop() -> None:
-        try:
-            with httpx.Client(base_url=broker.host.url, timeout=60) as client:
-                while True:
-                    with lock:
-                        if next(remaining, None) is None:
-                            return
-                    _, _, accept = post_handoff(client, source)
-                    with lock:
-                        timings.accept.append(accept)
-        except BaseException as exc:  # reported by the caller once every client has stopped
-            errors.append(exc)
+    def client_loop(_: int, client: httpx.Client) -> None:
+        while True:
+            with lock:
+                if next(remaining, None) is None:
+                    return
+            _, _, accept = post_handoff(client, source)
+            with lock:
+                timings.accept.append(accept)
 
     with counted() as counts:
-        started = time.perf_counter()
-        workers = [threading.Thread(target=client_loop) for _ in range(clients)]
-        for worker in workers:
-            worker.start()
-        for worker in workers:
-            worker.join()
-        timings.seconds = time.perf_counter() - started
-        if errors:
-            raise errors[0]
+        timings.seconds = _run_clients(broker, clients, client_loop)
         wait_quiet(COUNTS, quiet=1.0)
     timings.completed = len(timings.accept)
     return timings, per_item(counts, max(1, timings.completed), (ACCEPT_FUNCTION,))
