@@ -2,8 +2,9 @@
 infra/app/operations.bicep read them; docs/operations.md shows the queries):
 
 * one line per lifecycle point of a handoff:
-  ``handoff lifecycle: point=delivered handoff=<id> source=ops target=checkout latencyMs=1234``
-  (a hand-back's line adds ``outcome=``, a failure's ``reason=``);
+  ``handoff lifecycle: point=delivered handoff=<id> source=ops target=checkout latencyMs=1234 thread=<id>``
+  (a delivery's line ends with B's thread or A2A task, a hand-back's adds ``outcome=``, a failure's
+  ``reason=``);
 * one line per message the broker parks on a poison queue:
   ``poison message: queue=handoff-deliveries-poison op=deliver handoff=<id> reason=...``.
 
@@ -16,6 +17,7 @@ records) and redacted again by the log filter; no other caller text is logged.
 from __future__ import annotations
 
 import logging
+import re
 from datetime import datetime
 from typing import Any
 
@@ -29,6 +31,7 @@ LIFECYCLE_LOG_PREFIX = "handoff lifecycle:"
 """How every lifecycle line starts (the queries filter on it)."""
 POISON_LOG_PREFIX = "poison message:"
 """How every line about a message parked on a poison queue starts."""
+_ID_CHARS = re.compile(r"[^A-Za-z0-9._-]")
 
 
 def lifecycle_line(record: HandoffRecord, point: str, details: dict[str, Any]) -> str:
@@ -44,6 +47,13 @@ def lifecycle_line(record: HandoffRecord, point: str, details: dict[str, Any]) -
         f"{LIFECYCLE_LOG_PREFIX} point={point} handoff={record.id} source={record.stored.source_agent} "
         f"target={record.stored.target_agent} latencyMs={max(0, round(elapsed.total_seconds() * 1000))}"
     )
+    if point == "delivered":
+        # Where B's work is: the thread (or A2A task) an operator opens next. Ids are checked as one URL
+        # segment when the agent answers; only those characters are kept here too, so no answer can
+        # add a line or a key=value word (such as outcome=) that the queries would read.
+        where = _ID_CHARS.sub("", str(state.target_thread_id or state.remote_task_id or ""))[:100]
+        if where:
+            line += f" thread={where}"
     if point == "handedBack":
         handback = next((hb for hb in record.handbacks if hb.seq == details.get("seq")), None)
         if handback is not None:

@@ -149,6 +149,21 @@ def _extracts(query: str) -> dict[str, list[str]]:
     return found
 
 
+def test_a_delivered_line_names_b_s_thread_as_one_word_and_the_queries_still_read_it() -> None:
+    from handoff.adapters.operations_log import lifecycle_line
+
+    record = _failed_record()
+    record.state.status = "delivered"  # type: ignore[attr-defined]  # the helper's record, reused
+    record.state.target_thread_id = "77ab\nhandoff lifecycle: point=failed outcome=x"  # type: ignore[attr-defined]  # an odd id
+    line = lifecycle_line(record, "delivered", {})  # type: ignore[arg-type]
+    assert "\n" not in line and line.endswith(" thread=77abhandofflifecyclepointfailedoutcomex")
+    text = (INFRA / "app" / "operations.bicep").read_text()
+    lifecycle_query = text.split("var poison = ", 1)[0]
+    columns = {name: _group(patterns[0], line) for name, patterns in _extracts(lifecycle_query).items()}
+    assert (columns["point"], columns["target"], columns["latencyMs"]) == ("delivered", "checkout", "42000")
+    assert columns["outcome"] is None
+
+
 def test_the_operations_queries_read_the_lines_the_broker_logs() -> None:
     """The workbook and alert rules parse the broker's lifecycle lines with the fields they carry, and
     find the lines of messages moved to a poison queue (the broker's and the Functions host's)."""

@@ -22,7 +22,7 @@ from tests.unit.conftest import RecordingListener, World, build_world, handoff_b
 LINE = re.compile(
     rf"^{LIFECYCLE_LOG_PREFIX} point=(?P<point>\S+) handoff=(?P<handoff>\S+) source=(?P<source>\S+) "
     r"target=(?P<target>\S+) latencyMs=(?P<latency>\d+)"
-    r"(?: outcome=(?P<outcome>\S+))?(?: reason=(?P<reason>.+))?$"
+    r"(?: thread=(?P<thread>\S+))?(?: outcome=(?P<outcome>\S+))?(?: reason=(?P<reason>.+))?$"
 )
 
 
@@ -59,6 +59,9 @@ def test_delivered_and_handed_back_are_logged_and_passed_on(logged, caplog):
         assert (line["handoff"], line["source"], line["target"]) == (handoff_id, "ops", "checkout")
     assert int(lines[1][1]["latency"] or 0) >= 90_000
     assert lines[1][1]["outcome"] == "mitigated"
+    # The delivered line says where B's work is: the thread the agent opened.
+    assert lines[0][1]["thread"] == world.state(handoff_id).target_thread_id
+    assert lines[1][1]["thread"] is None
     assert [(point, id_) for id_, point, _ in seen] == [("delivered", handoff_id), ("handedBack", handoff_id)]
 
 
