@@ -103,3 +103,16 @@ def contract_errors(name: str, instance: Any) -> list[str]:
         f"{'/'.join(map(str, error.absolute_path))}: {error.message}"
         for error in contract_validator(name).iter_errors(instance)
     ]
+
+
+# The MCP handshake a client opens a session with (the tests of the MCP endpoint and of its logs).
+INITIALIZE = {
+    "jsonrpc": "2.0",
+    "id": 1,
+    "method": "initialize",
+    "params": {
+        "protocolVersion": "2025-06-18",
+        "capabilities": {},
+        "clientInfo": {"name": "probe", "version": "1"},
+    },
+}

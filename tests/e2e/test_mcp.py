@@ -16,6 +16,7 @@ import handoff
 from handoff.domain.models import HandbackRequest, HandoffRequest
 from handoff.entrypoints.contract_schemas import bundled_schema
 from tests.e2e.helpers import (
+    INITIALIZE,
     contract_errors,
     handback_body,
     handoff_body,
@@ -31,16 +32,6 @@ TOOL_NAMES = {
     "handoff_list_agents",
     "handoff_history",
     "handoff_list",
-}
-INITIALIZE = {
-    "jsonrpc": "2.0",
-    "id": 1,
-    "method": "initialize",
-    "params": {
-        "protocolVersion": "2025-06-18",
-        "capabilities": {},
-        "clientInfo": {"name": "probe", "version": "1"},
-    },
 }
 
 

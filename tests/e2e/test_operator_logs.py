@@ -8,18 +8,7 @@ import uuid
 
 import httpx
 
-from tests.e2e.helpers import handoff_body
-
-INITIALIZE = {
-    "jsonrpc": "2.0",
-    "id": 1,
-    "method": "initialize",
-    "params": {
-        "protocolVersion": "2025-06-18",
-        "capabilities": {},
-        "clientInfo": {"name": "probe", "version": "1"},
-    },
-}
+from tests.e2e.helpers import INITIALIZE, handoff_body
 
 
 def wait_line(broker, start: int, needle: str, timeout: float = 20) -> str:
