@@ -26,6 +26,8 @@ from handoff.domain.redaction import redact
 USER_AGENT = "handoff-broker/0.1"
 # Far above any URL the broker needs (ids are at most 256 characters), far below what servers accept.
 MAX_URL_LENGTH = 8192
+# Connections kept per storage host: the function threads (32 and more) share one pool.
+STORAGE_POOL_CONNECTIONS = 64
 
 
 def make_http_client(
@@ -43,6 +45,44 @@ def make_http_client(
         policy or default_policy(), allow_insecure_local=allow_insecure_local, total_timeout=timeout_seconds
     )
     return httpx.Client(transport=TracedTransport(transport), **_client_options(timeout_seconds))
+
+
+def make_storage_transport(*, connection_timeout: float, read_timeout: float) -> Any:
+    """The ``transport`` the Table and Queue clients of one :class:`StorageClients` share: one
+    connection pool for all of them, with these timeouts (seconds) on every request.
+
+    Storage endpoints come from the app settings, never from a caller, so these requests are not
+    under the egress policy. requests looks up ``~/.netrc`` on every request without an ``auth`` of
+    its own (file-system checks on each storage call, visible in the CPU profile under load); storage
+    requests are signed by the SDK's policy, so a pass-through ``auth`` turns that lookup off, and no
+    netrc credential can reach storage. Proxy and CA-bundle settings from the environment still apply.
+    """
+    # Imported here: the storage SDKs load requests anyway, and only when their clients are built.
+    import requests
+    from azure.core.pipeline.transport import RequestsTransport
+    from urllib3.util.retry import Retry
+
+    session = requests.Session()
+    session.auth = _pass_through
+    # As azure-core sets up sessions of its own: the pipeline retries and redirects, not urllib3.
+    adapter = requests.adapters.HTTPAdapter(
+        pool_maxsize=STORAGE_POOL_CONNECTIONS,
+        max_retries=Retry(total=False, redirect=False, raise_on_status=False),
+    )
+    session.mount("http://", adapter)
+    session.mount("https://", adapter)
+    # Not the owner: closing one client must not close the session the others use.
+    return RequestsTransport(
+        session=session,
+        session_owner=False,
+        connection_timeout=connection_timeout,
+        read_timeout=read_timeout,
+    )
+
+
+def _pass_through(request: Any) -> Any:
+    """A requests ``auth`` that adds nothing (requests then skips its ``~/.netrc`` lookup)."""
+    return request
 
 
 def _client_options(timeout_seconds: float, headers: dict[str, str] | None = None) -> dict[str, Any]:

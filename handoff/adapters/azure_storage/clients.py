@@ -19,6 +19,8 @@ from azure.core.exceptions import (
 from azure.data.tables import TableClient, TableServiceClient, TableTransactionError
 from azure.storage.queue import QueueClient, TextBase64EncodePolicy
 
+from handoff.adapters.azure_storage.batches import prepare_batches_inline
+from handoff.adapters.http import make_storage_transport
 from handoff.adapters.identity import make_credential
 from handoff.ports import StorageUnavailable
 from handoff.settings import STORAGE_QUEUES, STORAGE_TABLES, Settings
@@ -105,10 +107,16 @@ class StorageClients:
     def __init__(self, settings: Settings, *, fast: bool = False) -> None:
         # Request-path clients retry a little; the health probe (fast=True) never retries.
         options: dict[str, Any] = (
-            {"retry_total": 0, "connection_timeout": 2, "read_timeout": 2}
-            if fast
-            else {"retry_total": 3, "retry_backoff_factor": 0.4, "connection_timeout": 5, "read_timeout": 20}
+            {"retry_total": 0} if fast else {"retry_total": 3, "retry_backoff_factor": 0.4}
         )
+        # One connection pool for all of these clients (the timeouts belong to the transport), and
+        # batches prepared on the calling thread.
+        options["transport"] = (
+            make_storage_transport(connection_timeout=2, read_timeout=2)
+            if fast
+            else make_storage_transport(connection_timeout=5, read_timeout=20)
+        )
+        prepare_batches_inline()
         if settings.count_storage_transactions:
             from handoff.adapters.azure_storage.counting import client_options
 

@@ -1,0 +1,136 @@
+"""The storage clients' transport on real storage (Azurite): entity-group transactions are prepared and
+parsed on the calling thread with the SDK's own outcome (written entities, the failing operation's error
+code), the clients share one connection pool, and requests' ``~/.netrc`` credentials never reach a
+storage request."""
+
+from __future__ import annotations
+
+import http.server
+import re
+import threading
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from azure.core import __version__ as azure_core_version
+from azure.core.pipeline.transport import HttpRequest
+from azure.data.tables import TableClient, TableTransactionError
+
+from devserver.azurite import Azurite
+from handoff.adapters.azure_storage.batches import INLINE_BATCHES_FOR, prepare_batches_inline
+from handoff.adapters.azure_storage.clients import StorageClients, already_exists
+from handoff.adapters.http import make_storage_transport
+from handoff.settings import Settings
+
+ROOT = Path(__file__).resolve().parents[2]
+TABLE = "transporttest"
+
+
+@pytest.fixture
+def clients(azurite: Azurite) -> StorageClients:
+    made = StorageClients(Settings.from_env({"HANDOFF_STORAGE": azurite.connection_string}))
+    made.tables.create_table_if_not_exists(TABLE)
+    return made
+
+
+def _rows(table: TableClient, partition: str) -> list[dict[str, Any]]:
+    found = table.query_entities("PartitionKey eq @p", parameters={"p": partition})
+    return sorted((dict(row) for row in found), key=lambda row: str(row["RowKey"]))
+
+
+def test_inline_batches_are_written_for_the_pinned_azure_core() -> None:
+    pinned = re.search(r"^azure-core==(\S+)$", (ROOT / "constraints.txt").read_text(), re.MULTILINE)
+    assert pinned is not None
+    # Upgrading azure-core means reviewing batches.prepare_batches_inline against its new internals.
+    assert pinned.group(1) == INLINE_BATCHES_FOR == azure_core_version
+    assert prepare_batches_inline() is True
+
+
+def test_a_transaction_starts_no_thread_and_writes_every_entity(
+    clients: StorageClients, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    table = clients.table(TABLE)
+    partition = str(uuid.uuid4())
+    operations = [("create", {"PartitionKey": partition, "RowKey": f"r{n}", "N": n}) for n in range(5)]
+    started: list[str] = []
+    original = threading.Thread.start
+
+    def start(thread: threading.Thread) -> None:
+        started.append(thread.name)
+        original(thread)
+
+    with monkeypatch.context() as patched:
+        patched.setattr(threading.Thread, "start", start)
+        results = table.submit_transaction(operations)
+    assert started == []
+    assert len(results) == 5 and all("etag" in result for result in results)
+    rows = sorted(
+        table.query_entities("PartitionKey eq @p", parameters={"p": partition}), key=lambda e: e["N"]
+    )
+    assert [row["N"] for row in rows] == [0, 1, 2, 3, 4]
+
+
+def test_a_failing_transaction_names_its_cause_and_writes_nothing(clients: StorageClients) -> None:
+    table = clients.table(TABLE)
+    partition = str(uuid.uuid4())
+    table.create_entity({"PartitionKey": partition, "RowKey": "taken"})
+    operations = [
+        ("create", {"PartitionKey": partition, "RowKey": "new"}),
+        ("create", {"PartitionKey": partition, "RowKey": "taken"}),
+    ]
+    with pytest.raises(TableTransactionError) as failed:
+        table.submit_transaction(operations)
+    assert already_exists(failed.value)
+    assert [
+        row["RowKey"] for row in table.query_entities("PartitionKey eq @p", parameters={"p": partition})
+    ] == ["taken"]
+
+
+def test_every_client_shares_one_connection_pool(clients: StorageClients) -> None:
+    # The SDKs keep their transports private: the table clients wrap the service client's one.
+    tables: list[Any] = [clients.table(TABLE), clients.table("another")]
+    sessions = {id(client._client._client._pipeline._transport._transport.session) for client in tables}
+    queue: Any = clients.queue("handoff-deliveries")
+    sessions.add(id(queue._pipeline._transport.session))
+    assert len(sessions) == 1
+
+
+@pytest.fixture
+def header_server() -> Iterator[tuple[str, list[dict[str, str]]]]:
+    seen: list[dict[str, str]] = []
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            seen.append(dict(self.headers))
+            self.send_response(200)
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+
+        def log_message(self, *_: object) -> None:
+            pass
+
+    server = http.server.HTTPServer(("127.0.0.1", 0), Handler)
+    worker = threading.Thread(target=server.serve_forever, daemon=True)
+    worker.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_port}/", seen
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def test_netrc_credentials_never_reach_a_storage_request(
+    header_server: tuple[str, list[dict[str, str]]], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    url, seen = header_server
+    netrc = tmp_path / ".netrc"
+    netrc.write_text("machine 127.0.0.1 login someone password not-for-storage\n")
+    netrc.chmod(0o600)
+    monkeypatch.setenv("NETRC", str(netrc))
+    transport = make_storage_transport(connection_timeout=2, read_timeout=2)
+    with transport:
+        assert transport.send(HttpRequest("GET", url)).status_code == 200
+    assert len(seen) == 1
+    assert "Authorization" not in seen[0]
