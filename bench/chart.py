@@ -27,8 +27,8 @@ BROKER_SERIES = {
     "handback": "hand-back → message in A",
     "a2aPushHandback": "A2A task done → message in A, push",
     "a2aHandback": "A2A task done → message in A, polled",
-    "loadAccept": "accept, 4 clients",
-    "loadPostToThread": "POST → thread, 4 clients",
+    "loadAccept": "accept, steady load",
+    "loadPostToThread": "POST → thread, steady load",
     "saturatedPostToThread": "POST → thread, saturated",
 }
 

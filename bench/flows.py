@@ -21,7 +21,16 @@ import httpx
 from handoff.adapters.azure_storage.counting import COUNTS
 from tests.e2e.helpers import handback_body, handoff_body
 
-from .stack import Broker, Services, ThreadWatch, counted, message_time, wait_quiet, wait_until
+from .stack import (
+    DELIVER_STARTS,
+    Broker,
+    Services,
+    ThreadWatch,
+    counted,
+    message_time,
+    wait_quiet,
+    wait_until,
+)
 
 ACCEPT_FUNCTION = "create_handoff"
 HANDBACK_FUNCTION = "hand_back"
@@ -207,6 +216,49 @@ def closed_loop(
         watch.stop()
     timings.completed = len(timings.post_to_thread)
     return timings, per_item(counts, max(1, timings.completed))
+
+
+def open_loop(
+    broker: Broker, services: Services, rate: float, seconds: float, clients: int
+) -> tuple[Timings, dict[str, Any], list[float]]:
+    """Steady load: handoffs arriving at ``rate`` per second for ``seconds``, spread evenly over
+    ``clients`` clients, none waiting for a delivery before the next POST (arrivals do not slow down
+    when the broker does). Returns the timings, the storage requests per handoff and each handoff's
+    queue wait: from its 202 to the host starting ``deliver`` for it (the queue trigger's polling)."""
+    ops, checkout = services.fakes.agents["ops"], services.fakes.agents["checkout"]
+    watch = ThreadWatch(checkout).start()
+    timings = Timings()
+    lock = threading.Lock()
+    posted: list[tuple[str, float, float]] = []
+    total = max(1, round(rate * seconds))
+    sources = [ops.create_thread(f"Ops: steady client {i}")["id"] for i in range(clients)]
+    start = time.perf_counter() + 0.1
+
+    def client_loop(index: int, client: httpx.Client) -> None:
+        for n in range(index, total, clients):
+            delay = start + n / rate - time.perf_counter()
+            if delay > 0:
+                time.sleep(delay)
+            handoff_id, started_at, accept = post_handoff(client, sources[index])
+            with lock:
+                timings.accept.append(accept)
+                posted.append((handoff_id, started_at, accept))
+
+    try:
+        with counted() as counts:
+            timings.seconds = _run_clients(broker, clients, client_loop)
+            for handoff_id, started_at, _ in posted:
+                timings.post_to_thread.append(watch.wait(handoff_id) - started_at)
+            wait_quiet(COUNTS, quiet=0.5)
+    finally:
+        watch.stop()
+    timings.completed = len(posted)
+    queue_waits = [
+        DELIVER_STARTS[handoff_id] - (started_at + accept)
+        for handoff_id, started_at, accept in posted
+        if handoff_id in DELIVER_STARTS
+    ]
+    return timings, per_item(counts, max(1, timings.completed)), queue_waits
 
 
 def burst(broker: Broker, services: Services, handoffs: int, clients: int) -> tuple[Timings, dict[str, Any]]:

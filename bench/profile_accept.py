@@ -87,16 +87,9 @@ BREAKDOWN = (
     ("handoff create (one batch: request, state, accepted, chain)", "azure_storage/handoffs.py", "create"),
     ("queue send", "azure_storage/queues.py", "send"),
     ("all storage requests (azure-core Pipeline.run)", "azure/core/pipeline/_base.py", "run"),
-    (
-        "  of which: batch body preparation (a thread pool per batch)",
-        "pipeline/_base.py",
-        "_prepare_multipart",
-    ),
-    (
-        "  of which: batch answer parsing (a thread pool per batch)",
-        "_pipeline_transport_rest_shared.py",
-        "_parts_helper",
-    ),
+    ("  of which: batch body preparation", "pipeline/_base.py", "_prepare_multipart"),
+    # azure_storage/batches.py parses the parts on the calling thread (azure-core: _parts_helper).
+    ("  of which: batch answer parsing", "azure_storage/batches.py", "parts_of"),
     ("  of which: HTTP round trip (urllib3 urlopen)", "urllib3/connectionpool.py", "urlopen"),
     ("request parsing and validation (pydantic)", "pydantic/main.py", "model_validate"),
 )

@@ -9,6 +9,7 @@ The host's own queue-trigger requests (receive, delete, poison) go to :data:`TRI
 from __future__ import annotations
 
 import json
+import os
 import re
 import tempfile
 import threading
@@ -36,6 +37,8 @@ ROOT = Path(__file__).resolve().parent.parent
 TRIGGER_COUNTS = TransactionCounts()
 STORM_ROUTE = "bench-storm"
 _HANDOFF_ID = re.compile(r"\[Handoff ([^\]\s]+)\]")
+# When the host first started ``deliver`` for each handoff (``time.time()``), by handoff id.
+DELIVER_STARTS: dict[str, float] = {}
 
 
 class CountingHost(LocalHost):
@@ -43,8 +46,18 @@ class CountingHost(LocalHost):
 
     async def invoke(self, spec: FunctionSpec, trigger_value: Any, reason: str) -> Any:
         """Run the function with its name as the count label (sync functions get a copy of the context)."""
+        if spec.name == "deliver":
+            _note_delivery_start(trigger_value)
         with COUNTS.labelled(spec.name):
             return await super().invoke(spec, trigger_value, reason)
+
+
+def _note_delivery_start(message: Any) -> None:
+    try:
+        handoff_id = json.loads(message.get_body())["handoffId"]
+    except (ValueError, KeyError, TypeError, AttributeError):
+        return
+    DELIVER_STARTS.setdefault(str(handoff_id), time.time())
 
 
 class _TriggerQueueClient(QueueClient):
@@ -106,6 +119,11 @@ class Services:
 
 def start_services() -> Services:
     """Start Azurite, the simulated agents and the A2A partner."""
+    # Every service of a run is plain HTTP on loopback. A CA-bundle path in the environment (some
+    # machines set one) makes requests stat it on every storage call, a cost an Azure host does not
+    # have; it would weigh on the floor and the broker alike.
+    for name in ("REQUESTS_CA_BUNDLE", "CURL_CA_BUNDLE"):
+        os.environ.pop(name, None)
     workdir = Path(tempfile.mkdtemp(prefix="bench-"))
     azurite = start_azurite()
     try:
