@@ -97,6 +97,17 @@ def test_every_client_shares_one_connection_pool(clients: StorageClients) -> Non
     assert len(sessions) == 1
 
 
+@pytest.mark.parametrize(("fast", "timeouts"), [(True, (2, 2)), (False, (5, 20))])
+def test_the_timeouts_are_the_transports(azurite: Azurite, fast: bool, timeouts: tuple[int, int]) -> None:
+    # The SDKs apply client-level timeouts only to a transport they build; this one is built here.
+    made = StorageClients(Settings.from_env({"HANDOFF_STORAGE": azurite.connection_string}), fast=fast)
+    table: Any = made.table(TABLE)
+    queue: Any = made.queue("handoff-deliveries")
+    for transport in (table._client._client._pipeline._transport._transport, queue._pipeline._transport):
+        config = transport.connection_config
+        assert (config.timeout, config.read_timeout) == timeouts
+
+
 @pytest.fixture
 def header_server() -> Iterator[tuple[str, list[dict[str, str]]]]:
     seen: list[dict[str, str]] = []
