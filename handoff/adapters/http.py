@@ -58,12 +58,16 @@ def make_storage_transport(*, connection_timeout: float, read_timeout: float) ->
     netrc credential can reach storage. Proxy and CA-bundle settings from the environment still apply.
     """
     # Imported here: the storage SDKs load requests anyway, and only when their clients are built.
+    from http.cookiejar import DefaultCookiePolicy
+
     import requests
     from azure.core.pipeline.transport import RequestsTransport
     from urllib3.util.retry import Retry
 
     session = requests.Session()
     session.auth = _pass_through
+    # Storage sets no cookies; none an answer might carry is kept or sent back.
+    session.cookies.set_policy(DefaultCookiePolicy(allowed_domains=[]))
     # As azure-core sets up sessions of its own: the pipeline retries and redirects, not urllib3.
     adapter = requests.adapters.HTTPAdapter(
         pool_maxsize=STORAGE_POOL_CONNECTIONS,

@@ -5,8 +5,10 @@ storage request."""
 
 from __future__ import annotations
 
+import base64
 import http.server
 import re
+import socket
 import threading
 import uuid
 from collections.abc import Iterator
@@ -15,6 +17,7 @@ from typing import Any
 
 import pytest
 from azure.core import __version__ as azure_core_version
+from azure.core.exceptions import ServiceResponseTimeoutError
 from azure.core.pipeline.transport import HttpRequest
 from azure.data.tables import TableClient, TableTransactionError
 
@@ -37,7 +40,7 @@ def clients(azurite: Azurite) -> StorageClients:
 
 def _rows(table: TableClient, partition: str) -> list[dict[str, Any]]:
     found = table.query_entities("PartitionKey eq @p", parameters={"p": partition})
-    return sorted((dict(row) for row in found), key=lambda row: str(row["RowKey"]))
+    return sorted((dict(row) for row in found), key=lambda row: (len(row["RowKey"]), row["RowKey"]))
 
 
 def test_inline_batches_are_written_for_the_pinned_azure_core() -> None:
@@ -66,10 +69,7 @@ def test_a_transaction_starts_no_thread_and_writes_every_entity(
         results = table.submit_transaction(operations)
     assert started == []
     assert len(results) == 5 and all("etag" in result for result in results)
-    rows = sorted(
-        table.query_entities("PartitionKey eq @p", parameters={"p": partition}), key=lambda e: e["N"]
-    )
-    assert [row["N"] for row in rows] == [0, 1, 2, 3, 4]
+    assert [row["N"] for row in _rows(table, partition)] == [0, 1, 2, 3, 4]
 
 
 def test_a_failing_transaction_names_its_cause_and_writes_nothing(clients: StorageClients) -> None:
@@ -83,9 +83,7 @@ def test_a_failing_transaction_names_its_cause_and_writes_nothing(clients: Stora
     with pytest.raises(TableTransactionError) as failed:
         table.submit_transaction(operations)
     assert already_exists(failed.value)
-    assert [
-        row["RowKey"] for row in table.query_entities("PartitionKey eq @p", parameters={"p": partition})
-    ] == ["taken"]
+    assert [row["RowKey"] for row in _rows(table, partition)] == ["taken"]
 
 
 def test_every_client_shares_one_connection_pool(clients: StorageClients) -> None:
@@ -108,6 +106,37 @@ def test_the_timeouts_are_the_transports(azurite: Azurite, fast: bool, timeouts:
         assert (config.timeout, config.read_timeout) == timeouts
 
 
+def test_a_silent_storage_times_out_on_the_probes_timeout() -> None:
+    """A storage endpoint that accepts the connection and never answers: the health probe's client
+    gives up with a read timeout (without one it would wait until the server hung up: another error)."""
+    server = socket.create_server(("127.0.0.1", 0))
+    accepted: list[socket.socket] = []
+    threading.Thread(target=lambda: accepted.append(server.accept()[0]), daemon=True).start()
+
+    def hang_up_everything() -> None:
+        for connection in accepted:
+            connection.close()
+        server.close()
+
+    # A bound on the test if no timeout applied, and then a different error: the server hung up.
+    hang_up = threading.Timer(15, hang_up_everything)
+    hang_up.start()
+    port = server.getsockname()[1]
+    connection_string = (
+        "DefaultEndpointsProtocol=http;AccountName=devstoreaccount1;"
+        f"AccountKey={base64.b64encode(b'k' * 64).decode()};"
+        f"TableEndpoint=http://127.0.0.1:{port}/devstoreaccount1;"
+        f"QueueEndpoint=http://127.0.0.1:{port}/devstoreaccount1;"
+    )
+    made = StorageClients(Settings.from_env({"HANDOFF_STORAGE": connection_string}), fast=True)
+    try:
+        with pytest.raises(ServiceResponseTimeoutError):
+            made.table(TABLE).get_entity("p", "r")
+    finally:
+        hang_up.cancel()
+        hang_up_everything()
+
+
 @pytest.fixture
 def header_server() -> Iterator[tuple[str, list[dict[str, str]]]]:
     seen: list[dict[str, str]] = []
@@ -116,6 +145,7 @@ def header_server() -> Iterator[tuple[str, list[dict[str, str]]]]:
         def do_GET(self) -> None:
             seen.append(dict(self.headers))
             self.send_response(200)
+            self.send_header("Set-Cookie", "affinity=abc; Path=/")
             self.send_header("Content-Length", "0")
             self.end_headers()
 
@@ -132,7 +162,7 @@ def header_server() -> Iterator[tuple[str, list[dict[str, str]]]]:
         server.server_close()
 
 
-def test_netrc_credentials_never_reach_a_storage_request(
+def test_netrc_credentials_and_cookies_never_reach_a_storage_request(
     header_server: tuple[str, list[dict[str, str]]], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     url, seen = header_server
@@ -142,6 +172,8 @@ def test_netrc_credentials_never_reach_a_storage_request(
     monkeypatch.setenv("NETRC", str(netrc))
     transport = make_storage_transport(connection_timeout=2, read_timeout=2)
     with transport:
-        assert transport.send(HttpRequest("GET", url)).status_code == 200
-    assert len(seen) == 1
-    assert "Authorization" not in seen[0]
+        for _ in range(2):  # the first answer sets a cookie
+            assert transport.send(HttpRequest("GET", url)).status_code == 200
+    assert len(seen) == 2
+    assert all("Authorization" not in headers for headers in seen)
+    assert "Cookie" not in seen[1]

@@ -41,6 +41,7 @@ def prepare_batches_inline() -> bool:
         )
         return False
     from azure.core.pipeline import PipelineContext, PipelineRequest, PipelineResponse, _base
+    from azure.core.pipeline._tools import await_result
     from azure.core.rest import _http_response_impl
 
     def prepare(request: Any) -> None:
@@ -54,7 +55,7 @@ def prepare_batches_inline() -> bool:
                 prepare(part)
             pipeline_request = PipelineRequest(part, PipelineContext(None, **options))
             for policy in policies:
-                policy.on_request(pipeline_request)
+                await_result(policy.on_request, pipeline_request)
 
     def parts_of(response: Any) -> list[Any]:
         # azure-core's utils._pipeline_transport_rest_shared._parts_helper, without the thread pool.
@@ -69,7 +70,7 @@ def prepare_batches_inline() -> bool:
                 pipeline_request = PipelineRequest(part.request, context)
                 pipeline_response = PipelineResponse(part.request, part, context=context)
                 for policy in info[1]:
-                    policy.on_response(pipeline_request, pipeline_response)
+                    await_result(policy.on_response, pipeline_request, pipeline_response)
         return responses
 
     # Both are looked up at call time: Pipeline._prepare_multipart calls the static method through
