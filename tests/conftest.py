@@ -170,12 +170,8 @@ def broker_env(
 def broker(broker_env: dict[str, str], tmp_path_factory) -> Iterator[BrokerProcess]:
     """The broker under the local host, as a subprocess, wired to Azurite and the fakes."""
     workdir = tmp_path_factory.mktemp("broker")
-    process = BrokerProcess(broker_env, workdir / "host.log")
-    try:
-        process.wait_healthy()
+    with BrokerProcess.running(broker_env, workdir / "host.log") as process:
         yield process
-    finally:
-        process.stop()
 
 
 @pytest.fixture

@@ -115,11 +115,17 @@ class OtlpReceiver:
             body = gzip.decompress(body)
         return body
 
-    async def _traces(self, request: Request) -> Response:
-        message = ExportTraceServiceRequest()
+    async def _parsed(self, request: Request, message: Any) -> bool:
+        """Parse the export ``request`` into ``message``; False when it is not protobuf of that kind."""
         try:
             message.ParseFromString(await self._body(request))
         except DecodeError:
+            return False
+        return True
+
+    async def _traces(self, request: Request) -> Response:
+        message = ExportTraceServiceRequest()
+        if not await self._parsed(request, message):
             return Response("not an OTLP trace export", 400)
         received = []
         for resource_spans in message.resource_spans:
@@ -149,9 +155,7 @@ class OtlpReceiver:
 
     async def _metrics(self, request: Request) -> Response:
         message = ExportMetricsServiceRequest()
-        try:
-            message.ParseFromString(await self._body(request))
-        except DecodeError:
+        if not await self._parsed(request, message):
             return Response("not an OTLP metrics export", 400)
         received = []
         for resource_metrics in message.resource_metrics:
@@ -172,9 +176,7 @@ class OtlpReceiver:
 
     async def _logs(self, request: Request) -> Response:
         message = ExportLogsServiceRequest()
-        try:
-            message.ParseFromString(await self._body(request))
-        except DecodeError:
+        if not await self._parsed(request, message):
             return Response("not an OTLP logs export", 400)
         received = [
             {

@@ -57,12 +57,10 @@ def broker30(fakes, pusher, poller, tmp_path_factory) -> Iterator[BrokerProcess]
         "HANDOFF_ARM_ENDPOINT": fakes.arm_url,
         "HANDOFF_RATE_LIMIT_PER_MINUTE": "0",
     }
-    process = BrokerProcess(env, workdir / "host.log")
     try:
-        process.wait_healthy()
-        yield process
+        with BrokerProcess.running(env, workdir / "host.log") as process:
+            yield process
     finally:
-        process.stop()
         azurite.stop()
 
 

@@ -37,12 +37,8 @@ def secure_broker(azurite, fakes, registry_config, entra, tmp_path_factory) -> I
         "HANDOFF_ALERTS_TENANT_ID": entra.tenant_id,
         "HANDOFF_ALERTS_AUTHORITY": entra.authority,
     }
-    process = BrokerProcess(env, workdir / "host.log")
-    try:
-        process.wait_healthy()
+    with BrokerProcess.running(env, workdir / "host.log") as process:
         yield process
-    finally:
-        process.stop()
 
 
 def send(broker: BrokerProcess, token: str | None):

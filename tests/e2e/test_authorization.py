@@ -58,14 +58,10 @@ def secured(broker_env, shared_memory_registry, tmp_path_factory) -> Iterator[Br
         "HANDOFF_RATE_LIMIT_PER_MINUTE": "600",
         "HANDOFF_RATE_LIMIT_BURST": "40",
     }
-    process = BrokerProcess(env, tmp_path_factory.mktemp("secured-broker") / "host.log")
-    # The helpers (wait_for, audit_types) read as an operator.
-    process.client.headers.update(OPERATOR_HEADERS)
-    try:
-        process.wait_healthy()
+    with BrokerProcess.running(env, tmp_path_factory.mktemp("secured-broker") / "host.log") as process:
+        # The helpers (wait_for, audit_types) read as an operator.
+        process.client.headers.update(OPERATOR_HEADERS)
         yield process
-    finally:
-        process.stop()
 
 
 @pytest.fixture(scope="module")

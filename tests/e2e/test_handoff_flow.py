@@ -199,14 +199,11 @@ def test_with_a_local_portal_thread_links_open_the_simulated_agents_pages(
     broker_env, broker, clean_fakes, tmp_path
 ):
     # What `make run` does: HANDOFF_PORTAL_URL names the portal stand-in in front of the simulated agents.
-    local = BrokerProcess({**broker_env, "HANDOFF_PORTAL_URL": clean_fakes.portal_url}, tmp_path / "host.log")
-    try:
-        local.wait_healthy()
+    env = {**broker_env, "HANDOFF_PORTAL_URL": clean_fakes.portal_url}
+    with BrokerProcess.running(env, tmp_path / "host.log") as local:
         handoff_id = local.client.post("/api/handoffs", json=handoff_body(None)).json()["id"]
         broker.wait_status(handoff_id, "delivered")
         target = local.client.get(f"/api/handoffs/{handoff_id}").json()["target"]
-    finally:
-        local.stop()
 
     checkout = clean_fakes.agents["checkout"]
     assert target["threadUrl"] == clean_fakes.portal.thread_link(checkout, target["threadId"])

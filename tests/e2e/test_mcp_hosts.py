@@ -18,12 +18,8 @@ EXTRA_HOST = "handoff.contoso.example"
 def azure_broker(broker_env, tmp_path_factory) -> Iterator[BrokerProcess]:
     """The broker as it runs in Azure: WEBSITE_HOSTNAME set (so callers count as function-key callers)."""
     env = {**broker_env, "WEBSITE_HOSTNAME": AZURE_HOST, "HANDOFF_MCP_ALLOWED_HOSTS": f" {EXTRA_HOST} ,"}
-    process = BrokerProcess(env, tmp_path_factory.mktemp("azure-broker") / "host.log")
-    try:
-        process.wait_healthy()
+    with BrokerProcess.running(env, tmp_path_factory.mktemp("azure-broker") / "host.log") as process:
         yield process
-    finally:
-        process.stop()
 
 
 def rpc(broker: BrokerProcess, host: str, method: str, params: dict | None = None) -> httpx.Response:

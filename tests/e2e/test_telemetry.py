@@ -41,12 +41,10 @@ def traced_broker(broker_env, receiver, tmp_path_factory) -> Iterator[BrokerProc
         "OTEL_BSP_SCHEDULE_DELAY": "100",
         "OTEL_METRIC_EXPORT_INTERVAL": "600000",
     }
-    process = BrokerProcess(env, tmp_path_factory.mktemp("traced-broker") / "host.log")
     try:
-        process.wait_healthy()
-        yield process
+        with BrokerProcess.running(env, tmp_path_factory.mktemp("traced-broker") / "host.log") as process:
+            yield process
     finally:
-        process.stop()
         storage.stop()
 
 

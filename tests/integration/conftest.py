@@ -22,10 +22,8 @@ def own_storage_broker(fakes, registry_config, tmp_path):
         "HANDOFF_STORAGE": azurite.connection_string,
         "AzureWebJobsStorage": azurite.connection_string,
     }
-    broker = BrokerProcess(env, tmp_path / "host.log")
     try:
-        broker.wait_healthy()
-        yield broker, azurite
+        with BrokerProcess.running(env, tmp_path / "host.log") as broker:
+            yield broker, azurite
     finally:
-        broker.stop()
         azurite.stop()

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -36,6 +38,17 @@ class BrokerProcess:
             stderr=subprocess.STDOUT,
         )
         self.client = httpx.Client(base_url=self.url, timeout=30)
+
+    @classmethod
+    @contextlib.contextmanager
+    def running(cls, env: dict[str, str], log_path: Path) -> Iterator[BrokerProcess]:
+        """A broker started with ``env`` and healthy, stopped when the block ends (however it ends)."""
+        process = cls(env, log_path)
+        try:
+            process.wait_healthy()
+            yield process
+        finally:
+            process.stop()
 
     def wait_healthy(self, timeout: float = 60) -> None:
         """Wait until ``/api/health`` answers 200."""
