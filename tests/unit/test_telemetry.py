@@ -464,6 +464,25 @@ def test_route_parameters_are_named_in_the_route() -> None:
     assert responses.route_of(agent_thread) == "/api/threads/{agent}/{threadId}/links"
 
 
+def test_a_secret_in_a_path_no_route_matched_stays_out_of_the_client_error_line(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    from handoff.domain.errors import NotFound
+    from handoff.domain.redaction.logs import install_log_redaction
+
+    install_log_redaction()
+    token = "ghp_" + "A1b2C3d4E5" * 3 + "F6g7H8"
+    request = func.HttpRequest("GET", f"http://localhost/api/{token}%0Ainjected: 1?code=k", body=b"")
+    route = responses.route_of(request)
+    with caplog.at_level(logging.INFO, logger="handoff"):
+        logging.getLogger("handoff.test").info(
+            "%s", responses.client_error_line("GET", route, NotFound(f"no route for {token}"))
+        )
+    [line] = [record.getMessage() for record in caplog.records]
+    assert line.startswith("client error: GET /api/") and line.endswith("answered 404 (Not found)")
+    assert token not in line and "\n" not in line and "code=k" not in line
+
+
 def test_the_mcp_sdks_per_request_lines_are_not_logged_at_info() -> None:
     from handoff.adapters.operations_log import quiet_library_logs
 
