@@ -45,6 +45,10 @@ host: install
 MIN_UNIT_TESTS := 300
 SERVICES_COVERAGE := 85
 
+# The whole suite runs in TEST_WORKERS processes (pytest-xdist), a test file per process at a time: each
+# process starts its own Azurite, simulated services and broker, so none shares state with another.
+TEST_WORKERS ?= 2
+
 ## Lint, type-check, run the unit tests (the gate above), then the whole suite (starts its own Azurite).
 test: install checkov
 	$(PY) -m ruff check .
@@ -52,7 +56,7 @@ test: install checkov
 	$(PY) -m mypy
 	HANDOFF_MIN_UNIT_TESTS=$(MIN_UNIT_TESTS) PATH="$(CURDIR)/$(VENV)/bin" $(PY) -m pytest tests/unit -q \
 		-p no:cacheprovider --cov=handoff/services --cov-fail-under=$(SERVICES_COVERAGE) --cov-report=term
-	$(PY) -m pytest
+	$(PY) -m pytest -n $(TEST_WORKERS) --dist loadfile
 
 ## Lint and type-check.
 lint: install

@@ -26,6 +26,21 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     figures.collect(items)
 
 
+def pytest_sessionfinish(session: pytest.Session) -> None:
+    # A test worker (pytest-xdist, `make test`) hands its figures to the process that prints them.
+    output = getattr(session.config, "workeroutput", None)
+    if output is not None:
+        output["figures"] = figures.export()
+        output["fault_figures"] = fault_figures.export()
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_testnodedown(node, error) -> None:
+    output = getattr(node, "workeroutput", None) or {}
+    figures.merge(output.get("figures", {}))
+    fault_figures.merge(output.get("fault_figures", []))
+
+
 def pytest_terminal_summary(terminalreporter) -> None:
     figures.summary(terminalreporter)
     fault_figures.summary(terminalreporter)

@@ -4,7 +4,7 @@ hit, those lost, the duplicates found and the measured time to recover. Printed 
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from typing import Any
 
 
@@ -38,6 +38,16 @@ def record(
     figure = FaultFigure(kind, step, handoffs, lost, duplicates, recovery, after_restart)
     FIGURES.append(figure)
     return figure
+
+
+def export() -> list[dict[str, Any]]:
+    """The figures recorded in this process, for the process that prints the summary."""
+    return [asdict(figure) for figure in FIGURES]
+
+
+def merge(exported: list[dict[str, Any]]) -> None:
+    """Add the figures a test worker recorded."""
+    FIGURES.extend(FaultFigure(**figure) for figure in exported)
 
 
 def summary(reporter: Any) -> None:

@@ -22,6 +22,18 @@ def collect(items: list[pytest.Item]) -> None:
             ATTACKS[item.nodeid] = str(marker.args[0]) if marker.args else "other"
 
 
+def export() -> dict[str, Any]:
+    """What this process counted, for the process that prints the summary (a test worker hands it over)."""
+    return {"attacks": dict(ATTACKS), "figures": dict(FIGURES)}
+
+
+def merge(exported: dict[str, Any]) -> None:
+    """Add what a test worker counted: every worker collects every test, each test runs in one worker."""
+    ATTACKS.update(exported.get("attacks", {}))
+    for name, value in exported.get("figures", {}).items():
+        FIGURES[name] = FIGURES.get(name, 0) + int(value)
+
+
 def summary(reporter: Any) -> None:
     """Print the figures: attacks passed per kind (an attack test passes when the attack fails)."""
     passed = {report.nodeid for report in reporter.stats.get("passed", []) if report.when == "call"}
