@@ -99,7 +99,8 @@ def to_problem(exc: Exception, instance: str) -> Problem:
         # What storage holds and what to do: the operator's to read (logged once, at the first call).
         return ServiceUnavailable(str(exc), headers={"Retry-After": "60"})
     if isinstance(exc, StorageUnavailable):
-        log.warning("storage unavailable while serving %s", instance)
+        # The cause is the SDK error's class or storage's status, never a URL (a SAS token may be in one).
+        log.warning("storage unavailable while serving %s (%s)", instance, exc)
         return ServiceUnavailable("storage is unavailable; retry later", headers={"Retry-After": "10"})
     log.error("unhandled error serving %s", instance, exc_info=exc)
     return InternalError("an unexpected error occurred; it has been logged")

@@ -86,6 +86,61 @@ def test_a_failing_transaction_names_its_cause_and_writes_nothing(clients: Stora
     assert [row["RowKey"] for row in _rows(table, partition)] == ["taken"]
 
 
+# Sub-requests of a Table batch as the SDK makes them (JSON, so ASCII), and bare CR and LF line ends it
+# never makes, which the email generator turns into CRLF.
+BATCH_PARTS: list[list[tuple[str, str, bytes]]] = [
+    [],
+    [("POST", "/devstoreaccount1/t", b'{"PartitionKey": "p", "RowKey": "r0", "Text": "one\\ntwo"}')],
+    [
+        ("POST", "/devstoreaccount1/t", b'{"PartitionKey": "p", "RowKey": "r0"}'),
+        ("PATCH", "/devstoreaccount1/t(PartitionKey='p',RowKey='r1')", b'{"Text": "caf\\u00e9 \\u2603"}'),
+        ("PUT", "/devstoreaccount1/t(PartitionKey='p',RowKey='r2')", b'{"a": 1}\n{"b": "bare\rcr"}\r\n'),
+        ("DELETE", "/devstoreaccount1/t(PartitionKey='p',RowKey='r3')", b""),
+    ],
+]
+
+
+def _batch_request(parts: list[tuple[str, str, bytes]]) -> Any:
+    from azure.core.rest import HttpRequest as RestHttpRequest
+
+    host = "http://127.0.0.1:10002"
+    operations = [
+        RestHttpRequest(method, host + path, content=body or None,
+                        headers={"Content-Type": "application/json;odata=nometadata", "If-Match": "*",
+                                 "x-ms-date": "Wed, 02 Dec 2026 10:00:00 GMT"})
+        for method, path, body in parts
+    ]  # fmt: skip
+    changeset = RestHttpRequest("POST", "")
+    changeset.set_multipart_mixed(*operations, policies=[], boundary="changeset_8a1f")
+    batch = RestHttpRequest(
+        "POST", f"{host}/devstoreaccount1/$batch", headers={"Content-Type": "application/json"}
+    )
+    batch.set_multipart_mixed(changeset, policies=[], boundary="batch_2c9d", enforce_https=False)
+    return batch
+
+
+@pytest.mark.parametrize("parts", BATCH_PARTS, ids=["empty", "one", "four-odd-line-ends"])
+def test_a_batch_body_is_the_bytes_azure_core_writes(parts: list[tuple[str, str, bytes]]) -> None:
+    from azure.core.rest import _helpers
+    from azure.core.utils import _pipeline_transport_rest_shared as shared
+
+    from handoff.adapters.azure_storage.batches import multipart_body
+
+    prepare_batches_inline()
+    theirs, ours = _batch_request(parts), _batch_request(parts)
+    with pytest.MonkeyPatch.context() as sdk:  # azure-core's own helper, nested changeset included
+        sdk.setattr(_helpers, "_prepare_multipart_body_helper", shared._prepare_multipart_body_helper)
+        their_index = theirs.prepare_multipart_body()
+    assert multipart_body(ours) == their_index == len(parts)
+    assert ours.content == theirs.content
+    assert (
+        ours.headers["Content-Type"]
+        == theirs.headers["Content-Type"]
+        == "multipart/mixed; boundary=batch_2c9d"
+    )
+    assert b"\r\n--changeset_8a1f--\r\n" in ours.content
+
+
 def test_every_client_shares_one_connection_pool(clients: StorageClients) -> None:
     # The SDKs keep their transports private: the table clients wrap the service client's one.
     tables: list[Any] = [clients.table(TABLE), clients.table("another")]
