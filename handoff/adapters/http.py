@@ -55,7 +55,8 @@ def make_storage_transport(*, connection_timeout: float, read_timeout: float) ->
     under the egress policy. requests looks up ``~/.netrc`` on every request without an ``auth`` of
     its own (file-system checks on each storage call, visible in the CPU profile under load); storage
     requests are signed by the SDK's policy, so a pass-through ``auth`` turns that lookup off, and no
-    netrc credential can reach storage. Proxy and CA-bundle settings from the environment still apply.
+    netrc credential can reach storage. Proxy and CA-bundle settings from the environment still apply,
+    read once per storage host (:func:`_storage_session`).
     """
     # Imported here: the storage SDKs load requests anyway, and only when their clients are built.
     from http.cookiejar import DefaultCookiePolicy
@@ -64,7 +65,7 @@ def make_storage_transport(*, connection_timeout: float, read_timeout: float) ->
     from azure.core.pipeline.transport import RequestsTransport
     from urllib3.util.retry import Retry
 
-    session = requests.Session()
+    session = _storage_session()
     session.auth = _pass_through
     # Storage sets no cookies; none an answer might carry is kept or sent back.
     session.cookies.set_policy(DefaultCookiePolicy(allowed_domains=[]))
@@ -82,6 +83,49 @@ def make_storage_transport(*, connection_timeout: float, read_timeout: float) ->
         connection_timeout=connection_timeout,
         read_timeout=read_timeout,
     )
+
+
+def _storage_session() -> Any:
+    """A ``requests.Session`` that reads the environment's proxies and CA bundle for a host once.
+
+    requests reads them on every request (``merge_environment_settings``: every environment variable
+    scanned for proxies and ``NO_PROXY``), some 4 % of the broker's CPU under load. The environment of a
+    Functions worker does not change while it runs (new app settings restart it), so the answer for a
+    storage host is kept; with the same precedence as requests': the request's own proxies first."""
+    import os
+
+    import requests
+    from requests.sessions import merge_setting
+    from requests.utils import get_environ_proxies
+
+    class StorageSession(requests.Session):
+        def __init__(self) -> None:
+            super().__init__()
+            self.environment: dict[str, tuple[dict[str, str], str | None]] = {}
+
+        def merge_environment_settings(
+            self, url: Any, proxies: Any, stream: Any, verify: Any, cert: Any
+        ) -> dict[str, Any]:
+            if not self.trust_env or (proxies and proxies.get("no_proxy") is not None):
+                return super().merge_environment_settings(url, proxies, stream, verify, cert)
+            parts = urlsplit(url)
+            host = f"{parts.scheme}://{parts.netloc}"
+            found = self.environment.get(host)
+            if found is None:
+                bundle = os.environ.get("REQUESTS_CA_BUNDLE") or os.environ.get("CURL_CA_BUNDLE")
+                found = self.environment[host] = (get_environ_proxies(url), bundle)
+            environ_proxies, bundle = found
+            merged = {**environ_proxies, **(proxies or {})}
+            if (verify is True or verify is None) and bundle:
+                verify = bundle
+            return {
+                "proxies": merge_setting(merged, self.proxies),
+                "stream": merge_setting(stream, self.stream),
+                "verify": merge_setting(verify, self.verify),
+                "cert": merge_setting(cert, self.cert),
+            }
+
+    return StorageSession()
 
 
 def _pass_through(request: Any) -> Any:

@@ -193,12 +193,14 @@ def test_a_silent_storage_times_out_on_the_probes_timeout() -> None:
 
 
 @pytest.fixture
-def header_server() -> Iterator[tuple[str, list[dict[str, str]]]]:
-    seen: list[dict[str, str]] = []
+def header_server() -> Iterator[tuple[str, list[tuple[str, dict[str, str]]]]]:
+    """A server that answers every GET with 200 and records its request target and headers (a proxy
+    is sent the absolute URL)."""
+    seen: list[tuple[str, dict[str, str]]] = []
 
     class Handler(http.server.BaseHTTPRequestHandler):
         def do_GET(self) -> None:
-            seen.append(dict(self.headers))
+            seen.append((self.path, dict(self.headers)))
             self.send_response(200)
             self.send_header("Set-Cookie", "affinity=abc; Path=/")
             self.send_header("Content-Length", "0")
@@ -218,9 +220,11 @@ def header_server() -> Iterator[tuple[str, list[dict[str, str]]]]:
 
 
 def test_netrc_credentials_and_cookies_never_reach_a_storage_request(
-    header_server: tuple[str, list[dict[str, str]]], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    header_server: tuple[str, list[tuple[str, dict[str, str]]]],
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    url, seen = header_server
+    url, requests_seen = header_server
     netrc = tmp_path / ".netrc"
     netrc.write_text("machine 127.0.0.1 login someone password not-for-storage\n")
     netrc.chmod(0o600)
@@ -229,6 +233,36 @@ def test_netrc_credentials_and_cookies_never_reach_a_storage_request(
     with transport:
         for _ in range(2):  # the first answer sets a cookie
             assert transport.send(HttpRequest("GET", url)).status_code == 200
+    seen = [headers for _, headers in requests_seen]
     assert len(seen) == 2
     assert all("Authorization" not in headers for headers in seen)
     assert "Cookie" not in seen[1]
+
+
+def test_environment_proxies_apply_to_storage_and_are_read_once_per_host(
+    header_server: tuple[str, list[tuple[str, dict[str, str]]]], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import requests
+
+    url, seen = header_server
+    monkeypatch.setenv("HTTP_PROXY", url)
+    monkeypatch.setenv("NO_PROXY", "127.0.0.1")
+    looked_up: list[str] = []
+    environ_proxies = requests.utils.get_environ_proxies
+
+    def counted(target: str, no_proxy: str | None = None) -> dict[str, str]:
+        looked_up.append(target)
+        return environ_proxies(target, no_proxy=no_proxy)
+
+    monkeypatch.setattr(requests.utils, "get_environ_proxies", counted)
+    transport = make_storage_transport(connection_timeout=2, read_timeout=2)
+    proxied = "http://storage.example/devstoreaccount1/t"  # never resolved: only the proxy is reached
+    direct = url + "devstoreaccount1/q"
+    with transport:
+        for _ in range(3):
+            assert transport.send(HttpRequest("GET", proxied)).status_code == 200
+            assert transport.send(HttpRequest("GET", direct)).status_code == 200
+    # Through the proxy (absolute URL) unless NO_PROXY names the host, as requests does...
+    assert [target for target, _ in seen] == [proxied, "/devstoreaccount1/q"] * 3
+    # ...with the environment read once per host, not on every request.
+    assert sorted(looked_up) == sorted([proxied, direct])
