@@ -20,6 +20,7 @@ from azure.storage.queue import QueueClient, TextBase64EncodePolicy
 from devserver.fakes.sre_agent import FakeSreAgent
 from devserver.fakes.stack import FakeStack
 
+from .cpu import CpuMeter
 from .stack import Services
 
 TABLE = "benchfloor"
@@ -134,4 +135,7 @@ def measure(services: Services, rounds: int, saturation_seconds: float) -> dict[
     samples = storage_floor(connection, rounds)
     samples.update(agent_floor(services.fakes, services.fakes.agents["checkout"], rounds))
     services.fakes.agents["checkout"].reset()
-    return {"samples": samples, "saturation": saturation(connection, 8, saturation_seconds)}
+    with CpuMeter(services.azurite.process.pid) as meter:
+        saturated = saturation(connection, 8, saturation_seconds)
+    saturated.update(azuriteCpuSeconds=meter.use.azurite, benchCpuSeconds=meter.use.here)
+    return {"samples": samples, "saturation": saturated}

@@ -21,6 +21,7 @@ import httpx
 from handoff.adapters.azure_storage.counting import COUNTS
 from tests.e2e.helpers import handback_body, handoff_body
 
+from .cpu import CpuMeter, CpuUse
 from .stack import (
     DELIVER_STARTS,
     Broker,
@@ -55,6 +56,7 @@ class Timings:
     post_to_thread: list[float] = field(default_factory=list)
     completed: int = 0
     seconds: float = 0.0
+    cpu: CpuUse | None = None  # Azurite's and this process's CPU while the clients ran
 
 
 def post_handoff(
@@ -210,10 +212,12 @@ def closed_loop(
 
     try:
         with counted() as counts:
-            timings.seconds = _run_clients(broker, clients, client_loop)
+            with CpuMeter(services.azurite.process.pid) as meter:
+                timings.seconds = _run_clients(broker, clients, client_loop)
             wait_quiet(COUNTS, quiet=0.5)
     finally:
         watch.stop()
+    timings.cpu = meter.use
     timings.completed = len(timings.post_to_thread)
     return timings, per_item(counts, max(1, timings.completed))
 
@@ -281,7 +285,9 @@ def burst(broker: Broker, services: Services, handoffs: int, clients: int) -> tu
                 timings.accept.append(accept)
 
     with counted() as counts:
-        timings.seconds = _run_clients(broker, clients, client_loop)
+        with CpuMeter(services.azurite.process.pid) as meter:
+            timings.seconds = _run_clients(broker, clients, client_loop)
         wait_quiet(COUNTS, quiet=1.0)
+    timings.cpu = meter.use
     timings.completed = len(timings.accept)
     return timings, per_item(counts, max(1, timings.completed), (ACCEPT_FUNCTION,))

@@ -25,6 +25,7 @@ from typing import Any
 from handoff.adapters.azure_storage.counting import COUNTS
 
 from . import cold_start, floor, flows, storm
+from .cpu import ceiling
 from .stack import ROOT, Broker, Services, ThreadWatch, counted, start_broker, start_services, wait_quiet
 from .stats import Report, median, ms, percentile
 
@@ -93,6 +94,12 @@ def report_floor(report: Report, data: dict[str, Any]) -> dict[str, tuple[float,
         "ops/s",
         basis="floor",
     )
+    azurite_cpu = saturation.get("azuriteCpuSeconds")
+    if azurite_cpu is not None:
+        report.add("floor Azurite CPU at saturation", azurite_cpu / saturation["seconds"] * 100,
+                   "% of a core", basis="floor")  # fmt: skip
+        report.add("floor Azurite CPU per storage request", azurite_cpu * 1000 / saturation["operations"],
+                   "ms", basis="floor")  # fmt: skip
     # What each path cannot do without (storage layout 2): an accept is one batch and one queue send; a
     # delivery adds the message's receive + delete, the two agent calls (B's thread, the link in A's) and
     # the batch that records them; a hand-back posts one message instead; an A2A hand-back is the batch
@@ -176,6 +183,28 @@ def run(plan: Plan, quick: bool) -> Report:
     return report
 
 
+def report_cpu(
+    report: Report, item: str, items_label: str, timings: flows.Timings, floor_rate: float
+) -> dict[str, Any]:
+    """CPU per ``item`` while the clients ran (Azurite's, and this process's: broker, simulated agents and
+    clients), and the most items a second this machine's CPUs allow at that cost, against the
+    floor-derived rate: Azurite is one Node process (one core at most) and the whole run shares the
+    machine's cores. A target above that ceiling cannot be met here, however fast the broker's code."""
+    use = timings.cpu
+    if use is None or use.azurite is None:
+        return {}
+    items = max(1, timings.completed)
+    azurite_ms, here_ms = use.azurite * 1000 / items, use.here * 1000 / items
+    report.add(f"Azurite CPU per {item}", azurite_ms, "ms", basis="CPU")
+    report.add(f"this process's CPU per {item} (broker, agents, clients)", here_ms, "ms", basis="CPU")
+    cores = os.cpu_count() or 1
+    most = min(ceiling(azurite_ms, 1), ceiling(azurite_ms + here_ms, cores))
+    report.add(f"CPU ceiling on this machine ({cores} cores), {items_label}", most, "per s",
+               basis_value=floor_rate, basis="floor-derived")  # fmt: skip
+    return {"azuriteMs": azurite_ms, "processMs": here_ms, "cores": cores, "ceiling": most,
+            "wallSeconds": use.wall, "items": timings.completed}  # fmt: skip
+
+
 @dataclass
 class BrokerPhases:
     """The measurements made through the broker running in this process; each fills :attr:`data`."""
@@ -187,7 +216,7 @@ class BrokerPhases:
     floors: dict[str, tuple[float, float]]
     floor_ops_per_second: float
     data: dict[str, Any] = field(
-        default_factory=lambda: {"transactions": {}, "latencyMs": {}, "throughput": {}}
+        default_factory=lambda: {"transactions": {}, "latencyMs": {}, "throughput": {}, "cpu": {}}
     )
 
     def warm_up(self) -> None:
@@ -275,6 +304,9 @@ class BrokerPhases:
             "POST → thread at saturation", sat.post_to_thread, self.floors["postToThread"], "floor path"
         )
         self.data["transactions"]["saturated"] = per
+        self.data["cpu"]["saturated"] = report_cpu(
+            report, "delivered handoff", "delivered handoffs", sat, floor_rate
+        )
         self.data["latencyMs"].update(
             saturatedAccept=ms(sat.accept), saturatedPostToThread=ms(sat.post_to_thread)
         )
@@ -300,6 +332,9 @@ class BrokerPhases:
         )
         report.latency("accept in a burst", timings.accept, self.floors["accept"], "floor batch + send")
         self.data["transactions"]["burst"] = per
+        self.data["cpu"]["burst"] = report_cpu(
+            report, "accept in the burst", "accepts in the burst", timings, floor_rate
+        )
         self.data["latencyMs"]["burstAccept"] = ms(timings.accept)
         self.data["throughput"].update(
             burstAccepts=rate, burstClients=plan.burst_clients, burstFloorDerived=floor_rate
