@@ -46,7 +46,9 @@ MIN_UNIT_TESTS := 300
 SERVICES_COVERAGE := 85
 
 # The whole suite runs in TEST_WORKERS processes (pytest-xdist), a test file per process at a time: each
-# process starts its own Azurite, simulated services and broker, so none shares state with another.
+# process starts its own Azurite, simulated services and broker, so none shares state with another. Files
+# are handed out in the order a plain run takes them (not largest first), so within a process they keep
+# that order.
 TEST_WORKERS ?= 2
 
 ## Lint, type-check, run the unit tests (the gate above), then the whole suite (starts its own Azurite).
@@ -56,7 +58,7 @@ test: install checkov
 	$(PY) -m mypy
 	HANDOFF_MIN_UNIT_TESTS=$(MIN_UNIT_TESTS) PATH="$(CURDIR)/$(VENV)/bin" $(PY) -m pytest tests/unit -q \
 		-p no:cacheprovider --cov=handoff/services --cov-fail-under=$(SERVICES_COVERAGE) --cov-report=term
-	$(PY) -m pytest -n $(TEST_WORKERS) --dist loadfile
+	$(PY) -m pytest -n $(TEST_WORKERS) --dist loadfile --no-loadscope-reorder
 
 ## Lint and type-check.
 lint: install

@@ -54,6 +54,16 @@ def handoff_body(
     return body
 
 
+def aimed_handoff_body(source_thread: str | None, **kwargs: Any) -> tuple[dict, str]:
+    """:func:`handoff_body` with a marker in its title, and the marker. The broker's requests for this
+    handoff carry its title (B's start message, the cross-link into A's thread), so a fault injected with
+    ``body_contains=marker`` is used by this handoff alone, never by work another test left behind."""
+    marker = f"aim{uuid.uuid4().hex}"  # letters and digits: no renderer escapes them
+    body = handoff_body(source_thread, **kwargs)
+    body["context"]["title"] += f" {marker}"
+    return body, marker
+
+
 def handback_body(agent: str = "checkout", thread_id: str | None = None, **extra: Any) -> dict:
     """A hand-back with a root cause and actions."""
     body = {

@@ -10,7 +10,7 @@ import uuid
 import httpx
 import pytest
 
-from tests.e2e.helpers import handback_body, handoff_body, threads_mentioning
+from tests.e2e.helpers import aimed_handoff_body, handback_body, handoff_body, threads_mentioning
 
 
 def _problem(response, status):
@@ -165,8 +165,9 @@ def test_handback_errors(broker, clean_fakes):
     _problem(broker.client.post(f"/api/handoffs/{uuid.uuid4()}/handback", json=handback_body()), 404)
     _problem(broker.client.get("/api/handoffs/not-a-uuid"), 404)
     checkout = clean_fakes.agents["checkout"]
-    checkout.inject("POST", "/api/v1/threads", delay=3.0, times=1)
-    handoff_id = broker.client.post("/api/handoffs", json=_valid()).json()["id"]
+    body, marker = aimed_handoff_body(None)
+    checkout.inject("POST", "/api/v1/threads", delay=3.0, times=1, body_contains=marker)
+    handoff_id = broker.client.post("/api/handoffs", json=body).json()["id"]
     early = _problem(broker.client.post(f"/api/handoffs/{handoff_id}/handback", json=handback_body()), 409)
     assert "accepted" in early["detail"]
     broker.wait_status(handoff_id, "delivered", timeout=20)

@@ -20,7 +20,7 @@ import pytest
 import yaml
 
 from devserver.azurite import free_port
-from tests.e2e.helpers import handback_body, handoff_body
+from tests.e2e.helpers import aimed_handoff_body, handback_body, handoff_body
 from tests.support.broker import ROOT
 
 WATCH = ("--interval", "0.2", "--max-wait", "40")
@@ -144,8 +144,9 @@ def test_audit_timeline_and_links_of_a_chain(broker, clean_fakes, tmp_path: Path
 
 def test_a_failed_handoff_exits_1_and_is_replayed(broker, clean_fakes) -> None:
     # B opens the thread but answers 400: a permanent failure.
-    clean_fakes.agents["checkout"].inject("POST", "/api/v1/threads", 400, perform=True)
-    handoff_id = broker.client.post("/api/handoffs", json=handoff_body(None)).json()["id"]
+    body, marker = aimed_handoff_body(None)
+    clean_fakes.agents["checkout"].inject("POST", "/api/v1/threads", 400, perform=True, body_contains=marker)
+    handoff_id = broker.client.post("/api/handoffs", json=body).json()["id"]
     broker.wait_status(handoff_id, "failed", timeout=20)
     failed = handoff_cli(broker, "status", handoff_id)
     assert failed.returncode == 1 and f"handoff {handoff_id} is failed" in failed.stderr
@@ -188,8 +189,9 @@ def test_agents_history_and_lists_print_parseable_json(broker) -> None:
 def test_list_and_failed_show_the_handoffs_with_that_status(broker, clean_fakes) -> None:
     delivered = broker.client.post("/api/handoffs", json=handoff_body(None)).json()["id"]
     broker.wait_status(delivered, "delivered", timeout=20)
-    clean_fakes.agents["checkout"].inject("POST", "/api/v1/threads", 400)
-    failed_id = broker.client.post("/api/handoffs", json=handoff_body(None)).json()["id"]
+    body, marker = aimed_handoff_body(None)
+    clean_fakes.agents["checkout"].inject("POST", "/api/v1/threads", 400, body_contains=marker)
+    failed_id = broker.client.post("/api/handoffs", json=body).json()["id"]
     broker.wait_status(failed_id, "failed", timeout=20)
 
     listed = json.loads(ok(handoff_cli(broker, "list", "--status", "delivered", "--since", "1h", "--json")))

@@ -6,13 +6,14 @@ import json
 
 from azure.storage.queue import QueueClient, TextBase64DecodePolicy
 
-from tests.e2e.helpers import handoff_body, messages_mentioning, threads_mentioning
+from tests.e2e.helpers import aimed_handoff_body, handoff_body, messages_mentioning, threads_mentioning
 
 
 def test_503_twice_then_success_creates_exactly_one_thread(broker, clean_fakes):
     checkout = clean_fakes.agents["checkout"]
-    checkout.inject("POST", "/api/v1/threads", 503, times=2)
-    handoff_id = broker.client.post("/api/handoffs", json=handoff_body(None)).json()["id"]
+    body, marker = aimed_handoff_body(None)
+    checkout.inject("POST", "/api/v1/threads", 503, times=2, body_contains=marker)
+    handoff_id = broker.client.post("/api/handoffs", json=body).json()["id"]
     view = broker.wait_status(handoff_id, "delivered", timeout=20)
     assert len(threads_mentioning(checkout, handoff_id)) == 1
     assert view["attempts"] == 3
@@ -22,8 +23,9 @@ def test_503_twice_then_success_creates_exactly_one_thread(broker, clean_fakes):
 def test_thread_created_but_answer_lost_is_not_created_twice(broker, clean_fakes):
     checkout = clean_fakes.agents["checkout"]
     # B creates the thread, then the broker sees a 503: the retry must find the thread, not make another
-    checkout.inject("POST", "/api/v1/threads", 503, times=1, perform=True)
-    handoff_id = broker.client.post("/api/handoffs", json=handoff_body(None)).json()["id"]
+    body, marker = aimed_handoff_body(None)
+    checkout.inject("POST", "/api/v1/threads", 503, times=1, perform=True, body_contains=marker)
+    handoff_id = broker.client.post("/api/handoffs", json=body).json()["id"]
     view = broker.wait_status(handoff_id, "delivered", timeout=20)
     threads = threads_mentioning(checkout, handoff_id)
     assert len(threads) == 1
@@ -36,7 +38,7 @@ def test_thread_created_but_answer_lost_is_not_created_twice(broker, clean_fakes
 def test_crosslink_is_not_posted_twice_when_its_answer_is_lost(broker, clean_fakes):
     ops = clean_fakes.agents["ops"]
     source_thread = ops.create_thread("Ops: lost answer")["id"]
-    ops.inject("POST", "/api/v1/threads/*/messages", 500, times=1, perform=True)
+    ops.inject("POST", f"/api/v1/threads/{source_thread}/messages", 500, times=1, perform=True)
     handoff_id = broker.client.post("/api/handoffs", json=handoff_body(source_thread)).json()["id"]
     broker.wait_for(handoff_id, lambda _: "crossLinked" in broker.audit_types(handoff_id), timeout=20)
     assert len(messages_mentioning(ops, source_thread, f"[Handoff {handoff_id}]")) == 1
@@ -44,8 +46,9 @@ def test_crosslink_is_not_posted_twice_when_its_answer_is_lost(broker, clean_fak
 
 def test_429_retry_after_is_honoured(broker, clean_fakes):
     checkout = clean_fakes.agents["checkout"]
-    checkout.inject("POST", "/api/v1/threads", 429, times=1, retry_after=3)
-    handoff_id = broker.client.post("/api/handoffs", json=handoff_body(None)).json()["id"]
+    body, marker = aimed_handoff_body(None)
+    checkout.inject("POST", "/api/v1/threads", 429, times=1, retry_after=3, body_contains=marker)
+    handoff_id = broker.client.post("/api/handoffs", json=body).json()["id"]
     broker.wait_status(handoff_id, "delivered", timeout=20)
     events = broker.client.get(f"/api/handoffs/{handoff_id}/audit").json()["events"]
     retry = next(e for e in events if e["type"] == "retryScheduled")
@@ -55,19 +58,21 @@ def test_429_retry_after_is_honoured(broker, clean_fakes):
 
 def test_400_is_not_retried_and_fails_the_handoff(broker, clean_fakes):
     checkout = clean_fakes.agents["checkout"]
-    before = len(checkout.requests("POST", "/api/v1/threads"))
-    checkout.inject("POST", "/api/v1/threads", 400, times=1)
-    handoff_id = broker.client.post("/api/handoffs", json=handoff_body(None)).json()["id"]
+    body, marker = aimed_handoff_body(None)
+    checkout.inject("POST", "/api/v1/threads", 400, times=1, body_contains=marker)
+    handoff_id = broker.client.post("/api/handoffs", json=body).json()["id"]
     view = broker.wait_status(handoff_id, "failed", timeout=20)
-    assert len(checkout.requests("POST", "/api/v1/threads")) == before + 1
+    tried = [r for r in checkout.requests("POST", "/api/v1/threads") if marker in json.dumps(r["json"])]
+    assert len(tried) == 1
     assert "400" in view["lastError"]
     assert broker.audit_types(handoff_id)[-1] == "deliveryFailed"
 
 
 def test_persistent_outage_fails_after_last_attempt_into_poison_queue(broker, clean_fakes, azurite):
     checkout = clean_fakes.agents["checkout"]
-    checkout.inject("POST", "/api/v1/threads", 503, times=None)
-    handoff_id = broker.client.post("/api/handoffs", json=handoff_body(None)).json()["id"]
+    body, marker = aimed_handoff_body(None)
+    checkout.inject("POST", "/api/v1/threads", 503, times=None, body_contains=marker)
+    handoff_id = broker.client.post("/api/handoffs", json=body).json()["id"]
     view = broker.wait_status(handoff_id, "failed", timeout=30)
     checkout.clear_faults()
     assert view["attempts"] == 4  # HANDOFF_MAX_DELIVERY_ATTEMPTS in the test broker

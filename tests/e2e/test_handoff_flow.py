@@ -7,7 +7,14 @@ import time
 
 import httpx
 
-from tests.e2e.helpers import handback_body, handoff_body, messages_mentioning, payload_of, threads_mentioning
+from tests.e2e.helpers import (
+    aimed_handoff_body,
+    handback_body,
+    handoff_body,
+    messages_mentioning,
+    payload_of,
+    threads_mentioning,
+)
 from tests.support.broker import BrokerProcess
 
 
@@ -215,8 +222,9 @@ def test_with_a_local_portal_thread_links_open_the_simulated_agents_pages(
 
 def test_a_failed_handoff_leaves_the_lines_operators_watch(broker, clean_fakes):
     # infra/app/operations.bicep alerts on these lines (docs/operations.md).
-    clean_fakes.agents["checkout"].inject("POST", "/api/v1/threads", status=403)
-    handoff_id = broker.client.post("/api/handoffs", json=handoff_body(None)).json()["id"]
+    body, marker = aimed_handoff_body(None)
+    clean_fakes.agents["checkout"].inject("POST", "/api/v1/threads", status=403, body_contains=marker)
+    handoff_id = broker.client.post("/api/handoffs", json=body).json()["id"]
     broker.wait_status(handoff_id, "failed", timeout=20)
 
     lifecycle = f"handoff lifecycle: point=failed handoff={handoff_id} source=ops target=checkout latencyMs="

@@ -18,7 +18,7 @@ from urllib.parse import quote
 
 import pytest
 
-from tests.e2e.helpers import handback_body, handoff_body, messages_mentioning
+from tests.e2e.helpers import aimed_handoff_body, handback_body, handoff_body, messages_mentioning
 from tests.e2e.test_mcp import call, text_of
 
 # Thread ids that would change an agent URL if they were put into it unencoded.
@@ -220,10 +220,12 @@ def test_a_hostile_thread_id_answered_by_an_agent_fails_the_handoff_instead_of_b
     checkout = clean_fakes.agents["checkout"]
     ops = clean_fakes.agents["ops"]
     source = ops.create_thread("Ops: handing off to a compromised agent")["id"]
-    checkout.inject("POST", "/api/v1/threads", status=200, body={"id": "../approvals/x/approve?y="}, times=1)
+    request, marker = aimed_handoff_body(source)
+    hostile = {"id": "../approvals/x/approve?y="}
+    checkout.inject("POST", "/api/v1/threads", status=200, body=hostile, times=1, body_contains=marker)
     since = _mark(clean_fakes)
 
-    handoff_id = broker.client.post("/api/handoffs", json=handoff_body(source)).json()["id"]
+    handoff_id = broker.client.post("/api/handoffs", json=request).json()["id"]
 
     failed = broker.wait_status(handoff_id, "failed", timeout=20)
     assert "unusable thread id" in failed["lastError"]

@@ -8,7 +8,7 @@ import uuid
 
 import httpx
 
-from tests.e2e.helpers import INITIALIZE, handoff_body
+from tests.e2e.helpers import INITIALIZE, aimed_handoff_body, handoff_body
 
 
 def wait_line(broker, start: int, needle: str, timeout: float = 20) -> str:
@@ -60,8 +60,9 @@ def test_mcp_requests_leave_no_session_manager_lines(broker):
 
 def test_a_delivery_that_gives_up_is_a_warning_line(broker, clean_fakes):
     start = len(broker.logs())
-    clean_fakes.agents["checkout"].inject("POST", "/api/v1/threads", 400, times=1)
-    handoff_id = broker.client.post("/api/handoffs", json=handoff_body(None)).json()["id"]
+    body, marker = aimed_handoff_body(None)
+    clean_fakes.agents["checkout"].inject("POST", "/api/v1/threads", 400, times=1, body_contains=marker)
+    handoff_id = broker.client.post("/api/handoffs", json=body).json()["id"]
     broker.wait_status(handoff_id, "failed", timeout=20)
     line = wait_line(broker, start, f"handoff gave up: work=deliver handoff={handoff_id}")
     assert "attempts=1 reason=" in line and "400" in line
@@ -71,7 +72,7 @@ def test_a_cross_link_that_fails_is_a_warning_line(broker, clean_fakes):
     start = len(broker.logs())
     ops = clean_fakes.agents["ops"]
     source_thread = ops.create_thread("Ops: cross-link refused")["id"]
-    ops.inject("POST", "/api/v1/threads/*/messages", 404, times=1)
+    ops.inject("POST", f"/api/v1/threads/{source_thread}/messages", 404, times=1)
     handoff_id = broker.client.post("/api/handoffs", json=handoff_body(source_thread)).json()["id"]
     line = wait_line(broker, start, f"handoff cross-link failed: handoff={handoff_id}")
     assert "how=failed reason=" in line and "404" in line

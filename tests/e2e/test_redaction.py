@@ -16,7 +16,14 @@ import pytest
 
 from tests.data import secret_corpus as fake
 from tests.e2e.alert_payloads import envelope
-from tests.e2e.helpers import SUB, handback_body, handoff_body, messages_mentioning, threads_mentioning
+from tests.e2e.helpers import (
+    SUB,
+    aimed_handoff_body,
+    handback_body,
+    handoff_body,
+    messages_mentioning,
+    threads_mentioning,
+)
 from tests.support.vendors import MEMORY_AGENT
 
 ACCOUNT_KEY = fake.account_key()
@@ -267,20 +274,23 @@ def test_problems_do_not_echo_secrets(broker, clean_fakes):
 @pytest.mark.attack("redaction")
 def test_agent_error_bodies_are_stored_redacted(broker, clean_fakes):
     checkout = clean_fakes.agents["checkout"]
+    request, marker = aimed_handoff_body(None)
     checkout.inject(
         "POST",
         "/api/v1/threads",
         503,
         body={"error": {"code": "Busy", "message": f"upstream call with {GITHUB_TOKEN} throttled"}},
+        body_contains=marker,
     )
     checkout.inject(
         "POST",
         "/api/v1/threads",
         400,
         body={"error": {"code": "InvalidToken", "message": f"token rejected: Bearer {JWT}"}},
+        body_contains=marker,
     )
 
-    handoff_id = broker.client.post("/api/handoffs", json=handoff_body(None)).json()["id"]
+    handoff_id = broker.client.post("/api/handoffs", json=request).json()["id"]
     failed = broker.wait_status(handoff_id, "failed", timeout=20)
 
     assert "answered 400" in failed["lastError"] and "Bearer [redacted:jwt]" in failed["lastError"]
