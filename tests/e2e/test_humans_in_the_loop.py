@@ -146,6 +146,7 @@ def test_github_comment_reaches_both_threads_once_and_the_history(broker, vendor
 
 
 def test_bad_or_missing_signature_is_401_and_posts_nothing(broker, vendors, fakes):
+    start = len(broker.logs())
     number, incident = _github_issue(vendors)
     handoff_id, ops_thread, inv_thread = _investigation(broker, fakes, incident)
     comment = vendors.github.add_human_comment(REPO, number, "override: roll back now")
@@ -172,7 +173,8 @@ def test_bad_or_missing_signature_is_401_and_posts_nothing(broker, vendors, fake
     time.sleep(1)
     assert _posted(fakes, ops_thread, inv_thread, "human:gh:") == ([], [])
     assert not [e for e in _audit(broker, handoff_id) if e["type"].startswith("human")]
-    _wait_log(broker, "refused: caller=local action='deliver a webhook' resource='webhooks/gh' status=401")
+    refused = "refused: caller=local action='deliver a webhook' resource='webhooks/gh' status=401"
+    _wait_log(broker, refused, since=start)
     # The signature was never the problem of the entry: signed correctly, it is taken (once).
     ok = vendors.github.send_webhook(url, GITHUB_WEBHOOK_SECRET, "issue_comment", event)
     assert ok.status_code == 202
@@ -312,6 +314,7 @@ def test_jira_comment_by_signed_webhook_and_by_automation_token(broker, vendors,
 
 
 def test_jira_bad_signature_or_token_is_401_and_changes_nothing(broker, vendors, fakes):
+    start = len(broker.logs())
     key = _jira_issue(vendors)
     handoff_id, ops_thread, inv_thread = _investigation(broker, fakes, {"id": key, "platform": "jira"})
     comment = vendors.jira.add_human_comment(key, "stop: leave it")
@@ -329,7 +332,7 @@ def test_jira_bad_signature_or_token_is_401_and_changes_nothing(broker, vendors,
     time.sleep(1)
     assert _posted(fakes, ops_thread, inv_thread, "human:jira:") == ([], [])
     assert not [e for e in _audit(broker, handoff_id) if e["type"].startswith("human")]
-    _wait_log(broker, "resource='webhooks/jira' status=401")
+    _wait_log(broker, "resource='webhooks/jira' status=401", since=start)
     assert vendors.jira.send_webhook(url, JIRA_WEBHOOK_SECRET, event).status_code == 202
 
 
@@ -392,10 +395,11 @@ def test_servicenow_work_note_by_business_rule(broker, vendors, fakes):
 # ---------------------------------------------------------------- without webhooks: polling
 
 
-def _wait_log(broker: Any, text: str, timeout: float = 15) -> None:
+def _wait_log(broker: Any, text: str, timeout: float = 15, since: int = 0) -> None:
+    """Wait for ``text`` in the broker's log after offset ``since`` (where the test's own lines start)."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        if text in broker.logs():
+        if text in broker.logs()[since:]:
             return
         time.sleep(0.1)
     raise AssertionError(f"{text!r} not in the broker's log")
