@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import contextlib
+import http.client
 import os
 import shutil
 import socket
@@ -14,6 +14,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 ACCOUNT = "devstoreaccount1"
+PORT_TRIES = 3  # starts on newly picked free ports before giving up
 # The well-known development key published in the Azurite README (not a secret).
 DEV_KEY = "Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFPTOtr/KBHBeksoGMGw=="
 
@@ -99,21 +100,29 @@ def _spawn(blob: int, queue: int, table: int, workdir: Path) -> subprocess.Popen
 
 def _wait_ready(azurite: Azurite, timeout: float = 60.0) -> None:
     deadline = time.monotonic() + timeout
-    ports = (azurite.blob_port, azurite.queue_port, azurite.table_port)
+    services = {"Blob": azurite.blob_port, "Queue": azurite.queue_port, "Table": azurite.table_port}
     while time.monotonic() < deadline:
         if azurite.process.poll() is not None:
             log = (azurite.workdir / "azurite.log").read_text(errors="replace")[-2000:]
             raise RuntimeError(f"Azurite exited with {azurite.process.returncode}: {log}")
-        if all(_listening(port) for port in ports):
+        if all(_answering(port, service) for service, port in services.items()):
             return
         time.sleep(0.1)
-    raise RuntimeError(f"Azurite did not listen on {ports} within {timeout:.0f}s")
+    raise RuntimeError(f"Azurite did not listen on {services} within {timeout:.0f}s")
 
 
-def _listening(port: int) -> bool:
-    with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), timeout=0.5):
-        return True
-    return False
+def _answering(port: int, service: str) -> bool:
+    """Whether Azurite's ``service`` answers on ``port`` (another server there does not count: a port
+    picked free can be taken by someone else before Azurite binds it)."""
+    connection = http.client.HTTPConnection("127.0.0.1", port, timeout=0.5)
+    try:
+        connection.request("GET", "/")
+        server = connection.getresponse().getheader("Server") or ""
+    except OSError:
+        return False
+    finally:
+        connection.close()
+    return server.startswith(f"Azurite-{service}/")
 
 
 def start_azurite(
@@ -130,16 +139,27 @@ def start_azurite(
     own = workdir is None
     workdir = Path(tempfile.mkdtemp(prefix="azurite-")) if workdir is None else workdir
     workdir.mkdir(parents=True, exist_ok=True)
-    blob = blob_port or free_port()
-    queue = queue_port or free_port()
-    table = table_port or free_port()
-    azurite = Azurite(_spawn(blob, queue, table, workdir), blob, queue, table, workdir, own)
-    try:
-        _wait_ready(azurite)
-    except BaseException:
-        azurite.stop()
-        raise
-    return azurite
+    # Ports picked free here may be taken by another process before Azurite binds them (parallel test
+    # workers): then Azurite exits, and it is started again on other ports.
+    tries = 1 if blob_port or queue_port or table_port else PORT_TRIES
+    for attempt in range(1, tries + 1):
+        blob = blob_port or free_port()
+        queue = queue_port or free_port()
+        table = table_port or free_port()
+        azurite = Azurite(_spawn(blob, queue, table, workdir), blob, queue, table, workdir, own)
+        try:
+            _wait_ready(azurite)
+        except RuntimeError:
+            if attempt < tries:
+                azurite.suspend()  # its data folder stays for the next try
+                continue
+            azurite.stop()
+            raise
+        except BaseException:
+            azurite.stop()
+            raise
+        return azurite
+    raise RuntimeError("Azurite did not start")  # only reached with tries < 1
 
 
 if __name__ == "__main__":  # pragma: no cover - manual use

@@ -14,7 +14,7 @@ from typing import Any
 
 import httpx
 
-from devserver.azurite import free_port
+from devserver.azurite import PORT_TRIES, free_port
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -26,6 +26,7 @@ class BrokerProcess:
         self.port = port or free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.log_path = log_path
+        self._log_start = log_path.stat().st_size if log_path.exists() else 0  # this run's lines follow
         full_env = {k: v for k, v in os.environ.items() if not k.startswith(("HANDOFF_", "IDENTITY_"))}
         full_env.update(env)
         full_env.setdefault("HANDOFF_PUBLIC_URL", self.url)
@@ -43,21 +44,46 @@ class BrokerProcess:
     @contextlib.contextmanager
     def running(cls, env: dict[str, str], log_path: Path) -> Iterator[BrokerProcess]:
         """A broker started with ``env`` and healthy, stopped when the block ends (however it ends)."""
-        process = cls(env, log_path)
+        process = cls.started(env, log_path)
         try:
-            process.wait_healthy()
             yield process
         finally:
             process.stop()
 
+    @classmethod
+    def started(cls, env: dict[str, str], log_path: Path) -> BrokerProcess:
+        """A broker started with ``env`` on a free port and healthy. A port picked free can be taken by
+        another process before the host binds it (parallel test workers): the host then exits saying
+        so, and the broker is started again on another port."""
+        for attempt in range(1, PORT_TRIES + 1):
+            process = cls(env, log_path)
+            try:
+                process.wait_healthy()
+                return process
+            except RuntimeError:
+                process.stop()
+                if attempt == PORT_TRIES or "is in use" not in process.own_logs():
+                    raise
+        raise RuntimeError("the broker did not start")  # only reached with PORT_TRIES < 1
+
+    def own_logs(self) -> str:
+        """What this run of the host printed (the log file may hold an earlier run's lines first)."""
+        with self.log_path.open("rb") as log:
+            log.seek(self._log_start)
+            return log.read().decode(errors="replace")
+
     def wait_healthy(self, timeout: float = 60) -> None:
-        """Wait until ``/api/health`` answers 200."""
+        """Wait until ``/api/health`` answers 200 and this process says it serves the port (another
+        process answering on it does not count)."""
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
                 raise RuntimeError(f"broker exited with {self.process.returncode}:\n{self.logs()[-4000:]}")
             try:
-                if self.client.get("/api/health").status_code == 200:
+                if (
+                    self.client.get("/api/health").status_code == 200
+                    and f"Host started: {self.url}" in self.own_logs()
+                ):
                     return
             except httpx.TransportError:
                 pass
