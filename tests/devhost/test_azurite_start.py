@@ -4,8 +4,6 @@ taken for Azurite's."""
 
 from __future__ import annotations
 
-import http.server
-import threading
 from collections.abc import Iterator
 
 import pytest
@@ -13,28 +11,14 @@ from azure.data.tables import TableServiceClient
 
 from devserver import azurite as azurite_module
 from devserver.azurite import start_azurite
-
-
-class _Answer(http.server.BaseHTTPRequestHandler):
-    def do_GET(self) -> None:
-        self.send_response(400)
-        self.send_header("Content-Length", "0")
-        self.end_headers()
-
-    def log_message(self, *_: object) -> None:
-        pass
+from tests.support.ports import port_taken_by_another_server
 
 
 @pytest.fixture
 def taken_port() -> Iterator[int]:
-    """A port an HTTP server that is not Azurite listens on."""
-    server = http.server.HTTPServer(("127.0.0.1", 0), _Answer)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    try:
-        yield server.server_port
-    finally:
-        server.shutdown()
-        server.server_close()
+    """A port a server that is not Azurite answers on (as Azurite answers a bare GET: 400)."""
+    with port_taken_by_another_server(400) as port:
+        yield port
 
 
 def test_a_picked_port_taken_before_azurite_binds_it_is_picked_again(

@@ -3,14 +3,13 @@
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterator
 
 import pytest
 
 from devserver.fakes.entra import FakeEntra, new_rsa_key
 from tests.e2e.alert_payloads import envelope
-from tests.support.broker import BrokerProcess
+from tests.support.broker import BrokerProcess, broker_settings
 
 AUDIENCE = "api://handoff-broker-test"
 
@@ -25,18 +24,16 @@ def entra() -> Iterator[FakeEntra]:
 def secure_broker(azurite, fakes, registry_config, entra, tmp_path_factory) -> Iterator[BrokerProcess]:
     """A second broker on the same storage whose alerts endpoint requires secure-webhook tokens."""
     workdir = tmp_path_factory.mktemp("secure-broker")
-    config_path = workdir / "handoff.config.json"
-    config_path.write_text(json.dumps(registry_config))
-    env = {
-        **fakes.env(),
-        "HANDOFF_CONFIG": str(config_path),
-        "HANDOFF_STORAGE": azurite.connection_string,
-        "AzureWebJobsStorage": azurite.connection_string,
-        "HANDOFF_ARM_ENDPOINT": fakes.arm_url,
-        "HANDOFF_ALERTS_AUDIENCE": f"{AUDIENCE},00000000-1111-2222-3333-444444444444",
-        "HANDOFF_ALERTS_TENANT_ID": entra.tenant_id,
-        "HANDOFF_ALERTS_AUTHORITY": entra.authority,
-    }
+    env = broker_settings(
+        fakes,
+        registry_config,
+        azurite.connection_string,
+        workdir,
+        HANDOFF_ARM_ENDPOINT=fakes.arm_url,
+        HANDOFF_ALERTS_AUDIENCE=f"{AUDIENCE},00000000-1111-2222-3333-444444444444",
+        HANDOFF_ALERTS_TENANT_ID=entra.tenant_id,
+        HANDOFF_ALERTS_AUTHORITY=entra.authority,
+    )
     with BrokerProcess.running(env, workdir / "host.log") as process:
         yield process
 

@@ -4,9 +4,6 @@ a health answer from whoever holds the port is never taken for this broker's."""
 
 from __future__ import annotations
 
-import http.server
-import json
-import threading
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -15,45 +12,21 @@ import pytest
 from devserver import azurite as azurite_module
 from devserver.azurite import Azurite
 from tests.support import broker as broker_module
-from tests.support.broker import BrokerProcess
-
-
-class _Healthy(http.server.BaseHTTPRequestHandler):
-    """Another broker, as far as a health probe can tell."""
-
-    def do_GET(self) -> None:
-        self.send_response(200)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", "2")
-        self.end_headers()
-        self.wfile.write(b"{}")
-
-    def log_message(self, *_: object) -> None:
-        pass
+from tests.support.broker import BrokerProcess, broker_settings
+from tests.support.ports import port_taken_by_another_server
 
 
 @pytest.fixture
 def taken_port() -> Iterator[int]:
-    server = http.server.HTTPServer(("127.0.0.1", 0), _Healthy)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    try:
-        yield server.server_port
-    finally:
-        server.shutdown()
-        server.server_close()
+    """A port another server answers on, healthy as far as a health probe can tell."""
+    with port_taken_by_another_server(200, b"{}") as port:
+        yield port
 
 
 def test_a_port_taken_before_the_host_binds_it_is_picked_again(
     azurite: Azurite, fakes, registry_config: dict, tmp_path: Path, taken_port: int, monkeypatch
 ) -> None:
-    config = tmp_path / "handoff.config.json"
-    config.write_text(json.dumps(registry_config))
-    env = {
-        **fakes.env(),
-        "HANDOFF_CONFIG": str(config),
-        "HANDOFF_STORAGE": azurite.connection_string,
-        "AzureWebJobsStorage": azurite.connection_string,
-    }
+    env = broker_settings(fakes, registry_config, azurite.connection_string, tmp_path)
     picks = iter([taken_port])
     free_port = azurite_module.free_port
     monkeypatch.setattr(broker_module, "free_port", lambda: next(picks, None) or free_port())

@@ -5,7 +5,6 @@ module, its tables dropped in between)."""
 
 from __future__ import annotations
 
-import json
 import time
 from collections.abc import Iterator
 from datetime import UTC, datetime
@@ -28,7 +27,7 @@ from handoff.entrypoints.responses import to_problem
 from handoff.ports import StorageLayoutMismatch
 from handoff.settings import Settings
 from tests.e2e.helpers import handoff_body
-from tests.support.broker import BrokerProcess
+from tests.support.broker import BrokerProcess, broker_settings
 
 OLD_ID = "5a0e9a4e-2222-4222-8222-000000000001"
 
@@ -120,15 +119,9 @@ def test_a_broker_on_layout_1_storage_answers_every_request_with_what_to_do(
     empty: Azurite, fakes, registry_config, tmp_path
 ) -> None:
     _layout_1(empty)
-    config = tmp_path / "handoff.config.json"
-    config.write_text(json.dumps(registry_config))
-    env = {
-        **fakes.env(),
-        "HANDOFF_CONFIG": str(config),
-        "HANDOFF_STORAGE": empty.connection_string,
-        "AzureWebJobsStorage": empty.connection_string,
-        "HANDOFF_SWEEP_SCHEDULE": "*/2 * * * * *",
-    }
+    env = broker_settings(
+        fakes, registry_config, empty.connection_string, tmp_path, HANDOFF_SWEEP_SCHEDULE="*/2 * * * * *"
+    )
     broker = BrokerProcess(env, tmp_path / "host.log")
     try:
         health = _first_answer(broker, "/api/health")

@@ -19,6 +19,23 @@ from devserver.azurite import PORT_TRIES, free_port
 ROOT = Path(__file__).resolve().parents[2]
 
 
+def broker_settings(
+    fakes: Any, registry_config: dict[str, Any], storage: str, workdir: Path, **more: str
+) -> dict[str, str]:
+    """App settings of a broker of the test's own: the simulated services, ``registry_config`` written to
+    a file in ``workdir``, the storage connection string ``storage`` (for the app and the host), and
+    ``more`` on top."""
+    config = workdir / "handoff.config.json"
+    config.write_text(json.dumps(registry_config))
+    return {
+        **fakes.env(),
+        "HANDOFF_CONFIG": str(config),
+        "HANDOFF_STORAGE": storage,
+        "AzureWebJobsStorage": storage,
+        **more,
+    }
+
+
 class BrokerProcess:
     """``python -m devserver.host`` serving this repository's function_app on a free port."""
 
