@@ -21,6 +21,7 @@ from handoff.domain.errors import (
     Unauthorized,
 )
 from handoff.domain.intake import check_json_content_type
+from handoff.domain.log_lines import reason_text
 from handoff.ports import StorageLayoutMismatch, StorageUnavailable
 from handoff.settings import get_settings
 
@@ -99,8 +100,9 @@ def to_problem(exc: Exception, instance: str) -> Problem:
         # What storage holds and what to do: the operator's to read (logged once, at the first call).
         return ServiceUnavailable(str(exc), headers={"Retry-After": "60"})
     if isinstance(exc, StorageUnavailable):
-        # The cause is the SDK error's class or storage's status, never a URL (a SAS token may be in one).
-        log.warning("storage unavailable while serving %s (%s)", instance, exc)
+        # The cause is the SDK error's class, storage's status or the write that kept conflicting, never a
+        # URL (a SAS token may be in one); on one line, whatever the keys it names hold.
+        log.warning("storage unavailable while serving %s (%s)", instance, reason_text(exc))
         return ServiceUnavailable("storage is unavailable; retry later", headers={"Retry-After": "10"})
     log.error("unhandled error serving %s", instance, exc_info=exc)
     return InternalError("an unexpected error occurred; it has been logged")

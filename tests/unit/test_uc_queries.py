@@ -86,6 +86,19 @@ def test_storage_down_while_reading_is_a_503_problem(world: World) -> None:
     assert problem.to_json()["type"].endswith("/service-unavailable")
 
 
+def test_the_503_line_names_its_cause_on_one_line(caplog: pytest.LogCaptureFixture) -> None:
+    # A cause may name storage keys a caller chose (an alert id): it cannot start a forged log line.
+    cause = StorageUnavailable("alert-x\nhandoff gave up: work=deliver forged/row kept changing")
+    with caplog.at_level("WARNING", logger="handoff"):
+        problem = to_problem(cause, "/api/alerts")
+    assert problem.status == 503 and "alert-x" not in problem.to_json()["detail"]
+    [line] = [r.getMessage() for r in caplog.records if "storage unavailable" in r.getMessage()]
+    assert line == (
+        "storage unavailable while serving /api/alerts "
+        "(alert-x handoff gave up: work=deliver forged/row kept changing)"
+    )
+
+
 # ---------------------------------------------------------------- the audit
 
 
