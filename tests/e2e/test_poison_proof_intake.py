@@ -211,6 +211,38 @@ def test_a_hand_back_storage_cannot_keep_is_refused_and_changes_nothing(broker, 
     assert broker.client.get(f"/api/handoffs/{handoff_id}").json()["handbacks"] == []
 
 
+# Text that looks like the framing of the Table batch its handoff's rows are written in: a boundary that
+# closes the part, a changeset of its own with a DELETE of another handoff's state, bare CR and LF. Stored
+# as data, it ends nothing and adds no operation.
+BATCH_FRAMING = (
+    "before\r\n--changeset_00000000-0000-0000-0000-000000000000--\r\n--batch_0\r\n"
+    "Content-Type: multipart/mixed; boundary=changeset_x\r\n\r\n--changeset_x\r\n"
+    "Content-Type: application/http\r\nContent-Transfer-Encoding: binary\r\nContent-ID: 9\r\n\r\n"
+    "DELETE http://127.0.0.1/devstoreaccount1/handoffs(PartitionKey='x',RowKey='state') HTTP/1.1\r\n"
+    "If-Match: *\r\n\r\n--changeset_x--\r\n--batch_0--\rlone CR\nlone LF after"
+)
+
+
+@pytest.mark.attack("intake")
+def test_text_that_looks_like_batch_framing_is_stored_and_handed_back_as_sent(broker, clean_fakes):
+    sent = handoff_body(None)
+    sent["context"]["summary"] = BATCH_FRAMING
+    sent["context"]["hypotheses"] = [BATCH_FRAMING]
+    handoff_id = broker.client.post("/api/handoffs", json=sent).json()["id"]
+    view = broker.wait_status(handoff_id, "delivered", timeout=20)
+    assert (view["context"]["summary"], view["context"]["hypotheses"]) == (BATCH_FRAMING, [BATCH_FRAMING])
+
+    back = broker.client.post(
+        f"/api/handoffs/{handoff_id}/handback", json=handback_body(rootCause=BATCH_FRAMING)
+    )
+    assert back.status_code == 202, back.text[:2000]
+    view = broker.wait_status(handoff_id, "handedBack", timeout=20)
+    assert view["handbacks"][0]["rootCause"] == BATCH_FRAMING
+    # Every row the batches wrote is there and chains: none was cut short or added.
+    verified = broker.client.get(f"/api/handoffs/{handoff_id}/audit/verify")
+    assert verified.status_code == 200 and verified.json()["valid"] is True, verified.text
+
+
 # ---------------------------------------------------------------- the hardest allowed payloads
 
 
