@@ -412,6 +412,10 @@ class HandoffIndex(Protocol):
     def put(self, summary: HandoffSummary) -> None:
         """Write (upsert: idempotent, the last write wins) the entry of one handoff."""
 
+    def add(self, summary: HandoffSummary) -> None:
+        """Write the entry of one handoff unless it has one (insert-if-absent): an entry a later status
+        change wrote is never replaced by this one."""
+
     def read_day(
         self, day: date, where: IndexFilter, limit: int, after: str | None = None, until: str | None = None
     ) -> list[IndexRow]:

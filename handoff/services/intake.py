@@ -29,6 +29,7 @@ from handoff.domain.redaction import HANDOFF_TEXT_FIELDS, redact
 from handoff.domain.registry import SYSTEM_SOURCES, AgentConfig, Registry
 from handoff.domain.work import Deliver, Work
 from handoff.ports import DeliveryQueue, StorageUnavailable
+from handoff.services.alongside import alongside
 from handoff.services.context import ServiceContext
 from handoff.services.listing import keep_indexed
 from handoff.services.queries import Queries
@@ -42,6 +43,16 @@ def registered_agent(registry: Registry, ref: str, field: str) -> AgentConfig:
     if agent is None:
         raise single_field(Unprocessable, field, f"'{ref}' is not a registered agent")
     return agent
+
+
+def index_and_enqueue(ctx: ServiceContext, record: HandoffRecord) -> None:
+    """Write a new handoff's index entry while its delivery is queued: independent writes, so the request
+    waits for one round trip. The entry is insert-if-absent: should the worker deliver first, its
+    "delivered" entry stays."""
+    alongside(
+        lambda: keep_indexed(ctx, record, if_absent=True),
+        lambda: enqueue(ctx.queue, Deliver(handoff_id=record.id)),
+    )
 
 
 def enqueue(queue: DeliveryQueue, message: Work) -> None:
@@ -131,12 +142,11 @@ class Intake:
         if not created:
             ctx.chains.release(slot)
             return self._replay(stored)
-        # Indexed before it is queued, so the worker's "delivered" entry is never overwritten by this one.
-        keep_indexed(ctx, HandoffRecord(stored=stored, state=state))
-        enqueue(ctx.queue, Deliver(handoff_id=handoff_id))
+        record = HandoffRecord(stored=stored, state=state)
+        index_and_enqueue(ctx, record)
         # Answer from what was just written: no read-back in the request path, and the answer is
         # "accepted" even when a fast worker has already started delivering.
-        return self.queries.view(HandoffRecord(stored=stored, state=state)), True
+        return self.queries.view(record), True
 
     def accept_system(
         self,
@@ -189,11 +199,12 @@ class Intake:
         if not ctx.store.create(stored, state, [accepted]):
             existing = ctx.get_record(handoff_id)
             if existing.state.status == "accepted":
-                keep_indexed(ctx, existing)  # heals an entry the first attempt did not write
+                # Heals an entry the first attempt did not write (never one a worker wrote since the read).
+                keep_indexed(ctx, existing, if_absent=True)
             return existing, False
-        keep_indexed(ctx, HandoffRecord(stored=stored, state=state))
-        enqueue(ctx.queue, Deliver(handoff_id=handoff_id))
-        return HandoffRecord(stored=stored, state=state), True
+        record = HandoffRecord(stored=stored, state=state)
+        index_and_enqueue(ctx, record)
+        return record, True
 
     def _parties(self, request: HandoffRequest, caller: Caller) -> tuple[AgentConfig, AgentConfig]:
         """The registered source and target agents, once the caller may hand off from one to the other."""
@@ -218,8 +229,9 @@ class Intake:
                 errors=[FieldError(field="Idempotency-Key", message="reused with a different body")],
             )
         if existing.state.status == "accepted":
-            # Heals an entry the first request did not write (any later status writes it again).
-            keep_indexed(self.ctx, existing)
+            # Heals an entry the first request did not write. Only if absent: a worker may have written
+            # a later status since this read, which this older one must not replace.
+            keep_indexed(self.ctx, existing, if_absent=True)
         if existing.state.status == "accepted" and existing.state.attempts == 0:
             # The first request may have failed to enqueue (it answered 503): make the replay deliver.
             enqueue(self.ctx.queue, Deliver(handoff_id=stored.id))

@@ -1,7 +1,9 @@
 """Listing handoffs, newest first, from the handoff index; and keeping that index with the state.
 
-Each state write that changes a handoff's status is followed by one upsert of its index entry
-(:func:`keep_indexed`), after the write succeeded, so the index never holds a status the state does not.
+A new handoff's entry is inserted if absent, at the same time as its first step is queued; each state
+write that changes a handoff's status is followed by one upsert of its entry (:func:`keep_indexed`),
+after the write succeeded, so the index never holds a status the state does not, and an entry written
+from an older read never replaces a newer status.
 The upsert is idempotent; one that fails is logged and healed by the handoff's next status change or
 by a retried step that finds its work already done (the worker writes the entry again then).
 
@@ -39,12 +41,17 @@ log = logging.getLogger("handoff")
 LIST_TOKEN_SECRET = "list-token"  # noqa: S105 - the name of the secret's row, not a secret
 
 
-def keep_indexed(ctx: ServiceContext, record: HandoffRecord) -> None:
-    """Write the handoff's index entry as ``record`` has it (never raises: a failure is logged)."""
+def keep_indexed(ctx: ServiceContext, record: HandoffRecord, *, if_absent: bool = False) -> None:
+    """Write the handoff's index entry as ``record`` has it (never raises: a failure is logged). With
+    ``if_absent``, only where the handoff has no entry yet: a new handoff's entry, or one healed from a
+    read that a worker's later status may already have overtaken."""
     if ctx.index is None:
         return
     try:
-        ctx.index.put(summary_of(record))
+        if if_absent:
+            ctx.index.add(summary_of(record))
+        else:
+            ctx.index.put(summary_of(record))
     except Exception:
         log.exception("could not write the index entry of handoff %s", record.id)
 

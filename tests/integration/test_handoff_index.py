@@ -95,6 +95,26 @@ def _traced(run):  # type: ignore[no-untyped-def]
     return result, [(kind, request) for _, kind, request in trace]
 
 
+def test_a_new_entry_is_inserted_only_where_there_is_none(world: World) -> None:
+    # The accept writes its entry while the handoff is queued; a fast worker may write "delivered" first.
+    handoff_id = world.put(3, status="delivered")
+    (entry,) = world.list().items
+    accepted = HandoffSummary(
+        id=handoff_id, status="accepted", source="ops", target="checkout", title="Handoff at 3 h",
+        created_at=entry.created_at, updated_at=entry.created_at, root_handoff_id=handoff_id,
+    )  # fmt: skip
+    _, trace = _traced(lambda: world.index.add(accepted))
+    assert [kind for kind, _ in trace] == [counting.TABLE_INSERT]  # one request, refused by storage
+    assert [(item.id, item.status) for item in world.list().items] == [(handoff_id, "delivered")]
+
+    other = accepted.model_copy(update={"id": str(uuid.uuid4())})
+    world.index.add(other)  # no entry yet: written
+    assert {(item.id, item.status) for item in world.list().items} == {
+        (handoff_id, "delivered"),
+        (other.id, "accepted"),
+    }
+
+
 def test_newest_first_across_two_days_page_by_page(world: World) -> None:
     ids = [world.put(hours) for hours in (1, 5, 23, 25, 30)]  # three on the first day, two on the second
 

@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 
 from handoff.domain.auth import Caller
-from handoff.domain.errors import BadRequest
+from handoff.domain.errors import BadRequest, ServiceUnavailable
 from handoff.domain.history import parse_history_query
 from handoff.domain.listing import (
     DAYS_PER_PAGE,
@@ -20,6 +20,7 @@ from handoff.domain.listing import (
     HandoffSummary,
     ListQuery,
     parse_list_query,
+    summary_of,
 )
 from handoff.entrypoints.mcp_tools import HandoffListArguments
 from handoff.services.listing import Listing
@@ -364,3 +365,38 @@ def test_an_index_that_cannot_be_written_does_not_fail_the_handoff(world: World)
     world.hand_back(handoff_id)
     world.run()
     assert _status(world, handoff_id) == "handedBack"
+
+
+def _delivered_elsewhere(world: World, handoff_id: str) -> None:
+    """The worker's "delivered" entry, written while the state this process read still says accepted."""
+    record = world.store.get(handoff_id)
+    assert record is not None
+    world.index.put(
+        summary_of(
+            record.model_copy(update={"state": record.state.model_copy(update={"status": "delivered"})})
+        )
+    )
+
+
+def test_the_accept_writes_the_entry_and_queues_the_handoff_before_it_answers(world: World) -> None:
+    world.queue.faults.fail("send")
+    with pytest.raises(ServiceUnavailable):
+        world.accept(handoff_body(), key="k")
+    (stored_id,) = world.store.ids()
+    # The two writes run at once; the queue's failure does not lose the entry (operators see it queued).
+    assert _status(world, stored_id) == "accepted"
+    assert world.index.faults.count("add") == 1
+
+
+def test_a_replay_writes_a_missing_entry_but_never_replaces_a_newer_one(world: World) -> None:
+    world.index.faults.fail("add")  # the first request's entry is lost
+    body = handoff_body(world.source_thread())
+    view, _ = world.accept(body, key="k")
+    assert _status(world, view.id) is None
+    world.accept(body, key="k")
+    assert _status(world, view.id) == "accepted"
+
+    # A replay that read "accepted" just before the worker wrote "delivered" leaves the newer entry.
+    _delivered_elsewhere(world, view.id)
+    world.accept(body, key="k")
+    assert _status(world, view.id) == "delivered"

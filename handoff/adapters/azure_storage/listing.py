@@ -1,9 +1,10 @@
 """The handoff index on Table Storage (table ``handoffindex``): what ``GET /api/handoffs`` lists.
 
 Partition key ``d|<UTC day of creation>`` (``d|20261202``), row key ``<inverted epoch ms>|<handoff id>``
-(see :mod:`handoff.domain.listing`), so each day's partition reads newest first. An entry is upserted
-(replaced whole) at each status change of its handoff. Every read queries one day's partition, its
-filters passed as parameters, never spliced into the filter's text.
+(see :mod:`handoff.domain.listing`), so each day's partition reads newest first. A new handoff's entry
+is inserted if absent (so it never replaces one its worker already wrote), then upserted (replaced
+whole) at each status change. Every read queries one day's partition, its filters passed as parameters,
+never spliced into the filter's text.
 
 Table Storage refuses a filter of more than :data:`MAX_COMPARISONS` comparisons, and each of the
 caller's agents costs two (source or target). For a caller of more agents than one filter holds, a day
@@ -14,9 +15,11 @@ every row, so the caller sees only its agents' handoffs and no query reads more 
 
 from __future__ import annotations
 
+import contextlib
 from datetime import date
 from typing import Any
 
+from azure.core.exceptions import ResourceExistsError
 from azure.data.tables import UpdateMode
 
 from handoff.adapters.azure_storage.clients import StorageClients, storage_errors
@@ -43,13 +46,12 @@ class TableHandoffIndex:
         self.table = clients.table(INDEX_TABLE)
 
     def put(self, summary: HandoffSummary) -> None:
-        entity = {
-            "PartitionKey": day_partition(utc_day(summary.created_at)),
-            "RowKey": row_key(summary),
-            **index_columns(summary),
-        }
         with storage_errors():
-            self.table.upsert_entity(entity, mode=UpdateMode.REPLACE)
+            self.table.upsert_entity(_entity(summary), mode=UpdateMode.REPLACE)
+
+    def add(self, summary: HandoffSummary) -> None:
+        with storage_errors(), contextlib.suppress(ResourceExistsError):
+            self.table.create_entity(_entity(summary))
 
     def read_day(
         self, day: date, where: IndexFilter, limit: int, after: str | None = None, until: str | None = None
@@ -68,6 +70,14 @@ class TableHandoffIndex:
                         break
         # Row keys sort as the partition reads (newest first), so the newest of every query come first.
         return [found[key] for key in sorted(found)][:limit]
+
+
+def _entity(summary: HandoffSummary) -> dict[str, Any]:
+    return {
+        "PartitionKey": day_partition(utc_day(summary.created_at)),
+        "RowKey": row_key(summary),
+        **index_columns(summary),
+    }
 
 
 def filter_queries(

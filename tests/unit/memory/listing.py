@@ -39,6 +39,12 @@ class MemoryHandoffIndex:
         partition = self.partitions.setdefault(day_partition(utc_day(summary.created_at)), {})
         partition[row_key(summary)] = index_columns(summary)
 
+    def add(self, summary: HandoffSummary) -> None:
+        self.faults.check("add")
+        self.puts += 1
+        partition = self.partitions.setdefault(day_partition(utc_day(summary.created_at)), {})
+        partition.setdefault(row_key(summary), index_columns(summary))
+
     def read_day(
         self, day: date, where: IndexFilter, limit: int, after: str | None = None, until: str | None = None
     ) -> list[IndexRow]:
