@@ -10,7 +10,15 @@ from typing import Any
 from handoff.domain.audit_events import Actor, EventType
 from handoff.domain.messages import MessageContext, crosslink_message, handback_message, marker
 from handoff.domain.models import HandbackRequest
-from handoff.domain.records import AgentCallError, HandoffRecord, HandoffState, NewEvent
+from handoff.domain.records import (
+    AgentCallError,
+    HandbackDelivery,
+    HandoffRecord,
+    HandoffState,
+    NewEvent,
+    StoredHandback,
+)
+from handoff.services.alongside import alongside
 from handoff.services.context import ServiceContext
 from handoff.services.handbacks import HandBacks
 from handoff.services.lifecycle import index_handback, notify
@@ -90,13 +98,22 @@ class SourceThread:
         """Post hand-back ``seq`` into A's thread, once (or keep it as ``noSourceThread``). With
         ``release``, the write that records it is the worker's last of its step and lets go of its
         lease."""
-        ctx = self.ctx
         handback = next((hb for hb in record.handbacks if hb.seq == seq), None)
         delivery = record.state.handbacks.get(seq)
         if handback is None or delivery is None or delivery.status != "pending":
             return
-        # The findings are history as soon as they are recorded, whether or not A's thread takes them.
-        index_handback(ctx, record, seq)
+        # The findings are history as soon as they are recorded, whether or not A's thread takes them;
+        # they are indexed while the hand-back is posted (independent writes; indexing never raises).
+        alongside(
+            lambda: index_handback(self.ctx, record, seq),
+            lambda: self._post_handback(record, handback, delivery, release=release),
+        )
+
+    def _post_handback(
+        self, record: HandoffRecord, handback: StoredHandback, delivery: HandbackDelivery, *, release: bool
+    ) -> None:
+        ctx = self.ctx
+        seq = handback.seq
         source_thread = record.stored.request.source.thread_id
         now = ctx.clock()
         if not source_thread:

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import threading
+from typing import Any
+
 import pytest
 
 from handoff.domain.errors import BadRequest, Conflict, Forbidden, NotFound, ServiceUnavailable
@@ -252,6 +255,40 @@ def test_a_hand_back_that_cannot_be_posted_is_failed_on_its_own() -> None:
     assert world.queue.poison == [
         {"op": "handback", "handoffId": handoff_id, "seq": 1, "attempt": 2, "reason": reason}
     ]
+
+
+def test_the_findings_are_history_even_when_a_s_thread_refuses_them(world: World) -> None:
+    handoff_id = world.hand_off()
+    world.agents.faults.fail_next(status=400, ops={"post_message"})  # permanent: the hand-back fails
+    world.hand_back(handoff_id)
+    world.run()
+    assert world.state(handoff_id).handbacks[1].status == "failed"
+    (entry,) = world.history.entries()  # indexed while the post was tried, kept though it failed
+    assert (entry["HandoffId"], entry["Seq"]) == (handoff_id, 1)
+
+
+def test_the_history_is_written_while_the_hand_back_is_posted(world: World) -> None:
+    handoff_id = world.hand_off()
+    world.hand_back(handoff_id)
+    posting = threading.Event()
+    overlapped: list[bool] = []
+    index_handback, post_message = world.history.index_handback, world.agents.post_message
+
+    def index_during_the_post(*args: Any, **kwargs: Any) -> None:
+        # Done one after the other, the post cannot start while the index waits: the wait times out.
+        overlapped.append(posting.wait(timeout=2))
+        index_handback(*args, **kwargs)
+
+    def post(*args: Any, **kwargs: Any) -> Any:
+        posting.set()
+        return post_message(*args, **kwargs)
+
+    world.history.index_handback = index_during_the_post  # type: ignore[method-assign]
+    world.agents.post_message = post  # type: ignore[method-assign]
+    world.run()
+    assert overlapped == [True]
+    assert world.state(handoff_id).status == "handedBack"
+    assert len(world.history.entries()) == 1
 
 
 def test_a_history_that_cannot_be_written_does_not_stop_the_hand_back(world: World) -> None:

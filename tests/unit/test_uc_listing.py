@@ -5,6 +5,7 @@ may get wrong, and the index following each status change (one write per change,
 from __future__ import annotations
 
 import base64
+import threading
 from datetime import timedelta
 from typing import Any
 
@@ -400,3 +401,24 @@ def test_a_replay_writes_a_missing_entry_but_never_replaces_a_newer_one(world: W
     _delivered_elsewhere(world, view.id)
     world.accept(body, key="k")
     assert _status(world, view.id) == "delivered"
+
+
+def test_the_entry_is_written_while_the_handoff_is_queued(world: World) -> None:
+    sending = threading.Event()
+    overlapped: list[bool] = []
+    add, send = world.index.add, world.queue.send
+
+    def add_during_the_send(summary: HandoffSummary) -> None:
+        # Done one after the other, the send cannot start while the entry waits: the wait times out.
+        overlapped.append(sending.wait(timeout=2))
+        add(summary)
+
+    def send_signalling(*args: Any, **kwargs: Any) -> None:
+        sending.set()
+        send(*args, **kwargs)
+
+    world.index.add = add_during_the_send  # type: ignore[method-assign]
+    world.queue.send = send_signalling  # type: ignore[method-assign]
+    view, _ = world.accept(handoff_body())
+    assert overlapped == [True]
+    assert _status(world, view.id) == "accepted" and len(world.queue.messages()) == 1
