@@ -12,11 +12,9 @@ from handoff.domain.messages import MessageContext, crosslink_message, handback_
 from handoff.domain.models import HandbackRequest
 from handoff.domain.records import (
     AgentCallError,
-    HandbackDelivery,
     HandoffRecord,
     HandoffState,
     NewEvent,
-    StoredHandback,
 )
 from handoff.services.alongside import alongside
 from handoff.services.context import ServiceContext
@@ -98,25 +96,18 @@ class SourceThread:
         """Post hand-back ``seq`` into A's thread, once (or keep it as ``noSourceThread``). With
         ``release``, the write that records it is the worker's last of its step and lets go of its
         lease."""
+        ctx = self.ctx
         handback = next((hb for hb in record.handbacks if hb.seq == seq), None)
         delivery = record.state.handbacks.get(seq)
         if handback is None or delivery is None or delivery.status != "pending":
             return
-        # The findings are history as soon as they are recorded, whether or not A's thread takes them;
-        # they are indexed while the hand-back is posted (independent writes; indexing never raises).
-        alongside(
-            lambda: index_handback(self.ctx, record, seq),
-            lambda: self._post_handback(record, handback, delivery, release=release),
-        )
-
-    def _post_handback(
-        self, record: HandoffRecord, handback: StoredHandback, delivery: HandbackDelivery, *, release: bool
-    ) -> None:
-        ctx = self.ctx
-        seq = handback.seq
+        # The findings are history as soon as they are recorded, whether or not A's thread takes them.
+        # Indexing never raises; it is done before the write that ends the step, so a retry after a
+        # crash anywhere before that write (the hand-back still pending) indexes it again.
         source_thread = record.stored.request.source.thread_id
         now = ctx.clock()
         if not source_thread:
+            index_handback(ctx, record, seq)
 
             def no_thread(s: HandoffState) -> None:
                 s.handbacks[seq].status = "noSourceThread"
@@ -132,15 +123,19 @@ class SourceThread:
             s.handbacks[seq].attempted = True
             s.handbacks[seq].attempted_at = s.handbacks[seq].attempted_at or now
 
-        posted = post_once(
-            ctx.agents,
-            ctx.registry.by_name(record.stored.source_agent),
-            source_thread,
-            marker(record.id, f"handback:{seq}"),
-            handback_message(record, handback, ctx.message_context(record)),
-            look=delivery.attempted,
-            since=look_back_since(ctx.settings, delivery.attempted_at),
-            before_post=lambda: touch(ctx, record.id, attempt),
+        # Indexed while it is posted: independent requests, one round trip of waiting.
+        posted = alongside(
+            lambda: index_handback(ctx, record, seq),
+            lambda: post_once(
+                ctx.agents,
+                ctx.registry.by_name(record.stored.source_agent),
+                source_thread,
+                marker(record.id, f"handback:{seq}"),
+                handback_message(record, handback, ctx.message_context(record)),
+                look=delivery.attempted,
+                since=look_back_since(ctx.settings, delivery.attempted_at),
+                before_post=lambda: touch(ctx, record.id, attempt),
+            ),
         )
 
         def done(s: HandoffState) -> None:

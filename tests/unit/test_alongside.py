@@ -5,10 +5,11 @@ from __future__ import annotations
 import contextvars
 import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
-from handoff.services.alongside import alongside
+from handoff.services.alongside import SIDE_THREADS, alongside
 
 LABEL: contextvars.ContextVar[str] = contextvars.ContextVar("label", default="none")
 
@@ -68,3 +69,53 @@ def test_the_side_runs_in_the_caller_s_context() -> None:
     finally:
         LABEL.reset(token)
     assert seen == ["create_handoff"]
+
+
+def test_with_every_side_thread_busy_the_caller_does_both_itself() -> None:
+    # A burst of slow sides (say, a hand-back's many history rows) never makes another caller wait.
+    release = threading.Event()
+    busy = [
+        threading.Thread(target=alongside, args=(release.wait, lambda: None)) for _ in range(SIDE_THREADS)
+    ]
+    ran_on: list[str] = []
+    try:
+        for thread in busy:
+            thread.start()
+        time.sleep(0.1)  # every side thread now waits on ``release``
+        order: list[str] = []
+
+        def side() -> None:
+            ran_on.append(threading.current_thread().name)
+            order.append("side")
+
+        assert alongside(side, lambda: order.append("main") or "main's") == "main's"
+        assert order == ["side", "main"] and ran_on == [threading.current_thread().name]
+    finally:
+        release.set()
+        for thread in busy:
+            thread.join()
+    # Free again: the next side runs on a side thread.
+    alongside(lambda: ran_on.append(threading.current_thread().name), lambda: None)
+    assert ran_on[-1].startswith("alongside")
+
+
+def test_done_one_after_the_other_the_errors_are_as_when_at_once(monkeypatch: pytest.MonkeyPatch) -> None:
+    def no_threads(*_: object, **__: object) -> None:
+        raise RuntimeError("cannot schedule new futures after interpreter shutdown")
+
+    monkeypatch.setattr(ThreadPoolExecutor, "submit", no_threads)
+    done: list[str] = []
+
+    def side() -> None:
+        done.append("side")
+        raise KeyError("side")
+
+    def main() -> None:
+        raise ValueError("main")
+
+    with pytest.raises(ValueError, match="main"):
+        alongside(side, main)
+    with pytest.raises(KeyError, match="side"):
+        alongside(side, lambda: done.append("main"))
+    assert done == ["side", "side", "main"]
+    assert alongside(lambda: None, lambda: 7) == 7

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+import time
 from typing import Any
 
 import pytest
@@ -289,6 +290,28 @@ def test_the_history_is_written_while_the_hand_back_is_posted(world: World) -> N
     assert overlapped == [True]
     assert world.state(handoff_id).status == "handedBack"
     assert len(world.history.entries()) == 1
+
+
+def test_the_history_is_written_before_the_write_that_ends_the_step(world: World) -> None:
+    # A crash after that write leaves nothing to retry: the history must be complete by then.
+    handoff_id = world.hand_off()
+    world.hand_back(handoff_id)
+    index_handback, update_state = world.history.index_handback, world.store.update_state
+    seen_at_each_write: list[int] = []
+
+    def slow_index(*args: Any, **kwargs: Any) -> None:
+        time.sleep(0.2)
+        index_handback(*args, **kwargs)
+
+    def update_counting(*args: Any, **kwargs: Any) -> Any:
+        seen_at_each_write.append(len(world.history.entries()))
+        return update_state(*args, **kwargs)
+
+    world.history.index_handback = slow_index  # type: ignore[method-assign]
+    world.store.update_state = update_counting  # type: ignore[method-assign]
+    world.run()
+    assert world.state(handoff_id).status == "handedBack"
+    assert seen_at_each_write[-1] == 1
 
 
 def test_a_history_that_cannot_be_written_does_not_stop_the_hand_back(world: World) -> None:
