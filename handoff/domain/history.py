@@ -37,11 +37,18 @@ QUERY_PARAMS = (
 _SCOPE_START = re.compile(r"^/subscriptions/[^/]+", re.IGNORECASE)
 
 
+MAX_RESOURCE_LEVELS = 6
+"""Type/name levels of one resource ID that are scopes of their own. Real IDs nest two to five deep
+(an API Management operation's policy, an extension resource); a caller's ID of 1,024 characters can
+nest hundreds deep, and every scope is a row written per hand-back."""
+
+
 def scopes_of(resource_id: str) -> list[str]:
     """The resource and every ancestor scope, lowercased, most specific first.
 
     ``/subscriptions/s/resourceGroups/rg/providers/Microsoft.Web/sites/app/slots/x`` gives the slot, the
-    site, the resource group and the subscription.
+    site, the resource group and the subscription. Past :data:`MAX_RESOURCE_LEVELS` levels under the
+    provider, only the outermost ones and the resource itself are scopes.
     """
     parts = [p for p in resource_id.strip().lower().split("/") if p]
     if len(parts) < 2 or parts[0] != "subscriptions":
@@ -54,9 +61,13 @@ def scopes_of(resource_id: str) -> list[str]:
     if len(rest) >= 4 and rest[0] == "providers":
         current = f"{scopes[-1]}/providers/{rest[1]}"
         pairs = rest[2:]
+        levels = []
         for index in range(0, len(pairs) - 1, 2):
             current += f"/{pairs[index]}/{pairs[index + 1]}"
-            scopes.append(current)
+            levels.append(current)
+        if len(levels) > MAX_RESOURCE_LEVELS:  # the outermost levels and the resource itself
+            levels = [*levels[: MAX_RESOURCE_LEVELS - 1], levels[-1]]
+        scopes.extend(levels)
     return list(reversed(scopes))
 
 

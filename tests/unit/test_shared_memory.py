@@ -10,7 +10,7 @@ import pytest
 
 from devserver.fakes.openapi_check import adf_errors
 from handoff.adapters.vendors import basic_or_bearer, error_for, rate_limit_wait
-from handoff.domain.history import resource_group_of, scopes_of
+from handoff.domain.history import MAX_RESOURCE_LEVELS, resource_group_of, scopes_of
 from handoff.domain.models import HandbackRequest, HandoffRequest
 from handoff.domain.records import HandoffRecord, HandoffState, StoredHandback, StoredRequest
 from handoff.domain.registry import ConfigError, Registry
@@ -229,6 +229,25 @@ def test_rate_limit_headers_are_read():
     assert not forbidden.transient and not forbidden.backend_wide
     unavailable = error_for("POST", "https://x/y", _response(503, {}))
     assert unavailable.transient and not unavailable.backend_wide
+
+
+def test_a_resource_id_nested_hundreds_deep_is_a_handful_of_scopes():
+    # Each scope is a history row per hand-back: a caller's 1,024-character ID must not make hundreds.
+    deep = SITE + "/x/y" * 235
+    assert len(deep) <= 1024
+    scopes = scopes_of(deep)
+    assert len(scopes) == MAX_RESOURCE_LEVELS + 2  # with the resource group and the subscription
+    assert scopes[0] == deep.lower() and scopes[-2:] == [
+        "/subscriptions/s1/resourcegroups/shop",
+        "/subscriptions/s1",
+    ]
+    assert scopes[-3] == SITE.lower()  # the outermost levels stay searchable
+    # Real IDs are untouched: an API Management operation's policy, five levels deep.
+    apim = (
+        "/subscriptions/s1/resourceGroups/g/providers/Microsoft.ApiManagement"
+        "/service/s/apis/a/operations/o/policies/p"
+    )
+    assert len(scopes_of(apim)) == 2 + 4
 
 
 def test_credentials_become_basic_or_bearer():
