@@ -98,11 +98,13 @@ def per_item(
 
 def sequential(
     broker: Broker, services: Services, rounds: int
-) -> tuple[Timings, dict[str, Any], list[Delivered]]:
-    """``rounds`` handoffs one after another, each left to settle (storage quiet) before the next."""
+) -> tuple[Timings, dict[str, Any], list[Delivered], list[float]]:
+    """``rounds`` handoffs one after another, each left to settle (storage quiet) before the next. Also
+    returns each handoff's queue wait (its 202 → the host starting ``deliver``): after a quiet spell
+    the queue listener has backed off, so it depends on where its back-off stands when the POST comes."""
     ops, checkout = services.fakes.agents["ops"], services.fakes.agents["checkout"]
     watch = ThreadWatch(checkout).start()
-    timings, delivered = Timings(), []
+    timings, delivered, queue_waits = Timings(), [], []
     try:
         source = ops.create_thread("Ops: sequential handoffs")["id"]
         with counted() as counts:
@@ -112,12 +114,14 @@ def sequential(
                 wait_quiet(COUNTS, quiet=0.25)
                 timings.accept.append(accept)
                 timings.post_to_thread.append(created - started_at)
+                if handoff_id in DELIVER_STARTS:
+                    queue_waits.append(DELIVER_STARTS[handoff_id] - (started_at + accept))
                 delivered.append(Delivered(handoff_id, source, watch.thread_ids[handoff_id]))
     finally:
         watch.stop()
     timings.completed = rounds
     accept_only = per_item(counts, rounds, (ACCEPT_FUNCTION,))
-    return timings, {"accepted": accept_only, "delivered": per_item(counts, rounds)}, delivered
+    return timings, {"accepted": accept_only, "delivered": per_item(counts, rounds)}, delivered, queue_waits
 
 
 def hand_backs(

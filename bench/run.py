@@ -232,7 +232,9 @@ class BrokerPhases:
         """Handoffs and hand-backs one at a time: transactions and latencies."""
         report, floors = self.report, self.floors
         report.section(f"sequential: {self.plan.sequential} handoffs and hand-backs, one at a time")
-        timings, per, delivered = flows.sequential(self.broker, self.services, self.plan.sequential)
+        timings, per, delivered, queue_waits = flows.sequential(
+            self.broker, self.services, self.plan.sequential
+        )
         handback, handback_per = flows.hand_backs(self.broker, self.services, delivered)
         report_counts(report, "storage transactions per accepted handoff", per["accepted"], TARGET_ACCEPT)
         report_counts(
@@ -241,12 +243,21 @@ class BrokerPhases:
         report_counts(report, "storage transactions per hand-back", handback_per, TARGET_HANDBACK)
         report.latency("accept (POST → 202)", timings.accept, floors["accept"], "floor batch + send")
         report.latency("POST → thread on B", timings.post_to_thread, floors["postToThread"], "floor path")
+        report.latency(
+            "of which queue wait after a quiet spell (202 → deliver starts)",
+            queue_waits,
+            None,
+            "the host's polling",
+        )
         report.latency("hand-back (POST → message in A)", handback, floors["handback"], "floor path")
         self.data["transactions"].update(
             accepted=per["accepted"], delivered=per["delivered"], handback=handback_per
         )
         self.data["latencyMs"].update(
-            accept=ms(timings.accept), postToThread=ms(timings.post_to_thread), handback=ms(handback)
+            accept=ms(timings.accept),
+            postToThread=ms(timings.post_to_thread),
+            queueWait=ms(queue_waits),
+            handback=ms(handback),
         )
 
     def a2a(self) -> None:
