@@ -54,9 +54,21 @@ class Timings:
 
     accept: list[float] = field(default_factory=list)
     post_to_thread: list[float] = field(default_factory=list)
+    # Where the host's start of ``deliver`` was seen: its 202 → that start (the queue trigger's polling),
+    # and POST → thread without that wait (the broker's own path).
+    queue_wait: list[float] = field(default_factory=list)
+    without_queue_wait: list[float] = field(default_factory=list)
     completed: int = 0
     seconds: float = 0.0
     cpu: CpuUse | None = None  # Azurite's and this process's CPU while the clients ran
+
+    def add_path(self, handoff_id: str, started_at: float, accept: float, created: float) -> None:
+        """One handoff's POST → thread, and its split at the host's start of ``deliver``."""
+        self.post_to_thread.append(created - started_at)
+        if handoff_id in DELIVER_STARTS:
+            wait = DELIVER_STARTS[handoff_id] - (started_at + accept)
+            self.queue_wait.append(wait)
+            self.without_queue_wait.append(created - started_at - wait)
 
 
 def post_handoff(
@@ -98,13 +110,13 @@ def per_item(
 
 def sequential(
     broker: Broker, services: Services, rounds: int
-) -> tuple[Timings, dict[str, Any], list[Delivered], list[float]]:
-    """``rounds`` handoffs one after another, each left to settle (storage quiet) before the next. Also
-    returns each handoff's queue wait (its 202 → the host starting ``deliver``): after a quiet spell
-    the queue listener has backed off, so it depends on where its back-off stands when the POST comes."""
+) -> tuple[Timings, dict[str, Any], list[Delivered]]:
+    """``rounds`` handoffs one after another, each left to settle (storage quiet) before the next. After
+    a quiet spell the queue listener has backed off, so a handoff's queue wait depends on where its
+    back-off stands when the POST comes."""
     ops, checkout = services.fakes.agents["ops"], services.fakes.agents["checkout"]
     watch = ThreadWatch(checkout).start()
-    timings, delivered, queue_waits = Timings(), [], []
+    timings, delivered = Timings(), []
     try:
         source = ops.create_thread("Ops: sequential handoffs")["id"]
         with counted() as counts:
@@ -113,15 +125,13 @@ def sequential(
                 created = watch.wait(handoff_id)
                 wait_quiet(COUNTS, quiet=0.25)
                 timings.accept.append(accept)
-                timings.post_to_thread.append(created - started_at)
-                if handoff_id in DELIVER_STARTS:
-                    queue_waits.append(DELIVER_STARTS[handoff_id] - (started_at + accept))
+                timings.add_path(handoff_id, started_at, accept, created)
                 delivered.append(Delivered(handoff_id, source, watch.thread_ids[handoff_id]))
     finally:
         watch.stop()
     timings.completed = rounds
     accept_only = per_item(counts, rounds, (ACCEPT_FUNCTION,))
-    return timings, {"accepted": accept_only, "delivered": per_item(counts, rounds)}, delivered, queue_waits
+    return timings, {"accepted": accept_only, "delivered": per_item(counts, rounds)}, delivered
 
 
 def hand_backs(
@@ -228,11 +238,11 @@ def closed_loop(
 
 def open_loop(
     broker: Broker, services: Services, rate: float, seconds: float, clients: int
-) -> tuple[Timings, dict[str, Any], list[float]]:
+) -> tuple[Timings, dict[str, Any]]:
     """Steady load: handoffs arriving at ``rate`` per second for ``seconds``, spread evenly over
     ``clients`` clients, none waiting for a delivery before the next POST (arrivals do not slow down
-    when the broker does). Returns the timings, the storage requests per handoff and each handoff's
-    queue wait: from its 202 to the host starting ``deliver`` for it (the queue trigger's polling)."""
+    when the broker does). Returns the timings (with each handoff's queue wait: its 202 → the host
+    starting ``deliver``, the queue trigger's polling) and the storage requests per handoff."""
     ops, checkout = services.fakes.agents["ops"], services.fakes.agents["checkout"]
     watch = ThreadWatch(checkout).start()
     timings = Timings()
@@ -255,18 +265,13 @@ def open_loop(
     try:
         with counted() as counts:
             timings.seconds = _run_clients(broker, clients, client_loop)
-            for handoff_id, started_at, _ in posted:
-                timings.post_to_thread.append(watch.wait(handoff_id) - started_at)
+            for handoff_id, started_at, accept in posted:
+                timings.add_path(handoff_id, started_at, accept, watch.wait(handoff_id))
             wait_quiet(COUNTS, quiet=0.5)
     finally:
         watch.stop()
     timings.completed = len(posted)
-    queue_waits = [
-        DELIVER_STARTS[handoff_id] - (started_at + accept)
-        for handoff_id, started_at, accept in posted
-        if handoff_id in DELIVER_STARTS
-    ]
-    return timings, per_item(counts, max(1, timings.completed)), queue_waits
+    return timings, per_item(counts, max(1, timings.completed))
 
 
 def burst(broker: Broker, services: Services, handoffs: int, clients: int) -> tuple[Timings, dict[str, Any]]:
