@@ -26,6 +26,7 @@ from handoff.adapters.azure_storage.counting import COUNTS
 
 from . import cold_start, floor, flows, storm
 from .cpu import ceiling
+from .flows import ACCEPT_FUNCTION, WORK_FUNCTIONS
 from .stack import ROOT, Broker, Services, ThreadWatch, counted, start_broker, start_services, wait_quiet
 from .stats import Report, median, ms, percentile
 
@@ -196,7 +197,12 @@ def report_queue_wait(
 
 
 def report_cpu(
-    report: Report, item: str, items_label: str, timings: flows.Timings, floor_rate: float
+    report: Report,
+    item: str,
+    items_label: str,
+    timings: flows.Timings,
+    floor_rate: float,
+    per_core_parts: tuple[tuple[str, tuple[str, ...]], ...] = (),
 ) -> dict[str, Any]:
     """CPU per ``item`` while the clients ran (Azurite's, and this process's: broker, simulated agents and
     clients), and the most items a second this machine's CPUs allow at that cost, against the
@@ -213,8 +219,20 @@ def report_cpu(
     most = min(ceiling(azurite_ms, 1), ceiling(azurite_ms + here_ms, cores))
     report.add(f"CPU ceiling on this machine ({cores} cores), {items_label}", most, "per s",
                basis_value=floor_rate, basis="floor-derived")  # fmt: skip
-    return {"azuriteMs": azurite_ms, "processMs": here_ms, "cores": cores, "ceiling": most,
-            "wallSeconds": use.wall, "items": timings.completed}  # fmt: skip
+    # What a Functions worker process spends: the broker's functions, without the local host's HTTP
+    # server and queue listener, the simulated agents and the clients that share this process here.
+    by_function = {name: spent * 1000 / items for name, spent in sorted(use.functions.items()) if spent > 0}
+    functions_ms = sum(by_function.values())
+    report.add(f"of which in the broker's functions, per {item}", functions_ms, "ms", basis="CPU")
+    print("    " + ", ".join(f"{name or 'other'} {spent:.3g} ms" for name, spent in by_function.items()))
+    # With only some functions on a core (Flex Consumption scales HTTP functions and each queue
+    # function on instances of their own), what a core could do of each part.
+    for label, names in per_core_parts:
+        spent = sum(by_function.get(name, 0.0) for name in names)
+        report.add(f"one core running only {label}", ceiling(spent, 1), "per s",
+                   basis_value=floor_rate, basis="floor-derived")  # fmt: skip
+    return {"azuriteMs": azurite_ms, "processMs": here_ms, "functionsMs": by_function, "cores": cores,
+            "ceiling": most, "wallSeconds": use.wall, "items": timings.completed}  # fmt: skip
 
 
 @dataclass
@@ -320,8 +338,9 @@ class BrokerPhases:
             "POST → thread at saturation", sat.post_to_thread, self.floors["postToThread"], "floor path"
         )
         self.data["transactions"]["saturated"] = per
+        both = (("the broker's functions (accept and delivery), delivered handoffs", WORK_FUNCTIONS),)
         self.data["cpu"]["saturated"] = report_cpu(
-            report, "delivered handoff", "delivered handoffs", sat, floor_rate
+            report, "delivered handoff", "delivered handoffs", sat, floor_rate, both
         )
         self.data["latencyMs"].update(
             saturatedAccept=ms(sat.accept), saturatedPostToThread=ms(sat.post_to_thread)
@@ -348,8 +367,9 @@ class BrokerPhases:
         )
         report.latency("accept in a burst", timings.accept, self.floors["accept"], "floor batch + send")
         self.data["transactions"]["burst"] = per
+        accepts = (("the accept function (an HTTP instance of its own), accepts", (ACCEPT_FUNCTION,)),)
         self.data["cpu"]["burst"] = report_cpu(
-            report, "accept in the burst", "accepts in the burst", timings, floor_rate
+            report, "accept in the burst", "accepts in the burst", timings, floor_rate, accepts
         )
         self.data["latencyMs"]["burstAccept"] = ms(timings.accept)
         self.data["throughput"].update(

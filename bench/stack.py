@@ -8,6 +8,8 @@ The host's own queue-trigger requests (receive, delete, poison) go to :data:`TRI
 
 from __future__ import annotations
 
+import dataclasses
+import inspect
 import json
 import os
 import re
@@ -32,6 +34,9 @@ from devserver.fakes.stack import FakeStack, start_fake_stack
 from devserver.host import LocalHost
 from devserver.hostlib.functions import FunctionSpec
 from handoff.adapters.azure_storage.counting import COUNTS, TransactionCounts, client_options
+from handoff.services import alongside
+
+from .cpu import FUNCTION, FUNCTIONS
 
 ROOT = Path(__file__).resolve().parent.parent
 TRIGGER_COUNTS = TransactionCounts()
@@ -45,11 +50,32 @@ class CountingHost(LocalHost):
     """The local host, labelling the storage requests of each invocation with the function's name."""
 
     async def invoke(self, spec: FunctionSpec, trigger_value: Any, reason: str) -> Any:
-        """Run the function with its name as the count label (sync functions get a copy of the context)."""
+        """Run the function with its name as the count label (sync functions get a copy of the context),
+        its thread's CPU counted in :data:`bench.cpu.FUNCTIONS`."""
         if spec.name == "deliver":
             _note_delivery_start(trigger_value)
-        with COUNTS.labelled(spec.name):
-            return await super().invoke(spec, trigger_value, reason)
+        if not inspect.iscoroutinefunction(spec.user_function):
+            spec = dataclasses.replace(spec, user_function=FUNCTIONS.timed(spec.user_function))
+        token = FUNCTION.set(spec.name)
+        try:
+            with COUNTS.labelled(spec.name):
+                return await super().invoke(spec, trigger_value, reason)
+        finally:
+            FUNCTION.reset(token)
+
+
+def _count_side_requests() -> None:
+    """Count the CPU of the side requests functions start on other threads (see ``alongside``) with the
+    functions' own."""
+    start = alongside._start
+    if getattr(start, "counted", False):
+        return
+
+    def counted(side: Callable[[], object]) -> Any:
+        return start(FUNCTIONS.timed(side))
+
+    counted.counted = True  # type: ignore[attr-defined]
+    alongside._start = counted
 
 
 def _note_delivery_start(message: Any) -> None:
@@ -154,6 +180,7 @@ def start_broker(services: Services, host_class: type[CountingHost] = CountingHo
     port = free_port()
     out = (services.workdir / "host.out").open("w")
     host = host_class(ROOT, port=port, env=services.env(port), out=out)
+    _count_side_requests()
     with mock.patch.object(devserver.hostlib.queues, "QueueClient", _TriggerQueueClient):
         host.start()
     client = httpx.Client(base_url=host.url, timeout=60, limits=httpx.Limits(max_connections=64))
