@@ -8,6 +8,7 @@ to the message in A's thread. Storage requests are counted per function (see :mo
 
 from __future__ import annotations
 
+import random
 import threading
 import time
 import uuid
@@ -37,6 +38,16 @@ ACCEPT_FUNCTION = "create_handoff"
 HANDBACK_FUNCTION = "hand_back"
 # Functions whose storage requests belong to a handoff's own work (the rest is background).
 WORK_FUNCTIONS = ("create_handoff", "deliver", "hand_back", "write_shared_memory")
+# After each item of a one-at-a-time phase settles, a pause drawn from 0 to the host's
+# maxPollingInterval (2 s, host.json): the next POST then meets the queue listener anywhere in its idle
+# back-off, as a handoff arriving at a quiet broker does, instead of always at the same point of it.
+IDLE_PAUSE_SECONDS = 2.0
+
+
+def settle_and_pause(pauses: random.Random) -> None:
+    """Wait until storage is quiet, then pause for a random part of the listener's longest sleep."""
+    wait_quiet(COUNTS, quiet=0.25)
+    time.sleep(pauses.uniform(0, IDLE_PAUSE_SECONDS))
 
 
 @dataclass
@@ -111,19 +122,19 @@ def per_item(
 def sequential(
     broker: Broker, services: Services, rounds: int
 ) -> tuple[Timings, dict[str, Any], list[Delivered]]:
-    """``rounds`` handoffs one after another, each left to settle (storage quiet) before the next. After
-    a quiet spell the queue listener has backed off, so a handoff's queue wait depends on where its
-    back-off stands when the POST comes."""
+    """``rounds`` handoffs one after another, each left to settle (storage quiet, then a random pause:
+    :func:`settle_and_pause`) before the next. After a quiet spell the queue listener has backed off, so
+    a handoff's queue wait depends on where its back-off stands when the POST comes."""
     ops, checkout = services.fakes.agents["ops"], services.fakes.agents["checkout"]
     watch = ThreadWatch(checkout).start()
-    timings, delivered = Timings(), []
+    timings, delivered, pauses = Timings(), [], random.Random(1)
     try:
         source = ops.create_thread("Ops: sequential handoffs")["id"]
         with counted() as counts:
             for _ in range(rounds):
                 handoff_id, started_at, accept = post_handoff(broker.client, source)
                 created = watch.wait(handoff_id)
-                wait_quiet(COUNTS, quiet=0.25)
+                settle_and_pause(pauses)
                 timings.accept.append(accept)
                 timings.add_path(handoff_id, started_at, accept, created)
                 delivered.append(Delivered(handoff_id, source, watch.thread_ids[handoff_id]))
@@ -139,7 +150,7 @@ def hand_backs(
 ) -> tuple[list[float], dict[str, Any]]:
     """A hand-back for each delivered handoff, one after another: POST → message in A's thread."""
     ops = services.fakes.agents["ops"]
-    samples = []
+    samples, pauses = [], random.Random(2)
     with counted() as counts:
         for item in delivered:
             token = f"bench hand-back {uuid.uuid4().hex[:12]}"
@@ -149,7 +160,7 @@ def hand_backs(
             if response.status_code != 202:
                 raise RuntimeError(f"hand-back refused: {response.status_code} {response.text[:500]}")
             posted = wait_until(lambda s=item.source_thread, t=token: message_time(ops, s, t), timeout=60)
-            wait_quiet(COUNTS, quiet=0.25)
+            settle_and_pause(pauses)
             samples.append(posted - started_at)
     return samples, per_item(counts, len(delivered))
 
