@@ -123,7 +123,8 @@ class SourceThread:
             s.handbacks[seq].attempted = True
             s.handbacks[seq].attempted_at = s.handbacks[seq].attempted_at or now
 
-        # Indexed while it is posted: independent requests, one round trip of waiting.
+        # Indexed while it is posted: independent requests, so the step waits for the longer of the two,
+        # not for both.
         posted = alongside(
             lambda: index_handback(ctx, record, seq),
             lambda: post_once(
