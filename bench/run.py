@@ -6,7 +6,7 @@ Azurite, then the broker: storage transactions per handoff, latencies, throughpu
 alert storm. Prints every figure as ``name value unit (ratio to floor)`` and writes the figures and
 their raw samples to ``bench/results/<YYYY-MM-DD>.json`` (``python -m bench.chart`` draws them).
 
-    python -m bench.run            # the full run (about 5 minutes on 2 cores)
+    python -m bench.run            # the full run (4 to 6 minutes on 2 cores)
     python -m bench.run --quick    # a short run while developing
 """
 

@@ -171,6 +171,7 @@ SCALING_FIGURES = (
     "idle queue-trigger polls",
     "accept (POST → 202) p50",
     "POST → thread on B p50",
+    "POST → thread, the queue wait left out p50",
     "host start → first accepted handoff",
 )
 TABLE_WRITES = ("tableInsert", "update", "batch", "delete")
