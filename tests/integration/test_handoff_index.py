@@ -40,13 +40,26 @@ def clients(azurite) -> StorageClients:
     return made
 
 
+_TAKEN: set[int] = set()
+
+
+def _days_of_its_own() -> datetime:
+    """The first of two UTC days no other World of this process lists (each lists its two days, and
+    every test's storage is this worker's own Azurite): pairs start on even days, each at most once."""
+    while True:
+        offset = random.randrange(0, 6000, 2)
+        if offset not in _TAKEN:
+            _TAKEN.add(offset)
+            return datetime(2001, 1, 1, tzinfo=UTC) + timedelta(days=offset)
+
+
 class World:
     """Index entries on two days of their own (far from any other test's), and the listing over them."""
 
     def __init__(self, clients: StorageClients) -> None:
         self.index = TableHandoffIndex(clients)
         # Two UTC days no other test writes to: noon of the second is "now".
-        self.day = datetime(2001, 1, 1, tzinfo=UTC) + timedelta(days=random.randrange(3000))
+        self.day = _days_of_its_own()
         self.now = self.day + timedelta(days=1, hours=12)
         ctx = ServiceContext.build(
             settings=Settings(),
