@@ -8,7 +8,6 @@ to the message in A's thread. Storage requests are counted per function (see :mo
 
 from __future__ import annotations
 
-import json
 import random
 import threading
 import time
@@ -20,7 +19,7 @@ from typing import Any
 
 import httpx
 
-from devserver.hostlib.config import parse_timespan
+from devserver.hostlib.config import HostSettings
 from handoff.adapters.azure_storage.counting import COUNTS
 from tests.e2e.helpers import handback_body, handoff_body
 
@@ -44,9 +43,7 @@ WORK_FUNCTIONS = ("create_handoff", "deliver", "hand_back", "write_shared_memory
 # After each item of a one-at-a-time phase settles, a pause drawn from 0 to the host's
 # maxPollingInterval (host.json): the next POST then meets the queue listener anywhere in its idle
 # back-off, as a handoff arriving at a quiet broker does, instead of always at the same point of it.
-IDLE_PAUSE_SECONDS = parse_timespan(
-    json.loads((ROOT / "host.json").read_text())["extensions"]["queues"]["maxPollingInterval"]
-)
+IDLE_PAUSE_SECONDS = HostSettings.load(ROOT).queues.max_polling_interval
 
 
 def settle_and_pause(pauses: random.Random) -> None:

@@ -10,12 +10,7 @@ from typing import Any
 from handoff.domain.audit_events import Actor, EventType
 from handoff.domain.messages import MessageContext, crosslink_message, handback_message, marker
 from handoff.domain.models import HandbackRequest
-from handoff.domain.records import (
-    AgentCallError,
-    HandoffRecord,
-    HandoffState,
-    NewEvent,
-)
+from handoff.domain.records import AgentCallError, HandoffRecord, HandoffState, NewEvent
 from handoff.services.alongside import alongside
 from handoff.services.context import ServiceContext
 from handoff.services.handbacks import HandBacks

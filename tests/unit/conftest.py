@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import json
 import os
+import threading
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -99,6 +101,26 @@ def handoff_body(
     }
     body.update(extra)
     return body
+
+
+def run_during(
+    main: Callable[..., Any], side: Callable[..., Any]
+) -> tuple[Callable[..., Any], Callable[..., Any], list[bool]]:
+    """Stand-ins for ``main`` and ``side`` that tell whether the side ran while main did: the side waits
+    (2 s at most) for main to start, then runs. Done one after the other, main cannot start while the
+    side waits, so the wait times out and the list it fills reads ``[False]``."""
+    started = threading.Event()
+    overlapped: list[bool] = []
+
+    def main_started(*args: Any, **kwargs: Any) -> Any:
+        started.set()
+        return main(*args, **kwargs)
+
+    def side_waiting(*args: Any, **kwargs: Any) -> Any:
+        overlapped.append(started.wait(timeout=2))
+        return side(*args, **kwargs)
+
+    return main_started, side_waiting, overlapped
 
 
 def handback_body(agent: str = "checkout", **extra: Any) -> dict[str, Any]:

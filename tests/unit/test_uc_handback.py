@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import threading
 import time
 from typing import Any
 
@@ -11,7 +10,16 @@ import pytest
 from handoff.domain.errors import BadRequest, Conflict, Forbidden, NotFound, ServiceUnavailable
 from handoff.domain.messages import is_marked, marker
 from handoff.ports import StorageUnavailable
-from tests.unit.conftest import CHECKOUT, OPS, PAYMENTS, World, build_world, handback_body, handoff_body
+from tests.unit.conftest import (
+    CHECKOUT,
+    OPS,
+    PAYMENTS,
+    World,
+    build_world,
+    handback_body,
+    handoff_body,
+    run_during,
+)
 
 
 def _source_thread(world: World, handoff_id: str) -> str:
@@ -271,21 +279,8 @@ def test_the_findings_are_history_even_when_a_s_thread_refuses_them(world: World
 def test_the_history_is_written_while_the_hand_back_is_posted(world: World) -> None:
     handoff_id = world.hand_off()
     world.hand_back(handoff_id)
-    posting = threading.Event()
-    overlapped: list[bool] = []
-    index_handback, post_message = world.history.index_handback, world.agents.post_message
-
-    def index_during_the_post(*args: Any, **kwargs: Any) -> None:
-        # Done one after the other, the post cannot start while the index waits: the wait times out.
-        overlapped.append(posting.wait(timeout=2))
-        index_handback(*args, **kwargs)
-
-    def post(*args: Any, **kwargs: Any) -> Any:
-        posting.set()
-        return post_message(*args, **kwargs)
-
-    world.history.index_handback = index_during_the_post  # type: ignore[method-assign]
-    world.agents.post_message = post  # type: ignore[method-assign]
+    post, index, overlapped = run_during(world.agents.post_message, world.history.index_handback)
+    world.agents.post_message, world.history.index_handback = post, index  # type: ignore[method-assign]
     world.run()
     assert overlapped == [True]
     assert world.state(handoff_id).status == "handedBack"

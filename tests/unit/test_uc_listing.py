@@ -5,7 +5,6 @@ may get wrong, and the index following each status change (one write per change,
 from __future__ import annotations
 
 import base64
-import threading
 from datetime import timedelta
 from typing import Any
 
@@ -25,7 +24,7 @@ from handoff.domain.listing import (
 )
 from handoff.entrypoints.mcp_tools import HandoffListArguments
 from handoff.services.listing import Listing
-from tests.unit.conftest import CHECKOUT, OPERATOR, OPS, PAYMENTS, World, handoff_body
+from tests.unit.conftest import CHECKOUT, OPERATOR, OPS, PAYMENTS, World, handoff_body, run_during
 
 
 def _list(world: World, caller: Caller = OPERATOR, **params: str) -> HandoffList:
@@ -318,16 +317,16 @@ def test_the_mcp_arguments_are_checked_like_the_query_string() -> None:
 def test_each_status_change_writes_the_entry_once(world: World) -> None:
     source = world.source_thread()
     view, _ = world.accept(handoff_body(source))
-    assert world.index.puts == 1
+    assert world.index.writes == 1
     assert _status(world, view.id) == "accepted"
 
     world.run()
-    assert world.index.puts == 2 and _status(world, view.id) == "delivered"
+    assert world.index.writes == 2 and _status(world, view.id) == "delivered"
 
     world.hand_back(view.id)
-    assert world.index.puts == 2  # a hand-back received changes no status
+    assert world.index.writes == 2  # a hand-back received changes no status
     world.run()
-    assert world.index.puts == 3 and _status(world, view.id) == "handedBack"
+    assert world.index.writes == 3 and _status(world, view.id) == "handedBack"
 
 
 def test_a_failed_delivery_and_its_replay_are_listed_as_they_happen(world: World) -> None:
@@ -404,21 +403,8 @@ def test_a_replay_writes_a_missing_entry_but_never_replaces_a_newer_one(world: W
 
 
 def test_the_entry_is_written_while_the_handoff_is_queued(world: World) -> None:
-    sending = threading.Event()
-    overlapped: list[bool] = []
-    add, send = world.index.add, world.queue.send
-
-    def add_during_the_send(summary: HandoffSummary) -> None:
-        # Done one after the other, the send cannot start while the entry waits: the wait times out.
-        overlapped.append(sending.wait(timeout=2))
-        add(summary)
-
-    def send_signalling(*args: Any, **kwargs: Any) -> None:
-        sending.set()
-        send(*args, **kwargs)
-
-    world.index.add = add_during_the_send  # type: ignore[method-assign]
-    world.queue.send = send_signalling  # type: ignore[method-assign]
+    send, add, overlapped = run_during(world.queue.send, world.index.add)
+    world.queue.send, world.index.add = send, add  # type: ignore[method-assign]
     view, _ = world.accept(handoff_body())
     assert overlapped == [True]
     assert _status(world, view.id) == "accepted" and len(world.queue.messages()) == 1

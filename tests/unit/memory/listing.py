@@ -31,19 +31,19 @@ class MemoryHandoffIndex:
         self.faults = StorageFaults()
         self.partitions: dict[str, dict[str, dict[str, Any]]] = {}
         self.reads: list[str] = []
-        self.puts = 0
+        self.writes = 0  # puts and adds
 
     def put(self, summary: HandoffSummary) -> None:
-        self.faults.check("put")
-        self.puts += 1
-        partition = self.partitions.setdefault(day_partition(utc_day(summary.created_at)), {})
-        partition[row_key(summary)] = index_columns(summary)
+        self._partition(summary, "put")[row_key(summary)] = index_columns(summary)
 
     def add(self, summary: HandoffSummary) -> None:
-        self.faults.check("add")
-        self.puts += 1
-        partition = self.partitions.setdefault(day_partition(utc_day(summary.created_at)), {})
-        partition.setdefault(row_key(summary), index_columns(summary))
+        self._partition(summary, "add").setdefault(row_key(summary), index_columns(summary))
+
+    def _partition(self, summary: HandoffSummary, op: str) -> dict[str, dict[str, Any]]:
+        """The day partition ``op`` writes ``summary`` into (counted as one write)."""
+        self.faults.check(op)
+        self.writes += 1
+        return self.partitions.setdefault(day_partition(utc_day(summary.created_at)), {})
 
     def read_day(
         self, day: date, where: IndexFilter, limit: int, after: str | None = None, until: str | None = None
