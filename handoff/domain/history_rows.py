@@ -13,6 +13,25 @@ from handoff.domain.records import HandoffRecord, StoredHandback
 from handoff.domain.registry import Registry
 
 MAX_MS = 9_999_999_999_999
+COLUMN_CHARS = 16_000  # what one string property of a row holds (64 KiB of UTF-16), with room to spare
+
+
+def json_list(values: list[str], limit: int = COLUMN_CHARS) -> str:
+    """``values`` as a JSON array of at most ``limit`` characters that is still JSON: whole items while
+    they fit, then as much of the next one's text as fits. The text is cut, never the JSON (a row whose
+    column was cut mid-string could not be read back)."""
+    kept: list[str] = []
+    for value in values:
+        if len(json.dumps([*kept, value])) <= limit:
+            kept.append(value)
+            continue
+        cut = value[: max(0, limit - len(json.dumps([*kept, ""])))]
+        while cut and len(json.dumps([*kept, cut])) > limit:  # escapes make some characters longer
+            cut = cut[: len(cut) * 9 // 10]
+        if cut:
+            kept.append(cut)
+        break
+    return json.dumps(kept)
 
 
 def time_key(at: datetime) -> str:
@@ -43,8 +62,8 @@ def history_row(
         "Title": context.title,
         "Summary": (request.summary or "")[:8000],
         "RootCause": (request.root_cause or "")[:8000],
-        "Actions": json.dumps(request.recommended_actions[:20])[:16000],
-        "Resources": json.dumps(context.resources)[:16000],
+        "Actions": json_list(request.recommended_actions[:20]),
+        "Resources": json_list(context.resources),
         "Source": stored.source_agent,
         "Target": stored.target_agent,
         "SourceKey": stored.source_agent.lower(),
@@ -72,16 +91,26 @@ def row_thread_urls(record: HandoffRecord, registry: Registry) -> dict[str, str 
 
 
 def history_item(row: dict[str, Any]) -> HistoryItem:
-    """A row as a search result (older rows may lack the JSON columns)."""
+    """A row as a search result (older rows may lack the JSON columns, or hold them cut short)."""
     return HistoryItem(
         handoff_id=row["HandoffId"],
         title=row["Title"],
-        resources=json.loads(row.get("Resources") or "[]"),
+        resources=_json_column(row, "Resources", []),
         source=row["Source"],
         target=row["Target"],
         outcome=row["Outcome"],
         root_cause=row.get("RootCause") or None,
-        recommended_actions=json.loads(row.get("Actions") or "[]"),
-        thread_urls=json.loads(row.get("ThreadUrls") or "{}"),
+        recommended_actions=_json_column(row, "Actions", []),
+        thread_urls=_json_column(row, "ThreadUrls", {}),
         handed_back_at=row["HandedBackAt"],
     )
+
+
+def _json_column(row: dict[str, Any], name: str, empty: Any) -> Any:
+    """A JSON column of a row, or ``empty`` where it is missing or unreadable: rows written before
+    :func:`json_list` cut long lists mid-string, and one such row must not fail every search it is in."""
+    try:
+        value = json.loads(row.get(name) or "null")
+    except ValueError:
+        return empty
+    return value if isinstance(value, type(empty)) else empty

@@ -21,7 +21,7 @@ from handoff.adapters.azure_storage.queues import delivery_queue
 from handoff.domain.intake import MAX_BODY_BYTES, MAX_DEPTH
 from handoff.domain.registry import Registry
 from handoff.services.handoffs import build_handoffs
-from handoff.settings import DELIVERY_POISON_QUEUE, DELIVERY_QUEUE, Settings
+from handoff.settings import DELIVERY_POISON_QUEUE, DELIVERY_QUEUE, HISTORY_TABLE, Settings
 from tests.e2e.helpers import handback_body, handoff_body, messages_mentioning, threads_mentioning
 
 JSON = {"content-type": "application/json"}
@@ -241,6 +241,33 @@ def test_text_that_looks_like_batch_framing_is_stored_and_handed_back_as_sent(br
     # Every row the batches wrote is there and chains: none was cut short or added.
     verified = broker.client.get(f"/api/handoffs/{handoff_id}/audit/verify")
     assert verified.status_code == 200 and verified.json()["valid"] is True, verified.text
+
+
+@pytest.mark.attack("intake")
+def test_resource_ids_nested_hundreds_deep_cost_a_handful_of_history_rows(broker, clean_fakes, azurite):
+    # Each scope of a handoff's resources is a history row written at every hand-back. A 1,024-character
+    # ID of 248 nested type/name pairs was 249 scopes: 100 of them, some 25,000 rows per hand-back.
+    deep = [f"/subscriptions/{uuid.uuid4()}/providers/Microsoft.Web" + "/x/y" * 237 for _ in range(100)]
+    assert all(len(resource) <= 1024 for resource in deep)
+    sent = handoff_body(None)
+    sent["context"]["resources"] = deep
+    handoff_id = broker.client.post("/api/handoffs", json=sent).json()["id"]
+    broker.wait_status(handoff_id, "delivered", timeout=20)
+    back = broker.client.post(f"/api/handoffs/{handoff_id}/handback", json=handback_body())
+    assert back.status_code == 202, back.text[:2000]
+    broker.wait_status(handoff_id, "handedBack", timeout=20)
+
+    table = StorageClients(Settings.from_env({"HANDOFF_STORAGE": azurite.connection_string})).table(
+        HISTORY_TABLE
+    )
+    rows = list(table.query_entities("HandoffId eq @id", parameters={"id": handoff_id}, select=["RowKey"]))
+    # Per ID: its subscription, the five outermost levels and the resource itself; and one row in `all`.
+    assert len(rows) == 100 * 7 + 1
+    # The resource and its outermost levels are still found by a history search.
+    for scope in (deep[0], deep[0][: deep[0].index("/x/y") + len("/x/y/x/y")]):
+        found = broker.client.get("/api/history", params={"resource": scope})
+        assert found.status_code == 200, found.text[:500]
+        assert [item["handoffId"] for item in found.json()["items"]] == [handoff_id]
 
 
 # ---------------------------------------------------------------- the hardest allowed payloads

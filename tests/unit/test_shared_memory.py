@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import time
 from datetime import UTC, datetime
 
@@ -11,6 +12,7 @@ import pytest
 from devserver.fakes.openapi_check import adf_errors
 from handoff.adapters.vendors import basic_or_bearer, error_for, rate_limit_wait
 from handoff.domain.history import MAX_RESOURCE_LEVELS, resource_group_of, scopes_of
+from handoff.domain.history_rows import COLUMN_CHARS, history_item, json_list
 from handoff.domain.models import HandbackRequest, HandoffRequest
 from handoff.domain.records import HandoffRecord, HandoffState, StoredHandback, StoredRequest
 from handoff.domain.registry import ConfigError, Registry
@@ -264,3 +266,30 @@ def test_history_scopes_are_lowercased_ancestors():
     ]
     assert resource_group_of(SITE) == "/subscriptions/s1/resourcegroups/shop"
     assert scopes_of("not-an-id") == []
+
+
+@pytest.mark.parametrize(
+    "values",
+    [
+        [f"/subscriptions/{i}/providers/p" + "/x/y" * 240 for i in range(100)],  # many long ids
+        ['\u00e9"\\' * 30_000],  # one item longer than the column, its characters escaped in JSON
+        ["a", "b"],
+    ],
+)
+def test_a_history_list_column_is_json_that_fits(values):
+    text = json_list(values)
+    assert len(text) <= COLUMN_CHARS
+    kept = json.loads(text)  # still JSON: the text is cut, never the JSON
+    assert kept and kept[:-1] == values[: len(kept) - 1] and values[len(kept) - 1].startswith(kept[-1])
+    assert json_list(["a", "b"]) == '["a", "b"]'
+
+
+def test_a_history_row_whose_json_was_cut_short_is_still_read():
+    # Rows written before the lists were cut whole held JSON cut mid-string.
+    row = {
+        "HandoffId": "h", "Title": "t", "Source": "ops", "Target": "checkout", "Outcome": "mitigated",
+        "HandedBackAt": datetime(2026, 12, 2, tzinfo=UTC),
+        "Resources": '["/subscriptions/s/resourceGroups/g', "Actions": '"not a list"', "ThreadUrls": "{",
+    }  # fmt: skip
+    item = history_item(row)
+    assert (item.resources, item.recommended_actions, item.thread_urls) == ([], [], {})

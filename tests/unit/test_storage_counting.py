@@ -13,7 +13,7 @@ from azure.core.pipeline.transport import HttpRequest
 
 from devserver.azurite import connection_string, free_port
 from handoff.adapters.azure_storage import counting
-from handoff.adapters.azure_storage.clients import StorageClients
+from handoff.adapters.azure_storage.clients import KEY_CHARS, StorageClients, fitting_key
 from handoff.adapters.azure_storage.counting import CountingPolicy, TransactionCounts
 from handoff.settings import APP_ROOT, Settings
 
@@ -157,3 +157,12 @@ def test_the_counting_module_is_not_imported_when_the_setting_is_off() -> None:
         [sys.executable, "-c", probe], cwd=APP_ROOT, capture_output=True, text=True, check=True
     )
     assert result.stdout.strip() == "False"
+
+
+def test_a_key_too_long_for_storage_is_keyed_by_its_hash():
+    short = "/subscriptions/s/resourcegroups/g"
+    assert fitting_key("s|", short) == "s|%2Fsubscriptions%2Fs%2Fresourcegroups%2Fg"
+    deep = "/subscriptions/s/providers/p" + "/x/y" * 240  # 1,000 characters, 2,000 once encoded
+    key = fitting_key("s|", deep)
+    assert len(key) <= KEY_CHARS and key.startswith("s|~sha256~")
+    assert key == fitting_key("s|", deep) != fitting_key("s|", deep + "/z/w")  # writes and reads meet

@@ -5,6 +5,7 @@ documents split over string properties, and in-process turn-taking per row."""
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import re
 import threading
 from collections.abc import Callable, Iterator
@@ -26,12 +27,23 @@ from handoff.ports import StorageUnavailable
 from handoff.settings import STORAGE_QUEUES, STORAGE_TABLES, Settings
 
 CHUNK_CHARS = 16_000  # 16k UTF-16 units at most 64 KiB: the Table property limit
+KEY_CHARS = 512  # a partition or row key holds 1 KiB of UTF-16: 512 characters (Azurite refuses 513)
 _KEY_UNSAFE = re.compile(r"[%/\\#?\x00-\x1f\x7f-\x9f]")
 
 
 def encode_key(value: str) -> str:
     """Percent-encode the characters Table Storage forbids in keys (and ``%`` itself)."""
     return _KEY_UNSAFE.sub(lambda m: f"%{ord(m.group()):02X}", value)
+
+
+def fitting_key(prefix: str, value: str) -> str:
+    """``prefix`` and ``value`` percent-encoded, as a key storage takes: a value too long for a key once
+    encoded (a caller's resource ID of 1,024 characters, most of them ``/``) is keyed by its SHA-256
+    instead. The same value always gives the same key, so writes and reads meet."""
+    key = prefix + encode_key(value)
+    if len(key) <= KEY_CHARS:
+        return key
+    return f"{prefix}~sha256~{hashlib.sha256(value.encode('utf-8', 'surrogatepass')).hexdigest()}"
 
 
 @contextlib.contextmanager

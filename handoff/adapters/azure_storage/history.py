@@ -1,6 +1,8 @@
 """The history index on Table Storage (table ``handoffhistory``).
 
-Partition key ``s|<scope>`` (a lowercased resource ID or ancestor scope) or ``all``; row key
+Partition key ``s|<scope>`` (a lowercased resource ID or ancestor scope, percent-encoded; keyed by its
+SHA-256 when too long for a key: :func:`~handoff.adapters.azure_storage.clients.fitting_key`) or
+``all``; row key
 ``<inverted epoch ms>|<handoff id>|<hand-back seq>`` so a partition reads newest first. Entries are
 upserted, so indexing the same hand-back again changes nothing.
 
@@ -20,7 +22,13 @@ from collections import OrderedDict
 from collections.abc import Callable
 from typing import Any, TypeVar
 
-from handoff.adapters.azure_storage.clients import StorageClients, encode_key, storage_errors
+from handoff.adapters.azure_storage.clients import (
+    KEY_CHARS,
+    StorageClients,
+    encode_key,
+    fitting_key,
+    storage_errors,
+)
 from handoff.domain.history import (
     ALL_PARTITION,
     HistoryItem,
@@ -44,7 +52,7 @@ T = TypeVar("T")
 
 
 def _pk(scope: str) -> str:
-    return ALL_PARTITION if scope == ALL_PARTITION else "s|" + encode_key(scope)
+    return ALL_PARTITION if scope == ALL_PARTITION else fitting_key("s|", scope)
 
 
 class RecentReads:
@@ -107,7 +115,7 @@ class TableHistoryIndex:
         row = f"{note['at']}|{note['backend']}|{note['entryId']}"
         entity = {
             "PartitionKey": f"h|{handoff_id}",
-            "RowKey": encode_key(row)[:512],
+            "RowKey": encode_key(row)[:KEY_CHARS],
             "Note": json.dumps(note, ensure_ascii=False)[:30000],
         }
         with storage_errors():
