@@ -2,7 +2,8 @@
 
 Used where a use case makes two writes that neither depends on nor orders: a new handoff's index entry
 (insert-if-absent, so it can never replace a later status) and the queue message of its first step; a
-hand-back's history entries and its post into the source thread. Each side runs in the caller's context
+delivery's thread links and its cross-link into the source thread; a hand-back's history entries and its
+post into the source thread. Each side runs in the caller's context
 (:mod:`contextvars`), so the storage counters and the trace context see it as the caller's own work.
 
 The side threads are few and shared by the process. When all are busy (or the process is shutting down)

@@ -23,6 +23,7 @@ from handoff.domain.records import (
 from handoff.domain.registry import AgentConfig, HttpTriggerDelivery
 from handoff.domain.work import HandoffStep
 from handoff.services.a2a_followup import A2AFollowUp
+from handoff.services.alongside import alongside
 from handoff.services.context import ServiceContext
 from handoff.services.lifecycle import notify
 from handoff.services.policy import look_back_since, retry_or_give_up
@@ -87,7 +88,6 @@ class Delivery:
         thread_id, events = self._thread(record, target)
         url = thread_url(target.resource_id, thread_id)
         events.append(NewEvent(EventType.DELIVERED, Actor.BROKER, {"threadId": thread_id, "threadUrl": url}))
-        self._store_links(record, thread_id)
         state = record.state.model_copy(update={"target_thread_id": thread_id})
         delivered = record.model_copy(update={"state": state})
         release = auto_settings(record, target) is None or not thread_id  # no watch writes after
@@ -95,11 +95,25 @@ class Delivery:
             self._delivered(delivered, target, events, "noSourceThread", release=release)
             return
         message_ctx = self.ctx.message_context(delivered)
+        # The links are written while the cross-link is posted (independent requests), and both are done
+        # before the write that records the delivery: a crash before it leaves the step to a retry that
+        # writes them again (idempotent upserts); none after it could.
+        linked: list[bool] = []
+
+        def store_links() -> None:
+            self._store_links(record, thread_id)
+            linked.append(True)
+
         try:
-            posted = self.source_thread.post_crosslink(
-                delivered, message_ctx, look=record.state.crosslink_attempted, mark=False
+            posted = alongside(
+                store_links,
+                lambda: self.source_thread.post_crosslink(
+                    delivered, message_ctx, look=record.state.crosslink_attempted, mark=False
+                ),
             )
         except AgentCallError:
+            if not linked:  # the links failed too, hidden by the cross-link's error: try them once more
+                self._store_links(record, thread_id)
             self._delivered(delivered, target, events, None, release=False)  # the cross-link fails alone
             raise
         mark_posted, crosslinked = self.source_thread.crosslinked(delivered, message_ctx, posted)

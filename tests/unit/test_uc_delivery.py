@@ -3,6 +3,7 @@ gives up, recovers and takes turns (the per-handoff lease) as the queue semantic
 
 from __future__ import annotations
 
+import time
 from datetime import timedelta
 from typing import Any
 
@@ -11,7 +12,7 @@ import pytest
 from handoff.domain.messages import is_handoff_thread, is_marked, marker
 from handoff.domain.records import HandoffState
 from handoff.ports import StorageUnavailable
-from tests.unit.conftest import OPS, World, build_world, handoff_body
+from tests.unit.conftest import OPS, World, build_world, handoff_body, run_during
 
 
 def _accepted(world: World, **extra: Any) -> str:
@@ -69,6 +70,56 @@ def test_both_threads_are_linked_to_each_other(world: World) -> None:
     (back,) = world.store.links_of("checkout", target_thread)
     assert (out.relation, out.peer_agent, out.peer_thread_id) == ("handedOffTo", "checkout", target_thread)
     assert (back.relation, back.peer_agent, back.peer_thread_id) == ("receivedFrom", "ops", source_thread)
+
+
+def test_the_links_are_written_while_the_cross_link_is_posted(world: World) -> None:
+    handoff_id = _accepted(world)
+    post, add_links, overlapped = run_during(world.agents.post_message, world.store.add_links)
+    world.agents.post_message, world.store.add_links = post, add_links  # type: ignore[method-assign]
+    world.run()
+    assert overlapped == [True]
+    assert world.state(handoff_id).crosslink == "posted"
+    assert len(world.store.links_of("ops", _source_thread(world, handoff_id))) == 1
+
+
+def test_the_links_are_written_before_the_write_that_records_the_delivery(world: World) -> None:
+    # A crash after that write leaves nothing to retry: the links must be there by then.
+    handoff_id = _accepted(world)
+    add_links, update_state = world.store.add_links, world.store.update_state
+    links_at_each_write: list[int] = []
+
+    def slow_links(*args: Any, **kwargs: Any) -> None:
+        time.sleep(0.2)
+        add_links(*args, **kwargs)
+
+    def update_counting(*args: Any, **kwargs: Any) -> Any:
+        links_at_each_write.append(len(world.store.links_of("ops", _source_thread(world, handoff_id))))
+        return update_state(*args, **kwargs)
+
+    world.store.add_links = slow_links  # type: ignore[method-assign]
+    world.store.update_state = update_counting  # type: ignore[method-assign]
+    world.run()
+    assert world.state(handoff_id).status == "delivered"
+    assert links_at_each_write[-1] == 1
+
+
+@pytest.mark.parametrize("cross_link", ["posted", "refused"])
+def test_links_that_could_not_be_written_hold_the_delivery_back_until_they_are(
+    world: World, cross_link: str
+) -> None:
+    # Whatever became of the cross-link, the delivery is recorded only once both links are stored.
+    handoff_id = _accepted(world)
+    if cross_link == "refused":
+        world.agents.faults.fail_next(status=404, ops={"post_message"})
+    world.store.faults.fail("add_links", times=2)  # the side's write, and the one tried again after it
+    world.run()
+    state = world.state(handoff_id)
+    assert state.status == "delivered" and state.target_thread_id is not None
+    (back,) = world.store.links_of("checkout", state.target_thread_id)
+    assert back.peer_thread_id == _source_thread(world, handoff_id)
+    assert world.events(handoff_id).count("delivered") == 1
+    assert len(world.agents.threads_of("checkout")) == 1
+    assert len(world.agents.posted(_source_thread(world, handoff_id))) <= 1
 
 
 def test_the_lifecycle_listener_is_told_of_the_delivery(world: World) -> None:
