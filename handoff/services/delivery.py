@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
+from contextlib import suppress
 from dataclasses import replace
 from datetime import datetime
 from typing import Any
@@ -97,13 +98,16 @@ class Delivery:
         message_ctx = self.ctx.message_context(delivered)
         # The links are written while the cross-link is posted (independent requests), and both are done
         # before the write that records the delivery: a crash before it leaves the step to a retry that
-        # writes them again (idempotent upserts); none after it could.
+        # writes them again (idempotent upserts); none after it could. Links the side could not write are
+        # written once more here, where their error fails the step.
         linked: list[bool] = []
 
         def store_links() -> None:
-            self._store_links(record, thread_id)
-            linked.append(True)
+            with suppress(Exception):
+                self._store_links(record, thread_id)
+                linked.append(True)
 
+        refused: AgentCallError | None = None
         try:
             posted = alongside(
                 store_links,
@@ -111,11 +115,13 @@ class Delivery:
                     delivered, message_ctx, look=record.state.crosslink_attempted, mark=False
                 ),
             )
-        except AgentCallError:
-            if not linked:  # the links failed too, hidden by the cross-link's error: try them once more
-                self._store_links(record, thread_id)
+        except AgentCallError as exc:
+            refused = exc
+        if not linked:
+            self._store_links(record, thread_id)
+        if refused is not None:
             self._delivered(delivered, target, events, None, release=False)  # the cross-link fails alone
-            raise
+            raise refused
         mark_posted, crosslinked = self.source_thread.crosslinked(delivered, message_ctx, posted)
         self._delivered(delivered, target, [*events, crosslinked], mark_posted, release=release)
 

@@ -106,21 +106,24 @@ def handoff_body(
 def run_during(
     main: Callable[..., Any], side: Callable[..., Any]
 ) -> tuple[Callable[..., Any], Callable[..., Any], list[bool]]:
-    """Stand-ins for ``main`` and ``side`` that tell whether the side ran while main did: the side waits
-    (2 s at most) for main to start, then runs. Done one after the other, main cannot start while the
-    side waits, so the wait times out and the list it fills reads ``[False]``."""
-    started = threading.Event()
+    """Stand-ins for ``main`` and ``side`` that tell whether the two ran at once: each, once started,
+    waits (2 s at most) for the other to have started, then runs, and the list records whether it saw
+    it. Run at once, the list reads ``[True, True]``; done one after the other, in either order, the
+    first one's wait times out and records ``False``."""
+    main_started, side_started = threading.Event(), threading.Event()
     overlapped: list[bool] = []
 
-    def main_started(*args: Any, **kwargs: Any) -> Any:
-        started.set()
+    def main_waiting(*args: Any, **kwargs: Any) -> Any:
+        main_started.set()
+        overlapped.append(side_started.wait(timeout=2))
         return main(*args, **kwargs)
 
     def side_waiting(*args: Any, **kwargs: Any) -> Any:
-        overlapped.append(started.wait(timeout=2))
+        side_started.set()
+        overlapped.append(main_started.wait(timeout=2))
         return side(*args, **kwargs)
 
-    return main_started, side_waiting, overlapped
+    return main_waiting, side_waiting, overlapped
 
 
 def handback_body(agent: str = "checkout", **extra: Any) -> dict[str, Any]:

@@ -77,7 +77,7 @@ def test_the_links_are_written_while_the_cross_link_is_posted(world: World) -> N
     post, add_links, overlapped = run_during(world.agents.post_message, world.store.add_links)
     world.agents.post_message, world.store.add_links = post, add_links  # type: ignore[method-assign]
     world.run()
-    assert overlapped == [True]
+    assert overlapped == [True, True]
     assert world.state(handoff_id).crosslink == "posted"
     assert len(world.store.links_of("ops", _source_thread(world, handoff_id))) == 1
 
@@ -104,22 +104,43 @@ def test_the_links_are_written_before_the_write_that_records_the_delivery(world:
 
 
 @pytest.mark.parametrize("cross_link", ["posted", "refused"])
-def test_links_that_could_not_be_written_hold_the_delivery_back_until_they_are(
+def test_links_the_side_could_not_write_are_written_again_before_the_delivery_is_recorded(
     world: World, cross_link: str
 ) -> None:
-    # Whatever became of the cross-link, the delivery is recorded only once both links are stored.
     handoff_id = _accepted(world)
     if cross_link == "refused":
-        world.agents.faults.fail_next(status=404, ops={"post_message"})
-    world.store.faults.fail("add_links", times=2)  # the side's write, and the one tried again after it
+        world.agents.faults.fail_next(status=404, ops={"post_message"})  # permanent: fails alone
+    world.store.faults.fail("add_links")  # the side's write only
     world.run()
     state = world.state(handoff_id)
-    assert state.status == "delivered" and state.target_thread_id is not None
+    assert (state.status, state.crosslink, state.attempts) == (
+        "delivered",
+        cross_link.replace("refused", "failed"),
+        1,
+    )
+    assert state.target_thread_id is not None
     (back,) = world.store.links_of("checkout", state.target_thread_id)
     assert back.peer_thread_id == _source_thread(world, handoff_id)
+    assert "retryScheduled" not in world.events(handoff_id)
+    assert len(world.agents.posted(_source_thread(world, handoff_id))) == (cross_link == "posted")
+
+
+def test_links_that_still_cannot_be_written_leave_the_step_to_a_retry_that_repeats_nothing(
+    world: World,
+) -> None:
+    # The cross-link is in A's thread already when the step fails: the retry finds it by its marker.
+    handoff_id = _accepted(world)
+    world.store.faults.fail("add_links", times=2)  # the side's write, and the one made again after it
+    world.run()
+    state = world.state(handoff_id)
+    assert (state.status, state.crosslink) == ("delivered", "posted")
+    assert state.target_thread_id is not None
+    assert len(world.store.links_of("checkout", state.target_thread_id)) == 1
     assert world.events(handoff_id).count("delivered") == 1
+    assert world.event(handoff_id, "deliveryRecovered") == {"threadId": state.target_thread_id}
+    assert world.event(handoff_id, "crossLinked")["recovered"] is True
     assert len(world.agents.threads_of("checkout")) == 1
-    assert len(world.agents.posted(_source_thread(world, handoff_id))) <= 1
+    assert len(world.agents.posted(_source_thread(world, handoff_id))) == 1
 
 
 def test_the_lifecycle_listener_is_told_of_the_delivery(world: World) -> None:

@@ -282,7 +282,7 @@ def test_the_history_is_written_while_the_hand_back_is_posted(world: World) -> N
     post, index, overlapped = run_during(world.agents.post_message, world.history.index_handback)
     world.agents.post_message, world.history.index_handback = post, index  # type: ignore[method-assign]
     world.run()
-    assert overlapped == [True]
+    assert overlapped == [True, True]
     assert world.state(handoff_id).status == "handedBack"
     assert len(world.history.entries()) == 1
 

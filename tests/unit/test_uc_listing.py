@@ -406,5 +406,5 @@ def test_the_entry_is_written_while_the_handoff_is_queued(world: World) -> None:
     send, add, overlapped = run_during(world.queue.send, world.index.add)
     world.queue.send, world.index.add = send, add  # type: ignore[method-assign]
     view, _ = world.accept(handoff_body())
-    assert overlapped == [True]
+    assert overlapped == [True, True]
     assert _status(world, view.id) == "accepted" and len(world.queue.messages()) == 1
