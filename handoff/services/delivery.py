@@ -21,7 +21,7 @@ from handoff.domain.records import (
     NewEvent,
     StepStatus,
 )
-from handoff.domain.registry import AgentConfig, HttpTriggerDelivery
+from handoff.domain.registry import SYSTEM_SOURCES, AgentConfig, HttpTriggerDelivery
 from handoff.domain.work import HandoffStep
 from handoff.services.a2a_followup import A2AFollowUp
 from handoff.services.alongside import alongside
@@ -196,8 +196,11 @@ class Delivery:
         if self.ctx.history is None or not resources:
             return ()
         try:
-            # Only what the two agents of this handoff could read in the history themselves.
-            agents = frozenset({record.stored.source_agent, record.stored.target_agent})
+            # Only what the two agents of this handoff could read in the history themselves. A system
+            # source (an alert) is no agent: its history is every team's alert investigations.
+            agents = (
+                frozenset({record.stored.source_agent, record.stored.target_agent}) - SYSTEM_SOURCES.keys()
+            )
             found = self.ctx.history.recent_for_resources(
                 resources, record.stored.root_id, SEEN_BEFORE_LIMIT, agents
             )

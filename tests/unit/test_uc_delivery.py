@@ -4,15 +4,17 @@ gives up, recovers and takes turns (the per-handoff lease) as the queue semantic
 from __future__ import annotations
 
 import time
+import uuid
 from datetime import timedelta
 from typing import Any
 
 import pytest
 
 from handoff.domain.messages import is_handoff_thread, is_marked, marker
+from handoff.domain.models import HandoffRequest
 from handoff.domain.records import HandoffState
 from handoff.ports import StorageUnavailable
-from tests.unit.conftest import OPS, World, build_world, handoff_body, run_during
+from tests.unit.conftest import OPERATOR, OPS, World, build_world, handback_body, handoff_body, run_during
 
 
 def _accepted(world: World, **extra: Any) -> str:
@@ -196,6 +198,26 @@ def test_the_start_message_shows_earlier_investigations_of_the_same_resources(wo
     (thread,) = world.agents.threads_of("payments")
     section = thread.messages[0].text.split("## Seen before")[1].split("\n## ")[0]
     assert earlier in section and later not in section
+
+
+def test_an_alert_shows_only_the_routed_agent_s_own_earlier_investigations(world: World) -> None:
+    # An alert's source is no agent: every team's alert investigations share it. Whoever can post an
+    # alert naming a resource must not pull another team's findings into the routed agent's thread.
+    def alert(target: str) -> str:
+        request = HandoffRequest.model_validate(handoff_body(source="azure-monitor", target=target))
+        record, _ = world.intake.accept_system(request, str(uuid.uuid4()), OPERATOR)
+        world.run()
+        return record.id
+
+    checkouts = alert("checkout")
+    world.hand_back(checkouts, handback_body(rootCause="checkout's own root cause"))
+    world.run()
+    alert("payments")
+    (thread,) = world.agents.threads_of("payments")
+    assert "## Seen before" not in thread.messages[0].text
+    alert("checkout")
+    later = world.agents.threads_of("checkout")[-1].messages[0].text
+    assert checkouts in later.split("## Seen before")[1]  # the routed agent's own investigation is shown
 
 
 def test_a_history_that_cannot_be_read_does_not_stop_delivery(world: World) -> None:
