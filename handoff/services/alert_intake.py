@@ -25,7 +25,7 @@ from handoff.domain.alerts.records import (
     alert_partition,
     storm_partition,
 )
-from handoff.domain.alerts.requests import alert_handoff, notification_facts, storm_handoff
+from handoff.domain.alerts.requests import alert_handoff, notification_facts, storm_facts, storm_handoff
 from handoff.domain.alerts.routing import select_route
 from handoff.domain.alerts.storms import Placement, StormState, place_alert
 from handoff.domain.audit_events import EventType
@@ -157,7 +157,7 @@ class AlertIntake:
             handoff_id,
             EventType.ALERT_JOINED_STORM,
             caller,
-            {**facts, "first": first, "line": alert.summary_line()},
+            {**facts, "first": first, **storm_facts(alert)},
         )
         if not first:
             self.notes.schedule(handoff_id, storm=True, key=None)

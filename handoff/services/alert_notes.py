@@ -173,8 +173,7 @@ class AlertNotes:
         if not joins and not repeats:
             return None
         total = sum(1 for e in events if e.type == EventType.ALERT_JOINED_STORM)
-        lines = [str(e.details.get("line", e.details.get("alertId"))) for e in joins]
-        text = storm_update_note(record.id, lines, repeats, total, seq)
+        text = storm_update_note(record.id, [e.details for e in joins], repeats, total, seq)
         noted = {"noted_audit_seq": max((e.seq for e in events), default=note.noted_audit_seq)}
         return text, "stormUpdate", noted
 
@@ -197,9 +196,7 @@ class AlertNotes:
         alert = self.store.read(partition, ALERT_ROW, AlertRecord)
         if alert is None or alert.resolve_noted >= seq:
             return
-        text = resolved_note(
-            record.id, alert.label, alert.alert_id, alert.resolved_at or "an unknown time", seq
-        )
+        text = resolved_note(record.id, alert.label, alert.alert_id, alert.resolved_at, seq)
 
         def mark() -> None:
             self.store.update(

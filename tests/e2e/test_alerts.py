@@ -111,7 +111,7 @@ def test_resolved_sample_after_fired_posts_one_resolution(broker, clean_fakes, n
     assert resolved["routed"][0]["status"] == "resolved"
     assert resolved["routed"][0]["handoffId"] == handoff_id
     checkout = clean_fakes.agents["checkout"]
-    needle = "resolved at 2019-03-22T14:03:16.2246313Z"
+    needle = "resolved at `2019-03-22T14:03:16.2246313Z`"
     assert len(wait_messages(checkout, thread_id, needle)) == 1
     # a duplicate Resolved is recorded but posts nothing more
     status, again = post(broker, envelope(name, "samples", alert_id))
@@ -177,7 +177,7 @@ def test_concurrent_duplicates_make_one_handoff_and_one_thread(broker, clean_fak
     )
     status, answer = post(broker, resolved)
     assert (status, answer["routed"][0]["status"]) == (202, "resolved")
-    assert len(wait_messages(checkout, thread_id, "resolved at 2026-01-05T11:00:00Z")) == 1
+    assert len(wait_messages(checkout, thread_id, "resolved at `2026-01-05T11:00:00Z`")) == 1
 
 
 def test_alert_storm_joins_one_storm_handoff_and_accounts_for_every_alert(broker, clean_fakes):

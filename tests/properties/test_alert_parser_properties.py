@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import copy
 import json
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -18,7 +19,9 @@ from hypothesis import strategies as st
 
 from handoff.domain.alerts.context import alert_context
 from handoff.domain.alerts.evidence.kinds import alert_kind
+from handoff.domain.alerts.notes import alert_line
 from handoff.domain.alerts.parsing import COMMON_SCHEMA_ID, Alert, parse_alert
+from handoff.domain.alerts.requests import notification_facts, storm_facts
 from handoff.domain.errors import Problem
 from handoff.domain.models import HandoffContext
 
@@ -126,7 +129,7 @@ def _parses_or_refuses_cleanly(body: bytes) -> None:
     context = alert_context(alert, "route")
     assert isinstance(context, HandoffContext)
     HandoffContext.model_validate_json(context.model_dump_json())  # and it can be stored and read back
-    alert.summary_line()
+    alert_line({**notification_facts(alert, datetime.now(UTC)), **storm_facts(alert)})
     assert alert.key and alert.portal_url.startswith("https://")
 
 

@@ -138,7 +138,7 @@ def test_storm_joins_are_audited_in_the_storm_handoff(world):
     storm_id = answers[3]["handoffId"]
     joins = [e for e in world.handoffs.store.list_audit(storm_id) if e.type == "alertJoinedStorm"]
     assert [e.details["first"] for e in joins] == [True, False, False]
-    assert all("**" in e.details["line"] for e in joins)
+    assert all(e.details["label"] and e.details["target"] and "line" not in e.details for e in joins)
 
 
 def test_a_storm_start_queues_no_note_and_a_join_queues_one(world):

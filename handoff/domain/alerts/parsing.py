@@ -12,6 +12,7 @@ from urllib.parse import quote
 from handoff.domain.alerts.reading import MAX_ALERT_BYTES, as_text, as_texts, lookup
 from handoff.domain.errors import BadRequest, FieldError
 from handoff.domain.intake import InvalidJson, load_json
+from handoff.domain.redaction import redact
 
 COMMON_SCHEMA_ID = "azureMonitorCommonAlertSchema"
 MAX_RESOURCES = 100  # the most resources a handoff keeps (models.HandoffContext.resources)
@@ -63,17 +64,10 @@ class Alert:
         """How the alert is named in messages: its rule, else its service."""
         return (
             self.rule
-            or as_text(lookup(self.context, "AlertData", "BudgetName"))
+            or _said(lookup(self.context, "AlertData", "BudgetName"))
             or self.monitoring_service
             or "alert"
         )
-
-    def summary_line(self) -> str:
-        """One line for lists (storm updates)."""
-        where = f" on {short_resource(self.target_ids[0])}" if self.target_ids else ""
-        sev = f"{self.severity} " if self.severity else ""
-        fired = self.fired_at or "at an unknown time"
-        return f"{sev}**{self.label}**{where} (fired {fired}; alert {self.alert_id})"
 
 
 def alert_key(alert_id: str) -> str:
@@ -106,22 +100,29 @@ def parse_alert(body: bytes) -> Alert:
         raise _bad_field("/data/essentials/monitorCondition", "must be 'Fired' or 'Resolved'")
     custom = payload.get("customProperties") if isinstance(payload, dict) else None
     return Alert(
-        alert_id=alert_id.strip(),
+        alert_id=redact(alert_id.strip()),
         condition=normalized,
-        rule=as_text(essentials.get("alertRule")),
-        severity=as_text(essentials.get("severity")),
-        signal_type=as_text(essentials.get("signalType")),
-        monitoring_service=as_text(essentials.get("monitoringService")),
+        rule=_said(essentials.get("alertRule")),
+        severity=_said(essentials.get("severity")),
+        signal_type=_said(essentials.get("signalType")),
+        monitoring_service=_said(essentials.get("monitoringService")),
         target_ids=as_texts(essentials.get("alertTargetIDs")),
         configuration_items=as_texts(essentials.get("configurationItems")),
         description=as_text(essentials.get("description")) or "",
-        fired_at=as_text(essentials.get("firedDateTime")),
-        resolved_at=as_text(essentials.get("resolvedDateTime")),
-        origin_alert_id=as_text(essentials.get("originAlertId")),
+        fired_at=_said(essentials.get("firedDateTime")),
+        resolved_at=_said(essentials.get("resolvedDateTime")),
+        origin_alert_id=_said(essentials.get("originAlertId")),
         custom_properties=dict(custom) if isinstance(custom, dict) else {},
         context=payload.get("alertContext") if isinstance(payload, dict) else None,
         essentials=essentials,
     )
+
+
+def _said(value: Any) -> str | None:
+    """A scalar the sender wrote, as text with its secrets redacted: the alert's own fields are stored
+    on its row, audited and posted in notes, not only in the handoff (which is redacted at intake)."""
+    text = as_text(value)
+    return redact(text) if text else None
 
 
 def _not_common(why: str, pointer: str) -> BadRequest:

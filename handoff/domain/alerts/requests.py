@@ -7,8 +7,9 @@ from datetime import datetime
 from typing import Any
 
 from handoff.domain.alerts.context import alert_context, storm_context
-from handoff.domain.alerts.parsing import Alert
+from handoff.domain.alerts.parsing import Alert, short_resource
 from handoff.domain.models import HandoffRequest, SourceRef, TargetRef
+from handoff.domain.redaction import redact
 from handoff.domain.registry import AlertRoute, AlertStorm
 
 ALERT_SOURCE = "azure-monitor"  # the source agent of every alert handoff (a system source)
@@ -46,6 +47,13 @@ def storm_handoff(
     )
     details = {"storm": True, "route": route.name, "sharedMemory": list(route.shared_memory)}
     return request, details
+
+
+def storm_facts(alert: Alert) -> dict[str, Any]:
+    """What a storm update lists of an alert beyond :func:`notification_facts`: its name and the last
+    segment of its first resource."""
+    target = short_resource(alert.target_ids[0]) if alert.target_ids else None
+    return {"label": alert.label, "target": redact(target) if target else None}
 
 
 def notification_facts(alert: Alert, received_at: datetime) -> dict[str, Any]:
