@@ -18,6 +18,7 @@ from handoff.domain.records import AgentCallError
 from handoff.domain.shared_memory.human_entries import MAX_ENTRY_CHARS, MAX_HISTORY_CHARS, entry_marker
 from handoff.domain.shared_memory.webhooks import MAX_WEBHOOK_BYTES
 from handoff.domain.work import EntryPayload, EntryThread, HumanEntry, MalformedWork, parse_work
+from handoff.services.human_entries.claiming import SHARED
 from handoff.services.human_entries.inbound import HumanInbound
 from handoff.services.human_entries.intake import MAX_INVESTIGATIONS
 from handoff.settings import Settings
@@ -378,22 +379,37 @@ def test_on_a_shared_record_only_the_quoted_investigations_get_the_entry(world):
 
 def test_a_quoted_handoff_id_narrows_the_investigations_of_a_record(world):
     world.investigation(H1)
-    world.investigation(H2)
+    world.investigation(H2, parent=H1)  # one chain
     world.github(f"only for {H1}")
     assert [m["handoffId"] for m in world.queue.messages] == [H1]
     world.github(f"about {H3}", comment_id=100)  # quotes none of them: every investigation gets it
     assert [m["handoffId"] for m in world.queue.messages][1:] == [H1, H2]
 
 
+def test_a_record_two_chains_are_indexed_on_is_shared(world):
+    # A caller can name any incident: naming another team's must not bring its people's notes to it.
+    world.investigation(H1)
+    world.investigation(H2, source="payments", target="billing", source_thread="pay-thread")
+    answer, status = world.github("CONFIDENTIAL: the password rotation broke checkout")
+    assert (answer, status) == ({"status": "ignored", "reason": SHARED}, 200)
+    assert world.queue.sent == [] and world.inbound.entries == {}
+    answer, _ = world.github(f"For {H1}: the password rotation broke checkout", comment_id=100)
+    assert answer["investigations"] == 1
+    assert [m["handoffId"] for m in world.queue.messages] == [H1]
+
+
 def test_an_entry_reaches_at_most_fifty_investigations(world):
-    for n in range(MAX_INVESTIGATIONS + 5):
-        world.investigation(f"0b7e4c1e-0000-4000-8000-{n + 100:012d}")
-    assert world.github()[0]["investigations"] == MAX_INVESTIGATIONS
+    ids = [f"0b7e4c1e-0000-4000-8000-{n + 100:012d}" for n in range(MAX_INVESTIGATIONS + 5)]
+    for handoff_id in ids:
+        world.investigation(handoff_id, parent=ids[0])
+    assert world.github(" ".join(ids))[0]["investigations"] == MAX_INVESTIGATIONS
+    # More than can be checked to be one chain: as on a shared record, only a quote reaches them.
+    assert world.github(comment_id=100)[0] == {"status": "ignored", "reason": SHARED}
 
 
 def test_a_thread_two_investigations_share_is_posted_to_once(world):
     world.investigation(H1)
-    world.investigation(H2, target_thread="other-thread")
+    world.investigation(H2, target_thread="other-thread", parent=H1)
     world.github()
     first, second = world.queue.messages
     assert len(first["threads"]) == 2
@@ -403,7 +419,7 @@ def test_a_thread_two_investigations_share_is_posted_to_once(world):
 
 def test_agents_the_broker_cannot_post_to_are_noted(world):
     world.investigation(H1, target="peer", target_thread="task-1")
-    world.investigation(H2, source_thread=None, target_thread=None)
+    world.investigation(H2, source_thread=None, target_thread=None, parent=H1)
     world.github()
     assert world.queue.messages[0]["threads"] == [{"agent": "ops", "threadId": "ops-thread"}]
     assert world.store.events(H1, "humanNote")[0].details["skipped"] == [

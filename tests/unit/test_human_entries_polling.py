@@ -253,7 +253,7 @@ def test_a_closed_investigation_is_forgotten_and_its_record_no_longer_read(world
 
 def test_a_record_shared_with_a_running_investigation_is_still_read_for_it(world):
     world.investigation(H1)
-    world.investigation(H2)
+    world.investigation(H2, parent=H1)
     world.close(H1)
     world.comment("for whoever still works on it")
     report = world.poller.poll()

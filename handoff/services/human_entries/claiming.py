@@ -19,6 +19,9 @@ from handoff.services.human_entries.fanout import EntryFanOut
 log = logging.getLogger("handoff")
 # An entry reaches at most this many investigations indexed on its record.
 MAX_INVESTIGATIONS = 50
+# Why an entry was ignored.
+NONE_ACTIVE = "no active investigation on this record"
+SHARED = "several investigations share this record: quote the handoff id the entry is for"
 # The JSON answer to the vendor and its status.
 Answer = tuple[dict[str, str | int | bool], int]
 
@@ -39,32 +42,37 @@ class EntryClaimer:
             raise single_field(Unprocessable, "/entryId", f"must be 1-{MAX_ENTRY_ID} printable characters")
         if is_own(backend, entry):
             return {"status": "ignored", "reason": "the broker's own entry"}, 200
-        records = self.matching(backend, entry)
+        records, reason = self.matching(backend, entry)
         if not records:
-            log.info(
-                "human entry %s on %s %s matches no active investigation; ignored",
-                entry.entry_id,
-                backend.name,
-                entry.destination,
+            why = (
+                "matches no active investigation"
+                if reason == NONE_ACTIVE
+                else "quotes none of the chains sharing it"
             )
-            return {"status": "ignored", "reason": "no active investigation on this record"}, 200
+            log.info(
+                "human entry %s on %s %s %s; ignored", entry.entry_id, backend.name, entry.destination, why
+            )
+            return {"status": "ignored", "reason": reason}, 200
         return self._claim(backend, entry, records, now)
 
-    def matching(self, backend: WebhookBackend, entry: HumanEntry) -> list[HandoffRecord]:
-        """The active investigations the entry belongs to: those indexed on its record (on a shared
-        record only those it quotes; where it quotes some of them, only those)."""
+    def matching(self, backend: WebhookBackend, entry: HumanEntry) -> tuple[list[HandoffRecord], str]:
+        """The active investigations the entry belongs to: those indexed on its record that it quotes;
+        when it quotes none, all of them, but only where they are one investigation chain.
+
+        A record that several chains are indexed on (the backend's fixed issue, or one that callers
+        named: a caller can name any incident or issue the backend may write to) is shared: an entry
+        there belongs only to the investigations it quotes. Otherwise naming another team's incident
+        would bring its people's notes into the caller's threads. Past :data:`MAX_INVESTIGATIONS` the
+        chains are not all read, so such a record counts as shared too."""
         ids = self.inbound.handoffs_at(backend.name, entry.destination)
         quoted = entry.quoted_handoff_ids()
-        if quoted & set(ids):
-            ids = [i for i in ids if i in quoted]
-        elif is_shared_record(backend, entry.destination):
-            return []
-        records = []
-        for handoff_id in ids[:MAX_INVESTIGATIONS]:
-            record = self.ctx.store.get(handoff_id)
-            if record is not None and record.state.status in ACTIVE:
-                records.append(record)
-        return records
+        addressed = [i for i in ids if i in quoted][:MAX_INVESTIGATIONS]
+        if not addressed and (is_shared_record(backend, entry.destination) or len(ids) > MAX_INVESTIGATIONS):
+            return [], SHARED
+        records = [record for record in map(self.ctx.store.get, addressed or ids) if record is not None]
+        if not addressed and len({record.stored.root_id for record in records}) > 1:
+            return [], SHARED
+        return [record for record in records if record.state.status in ACTIVE], NONE_ACTIVE
 
     def _claim(
         self, backend: WebhookBackend, entry: HumanEntry, records: list[HandoffRecord], now: datetime
