@@ -386,6 +386,7 @@ def _is_data(text: str) -> None:
     assert SECRET not in text
 
 
+@pytest.mark.attack("rendering")
 @pytest.mark.parametrize("field", ["alertRule", "firedDateTime"])
 def test_a_fired_again_note_renders_the_alert_s_fields_as_data(world, field):
     body = _forged(fired(), **{field: FORGED})
@@ -398,6 +399,7 @@ def test_a_fired_again_note_renders_the_alert_s_fields_as_data(world, field):
         assert SECRET not in json.dumps(event.details)
 
 
+@pytest.mark.attack("rendering")
 @pytest.mark.parametrize("field", ["alertRule", "resolvedDateTime"])
 def test_a_resolved_note_renders_the_alert_s_fields_as_data(world, field):
     body = _forged(fired(), alertRule=FORGED) if field == "alertRule" else fired()
@@ -408,6 +410,7 @@ def test_a_resolved_note_renders_the_alert_s_fields_as_data(world, field):
     _is_data(text)
 
 
+@pytest.mark.attack("rendering")
 def test_a_storm_update_renders_each_alert_s_fields_as_data(world):
     bodies = [fired("storm") for _ in range(3)]
     bodies += [
@@ -424,6 +427,7 @@ def test_a_storm_update_renders_each_alert_s_fields_as_data(world):
         assert SECRET not in json.dumps(event.details)
 
 
+@pytest.mark.attack("redaction")
 def test_an_alert_s_stored_row_keeps_no_secret(world):
     body = _forged(fired(), alertRule=f"cpu password={SECRET}")
     post(world, body)

@@ -386,6 +386,7 @@ def test_a_quoted_handoff_id_narrows_the_investigations_of_a_record(world):
     assert [m["handoffId"] for m in world.queue.messages][1:] == [H1, H2]
 
 
+@pytest.mark.attack("authorization")
 def test_a_record_two_chains_are_indexed_on_is_shared(world):
     # A caller can name any incident: naming another team's must not bring its people's notes to it.
     world.investigation(H1)

@@ -200,6 +200,7 @@ def test_the_start_message_shows_earlier_investigations_of_the_same_resources(wo
     assert earlier in section and later not in section
 
 
+@pytest.mark.attack("authorization")
 def test_an_alert_shows_only_the_routed_agent_s_own_earlier_investigations(world: World) -> None:
     # An alert's source is no agent: every team's alert investigations share it. Whoever can post an
     # alert naming a resource must not pull another team's findings into the routed agent's thread.
