@@ -196,6 +196,42 @@ def test_allowed_networks_open_private_ranges_but_never_metadata():
                 assert recorder.requests == []
 
 
+# An IPv6-only deployment behind NAT64 allows 64:ff9b::/96 (and may allow 6to4 or Teredo): the metadata
+# addresses such an address carries are refused all the same.
+CARRIED_METADATA = [
+    ("64:ff9b::a9fe:a9fe", "169.254.169.254"),
+    ("64:ff9b::a83f:8110", "168.63.129.16"),
+    ("2002:a9fe:a9fe::1", "169.254.169.254"),
+    ("2002:a83f:8110::1", "168.63.129.16"),
+    ("2001:0:4136:e378:8000:63bf:5601:5601", "169.254.169.254"),  # Teredo, client address obfuscated
+    ("2001:0:4136:e378:8000:63bf:57c0:7eef", "168.63.129.16"),
+    ("::ffff:169.254.169.254", "169.254.169.254"),
+]
+ALL_OF_IPV6 = "64:ff9b::/96, 2002::/16, 2001::/32, ::ffff:0:0/96"
+
+
+@pytest.mark.parametrize(("address", "carried"), CARRIED_METADATA, ids=[a for a, _ in CARRIED_METADATA])
+def test_a_metadata_address_carried_in_an_allowed_ipv6_network_is_still_refused(address, carried):
+    recorder = Recorder()
+    networks = parse_networks(ALL_OF_IPV6)
+    with (
+        client(recorder, address, allowed_networks=networks) as http,
+        pytest.raises(EgressError, match="metadata address") as info,
+    ):
+        http.get(f"https://{HOST}/")
+    assert carried in str(info.value)
+    assert "HANDOFF_EGRESS_ALLOWED_NETWORKS" not in str(info.value)  # no allow-list can open it
+    assert recorder.requests == []
+
+
+@pytest.mark.parametrize("address", ["64:ff9b::142a:415c", "2002:142a:415c::1"])
+def test_an_allowed_ipv6_network_still_reaches_the_public_ipv4_addresses_it_carries(address):
+    recorder = Recorder()
+    with client(recorder, address, allowed_networks=parse_networks(ALL_OF_IPV6)) as http:
+        assert http.get(f"https://{HOST}/").status_code == 200
+    assert len(recorder.requests) == 1
+
+
 def test_the_allow_list_comes_from_the_settings_and_bad_cidrs_fail_at_start():
     settings = Settings.from_env(
         {"HANDOFF_EGRESS_ALLOWED_NETWORKS": "10.20.0.0/16", "HANDOFF_MAX_RESPONSE_BYTES": "2048"}

@@ -1,9 +1,10 @@
 """The egress decision: which schemes and addresses a request may reach, and why one is refused.
 
-Refused: a cloud metadata address (always), loopback (unless ``allowInsecureLocal``), private, shared
-(CGNAT), link-local, unspecified, multicast or otherwise not global addresses, unless the address lies in
-a network of ``HANDOFF_EGRESS_ALLOWED_NETWORKS``; an IPv6 address is judged by the IPv4 address it
-carries (mapped, 6to4, NAT64, Teredo) too.
+Refused: a cloud metadata address, always, whether literal or carried in an IPv6 address (mapped, 6to4,
+NAT64 64:ff9b::/96, Teredo client), even inside an allowed network; loopback (unless
+``allowInsecureLocal``), private, shared (CGNAT), link-local, unspecified, multicast or otherwise not
+global addresses, unless the address lies in a network of ``HANDOFF_EGRESS_ALLOWED_NETWORKS``; an IPv6
+address is judged by the IPv4 address it carries (mapped, 6to4, NAT64, Teredo) too.
 """
 
 from __future__ import annotations
@@ -117,6 +118,11 @@ class EgressPolicy:
             return self.refusal(address.ipv4_mapped, allow_insecure_local)
         if address in METADATA_ADDRESSES:
             return "a cloud metadata address (never allowed)"
+        # Before the allow-list: a network allowed for its IPv6 reach (64:ff9b::/96 behind NAT64, 2002::/16)
+        # still never carries the caller to a metadata address inside it.
+        embedded = _embedded_ipv4(address) if isinstance(address, ipaddress.IPv6Address) else None
+        if embedded is not None and embedded in METADATA_ADDRESSES:
+            return f"a cloud metadata address (never allowed) ({embedded}, carried in an IPv6 address)"
         if any(
             address.version == network.version and address in network for network in self.allowed_networks
         ):
@@ -126,12 +132,10 @@ class EgressPolicy:
         for network, reason in _REFUSED:
             if address.version == network.version and address in network:
                 return reason
-        if isinstance(address, ipaddress.IPv6Address):
-            embedded = _embedded_ipv4(address)
-            if embedded is not None:
-                inner = self.refusal(embedded, allow_insecure_local=False)
-                if inner is not None:
-                    return f"{inner} ({embedded}, carried in an IPv6 address)"
+        if embedded is not None:
+            inner = self.refusal(embedded, allow_insecure_local=False)
+            if inner is not None:
+                return f"{inner} ({embedded}, carried in an IPv6 address)"
         if address.is_reserved or address.is_multicast or not address.is_global:
             return "a reserved or non-public address"
         return None
