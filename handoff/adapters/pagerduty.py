@@ -11,6 +11,7 @@ from datetime import datetime
 from typing import Any
 
 from handoff.adapters.vendors import WriterContext, request, vendor_url
+from handoff.domain.models import is_pagerduty_incident_id
 from handoff.domain.shared_memory.config import PagerDutyBackend
 from handoff.domain.shared_memory.content import plain_text
 from handoff.domain.shared_memory.destinations import pagerduty_incident
@@ -111,7 +112,10 @@ class PagerDutyReader:
         self.ctx = ctx
 
     def entries_since(self, destination: str, since: datetime) -> list[HumanEntry]:
-        """Notes created at ``since`` or later."""
+        """Notes created at ``since`` or later (none on a record that is no PagerDuty incident id: it is
+        never asked for)."""
+        if not is_pagerduty_incident_id(destination):
+            return []
         now = self.ctx.clock()
         notes = list_notes(self.backend, self.ctx, destination)
         entries = [pagerduty_note_entry(self.backend.name, destination, note, None, now) for note in notes]

@@ -36,7 +36,7 @@ from handoff.domain.errors import (
     check_body_size,
     single_field,
 )
-from handoff.domain.models import field_errors
+from handoff.domain.models import FROM_OUTSIDE, field_errors
 from handoff.domain.redaction import redact_model
 
 ModelT = TypeVar("ModelT", bound=BaseModel)
@@ -292,11 +292,13 @@ def parse_body(body: bytes, model: type[ModelT]) -> ModelT:
 
 def validate_document(data: Any, model: type[ModelT], prefix: str = "") -> ModelT:
     """A parsed JSON document as ``model``, or the one 422 problem for it whatever brought it (a REST
-    body, an A2A data part): every wrong field as a JSON Pointer under ``prefix``."""
+    body, an A2A data part): every wrong field as a JSON Pointer under ``prefix``. Validated as a
+    document from outside (:data:`~handoff.domain.models.FROM_OUTSIDE`): the rules only a new document
+    follows apply (a PagerDuty incident id of PagerDuty's shape)."""
     if not isinstance(data, dict):
         raise single_field(Unprocessable, prefix or "/", "must be a JSON object")
     try:
-        return model.model_validate(data)
+        return model.model_validate(data, context={FROM_OUTSIDE: True})
     except ValidationError as exc:
         errors = field_errors(exc, prefix=prefix)
         summary = "; ".join(f"{e.field}: {e.message}" for e in errors[:5])

@@ -17,6 +17,7 @@ from pydantic import (
     ConfigDict,
     Field,
     ValidationError,
+    ValidationInfo,
     model_validator,
 )
 from pydantic.alias_generators import to_camel
@@ -91,6 +92,29 @@ def check_path_segment_id(value: str) -> str:
 def _path_segment_before(value: Any) -> Any:
     # Before whitespace stripping: " t", "t\n" are refused, not quietly trimmed into another id.
     return check_path_segment_id(value) if isinstance(value, str) else value
+
+
+# PagerDuty incident ids (PT4KHLK, Q02JTSNZWHSEKV) key the index of the records people answer on: one
+# named for PagerDuty is held to that shape at the door; read anywhere else, one of another shape is
+# ignored.
+PAGERDUTY_INCIDENT_ID_MAX = 64
+PAGERDUTY_INCIDENT_ID_MESSAGE = (
+    f"must be a PagerDuty incident id: 1-{PAGERDUTY_INCIDENT_ID_MAX} uppercase letters and digits (PT4KHLK)"
+)
+_PAGERDUTY_INCIDENT_ID = re.compile(rf"[A-Z0-9]{{1,{PAGERDUTY_INCIDENT_ID_MAX}}}")
+# The validation context of a document from outside (domain/intake.py): rules only a new document must
+# follow are checked under it, so what was stored before them is still read back.
+FROM_OUTSIDE = "fromOutside"
+
+
+def is_pagerduty_incident_id(value: object) -> bool:
+    """Whether ``value`` is a string of PagerDuty's incident id shape (uppercase letters and digits)."""
+    return isinstance(value, str) and _PAGERDUTY_INCIDENT_ID.fullmatch(value) is not None
+
+
+def from_outside(info: ValidationInfo) -> bool:
+    """Whether a validator runs on a document from outside (validated with ``{FROM_OUTSIDE: True}``)."""
+    return isinstance(info.context, dict) and info.context.get(FROM_OUTSIDE) is True
 
 
 ArmResourceId = Annotated[
@@ -217,9 +241,25 @@ class _PointedError(ValueError):
 class IncidentRef(WireModel):
     """The incident or work item this investigation belongs to."""
 
-    id: ShortText
+    id: Annotated[
+        ShortText,
+        Field(
+            description="The incident's id on its platform; for platform pagerduty, PagerDuty's incident id "
+            f"(1-{PAGERDUTY_INCIDENT_ID_MAX} uppercase letters and digits, such as PT4KHLK)."
+        ),
+    ]
     url: HttpUrl | None = None
     platform: str | None = Field(default=None, max_length=64, examples=["pagerduty", "servicenow", "github"])
+
+    @model_validator(mode="after")
+    def _pagerduty_incident_id(self, info: ValidationInfo) -> IncidentRef:
+        if from_outside(info) and self.is_on("pagerduty") and not is_pagerduty_incident_id(self.id):
+            raise _PointedError(("id",), PAGERDUTY_INCIDENT_ID_MESSAGE)
+        return self
+
+    def is_on(self, platform: str) -> bool:
+        """Whether the incident is on ``platform`` (named in any case)."""
+        return (self.platform or "").lower() == platform
 
 
 class HandoffContext(WireModel):

@@ -44,8 +44,8 @@ def handoff_body(
             "hypotheses": ["Connection pool exhaustion after deploy"],
             "actionsTaken": ["Scaled out to 6 instances at 02:15"],
             "incident": {
-                "id": "INC-1234",
-                "url": "https://contoso.pagerduty.com/incidents/INC-1234",
+                "id": "PT4KHLK",
+                "url": "https://contoso.pagerduty.com/incidents/PT4KHLK",
                 "platform": "pagerduty",
             },
         },

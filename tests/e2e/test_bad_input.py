@@ -68,6 +68,12 @@ CASES = [
         "/context/evidence/0/rows/0",
     ),
     ("bad intent", _set(["intent"], "panic"), 422, "/intent"),
+    (
+        "not a PagerDuty incident id",
+        _set(["context", "incident"], {"id": "P1!not-an-incident", "platform": "pagerduty"}),
+        422,
+        "/context/incident/id",
+    ),
     ("unknown parent", _set(["parentHandoffId"], str(uuid.uuid4())), 422, "/parentHandoffId"),
 ]
 

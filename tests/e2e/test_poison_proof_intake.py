@@ -321,7 +321,8 @@ def _hardest_handoff(source_thread: str) -> tuple[dict[str, Any], str]:
     context["summary"] = AWKWARD * 100
     context["hypotheses"] = [f"{i} {AWKWARD}" for i in range(50)]
     context["actionsTaken"] = [f"{i} {AWKWARD}" for i in range(50)]
-    context["incident"] = {"id": AWKWARD, "platform": "pagerduty"}
+    # Not PagerDuty: its incident ids are held to PagerDuty's shape.
+    context["incident"] = {"id": AWKWARD, "platform": "opsgenie"}
     deepest = {"kind": "data", "title": "deepest allowed", "data": _nest(MAX_DEPTH - DATA_LEVEL + 1, AWKWARD)}
     rows = [[2**63 + 1, -(2**53), 1e15, 1.7976931348623157e308, 5e-324, -0.0, AWKWARD, None, True]] * 40
     kql = {

@@ -64,9 +64,10 @@ def test_a_pagerduty_incident_id_cannot_leave_the_incident_path():
         from_email="oncall@contoso.com",
     )  # fmt: skip
     writer = PagerDutyWriter(backend, context(vendor))
-    dest = writer.destination(job_for("../../users/PABC?x=1#f", "pagerduty"))  # type: ignore[arg-type]
-    assert dest is not None
-    writer._notes(dest.data["incident"])
+    # Not a PagerDuty incident id: no incident to write to.
+    assert writer.destination(job_for("../../users/PABC?x=1#f", "pagerduty")) is None  # type: ignore[arg-type]
+    # And any id the writer is given stays one segment of the incident's path.
+    writer._notes("../../users/PABC?x=1#f")
     [sent] = vendor.requests
     assert sent.url.raw_path == b"/incidents/..%2F..%2Fusers%2FPABC%3Fx%3D1%23f/notes"
     assert sent.headers["host"] == "api.pagerduty.com"

@@ -7,7 +7,8 @@
 * ``poll|<backend>``: the records a polling backend reads, listed with one query: ``<record>``, the
   record's poll state (``PolledAt``, the cursor ``Since``/``Seen``), claimed with If-Match so one
   instance reads it, followed by ``<record>!<handoff id>`` per active investigation indexed there
-  (``IndexedAt``), written with its first index row and deleted when the poller finds it closed.
+  (``IndexedAt``), written with its first index row and deleted when the poller finds it closed; a
+  ``!`` inside ``<record>`` is encoded (``%21``), so the first ``!`` of a key ends the record.
 """
 
 from __future__ import annotations
@@ -40,13 +41,23 @@ def _poll_partition(backend: str) -> str:
     return encode_key(f"poll|{backend.lower()}")
 
 
+# Between a record and a handoff id in the key of an investigation's row.
+_SEPARATOR = "!"
+
+
 def _record_row(destination: str) -> str:
-    return encode_key(destination)
+    """The key of a record's poll-state row: the record percent-encoded, its ``!`` too (``%21``), so no
+    record's key is ever another record's investigation row, whatever a caller named as a record. The
+    records vendors have (``owner/repo#7``, ``PT4KHLK``, ``OPS-12``, a sys_id) hold no ``!``: their keys
+    are the ones stored before ``!`` was encoded."""
+    return encode_key(destination).replace(_SEPARATOR, "%21")
 
 
 def _handoff_row(destination: str, handoff_id: str) -> str:
-    # "!" sorts before every character of a record key: a record's rows are next to each other.
-    return encode_key(f"{destination}!{handoff_id}")
+    """The key of an investigation's row on a record: the record's key, ``!``, the handoff id. The
+    record's key holds no ``!``, so the first one ends it: the key names one record and one handoff.
+    ``!`` sorts before every character of a record key: a record's rows are next to each other."""
+    return f"{_record_row(destination)}{_SEPARATOR}{encode_key(handoff_id)}"
 
 
 def _utc(value: object) -> datetime | None:

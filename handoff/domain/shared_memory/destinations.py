@@ -5,8 +5,9 @@ there are matched to investigations by it)."""
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 
+from handoff.domain.models import is_pagerduty_incident_id
 from handoff.domain.records import HandoffRecord
 from handoff.domain.shared_memory.config import Backend, GitHubBackend, JiraBackend
 
@@ -20,7 +21,9 @@ def destination_key(platform: str, data: Mapping[str, object]) -> str | None:
     if platform == "github" and data.get("repo") and data.get("number"):
         return f"{str(data['repo']).lower()}#{int(str(data['number']))}"
     if platform == "pagerduty" and data.get("incident"):
-        return str(data["incident"])
+        # Only an id of PagerDuty's shape is a record: anything else is no key to index, poll or match.
+        incident = str(data["incident"])
+        return incident if is_pagerduty_incident_id(incident) else None
     if platform == "jira" and data.get("key"):
         return str(data["key"]).upper()
     if platform == "servicenow" and data.get("sysId"):
@@ -31,7 +34,7 @@ def destination_key(platform: str, data: Mapping[str, object]) -> str | None:
 def _incident_on(record: HandoffRecord, platform: str) -> str | None:
     """The id of the handoff's ``context.incident`` when it is on ``platform``."""
     incident = record.stored.request.context.incident
-    if incident and (incident.platform or "").lower() == platform:
+    if incident and incident.is_on(platform):
         return incident.id.strip()
     return None
 
@@ -68,20 +71,31 @@ def jira_issue(backend: JiraBackend, record: HandoffRecord) -> str | None:
 def pagerduty_incident(record: HandoffRecord, details: Mapping[str, object]) -> str | None:
     """The PagerDuty incident: the handoff's ``context.incident`` (platform ``pagerduty``), else the
     alert's custom property ``pagerdutyIncidentId`` (passed in the event details or carried in a
-    ``data`` evidence item of the handoff)."""
+    ``data`` evidence item of the handoff); the first of these that is a PagerDuty incident id.
+
+    An id of another shape is ignored wherever it comes from: it would name no incident to write to,
+    and it must never become a key of the index (a ``context.incident`` is refused at the door, but an
+    evidence item, an alert's property and a handoff stored before that rule are read as they are)."""
+    for candidate in _pagerduty_candidates(record, details):
+        incident = str(candidate).strip()
+        if is_pagerduty_incident_id(incident):
+            return incident
+    return None
+
+
+def _pagerduty_candidates(record: HandoffRecord, details: Mapping[str, object]) -> Iterator[object]:
     incident = _incident_on(record, "pagerduty")
     if incident is not None:
-        return incident
+        yield incident
     if details.get(PAGERDUTY_INCIDENT_PROPERTY):
-        return str(details[PAGERDUTY_INCIDENT_PROPERTY])
+        yield details[PAGERDUTY_INCIDENT_PROPERTY]
     for item in record.stored.request.context.evidence:
         data = getattr(item, "data", None)
         if isinstance(data, dict):
             custom = data.get("customProperties")
             properties = custom if isinstance(custom, dict) else data
             if properties.get(PAGERDUTY_INCIDENT_PROPERTY):
-                return str(properties[PAGERDUTY_INCIDENT_PROPERTY])
-    return None
+                yield properties[PAGERDUTY_INCIDENT_PROPERTY]
 
 
 def known_destination(backend: Backend, record: HandoffRecord, details: Mapping[str, object]) -> str | None:

@@ -151,6 +151,9 @@ def parse_pagerduty(backend: PagerDutyBackend, data: object, now: datetime) -> R
     event_id = str(event.get("id") or "")
     if not isinstance(incident, str) or not incident or not event_id:
         raise Unprocessable("incident.annotated event without event.id or data.incident.id")
+    destination = destination_key("pagerduty", {"incident": incident})
+    if destination is None:
+        return None, "data.incident.id is not a PagerDuty incident id"
     agent = _object(event.get("agent"))
     entry = HumanEntry(
         backend=backend.name,
@@ -158,7 +161,7 @@ def parse_pagerduty(backend: PagerDutyBackend, data: object, now: datetime) -> R
         # The note's id when PagerDuty sends it (a poll of the notes meets the same key), else the
         # event's.
         entry_id=str(note.get("id") or event_id),
-        destination=destination_key("pagerduty", {"incident": incident}) or "",
+        destination=destination,
         author=str(agent.get("summary") or agent.get("id") or "someone"),
         author_id=str(agent.get("id") or ""),
         at=entry_time(event.get("occurred_at"), now),
