@@ -210,6 +210,7 @@ CARRIED_METADATA = [
 ALL_OF_IPV6 = "64:ff9b::/96, 2002::/16, 2001::/32, ::ffff:0:0/96"
 
 
+@pytest.mark.attack("urls")
 @pytest.mark.parametrize(("address", "carried"), CARRIED_METADATA, ids=[a for a, _ in CARRIED_METADATA])
 def test_a_metadata_address_carried_in_an_allowed_ipv6_network_is_still_refused(address, carried):
     recorder = Recorder()

@@ -169,6 +169,7 @@ def test_a_bang_in_a_record_is_encoded_so_the_first_bang_of_a_key_ends_the_recor
 # ---------------------------------------------------------------- the attack, through the poller
 
 
+@pytest.mark.attack("authorization")
 def test_a_caller_cannot_stop_another_investigations_incident_being_polled():
     """Two handoffs as storage reads them back (the attacker's written before incident ids were held to
     PagerDuty's shape at the door): the victim's on incident P1, the attacker's naming ``P1!<victim>``.
@@ -229,6 +230,7 @@ def test_an_incident_id_pagerduty_never_issues_is_422_naming_the_field(world: Wo
     assert world.store.ids() == [] and world.queue.sent == []
 
 
+@pytest.mark.attack("urls")
 def test_the_rest_api_answers_a_bad_incident_id_with_a_problem_naming_the_field(
     monkeypatch: pytest.MonkeyPatch, world: World
 ):
