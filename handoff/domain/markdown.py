@@ -33,7 +33,11 @@ HIDDEN_CHARACTERS = (
     "\u00ad\u061c\u180e\u200b-\u200f\u202a-\u202e\u2060-\u2069\ufeff\ufff9-\ufffb"
     "\ud800-\udfff\U000e0000-\U000e007f"
 )
-_INVISIBLE = re.compile(f"[\x00-\x08\x0a-\x1f\x7f-\x9f{HIDDEN_CHARACTERS}]")
+# What is removed from a line of caller text wherever it is shown, so that what stands either side of it
+# joins up: the control characters that are not a line break (those part lines) or a tab (it becomes a
+# space), and the hidden characters. Redaction looks for secrets in caller text without them too
+# (:func:`strip_invisible`), so it sees the text a reader will see.
+_INVISIBLE = re.compile(f"[\x00-\x08\x0e-\x1b\x1f\x7f-\x84\x86-\x9f{HIDDEN_CHARACTERS}]")
 # Escaped wherever they are: code spans, emphasis, strikethrough, links and images, HTML and autolinks.
 _ALWAYS = str.maketrans({ch: "\\" + ch for ch in "\\`*~[]<"})
 # An underscore unless it sits between two letters or digits (it then never opens or closes emphasis).
@@ -46,10 +50,17 @@ _RULE_OR_UNDERLINE = re.compile(r"^[ \t]*[-=][-= \t]*$")
 _URL_SAFE = "-._~:/?#@!$&'*+,;=%"
 
 
+def strip_invisible(text: str) -> str:
+    """``text`` as a reader sees it once rendered: without the control characters (NUL included), bidi
+    controls, zero-width and other hidden characters and unpaired surrogates that the rendering removes;
+    line breaks and tabs are kept. ``text`` itself (the same object) when it holds none."""
+    return _INVISIBLE.sub("", text)
+
+
 def _visible(text: str, *, keep_tabs: bool) -> str:
-    """``text`` without control characters (NUL included), bidi controls and unpaired surrogates;
-    tabs become spaces unless kept."""
-    text = _INVISIBLE.sub("", text)
+    """One line of ``text`` without what a reader cannot see (:func:`strip_invisible`); tabs become
+    spaces unless kept."""
+    text = strip_invisible(text)
     return text if keep_tabs else text.replace("\t", " ")
 
 
