@@ -8,6 +8,7 @@ import pytest
 
 from handoff.adapters.http import classify, describe
 from handoff.domain.errors import FieldError, NotFound, Unprocessable, single_field
+from handoff.domain.markdown import LINE_BREAKS, lines_of, single_line, strip_invisible
 from handoff.domain.models import HandbackRequest, HandoffRequest
 from handoff.domain.records import AgentCallError
 from handoff.domain.redaction import (
@@ -366,3 +367,123 @@ def test_log_records_of_the_broker_are_redacted_message_and_traceback(caplog):
         logging.getLogger("other").warning("not ours: %s", "x")
     assert "unhandled error" in caplog.text and "ValidationError" in caplog.text
     assert token not in caplog.text and "[redacted:" in caplog.text
+
+
+# ---------------------------------------------------------------- what a reader sees
+
+
+def _removed_by_rendering() -> list[int]:
+    """Every code point of the Basic Multilingual Plane and the tag block that the rendering of caller
+    text removes, found by rendering them (line breaks part lines instead, tabs are kept as spaces)."""
+    domain = [*range(0x10000), *range(0xE0000, 0xE0080)]
+    shown = set("".join(lines_of("".join("a" + chr(c) for c in domain), keep_tabs=True)))
+    return [c for c in domain if chr(c) not in shown and not LINE_BREAKS.fullmatch(chr(c))]
+
+
+REMOVED = _removed_by_rendering()
+# The first and the last of each run of removed code points (NUL, the C1 controls, the soft hyphen,
+# zero-width spaces and joiners, bidi controls, the BOM, surrogates, tag characters ...).
+HIDDEN = sorted(
+    {chr(c) for i, c in enumerate(REMOVED) if i in (0, len(REMOVED) - 1) or c - 1 != REMOVED[i - 1]}
+    | {chr(c) for i, c in enumerate(REMOVED[:-1]) if REMOVED[i + 1] != c + 1}
+    | {"\u200c", "\u200d", "\u2061", "\U000e0041"}
+)
+
+
+def test_redaction_removes_exactly_what_the_rendering_removes():
+    assert {c for c in range(0x10000) if strip_invisible(chr(c)) == ""} | {
+        c for c in range(0xE0000, 0xE0080) if strip_invisible(chr(c)) == ""
+    } == set(REMOVED)
+    assert {
+        "\x00",
+        "\u00ad",
+        "\u200b",
+        "\u200d",
+        "\u2060",
+        "\ufeff",
+        "\u202e",
+        "\U000e0041",
+        "\ud800",
+    } <= set(map(chr, REMOVED))
+    assert strip_invisible("a\tb\nc\r\nd\u2028e") == "a\tb\nc\r\nd\u2028e"  # what parts lines stays
+
+
+def _split(value: str, char: str) -> list[str]:
+    """``value`` with ``char`` inside it: after its first character, in its middle, before its last
+    one, and between every two characters."""
+    return [value[:at] + char + value[at:] for at in (1, len(value) // 2, len(value) - 1)] + [
+        char.join(value)
+    ]
+
+
+@pytest.mark.parametrize("char", HIDDEN, ids=[f"U+{ord(c):04X}" for c in HIDDEN])
+def test_no_secret_split_by_an_invisible_character_is_shown_once_rendered(char):
+    for case in SECRETS:
+        for split in _split(case.value, char):
+            out, counts = redact_text(case.text.replace(case.value, split))
+
+            # What a reader sees of a multi-line and of a single-line value, and what JSON, the API
+            # and the logs carry, read without the invisible characters.
+            assert case.value not in "\n".join(lines_of(out, keep_tabs=True)), (case.kind, out)
+            assert case.value.replace("\n", " ") not in single_line(out), (case.kind, out)
+            assert case.value not in strip_invisible(out), (case.kind, out)
+            assert counts, (case.kind, out)
+            assert redact_text(out) == (out, {})
+
+
+def test_text_with_invisible_characters_and_no_hidden_secret_keeps_every_character():
+    for text in (
+        "on-call: 👩\u200d💻 paged at 02:10",  # an emoji sequence (zero-width joiner)
+        "\u0645\u06cc\u200c\u062e\u0648\u0627\u0647\u0645",  # a Persian word (zero-width non-joiner)
+        "re\u00adconnect\u00adion pool exhausted",  # soft hyphens
+        "\ufeffBOM at the start, \u200fRLM and \x1b[31mcolour\x1b[0m in a log line",
+        *(f"{text} 👩\u200d💻" for text in LOOK_ALIKES),
+    ):
+        assert redact_text(text) == (text, {}), text
+    # A secret visible as written is cut as it always was; the text keeps its other characters.
+    assert redact_text("password=Zx9!kP2 by 👩\u200d💻") == (
+        "password=[redacted:password] by 👩\u200d💻",
+        {"password": 1},
+    )
+
+
+def test_a_split_secret_is_cut_from_the_text_as_shown_with_what_the_text_as_written_shows():
+    token, key_id = secret_corpus.github(), secret_corpus.aws_key_id()
+    hidden = f"{key_id[:4]}\u00ad{key_id[4:]}"
+
+    assert redact_text(f"see {hidden} now") == (
+        "see [redacted:aws_access_key_id] now",
+        {"aws_access_key_id": 1},
+    )
+    # An invisible character that sets a token apart from a word: cut as always (the text as written
+    # shows it), and cut too when the text is returned as shown because it also hides a secret.
+    assert redact(f"build\u200b{token}") == "build\u200b[redacted:github_token]"
+    assert redact_text(f"build\u200b{token} and {hidden}") == (
+        "build[redacted:github_token] and [redacted:aws_access_key_id]",
+        {"aws_access_key_id": 1, "github_token": 1},
+    )
+
+
+def test_fields_and_columns_named_with_invisible_characters_name_a_credential():
+    value = {
+        "pass\u200bword": "Winter2026",
+        "table": {"kind": "kql", "columns": ["user", "client\u00adSecret"], "rows": [["alice", "abc"]]},
+    }
+
+    out, counts = redact_json(value)
+
+    assert out["pass\u200bword"] == "[redacted:password]"
+    assert out["table"]["rows"] == [["alice", "[redacted:client_secret]"]]
+    assert counts == {"password": 1, "client_secret": 1}
+
+
+def test_log_records_with_a_split_secret_are_redacted(caplog):
+    import logging
+
+    from handoff.domain.redaction import install_log_redaction
+
+    install_log_redaction()
+    token = secret_corpus.github()
+    with caplog.at_level(logging.INFO, logger="handoff"):
+        logging.getLogger("handoff.test").info("calling with %s", f"{token[:10]}\u2060{token[10:]}")
+    assert token not in strip_invisible(caplog.text) and "[redacted:github_token]" in caplog.text

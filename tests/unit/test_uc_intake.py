@@ -17,8 +17,10 @@ from handoff.domain.errors import (
     ServiceUnavailable,
     Unprocessable,
 )
+from handoff.domain.markdown import strip_invisible
 from handoff.domain.models import HandoffRequest
 from handoff.ports import StorageUnavailable
+from tests.data import secret_corpus
 from tests.unit.conftest import OPERATOR, OPS, PAYMENTS, World, build_world, handoff_body
 
 # ---------------------------------------------------------------- a new handoff
@@ -241,3 +243,57 @@ def test_only_system_sources_start_system_handoffs(world: World) -> None:
     request = HandoffRequest.model_validate(handoff_body())
     with pytest.raises(ValueError, match="not a system source"):
         world.intake.accept_system(request, "00000000-0000-4000-8000-000000000002", OPERATOR)
+
+
+# ---------------------------------------------------------------- secrets split by invisible characters
+
+
+def _strings(value: Any) -> list[str]:
+    """Every string (dict keys too) of a JSON-like value."""
+    if isinstance(value, str):
+        return [value]
+    if isinstance(value, dict):
+        return [s for key, item in value.items() for s in (*_strings(key), *_strings(item))]
+    if isinstance(value, list):
+        return [s for item in value for s in _strings(item)]
+    return []
+
+
+def test_a_secret_split_by_invisible_characters_is_neither_stored_nor_delivered(world: World) -> None:
+    github, key_id, jwt = secret_corpus.github(), secret_corpus.aws_key_id(), secret_corpus.jwt()
+    sig = secret_corpus.sas_sig()
+    body = handoff_body(world.source_thread())
+    context = body["context"]
+    context["title"] = f"Deploy failed with {key_id[:4]}\u00ad{key_id[4:]}"
+    context["summary"] = f"The pipeline used {github[:10]}\u200b{github[10:]} and failed.\nSee the logs."
+    context["hypotheses"] = [f"Bearer {jwt[:20]}\u2060{jwt[20:]} expired"]
+    context["evidence"] = [
+        {"kind": "note", "content": f"export GITHUB_TOKEN={github[:6]}\ufeff{github[6:]}"},
+        {
+            "kind": "data",
+            "title": "request",
+            "data": {"url": f"https://a.blob.core.windows.net/c?sig={sig[:5]}\u200d{sig[5:]}"},
+        },
+    ]
+    body["correlationId"] = f"run {key_id[:8]}\U000e0020{key_id[8:]}"
+
+    view, _ = world.accept(body)
+    world.run()
+
+    record = world.store.get(view.id)
+    assert record is not None and world.state(view.id).status == "delivered"
+    (thread,) = world.agents.threads_of("checkout")
+    stored = "\n".join(_strings(record.stored.request.model_dump(mode="json")))
+    answer = "\n".join(_strings(world.queries.get(view.id, OPS).model_dump(mode="json")))
+    audit = "\n".join(s for e in world.store.events(view.id) for s in _strings(e.details))
+    # B's thread (its start message first) and the cross-link posted into A's
+    shown = "\n".join([thread.title, *thread.texts(), *world.agents.posted(body["source"]["threadId"])])
+    for where, text in (("stored", stored), ("answer", answer), ("audit", audit), ("thread", shown)):
+        read = strip_invisible(text)
+        for secret in (github, key_id, jwt, sig):
+            # nothing of it: neither whole once the invisible characters are gone, nor either half
+            assert secret not in read and secret[:8] not in read and secret[-8:] not in read, (where, secret)
+    assert "[redacted:github_token]" in shown and "[redacted:aws_access_key_id]" in shown
+    redactions = world.event(view.id, "accepted")["redactions"]
+    assert {"aws_access_key_id", "github_token", "jwt", "sas_signature"} <= set(redactions)
+    assert sum(redactions.values()) == 6  # the note's token counts as the GITHUB_TOKEN value it is

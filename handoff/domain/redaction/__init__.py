@@ -13,6 +13,12 @@ Recognition is by shape, not by entropy: token formats with a fixed prefix (``gh
 are labelled as secrets (``AccountKey=``, ``sig=``, ``password=``, ``"token": "…"``, ``Bearer …``). An
 unlabelled random string is left alone, which keeps GUIDs, commit SHAs, hashes and resource IDs intact.
 
+Secrets are looked for in the text a reader will see as well: rendering removes the characters a reader
+cannot see (zero-width spaces and joiners, the soft hyphen, bidi controls, tag characters, NUL ...;
+:func:`handoff.domain.markdown.strip_invisible`), so a secret split by them would be shown whole. A text
+in which only their removal shows a secret is kept as it will be seen, redacted; any other text keeps
+every character it had.
+
 The package is pure (no I/O) and fast: every pattern is compiled once, each runs only when a literal it
 needs occurs in the text, and none can backtrack super-linearly, so 256 KiB take a few milliseconds.
 Redacting already redacted text changes nothing and counts nothing.

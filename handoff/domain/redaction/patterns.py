@@ -12,6 +12,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Protocol
 
+from handoff.domain.markdown import strip_invisible
+
 MARK = "[redacted:"
 
 
@@ -319,7 +321,9 @@ _SECRET_NAME = re.compile(
 
 
 def secret_name_kind(name: str) -> str | None:
-    """The kind of secret a field called ``name`` holds (``dbPassword`` → ``password``), or None."""
+    """The kind of secret a field called ``name`` holds (``dbPassword`` → ``password``), or None. The name
+    as its reader will see it counts (``pass`` and ``word`` split by a zero-width space is ``password``)."""
+    name = strip_invisible(name)
     match = _SECRET_NAME.search(name)
     if match is None or match.end() != len(name):
         return None

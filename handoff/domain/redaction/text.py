@@ -1,11 +1,12 @@
 """The engine: each rule of :data:`~handoff.domain.redaction.patterns.RULES` applied to a text, tried only
-where the literals it needs occur."""
+where the literals it needs occur; and to the text as its reader will see it, when that differs."""
 
 from __future__ import annotations
 
 import re
 from collections import Counter
 
+from handoff.domain.markdown import strip_invisible
 from handoff.domain.redaction.patterns import MARK, RULES, Rule, SecretMatch, marker
 
 
@@ -66,7 +67,7 @@ class _Positions:
         return sorted(found)
 
 
-def _apply(rule: Rule, text: str, positions: _Positions, counts: Counter[str]) -> str:
+def _apply(rule: Rule, text: str, positions: _Positions, found: list[tuple[str, str]]) -> str:
     has_value_groups = "uq" in rule.pattern.groupindex
     has_secret = "secret" in rule.pattern.groupindex
 
@@ -79,12 +80,13 @@ def _apply(rule: Rule, text: str, positions: _Positions, counts: Counter[str]) -
         if rule.check is not None and not rule.check(match):
             return raw.group(0)
         kind = rule.kind_of(match)
-        counts[kind] += 1
         if not has_secret:
+            found.append((kind, raw.group(0)))
             return marker(kind)
         start, end = match.start("secret"), match.end("secret")
         if has_value_groups and raw.group("uq") is not None and end - start > 1 and text[end - 1] == ".":
             end -= 1  # the full stop ending a sentence is not part of the value
+        found.append((kind, text[start:end]))
         base = raw.start()
         return raw.group(0)[: start - base] + marker(kind) + raw.group(0)[end - base :]
 
@@ -109,23 +111,65 @@ def _apply(rule: Rule, text: str, positions: _Positions, counts: Counter[str]) -
 # Every secret contains one of these (lowercase); a short text with none is returned at once.
 _TRIGGERS = tuple(sorted({needle.lower() for rule in RULES for needle in rule.needles}))
 _SHORT = 512
+# The shortest secret found only in a text as written that is also cut, wherever it occurs, from the text
+# as shown (those are tokens set apart from a word by an invisible character: 16 characters or more).
+_CARRIED = 8
 
 
-def redact_text(text: str) -> tuple[str, dict[str, int]]:
-    """``text`` with every recognised secret replaced by ``[redacted:<kind>]``, and the count per kind."""
-    counts: Counter[str] = Counter()
-    if not text:
-        return text, {}
+def _redact(text: str) -> tuple[str, list[tuple[str, str]]]:
+    """``text`` with every rule applied once, and what was replaced (kind, secret) in order."""
+    found: list[tuple[str, str]] = []
     if len(text) <= _SHORT:
         lowered = text.lower()
         if not any(needle in lowered for needle in _TRIGGERS):
-            return text, {}
+            return text, found
     positions = _Positions(text)
     for rule in RULES:
-        redacted = _apply(rule, text, positions, counts)
+        redacted = _apply(rule, text, positions, found)
         if redacted != text:
             text, positions = redacted, _Positions(redacted)
-    return text, dict(counts)
+    return text, found
+
+
+def redact_text(text: str) -> tuple[str, dict[str, int]]:
+    """``text`` with every recognised secret replaced by ``[redacted:<kind>]``, and the count per kind.
+
+    Secrets are also looked for in the text a reader will see: ``text`` without the invisible characters
+    its rendering removes (:func:`~handoff.domain.markdown.strip_invisible`: zero-width spaces and
+    joiners, the soft hyphen, bidi controls, tag characters, NUL ...), which would otherwise show whole a
+    secret they split. Where that text shows a secret ``text`` as written hides, what comes back is that
+    text, redacted, with what only ``text`` as written showed (a token set apart from a word by an
+    invisible character) cut from it too. Any other text comes back as one pass over it leaves it, every
+    other character kept.
+    """
+    if not text:
+        return text, {}
+    result, found = _redact(text)
+    shown = strip_invisible(text)
+    if shown != text:
+        redacted, seen = _redact(shown)
+        known = {strip_invisible(value) for _, value in found}
+        if any(value not in known for _, value in seen):
+            result, found = _with(redacted, seen, found)
+    return result, dict(Counter(kind for kind, _ in found))
+
+
+def _with(
+    text: str, found: list[tuple[str, str]], more: list[tuple[str, str]]
+) -> tuple[str, list[tuple[str, str]]]:
+    """``text`` (``found`` cut from it) with every secret of ``more`` cut as well, wherever it occurs,
+    unless it is, or is part of, one of ``found`` (a value found in both, such as the ``x1`` of
+    ``password=x1``, is not looked for again: the same characters elsewhere, ``0x1F``, are not a secret) or
+    is too short not to occur in ordinary words (or in the markers)."""
+    values = {value for _, value in found}
+    joined = "\0".join(values)  # no value holds a NUL: strip_invisible removed them all
+    found = list(found)
+    for kind, value in more:
+        value = strip_invisible(value)
+        if len(value) >= _CARRIED and value not in values and value in text and value not in joined:
+            found += [(kind, value)] * text.count(value)
+            text = text.replace(value, marker(kind))
+    return text, found
 
 
 def redact(text: str) -> str:
