@@ -416,6 +416,7 @@ def _split(value: str, char: str) -> list[str]:
     ]
 
 
+@pytest.mark.attack("redaction")
 @pytest.mark.parametrize("char", HIDDEN, ids=[f"U+{ord(c):04X}" for c in HIDDEN])
 def test_no_secret_split_by_an_invisible_character_is_shown_once_rendered(char):
     for case in SECRETS:

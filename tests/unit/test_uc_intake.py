@@ -259,6 +259,7 @@ def _strings(value: Any) -> list[str]:
     return []
 
 
+@pytest.mark.attack("redaction")
 def test_a_secret_split_by_invisible_characters_is_neither_stored_nor_delivered(world: World) -> None:
     github, key_id, jwt = secret_corpus.github(), secret_corpus.aws_key_id(), secret_corpus.jwt()
     sig = secret_corpus.sas_sig()
