@@ -16,7 +16,7 @@ from handoff.adapters.vendors import WriterContext, request, vendor_url
 from handoff.domain.shared_memory.config import GitHubBackend
 from handoff.domain.shared_memory.content import chain_issue, chain_marker, markdown
 from handoff.domain.shared_memory.destinations import github_issue
-from handoff.domain.shared_memory.human_entries import HumanEntry
+from handoff.domain.shared_memory.human_entries import HumanEntry, own_marker
 from handoff.domain.shared_memory.vendor_entries import github_entry
 from handoff.domain.shared_memory.writes import Destination, WriteError, WriteJob
 
@@ -163,16 +163,21 @@ class GitHubWriter:
                 high = mid
             else:
                 low = mid
+        now = self.ctx.clock()
         for number in range(low, max(0, low - PROBE_BACK), -1):
             issue = self._exists(repo, number)
-            if issue and needle in str(issue.get("body") or ""):
+            if issue is None:
+                continue
+            # The issue's opening post, read like a comment: the broker's own, ending with the marker.
+            if own_marker(self.backend, github_entry(self.backend, repo, number, issue, "", now)) == needle:
                 return number
         return None
 
     # -------------------------------------------------------------- comments
 
     def find(self, dest: Destination, job: WriteJob) -> str | None:
-        """The comment carrying the write's marker, read back from a little before the first attempt."""
+        """The broker's own comment ending with the write's marker, read back from a little before the
+        first attempt (a comment by anyone else that quotes the marker is a person's)."""
         repo, number = dest.text("repo"), dest.number("number")
         since = (job.first_at - timedelta(minutes=10)).strftime("%Y-%m-%dT%H:%M:%SZ")
         for page in range(1, PAGES + 1):
@@ -186,8 +191,12 @@ class GitHubWriter:
                 allow_insecure_local=self.backend.allow_insecure_local,
             )
             comments = response.json()
+            now = self.ctx.clock()
             for comment in comments:
-                if job.note.marker in str(comment.get("body") or ""):
+                if not isinstance(comment, dict):
+                    continue
+                entry = github_entry(self.backend, repo, number, comment, "", now)
+                if own_marker(self.backend, entry) == job.note.marker:
                     return str(comment.get("html_url") or comment.get("url"))
             if len(comments) < 100:
                 break

@@ -10,9 +10,9 @@ from datetime import datetime
 
 from handoff.adapters.vendors import WriterContext, json_api_headers, request, vendor_url
 from handoff.domain.shared_memory.config import JiraBackend
-from handoff.domain.shared_memory.content import adf, adf_text
+from handoff.domain.shared_memory.content import adf
 from handoff.domain.shared_memory.destinations import jira_issue
-from handoff.domain.shared_memory.human_entries import HumanEntry
+from handoff.domain.shared_memory.human_entries import HumanEntry, own_marker
 from handoff.domain.shared_memory.vendor_entries import jira_entry
 from handoff.domain.shared_memory.writes import Destination, WriteError, WriteJob
 
@@ -39,18 +39,23 @@ class JiraWriter:
         return vendor_url(self.backend.api_base, "rest", "api", "3", "issue", key, "comment")
 
     def find(self, dest: Destination, job: WriteJob) -> str | None:
-        """The comment carrying the write's marker among the newest hundred, if any."""
+        """The broker's own comment ending with the write's marker among the newest hundred, if any (a
+        comment by anyone else that quotes the marker is a person's)."""
+        key = dest.text("key")
         response = request(
             self.ctx.http,
             "GET",
-            self._url(dest.text("key")),
+            self._url(key),
             params={"orderBy": "-created", "maxResults": 100},
             headers=self._headers(),
             expect=(200,),
             allow_insecure_local=self.backend.allow_insecure_local,
         )
+        now = self.ctx.clock()
         for comment in response.json().get("comments", []):
-            if job.note.marker in adf_text(comment.get("body")):
+            if not isinstance(comment, dict):
+                continue
+            if own_marker(self.backend, jira_entry(self.backend, key, comment, "", now)) == job.note.marker:
                 return str(comment.get("self") or comment.get("id"))
         return None
 

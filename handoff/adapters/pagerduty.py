@@ -15,7 +15,7 @@ from handoff.domain.models import is_pagerduty_incident_id
 from handoff.domain.shared_memory.config import PagerDutyBackend
 from handoff.domain.shared_memory.content import plain_text
 from handoff.domain.shared_memory.destinations import pagerduty_incident
-from handoff.domain.shared_memory.human_entries import HumanEntry
+from handoff.domain.shared_memory.human_entries import HumanEntry, own_marker
 from handoff.domain.shared_memory.vendor_entries import pagerduty_note_entry
 from handoff.domain.shared_memory.writes import Destination, WriteError, WriteJob
 
@@ -68,20 +68,21 @@ class PagerDutyWriter:
         return list_notes(self.backend, self.ctx, incident)
 
     def find(self, dest: Destination, job: WriteJob) -> str | None:
-        """The note carrying the write's marker, if any."""
+        """The broker's own note ending with the write's marker, if any (a note by anyone else that
+        quotes the marker is a person's)."""
         incident = dest.text("incident")
+        now = self.ctx.clock()
         for note in self._notes(incident):
-            if job.note.marker in str(note.get("content") or ""):
+            entry = pagerduty_note_entry(self.backend.name, incident, note, None, now)
+            if own_marker(self.backend, entry) == job.note.marker:
                 return f"incident {incident} note {note.get('id')}"
         return None
 
     def write(self, dest: Destination, job: WriteJob) -> str:
-        """Add the note unless it is there already; skipped (a warning) at the note cap."""
+        """Add the note (an earlier attempt's note is looked for by :meth:`find`, on a retry only);
+        skipped (a warning) at the note cap."""
         incident = dest.text("incident")
         notes = self._notes(incident)
-        for note in notes:
-            if job.note.marker in str(note.get("content") or ""):
-                return f"incident {incident} note {note.get('id')}"
         limit = self.ctx.settings.shared_memory_pagerduty_note_limit
         if len(notes) >= limit:
             raise WriteError(

@@ -13,7 +13,7 @@ from handoff.adapters.vendors import WriterContext, json_api_headers, request, v
 from handoff.domain.models import is_path_segment_id
 from handoff.domain.shared_memory.config import ServiceNowBackend
 from handoff.domain.shared_memory.content import plain_text
-from handoff.domain.shared_memory.human_entries import HumanEntry
+from handoff.domain.shared_memory.human_entries import HumanEntry, own_marker
 from handoff.domain.shared_memory.vendor_entries import servicenow_entry
 from handoff.domain.shared_memory.writes import Destination, WriteError, WriteJob
 
@@ -68,19 +68,29 @@ class ServiceNowWriter:
         return Destination(f"{table}/{ref}", {"sysId": found[0]["sys_id"], "number": ref})
 
     def find(self, dest: Destination, job: WriteJob) -> str | None:
-        """The journal entry carrying the write's marker, if any."""
-        query = f"element_id={dest.text('sysId')}^element={self.backend.field}^valueLIKE{job.note.marker}"
+        """The broker's own journal entry ending with the write's marker, if any: the entries that
+        contain the marker are read back and a person's that quotes it is passed over."""
+        sys_id = dest.text("sysId")
+        query = (
+            f"element_id={sys_id}^element={self.backend.field}^valueLIKE{job.note.marker}"
+            "^ORDERBYsys_created_on"
+        )
         response = request(
             self.ctx.http,
             "GET",
             self._table_url("sys_journal_field"),
-            params={"sysparm_query": query, "sysparm_fields": "sys_id", "sysparm_limit": "1"},
+            params={"sysparm_query": query, "sysparm_fields": JOURNAL_FIELDS, "sysparm_limit": READ_LIMIT},
             headers=self._headers(),
             expect=(200,),
             allow_insecure_local=self.backend.allow_insecure_local,
         )
-        found = response.json().get("result", [])
-        return f"{dest.label} {self.backend.field} {found[0]['sys_id']}" if found else None
+        rows = response.json().get("result", [])
+        now = self.ctx.clock()
+        entries = [servicenow_entry(self.backend, row, now) for row in rows if isinstance(row, dict)]
+        for entry in entries:
+            if own_marker(self.backend, entry) == job.note.marker:
+                return f"{dest.label} {self.backend.field} {entry.entry_id}"
+        return None
 
     def write(self, dest: Destination, job: WriteJob) -> str:
         """Append a journal entry (a PATCH of the journal field adds one)."""

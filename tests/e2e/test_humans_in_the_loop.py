@@ -207,9 +207,8 @@ def test_the_brokers_own_comments_are_not_read_back(broker, vendors, fakes):
     handoff_id, ops_thread, inv_thread = _investigation(broker, fakes, incident)
     url = _hook(broker, "gh")
     own = vendors.github.add_human_comment(REPO, number, "Handed off to inventory", login="handoff-bot")
-    marked = vendors.github.add_human_comment(
-        REPO, number, f"Findings\n\n<!-- handoff-memory: {handoff_id}/delivered:0/gh -->", login="someone"
-    )
+    marker_line = f"<!-- handoff-memory: {handoff_id}/delivered:0/gh -->"
+    marked = vendors.github.add_human_comment(REPO, number, f"Findings\n\n{marker_line}", login="handoff-bot")
     for comment in (own, marked):
         event = vendors.github.issue_comment_event(REPO, number, comment)
         response = vendors.github.send_webhook(url, GITHUB_WEBHOOK_SECRET, "issue_comment", event)
@@ -223,6 +222,12 @@ def test_the_brokers_own_comments_are_not_read_back(broker, vendors, fakes):
     assert response.status_code == 200 and response.json()["status"] == "ignored"
     time.sleep(1)
     assert _posted(fakes, ops_thread, inv_thread, "human:gh:") == ([], [])
+    # Someone else who copies the broker's marker line is a person all the same: the agents get it.
+    copied = vendors.github.add_human_comment(REPO, number, f"Not the pool\n\n{marker_line}", login="someone")
+    event = vendors.github.issue_comment_event(REPO, number, copied)
+    response = vendors.github.send_webhook(url, GITHUB_WEBHOOK_SECRET, "issue_comment", event)
+    assert response.status_code == 202, response.text
+    _wait_both(fakes, ops_thread, inv_thread, f"{handoff_id}/human:gh:{copied['id']}")
 
 
 def test_pagerduty_note_with_an_override_word_and_rotated_secret(broker, vendors, fakes):
@@ -411,7 +416,10 @@ def test_polling_reads_a_github_comment_without_a_webhook(broker, vendors, fakes
     handoff_id, ops_thread, tri_thread = _investigation(broker, fakes, incident, target=POLL_AGENT)
     own = vendors.github.add_human_comment(POLLED_REPO, number, "Handed off to triage", login="handoff-bot")
     marked = vendors.github.add_human_comment(
-        POLLED_REPO, number, f"Findings\n\n<!-- handoff-memory: {handoff_id}/delivered:0/gh -->", login="bob"
+        POLLED_REPO,
+        number,
+        f"Findings\n\n<!-- handoff-memory: {handoff_id}/delivered:0/gh -->",
+        login="handoff-bot",
     )
     written = time.monotonic()
     comment = vendors.github.add_human_comment(

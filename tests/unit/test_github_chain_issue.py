@@ -39,13 +39,21 @@ class FakeIssues:
         self.comments: list[str] = []
         self.opened = 0
         self.lose_next_answer = False
+        self.refuse_next = False  # the next issue is not opened, and the answer is lost
 
     def __call__(self, request: httpx.Request) -> httpx.Response:
         assert request.headers["Authorization"] == "Bearer token"
         if request.method == "POST" and request.url.path == "/repos/contoso/shop/issues":
+            if self.refuse_next:
+                self.refuse_next = False
+                raise httpx.ReadError("connection reset", request=request)
             self.opened += 1
             number = len(self.issues) + 1
-            self.issues[number] = {"number": number, **json.loads(request.content)}
+            self.issues[number] = {
+                "number": number,
+                "user": {"login": "handoff-bot", "id": 1},
+                **json.loads(request.content),
+            }
             if self.lose_next_answer:
                 self.lose_next_answer = False
                 raise httpx.ReadError("connection reset", request=request)
@@ -122,6 +130,24 @@ def test_a_lost_answer_is_found_by_the_chains_marker_instead_of_opened_twice(git
     dest = writer.destination(_job(H1))
     assert dest is not None and dest.number("number") == 1
     assert issues.opened == 1
+
+
+def test_an_issue_a_person_opened_with_the_chains_marker_is_not_taken_for_the_chains(github):
+    writer, issues, _, clock = github
+    writer.backend = BACKEND.model_copy(update={"own_account": "handoff-bot"})
+    issues.refuse_next = True
+    with pytest.raises(WriteError):
+        writer.destination(_job(H1))
+    # Meanwhile someone opens an issue whose body ends with the chain's marker line, as the broker's does.
+    issues.issues[1] = {
+        "number": 1,
+        "user": {"login": "mallory", "id": 666},
+        "body": f"Investigation notes go here\n\n<!-- {chain_marker(H1, 'gh')} -->",
+    }
+    clock.advance(2)
+    dest = writer.destination(_job(H1))
+    assert dest is not None and dest.number("number") == 2
+    assert issues.opened == 1 and issues.issues[2]["user"]["login"] == "handoff-bot"
 
 
 def test_content_writes_to_a_repository_are_spaced(github):

@@ -266,9 +266,33 @@ def test_a_replayed_delivery_is_taken_once(world):
 def test_the_brokers_own_comment_is_not_read_back(world):
     world.investigation(H1)
     marked = "Handed back\n<!-- handoff-memory: x/handedBack:1/gh -->"
-    assert world.github(marked) == ({"status": "ignored", "reason": "the broker's own entry"}, 200)
-    assert world.github(login="Handoff-Bot", comment_id=100)[0]["reason"] == "the broker's own entry"
+    own = ({"status": "ignored", "reason": "the broker's own entry"}, 200)
+    assert world.github(marked, login="handoff-bot") == own
+    assert world.github(login="Handoff-Bot", comment_id=100) == own
     assert world.queue.sent == [] and world.inbound.entries == {}
+
+
+def test_a_person_who_copies_the_brokers_marker_still_reaches_the_agents(world):
+    # With ownAccount set the vendor's author decides: a marker in anyone else's comment is a quote,
+    # whether it is quoted in passing or copied as the last line.
+    world.investigation(H1)
+    quoted = f"Re the broker's note `handoff-memory: {H1}/delivered:0/gh`: the pool is fine"
+    assert world.github(quoted, comment_id=101)[1] == 202
+    forged = f"Not the pool.\n<!-- handoff-memory: {H1}/handedBack:1/gh -->"
+    assert world.github(forged, comment_id=102)[1] == 202
+    assert [m["entry"]["entryId"] for m, _ in world.queue.sent] == ["101", "102"]
+    world.post_all()
+    [first, second] = world.agents.messages("checkout", "checkout-thread")
+    assert "the pool is fine" in first and "Not the pool." in second
+
+
+def test_without_own_account_only_a_last_line_marker_marks_the_brokers_note(world):
+    world.investigation(H1, destination="PINC1", backend="pd")
+    quoted = f"we saw [handoff-memory: {H1}/delivered:0/pd] above; the DB is the cause"
+    assert world.pagerduty(quoted, note_id="PN1")[1] == 202
+    own = f"Handed back\n\n[handoff-memory: {H1}/handedBack:1/pd]"
+    assert world.pagerduty(own, note_id="PN2")[0] == {"status": "ignored", "reason": "the broker's own entry"}
+    assert [m["entry"]["entryId"] for m, _ in world.queue.sent] == ["PN1"]
 
 
 def test_a_ping_and_other_events_are_ignored(world):

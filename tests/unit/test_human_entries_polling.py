@@ -185,10 +185,17 @@ def test_each_poll_reads_from_the_newest_entry_taken_and_skips_it(world):
 
 def test_the_brokers_own_comments_are_not_read_back(world):
     world.investigation(H1)
-    world.comment("Handed back\n<!-- handoff-memory: x/handedBack:1/gh -->", "1")
+    world.comment("Handed back\n<!-- handoff-memory: x/handedBack:1/gh -->", "1", author="handoff-bot")
     world.comment("anything", "2", author="handoff-bot")
     assert world.poller.poll().queued == 0
     assert world.queue.messages == [] and world.inbound.entries == {}
+
+
+def test_a_polled_comment_that_quotes_the_brokers_marker_is_a_persons(world):
+    world.investigation(H1)
+    world.comment(f"Copied from the broker: <!-- handoff-memory: {H1}/delivered:0/gh -->\nstill 5xx", "3")
+    assert world.poller.poll().queued == 1
+    assert [m["entry"]["entryId"] for m in world.queue.messages] == ["3"]
 
 
 @pytest.mark.parametrize("text", ["override: roll back now", "STOP: leave the pool alone"])

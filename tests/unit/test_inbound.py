@@ -10,7 +10,14 @@ from datetime import UTC, datetime
 from handoff.domain.messages import is_marked
 from handoff.domain.shared_memory.config import GitHubBackend, PagerDutyBackend
 from handoff.domain.shared_memory.destinations import is_shared_record
-from handoff.domain.shared_memory.human_entries import entry_marker, human_entry_message, is_override, is_own
+from handoff.domain.shared_memory.human_entries import (
+    entry_marker,
+    final_marker,
+    human_entry_message,
+    is_override,
+    is_own,
+    own_marker,
+)
 from handoff.domain.shared_memory.webhooks import (
     parse_github,
     parse_pagerduty,
@@ -121,7 +128,33 @@ def test_own_entries_are_not_read_back():
     marked, _ = parse_github(GH, "issue_comment", "d", _gh_event("x\n<!-- handoff-memory: a/b -->"), NOW)
     person, _ = parse_github(GH, "issue_comment", "d", _gh_event("handoff\\-memory: quoted"), NOW)
     assert own and marked and person
-    assert is_own(GH, own) and is_own(GH, marked) and not is_own(GH, person)
+    # ownAccount is set: the author decides, and a marker in someone else's comment is theirs to quote.
+    assert is_own(GH, own) and not is_own(GH, marked) and not is_own(GH, person)
+    assert own_marker(GH, own) is None and own_marker(GH, marked) is None
+
+
+def test_without_own_account_the_marker_must_be_the_last_line_as_the_broker_writes_it():
+    gh = GH.model_copy(update={"own_account": None})
+    text = {
+        "x\n<!-- handoff-memory: a/handedBack:1/gh -->": "handoff-memory: a/handedBack:1/gh",
+        "x\r\n<!-- handoff-memory-chain: r/gh -->\r\n": "handoff-memory-chain: r/gh",
+        "<!-- handoff-memory: a/handedBack:1/gh --> was the broker's; we disagree": None,
+        "see `handoff-memory: a/handedBack:1/gh`": None,
+        "x\n[handoff-memory: a/handedBack:1/gh]": None,  # the plain-text form, not GitHub's
+    }
+    for body, expected in text.items():
+        entry, _ = parse_github(gh, "issue_comment", "d", _gh_event(body), NOW)
+        assert entry is not None
+        assert own_marker(gh, entry) == expected, body
+        assert is_own(gh, entry) is (expected is not None)
+    assert final_marker("pagerduty", "Handed back\n\n[handoff-memory: a/failed:0/pd]") == (
+        "handoff-memory: a/failed:0/pd"
+    )
+    assert (
+        final_marker("jira", "Handed back\nhandoff-memory: a/failed:0/jira")
+        == "handoff-memory: a/failed:0/jira"
+    )
+    assert final_marker("pagerduty", "quoting [handoff-memory: a/failed:0/pd] here") is None
 
 
 def test_override_words():

@@ -4,9 +4,11 @@ Markdown with a Mermaid diagram (GitHub), Atlassian Document Format with a diagr
 
 A note holds caller text (titles, summaries, findings); each rendering makes it data in its own format:
 escaped and quoted Markdown (:mod:`handoff.domain.markdown`), plain text with quoted blocks and ServiceNow's
-``[code]`` tag broken, ADF text nodes without line breaks. Writers find an earlier write by its marker
-anywhere in a comment, so caller text never carries ``handoff-memory`` as such: its hyphen becomes a
-Markdown escape or a non-breaking hyphen (U+2011), which reads the same.
+``[code]`` tag broken, ADF text nodes without line breaks. Writers find an earlier write only on a
+retry, and only as the broker's own comment ending with its marker line
+(:func:`handoff.domain.shared_memory.human_entries.own_marker`); still, caller text never carries
+``handoff-memory`` as such: its hyphen becomes a Markdown escape or a non-breaking hyphen (U+2011),
+which reads the same.
 """
 
 from __future__ import annotations

@@ -1,7 +1,9 @@
 """Human entries: what a person wrote on a record the broker writes to, and how the agents see it.
 
-* **Whose entry.** The broker's own entries (its ``handoff-memory`` marker, or its own account) are
-  never read back (:func:`is_own`).
+* **Whose entry.** The broker's own entries are never read back (:func:`is_own`): where ``ownAccount``
+  names the broker's account on the vendor, what that account wrote (the vendor tells the author, so a
+  marker in anyone else's text is a quote); without it, what ends with a marker line exactly as the
+  broker writes it. The writers find an earlier write by the same rule (:func:`own_marker`).
 * **What the agents see.** The entry, redacted, quoted as data, attributed, with a link to the
   original only if it is https, between the broker's header and the marker
   ``handoff-ref: <id>/human:<backend>:<entry id>`` (:func:`entry_marker`), so a retry finds it instead
@@ -32,7 +34,16 @@ OVERRIDE_WORDS = ("override:", "stop:")
 # The statuses of an investigation still running: entries reach only these.
 ACTIVE = frozenset({"accepted", "delivered", "inputRequired"})
 PLATFORMS = {"github": "GitHub", "pagerduty": "PagerDuty", "jira": "Jira", "servicenow": "ServiceNow"}
-_OWN_MARKER = re.compile(r"(?i)handoff-memory(-chain)?:")
+# The marker line each rendering ends with, exactly as the broker writes it (see
+# handoff.domain.shared_memory.content): an HTML comment in GitHub Markdown, in brackets in plain text
+# (PagerDuty, ServiceNow), a text node of its own in Jira's ADF (read back as its own line).
+_MARKER = r"(handoff-memory(?:-chain)?: [^\s<>\[\]]+)"
+_MARKER_LINES = {
+    "github": re.compile(f"<!-- {_MARKER} -->"),
+    "pagerduty": re.compile(rf"\[{_MARKER}\]"),
+    "servicenow": re.compile(rf"\[{_MARKER}\]"),
+    "jira": re.compile(_MARKER),
+}
 
 
 @dataclass(frozen=True)
@@ -107,12 +118,31 @@ def is_override(text: str) -> bool:
     return single_line(text).lower().startswith(OVERRIDE_WORDS)
 
 
+def final_marker(platform: str, text: str) -> str | None:
+    """The marker of ``text`` when its last line is a marker line exactly as the broker writes it for
+    ``platform`` (a marker quoted anywhere else is not one)."""
+    lines = [line.strip() for line in text.splitlines() if line.strip()]
+    pattern = _MARKER_LINES.get(platform)
+    found = pattern.fullmatch(lines[-1]) if lines and pattern else None
+    return found.group(1) if found else None
+
+
 def is_own(backend: Backend, entry: HumanEntry) -> bool:
-    """The broker's own write (its marker), or written with the broker's own account."""
-    if _OWN_MARKER.search(entry.text):
-        return True
+    """Whether the broker wrote ``entry``: with ``ownAccount``, whether the broker's account did (the
+    vendor tells the author: anyone else's entry is a person's, whatever it quotes); without it, whether
+    the entry ends with a marker line as the broker writes it."""
     own = (backend.own_account or "").strip().lower()
-    return bool(own) and own in (entry.author.lower(), entry.author_id.lower())
+    if own:
+        return own in (entry.author.lower(), entry.author_id.lower())
+    return final_marker(backend.type, entry.text) is not None
+
+
+def own_marker(backend: Backend, entry: HumanEntry) -> str | None:
+    """The marker of a write the broker made, as ``entry`` ends with it; None for an entry the broker
+    did not write (:func:`is_own`) or one that does not end with a marker line. A writer's retry takes
+    an earlier write as done only on this, so a person who copies a marker into a note of their own
+    cannot stand in for the broker's write."""
+    return final_marker(backend.type, entry.text) if is_own(backend, entry) else None
 
 
 def entry_marker(handoff_id: str, backend: str, entry_id: str) -> str:

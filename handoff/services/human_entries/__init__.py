@@ -12,7 +12,7 @@ posts it into the agents' threads (:mod:`.posting`). :class:`~.inbound.HumanInbo
 * **Whose entry.** The broker indexes every record it writes to (and the records a handoff names, when
   it is delivered) as ``destination -> handoff ids``. An entry belongs to the active investigations
   indexed on its record; on a shared record (a backend's fixed ``issue``) only to those whose handoff
-  id it quotes. The broker's own entries (its ``handoff-memory`` marker, or its own account) are never
-  read back.
+  id it quotes. The broker's own entries (written by its ``ownAccount``; without one, ending with its
+  ``handoff-memory`` marker line) are never read back; a person's entry that quotes a marker is theirs.
 * **What the agents see** and **overrides**: see :mod:`handoff.domain.shared_memory.human_entries`.
 """
