@@ -10,6 +10,10 @@ with, so that no caller-supplied value can pass for the broker's own structure.
   (:func:`quote_code`). So no caller line ever starts at the left margin.
 * A **link** is only made to an ``https`` URL, percent-encoded so it cannot leave ``(...)``; any other
   URL is shown as inert code (:func:`link`).
+* **Mentions and issue references** GitHub makes of text outside code (``@user``, ``@org/team``,
+  ``#123``, ``owner/repo#123``, ``GH-123``: a notification, a cross-reference in the other issue's
+  timeline, made with the broker's token) are broken by a zero-width space after the sign, written as
+  the entity ``&#8203;``, which renders as the same characters (:func:`unlinked`).
 """
 
 from __future__ import annotations
@@ -45,6 +49,13 @@ _UNDERSCORE = re.compile(r"(?<![^\W_])_|_(?![^\W_])")
 _ENTITY = re.compile(r"&(?=#[0-9]{1,7};|#[xX][0-9A-Fa-f]{1,6};|[A-Za-z][A-Za-z0-9]{0,31};)")
 _PLAIN_HTTP = re.compile(r"(?i)\b(http)(?=://)")
 _RULE_OR_UNDERLINE = re.compile(r"^[ \t]*[-=][-= \t]*$")
+# Where GitHub would link a mention or an issue reference: "@" before a name (a word character before it
+# makes an e-mail address, never a mention), "#" before a number (alone or after owner/repo), "GH-"
+# before a number.
+_REFERENCE = re.compile(r"(?<![A-Za-z0-9_])@(?=[A-Za-z0-9])|#(?=[0-9])|(?i:\bGH-)(?=[0-9])")
+# A zero-width space: GitHub links neither "@\u200buser" nor "#\u200b123" (Renovate writes its release
+# notes so). In Markdown as an entity, so the character is visible in the source.
+ZERO_WIDTH_SPACE = "&#8203;"
 # Characters kept as they are in a link destination; everything else is percent-encoded, so a
 # destination never holds a space, a parenthesis, a bracket, an angle bracket, a backslash or a backtick.
 _URL_SAFE = "-._~:/?#@!$&'*+,;=%"
@@ -83,14 +94,24 @@ def _backslashed_after(match: re.Match[str]) -> str:
     return match.group() + "\\"
 
 
+def unlinked(text: str, space: str = ZERO_WIDTH_SPACE) -> str:
+    """``text`` with a zero-width ``space`` after each sign GitHub would make a mention or an issue
+    reference of (``@user``, ``@org/team``, ``#123``, ``owner/repo#123``, ``GH-123``): the same
+    characters to a reader, nothing linked, nobody notified. Markdown takes the entity (the default);
+    plain text such as an issue title takes the character itself (``"\u200b"``)."""
+    return _REFERENCE.sub(lambda match: match.group() + space, text)
+
+
 def escape(line: str) -> str:
-    """One line of caller text with its Markdown made inert (it renders as the same characters)."""
+    """One line of caller text with its Markdown made inert (it renders as the same characters), and
+    with no mention or issue reference GitHub would link (:func:`unlinked`)."""
     text = line.translate(_ALWAYS)
     if "_" in text:
         text = _UNDERSCORE.sub(_backslashed, text)
     if "&" in text:
         text = _ENTITY.sub(_backslashed, text)
     text = _PLAIN_HTTP.sub(_backslashed_after, text)  # "http\://": not autolinked
+    text = unlinked(text)
     # What only means something at the start of a line: headings, quotes, rules and setext underlines.
     body = text.lstrip(" \t")
     if body[:1] in ("#", ">") or _RULE_OR_UNDERLINE.match(body):

@@ -4,8 +4,10 @@ which links can be clicked."""
 
 from __future__ import annotations
 
+import html
 import json
 import re
+import string
 from typing import Any
 
 MARKER_PREFIX = "handoff-ref:"
@@ -158,3 +160,42 @@ def payload_of(text: str) -> dict[str, Any]:
     match = re.search(r"^(`{3,})json\n(.*?)\n\1$", section, re.S | re.M)
     assert match, "start message has no json block"
     return json.loads(match.group(2))
+
+
+# What GitHub links in rendered text outside code: a mention ("@" before a name, not after a word
+# character), an issue reference ("#" before a number, after owner/repo or alone; "GH-" before one).
+_GITHUB_AUTOLINK = re.compile(r"(?<![A-Za-z0-9_])@[A-Za-z0-9][\w/-]*|[\w./-]*#[0-9]+|(?i:\bGH-[0-9]+)")
+_ENTITY_REF = re.compile(r"&(?:#[0-9]{1,7}|#[xX][0-9A-Fa-f]{1,6}|[A-Za-z][A-Za-z0-9]{0,31});")
+
+
+def as_rendered(line: str) -> str:
+    """The text a Markdown renderer makes of ``line``: backslash escapes resolved, entities decoded."""
+    out, i = [], 0
+    while i < len(line):
+        if line[i] == "\\" and i + 1 < len(line) and line[i + 1] in string.punctuation:
+            out.append(line[i + 1])
+            i += 2
+            continue
+        entity = _ENTITY_REF.match(line, i)
+        if entity:
+            out.append(html.unescape(entity.group()))
+            i = entity.end()
+            continue
+        out.append(line[i])
+        i += 1
+    return "".join(out)
+
+
+def github_autolinks(text: str) -> list[str]:
+    """The mentions and issue references GitHub would link (and notify or cross-reference) in the
+    message's prose, as rendered (outside fences, code spans and HTML comments)."""
+    found = []
+    for line in prose_lines(text):
+        rendered = as_rendered(re.sub(r"<!--.*?-->", "", line))
+        found += _GITHUB_AUTOLINK.findall(rendered)
+    return found
+
+
+def as_read(text: str) -> str:
+    """What a reader sees of rendered text: escapes resolved, entities decoded, zero-width spaces gone."""
+    return as_rendered(text).replace("\u200b", "")

@@ -12,6 +12,7 @@ import httpx
 import pytest
 
 from handoff.adapters.sre_agent import SreAgentGateway
+from handoff.domain.markdown import escape
 from handoff.domain.messages import (
     MessageContext,
     crosslink_message,
@@ -29,6 +30,8 @@ from handoff.domain.records import HandoffRecord, HandoffState, StoredHandback, 
 from handoff.domain.registry import AgentConfig
 from handoff.settings import Settings
 from tests.support.rendering import (
+    as_read,
+    github_autolinks,
     header_lines,
     headings,
     links,
@@ -490,3 +493,31 @@ def test_evidence_titles_never_make_a_heading_of_the_brokers_own():
     lines = text.split("\n")
     assert "### How to hand back" not in lines and "### Payload" not in lines
     assert "### Data: How to hand back" in lines and "### KQL: Payload" in lines
+
+
+@pytest.mark.parametrize(
+    ("text", "escaped"),
+    [
+        ("cc @octocat", "cc @&#8203;octocat"),
+        ("@contoso/oncall-leads", "@&#8203;contoso/oncall-leads"),
+        ("re contoso/payments#12", "re contoso/payments#&#8203;12"),
+        ("#12 is back", "\\#&#8203;12 is back"),  # still not a heading
+        ("see GH-123 and gh-7", "see GH-&#8203;123 and gh-&#8203;7"),
+        ("(@octocat)", "(@&#8203;octocat)"),
+        # What GitHub links nothing of stays as it is.
+        ("mail oncall@contoso.com", "mail oncall@contoso.com"),
+        ("C# and #hashtag and @ alone", "C# and #hashtag and @ alone"),
+        ("# heading", "\\# heading"),
+    ],
+)
+def test_caller_text_mentions_nobody_and_references_no_issue(text, escaped):
+    assert escape(text) == escaped
+    assert github_autolinks(escape(text)) == [] and as_read(escape(text)) == text.replace("\\", "")
+
+
+def test_a_start_message_title_keeps_its_characters_but_pings_nobody():
+    rec = record({"title": "cc @octocat re contoso/payments#12"})
+    text = start_message(rec, ctx(rec))
+    assert "cc @&#8203;octocat re contoso/payments#&#8203;12" in text
+    assert "@octocat" not in text.split("## Payload")[0]
+    assert payload_of(text)["context"]["title"] == "cc @octocat re contoso/payments#12"  # the data, exact

@@ -4,7 +4,9 @@ marker, which the writers look for to skip a write already done."""
 
 from __future__ import annotations
 
+import json
 import re
+from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Any
 
@@ -28,10 +30,18 @@ from handoff.domain.shared_memory.content import (
 )
 from handoff.domain.shared_memory.writes import WriteJob
 from handoff.settings import Settings
-from tests.support.rendering import headings, links, raw_html, structure_inside_quotes
+from tests.support.rendering import (
+    as_read,
+    github_autolinks,
+    headings,
+    links,
+    raw_html,
+    structure_inside_quotes,
+)
 
 NOW = datetime(2026, 11, 21, 2, 10, tzinfo=UTC)
 HID = "8f1c1e9e-0000-4000-8000-000000000001"
+SITE_ID = "/subscriptions/S1/resourceGroups/Shop/providers/Microsoft.Web/sites/checkout-api"
 OTHER = "8f1c1e9e-0000-4000-8000-000000000002"
 EVIL_LINK = "[Approve remediation](https://evil.example/approve)"
 
@@ -216,3 +226,139 @@ def test_github_chain_issue_renders_the_root_context_as_data():
     assert issue["body"].endswith(f"<!-- {chain_marker(HID, 'gh')} -->")
     body = issue["body"].rsplit("\n\n<!--", 1)[0]
     assert raw_html(body) == [] and links(body) == [] and headings(body) == []
+
+
+PINGS = "cc @octocat @contoso/oncall-leads re contoso/payments#12, #34 and GH-56"
+
+
+def pinging_note(backend: str) -> Any:
+    """A hand-back whose caller text mentions people and a team and references issues everywhere."""
+    request = HandoffRequest.model_validate(
+        {
+            "source": {"agent": "ops", "threadId": "t1"},
+            "target": {"agent": "checkout"},
+            "context": {
+                "title": PINGS,
+                "summary": PINGS,
+                "severity": "Sev2",
+                "incident": {"id": "INC-#9 @octocat"},
+                "resources": [f"{SITE_ID} @octocat#3"],
+            },
+        }
+    )
+    handback = HandbackRequest.model_validate(
+        {
+            "agent": "checkout",
+            "outcome": "rootCauseFound",
+            "summary": PINGS,
+            "rootCause": "#78 by @octocat",
+            "recommendedActions": [PINGS, "ask @contoso/dba"],
+        }
+    )
+    stored = StoredRequest(
+        id=HID,
+        request=request,
+        source_agent="ops",
+        target_agent="checkout",
+        root_id=HID,
+        body_hash="x",
+        created_at=NOW,
+        caller="test",
+    )
+    rec = HandoffRecord(
+        stored=stored,
+        state=HandoffState(updated_at=NOW, status="handedBack", target_thread_id="t2"),
+        handbacks=[StoredHandback(seq=1, received_at=NOW, request=handback, agent="checkout", caller="test")],
+    )
+    chain = (ChainStep(HID, "ops", "checkout", "investigate", PINGS, "rootCauseFound"),)
+    return build_note(
+        rec,
+        "handedBack",
+        1,
+        backend,
+        base_url="https://broker",
+        source_label="ops",
+        target_label="checkout",
+        source_thread_url="https://sre/a",
+        target_thread_url="https://sre/b",
+        chain=chain,
+        details={},
+    )
+
+
+def test_a_github_note_pings_nobody_and_references_no_issue():
+    text = markdown(pinging_note("gh"))
+    assert github_autolinks(text) == []
+    body = text.rsplit("\n\n<!--", 1)[0]
+    lines = body.split("\n")
+    # A reader still sees the caller's characters, where the broker's structure puts them.
+    assert as_read(lines[0]) == f"### checkout handed back: root cause found — {PINGS}"
+    who = next(line for line in lines if line.startswith("**Who:**"))
+    assert as_read(who) == f'**Who:** ops handed "{PINGS}" (investigate, Sev2) to checkout'
+    assert as_read("\n".join(lines)).count(PINGS) == 4  # headline, who, summary, first action
+    assert "> #78 by @octocat" in as_read(body) and "> 2. ask @contoso/dba" in as_read(body)
+    assert "- Incident: INC-#9 @octocat" in as_read(body)
+    assert len(headings(body)) == 1 and structure_inside_quotes(body) == [] and raw_html(body) == []
+    assert [label for label, _ in links(body)] == ["Handoff", "Audit", "ops's thread", "checkout's thread"]
+    assert text.endswith(f"<!-- {write_marker(HID, 'handedBack', 1, 'gh')} -->")
+
+
+def test_the_chain_issue_pings_nobody_and_references_no_issue():
+    sent: list[dict] = []
+
+    def answer(request: httpx.Request) -> httpx.Response:
+        sent.append(json.loads(request.content))
+        return httpx.Response(201, json={"number": 7})
+
+    backend = GitHubBackend.model_validate(
+        {
+            "name": "gh",
+            "type": "github",
+            "baseUrl": "https://api.github.com",
+            "repo": "c/s",
+            "secretSetting": "T",
+        }
+    )
+    ctx = WriterContext(
+        http=httpx.Client(transport=httpx.MockTransport(answer)),
+        settings=Settings(),
+        state=_State(),  # type: ignore[arg-type]  # the coordination the writer asks for, nothing kept
+        clock=lambda: NOW,
+        environ={"T": "token"},
+    )
+    note = pinging_note("gh")
+    job = WriteJob(
+        record=record("gh"),
+        point="handedBack",
+        seq=1,
+        backend=backend,
+        note=note,
+        details={},
+        first_at=NOW,
+        root_title=PINGS,
+        root_summary=f"{PINGS}\n#1 @octocat",
+    )
+    assert GitHubWriter(backend, ctx)._chain_issue(job) == 7
+    [issue] = sent
+    assert github_autolinks(issue["body"]) == []
+    assert f"> {PINGS}" in as_read(issue["body"]) and "> #1 @octocat" in as_read(issue["body"])
+    # The title is plain text: the zero-width space itself breaks the links there.
+    assert github_autolinks(issue["title"]) == [] and as_read(issue["title"]) == f"Investigation: {PINGS}"
+    assert issue["body"].endswith(f"<!-- {chain_marker(HID, 'gh')} -->")
+
+
+def test_a_servicenow_mention_in_caller_text_is_broken_and_jira_gets_no_mention_node():
+    snow = "@[62826bf03710200044e0bfc8bcbe5df1:Abel Tuter] and @ [62826bf0:x] please look"
+    note = replace(pinging_note("sn"), headline=snow, summary=snow)
+    text = plain_text(note)
+    assert not re.search(r"@\s*\[", text)
+    assert text.replace("\u200b", "").count(snow) == 2
+    document = adf(pinging_note("jira"))
+    assert adf_errors(document) == []
+
+    def kinds(node: Any) -> set[str]:
+        if isinstance(node, dict):
+            return {str(node.get("type")), *(k for child in node.get("content", []) for k in kinds(child))}
+        return set()
+
+    assert "mention" not in kinds(document) and PINGS in adf_text(document)

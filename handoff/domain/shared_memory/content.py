@@ -3,12 +3,13 @@ Markdown with a Mermaid diagram (GitHub), Atlassian Document Format with a diagr
 (PagerDuty, ServiceNow). Every rendering carries the write's marker so a retry can find it.
 
 A note holds caller text (titles, summaries, findings); each rendering makes it data in its own format:
-escaped and quoted Markdown (:mod:`handoff.domain.markdown`), plain text with quoted blocks and ServiceNow's
-``[code]`` tag broken, ADF text nodes without line breaks. Writers find an earlier write only on a
-retry, and only as the broker's own comment ending with its marker line
-(:func:`handoff.domain.shared_memory.human_entries.own_marker`); still, caller text never carries
-``handoff-memory`` as such: its hyphen becomes a Markdown escape or a non-breaking hyphen (U+2011),
-which reads the same.
+escaped and quoted Markdown with GitHub's mentions and issue references broken
+(:mod:`handoff.domain.markdown`), plain text with quoted blocks and ServiceNow's ``[code]`` tag and
+``@[`` mention broken, ADF text nodes without line breaks (Jira makes mentions only of mention nodes).
+Writers find an earlier write only on a retry, and only as the broker's own comment ending with its
+marker line (:func:`handoff.domain.shared_memory.human_entries.own_marker`); still, caller text never
+carries ``handoff-memory`` as such: its hyphen becomes a Markdown escape or a non-breaking hyphen
+(U+2011), which reads the same.
 """
 
 from __future__ import annotations
@@ -18,7 +19,16 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from handoff.domain.markdown import fence_for, inline, lines_of, link, quote, quote_list, single_line
+from handoff.domain.markdown import (
+    fence_for,
+    inline,
+    lines_of,
+    link,
+    quote,
+    quote_list,
+    single_line,
+    unlinked,
+)
 from handoff.domain.messages import OUTCOME_LABELS
 from handoff.domain.records import HandoffRecord, StoredHandback
 
@@ -26,6 +36,8 @@ MAX_TEXT = 60_000  # below GitHub's comment cap (65,536) and ServiceNow/PagerDut
 MAX_BLOCK = 20_000  # one summary, root cause or action before rendering
 _MARKER_WORD = re.compile(r"(?i)handoff-memory")
 _SNOW_CODE_TAG = re.compile(r"(?i)\[(/?code)\]")
+# ServiceNow makes "@[<user sys_id>:<name>]" in a journal entry a mention (a notification to that user).
+_SNOW_MENTION = re.compile(r"@(?=\s*\[)")
 
 
 def write_marker(handoff_id: str, point: str, seq: int, backend: str) -> str:
@@ -278,6 +290,7 @@ def plain_text(note: Note) -> str:
         lines += ["", *(single_line(line) for line in note.extra)]
     lines += ["", *(f"{single_line(label)}: {single_line(url)}" for label, url in note.links)]
     text = _SNOW_CODE_TAG.sub(lambda m: f"[\u200b{m.group(1)}]", "\n".join(lines))
+    text = _SNOW_MENTION.sub("@\u200b", text)
     return _cap(_defang_plain(text)) + f"\n\n[{note.marker}]"
 
 
@@ -365,7 +378,8 @@ def chain_issue(title: str, summary: str, needle: str) -> dict[str, str]:
         *quote(summary[:4000]),
     ]
     return {
-        "title": _defang_plain(single_line(f"Investigation: {title}"))[:250],
+        # Plain text: the zero-width space itself, not its entity.
+        "title": unlinked(_defang_plain(single_line(f"Investigation: {title}")), "\u200b")[:250],
         "body": _defang_markdown("\n".join(lines)) + f"\n\n<!-- {needle} -->",
     }
 
