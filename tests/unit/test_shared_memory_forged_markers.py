@@ -237,6 +237,7 @@ def written(service: SharedMemoryService, backend: str) -> dict[str, Any]:
     return service.state.get_write(H1, f"handedBack:1|{backend}") or {}
 
 
+@pytest.mark.attack("rendering")
 def test_a_pagerduty_note_that_copies_the_next_marker_does_not_suppress_the_brokers_note():
     # A responder reads the marker off the broker's "delivered" note and writes the hand-back's into a
     # note of their own, before the hand-back is written.
@@ -252,6 +253,7 @@ def test_a_pagerduty_note_that_copies_the_next_marker_does_not_suppress_the_brok
     assert (row["Status"], row["Url"]) == ("written", "incident PINC1 note PN4")
 
 
+@pytest.mark.attack("rendering")
 @pytest.mark.parametrize("backend", ["gh", "pd", "jira", "sn"])
 def test_a_retry_passes_over_a_persons_copy_of_the_marker_and_writes(backend):
     # The first attempt did not land (502); meanwhile a person posts the write's marker line exactly as
@@ -285,6 +287,7 @@ def test_a_retry_still_finds_the_brokers_own_earlier_write(backend):
     assert service.store.events(H1, "sharedMemoryWritten")[-1].details["foundExisting"] is True
 
 
+@pytest.mark.attack("rendering")
 @pytest.mark.parametrize("backend", ["gh", "pd", "jira", "sn"])
 def test_without_own_account_a_marker_quoted_in_a_persons_note_is_not_the_brokers_write(backend):
     service, vendors, retries = world(backend, own_account=False)

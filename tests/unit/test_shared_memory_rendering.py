@@ -286,6 +286,7 @@ def pinging_note(backend: str) -> Any:
     )
 
 
+@pytest.mark.attack("rendering")
 def test_a_github_note_pings_nobody_and_references_no_issue():
     text = markdown(pinging_note("gh"))
     assert github_autolinks(text) == []
@@ -303,6 +304,7 @@ def test_a_github_note_pings_nobody_and_references_no_issue():
     assert text.endswith(f"<!-- {write_marker(HID, 'handedBack', 1, 'gh')} -->")
 
 
+@pytest.mark.attack("rendering")
 def test_the_chain_issue_pings_nobody_and_references_no_issue():
     sent: list[dict] = []
 
@@ -347,6 +349,7 @@ def test_the_chain_issue_pings_nobody_and_references_no_issue():
     assert issue["body"].endswith(f"<!-- {chain_marker(HID, 'gh')} -->")
 
 
+@pytest.mark.attack("rendering")
 def test_a_servicenow_mention_in_caller_text_is_broken_and_jira_gets_no_mention_node():
     snow = "@[62826bf03710200044e0bfc8bcbe5df1:Abel Tuter] and @ [62826bf0:x] please look"
     note = replace(pinging_note("sn"), headline=snow, summary=snow)
