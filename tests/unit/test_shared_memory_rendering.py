@@ -11,6 +11,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 import httpx
+import pytest
 
 from devserver.fakes.openapi_check import adf_errors
 from handoff.adapters.github import GitHubWriter
