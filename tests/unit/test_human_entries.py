@@ -423,6 +423,18 @@ def test_a_record_two_chains_are_indexed_on_is_shared(world):
     assert [m["handoffId"] for m in world.queue.messages] == [H1]
 
 
+def test_a_closed_investigation_of_another_chain_does_not_make_a_record_shared(world):
+    # Once another team's handoff that named the record is closed, people's notes (a stop: above all)
+    # reach the chain still working on it again, unquoted.
+    world.investigation(
+        H2, source="payments", target="billing", source_thread="pay-thread", status="handedBack"
+    )
+    world.investigation(H1)
+    answer, _ = world.github("stop: leave the connection pool alone")
+    assert (answer["status"], answer["override"]) == ("queued", True)
+    assert [m["handoffId"] for m in world.queue.messages] == [H1]
+
+
 def test_an_entry_reaches_at_most_fifty_investigations(world):
     ids = [f"0b7e4c1e-0000-4000-8000-{n + 100:012d}" for n in range(MAX_INVESTIGATIONS + 5)]
     for handoff_id in ids:

@@ -44,13 +44,19 @@ class EntryClaimer:
             return {"status": "ignored", "reason": "the broker's own entry"}, 200
         records, reason = self.matching(backend, entry)
         if not records:
-            why = (
-                "matches no active investigation"
+            # People meant a note on a shared record for someone: operators should see it went nowhere.
+            level, why = (
+                (logging.INFO, "matches no active investigation")
                 if reason == NONE_ACTIVE
-                else "quotes none of the chains sharing it"
+                else (logging.WARNING, "quotes none of the chains sharing it")
             )
-            log.info(
-                "human entry %s on %s %s %s; ignored", entry.entry_id, backend.name, entry.destination, why
+            log.log(
+                level,
+                "human entry %s on %s %s %s; ignored",
+                entry.entry_id,
+                backend.name,
+                entry.destination,
+                why,
             )
             return {"status": "ignored", "reason": reason}, 200
         return self._claim(backend, entry, records, now)
@@ -59,20 +65,23 @@ class EntryClaimer:
         """The active investigations the entry belongs to: those indexed on its record that it quotes;
         when it quotes none, all of them, but only where they are one investigation chain.
 
-        A record that several chains are indexed on (the backend's fixed issue, or one that callers
-        named: a caller can name any incident or issue the backend may write to) is shared: an entry
-        there belongs only to the investigations it quotes. Otherwise naming another team's incident
-        would bring its people's notes into the caller's threads. Past :data:`MAX_INVESTIGATIONS` the
-        chains are not all read, so such a record counts as shared too."""
+        A record on which investigations of several chains are active (the backend's fixed issue, or one
+        that callers named: a caller can name any incident or issue the backend may write to) is shared:
+        an entry there belongs only to the investigations it quotes. Otherwise naming another team's
+        incident would bring its people's notes into the caller's threads. Closed investigations take no
+        entries and count for nothing, so a chain that once named a record does not make it shared for
+        good. Past :data:`MAX_INVESTIGATIONS` the chains are not all read, so such a record counts as
+        shared too."""
         ids = self.inbound.handoffs_at(backend.name, entry.destination)
         quoted = entry.quoted_handoff_ids()
         addressed = [i for i in ids if i in quoted][:MAX_INVESTIGATIONS]
         if not addressed and (is_shared_record(backend, entry.destination) or len(ids) > MAX_INVESTIGATIONS):
             return [], SHARED
-        records = [record for record in map(self.ctx.store.get, addressed or ids) if record is not None]
+        found = (record for record in map(self.ctx.store.get, addressed or ids) if record is not None)
+        records = [record for record in found if record.state.status in ACTIVE]
         if not addressed and len({record.stored.root_id for record in records}) > 1:
             return [], SHARED
-        return [record for record in records if record.state.status in ACTIVE], NONE_ACTIVE
+        return records, NONE_ACTIVE
 
     def _claim(
         self, backend: WebhookBackend, entry: HumanEntry, records: list[HandoffRecord], now: datetime
