@@ -31,9 +31,10 @@ from handoff.domain.alerts.storms import Placement, StormState, place_alert
 from handoff.domain.audit_events import EventType
 from handoff.domain.auth import Caller
 from handoff.domain.errors import ServiceUnavailable
-from handoff.domain.models import HandoffRequest
+from handoff.domain.models import HandoffRequest, is_pagerduty_incident_id
 from handoff.domain.records import HandoffRecord
 from handoff.domain.registry import AlertRoute
+from handoff.domain.shared_memory.destinations import PAGERDUTY_INCIDENT_PROPERTY
 from handoff.ports import AlertStore
 from handoff.services.alert_notes import AlertNotes
 from handoff.services.context import ServiceContext
@@ -229,10 +230,11 @@ class AlertIntake:
             # The lifecycle point other features hook into: one alertResolved event per resolution.
             self._audit(handoff_id, EventType.ALERT_RESOLVED, caller, facts)
             # Shared memory writes at this point too (after the event is recorded, never blocking it).
-            incident = alert.custom_properties.get("pagerdutyIncidentId")
-            publish_alert_resolved(
-                self.ctx, handoff_id, {"pagerdutyIncidentId": str(incident)} if incident else {}
-            )
+            # Only an id of PagerDuty's shape names an incident: anything else is the sender's text, and
+            # these details travel in queue messages and write states as they are.
+            incident = alert.custom_properties.get(PAGERDUTY_INCIDENT_PROPERTY)
+            named = {PAGERDUTY_INCIDENT_PROPERTY: incident} if is_pagerduty_incident_id(incident) else {}
+            publish_alert_resolved(self.ctx, handoff_id, named)
             self.notes.queue_resolved(handoff_id, alert.key, updated.resolved_count)
         else:
             self._audit(handoff_id, EventType.ALERT_RESOLVED_AGAIN, caller, facts)

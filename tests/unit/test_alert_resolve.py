@@ -73,6 +73,19 @@ def test_a_resolution_passes_the_pagerduty_incident_on(world):
     assert world.handoffs.resolved == [(handoff_id, {"pagerdutyIncidentId": "PD123"})]
 
 
+@pytest.mark.attack("urls")
+@pytest.mark.parametrize(
+    "incident", ["P1!0b7e4c1e-0000-4000-8000-000000000001", "PD1 password=Hunt3r2xyzQ", 42]
+)
+def test_a_pagerduty_incident_of_another_shape_is_passed_on_as_none(world, incident):
+    # The details travel as they are in queue messages and write states: only PagerDuty's id shape goes.
+    body = fired()
+    body["data"]["customProperties"]["pagerdutyIncidentId"] = incident
+    handoff_id = routed_of(world.post(body)[0])["handoffId"]
+    world.post(resolved(body))
+    assert world.handoffs.resolved == [(handoff_id, {})]
+
+
 def test_a_duplicate_resolution_is_audited_and_queues_nothing(world):
     body = fired()
     handoff_id = routed_of(world.post(body)[0])["handoffId"]
