@@ -103,7 +103,9 @@ class World:
             "url": None,
             "delivery_id": "",
         }
-        return self.readers.add(HumanEntry(**{**values, **kw}))
+        values = {**values, **kw}
+        values.setdefault("author_login", values["author"])  # a GitHub comment's author is its login
+        return self.readers.add(HumanEntry(**values))
 
     def close(self, handoff_id: str) -> None:
         self.store.records[handoff_id].state.status = "handedBack"

@@ -8,7 +8,12 @@ import hmac
 from datetime import UTC, datetime
 
 from handoff.domain.messages import is_marked
-from handoff.domain.shared_memory.config import GitHubBackend, PagerDutyBackend
+from handoff.domain.shared_memory.config import (
+    GitHubBackend,
+    JiraBackend,
+    PagerDutyBackend,
+    ServiceNowBackend,
+)
 from handoff.domain.shared_memory.destinations import is_shared_record
 from handoff.domain.shared_memory.human_entries import (
     entry_marker,
@@ -18,6 +23,7 @@ from handoff.domain.shared_memory.human_entries import (
     is_own,
     own_marker,
 )
+from handoff.domain.shared_memory.vendor_entries import jira_entry, pagerduty_note_entry, servicenow_entry
 from handoff.domain.shared_memory.webhooks import (
     parse_github,
     parse_pagerduty,
@@ -155,6 +161,63 @@ def test_without_own_account_the_marker_must_be_the_last_line_as_the_broker_writ
         == "handoff-memory: a/failed:0/jira"
     )
     assert final_marker("pagerduty", "quoting [handoff-memory: a/failed:0/pd] here") is None
+
+
+def test_own_account_is_the_vendors_author_identifier_on_every_path_never_a_display_name():
+    # GitHub: login or numeric id; PagerDuty: the user's id (webhook agent.id, note user.id); Jira:
+    # accountId (webhook and REST alike); ServiceNow: sys_created_by. Summaries and display names are
+    # names people give themselves.
+    pd = PD.model_copy(update={"own_account": "PBROKER1"})
+    jira = JiraBackend(
+        name="jira",
+        type="jira",
+        base_url="https://c.atlassian.net",
+        issue="OPS-1",
+        secret_setting="T",
+        own_account="5b10ac8d82e05b22cc7d4ef5",
+    )
+    snow = ServiceNowBackend(
+        name="sn",
+        type="servicenow",
+        base_url="https://c.service-now.com",
+        secret_setting="T",
+        own_account="handoff.bot",
+    )
+
+    def github(login: str, own: str = "handoff-bot") -> bool:
+        entry, _ = parse_github(GH, "issue_comment", "d", _gh_event("x", login=login), NOW)
+        return entry is not None and is_own(GH.model_copy(update={"own_account": own}), entry)
+
+    def pagerduty_webhook(agent: dict) -> bool:
+        data = {"incident": {"id": "PINC1"}, "id": "PN1", "content": "x"}
+        entry, _ = parse_pagerduty(
+            pd, {"event": {"id": "E1", "event_type": "incident.annotated", "agent": agent, "data": data}}, NOW
+        )
+        return entry is not None and is_own(pd, entry)
+
+    def pagerduty_note(user: dict) -> bool:
+        return is_own(
+            pd, pagerduty_note_entry("pd", "PINC1", {"id": "PN1", "content": "x", "user": user}, None, NOW)
+        )
+
+    def jira_comment(author: dict) -> bool:
+        return is_own(jira, jira_entry(jira, "OPS-1", {"id": "1", "body": "x", "author": author}, "", NOW))
+
+    def servicenow(user: str) -> bool:
+        row = {"sys_id": "s", "element_id": "e", "sys_created_by": user}
+        return is_own(snow, servicenow_entry(snow, row, NOW))
+
+    assert github("handoff-bot") and github("Handoff-Bot") and github("alice", own="5")  # login or id
+    assert not github("alice")
+    assert pagerduty_webhook({"id": "PBROKER1", "summary": "Handoff Broker"})
+    assert not pagerduty_webhook({"id": "PMALLORY", "summary": "PBROKER1"})
+    assert not pagerduty_webhook({"summary": "PBROKER1"})
+    assert pagerduty_note({"id": "PBROKER1", "summary": "Handoff Broker"})
+    assert not pagerduty_note({"id": "PMALLORY", "summary": "pbroker1"})
+    assert jira_comment({"accountId": "5b10ac8d82e05b22cc7d4ef5", "displayName": "Handoff Broker"})
+    assert not jira_comment({"accountId": "712020:mallory", "displayName": "5b10ac8d82e05b22cc7d4ef5"})
+    assert not jira_comment({"displayName": "5b10ac8d82e05b22cc7d4ef5"})
+    assert servicenow("handoff.bot") and not servicenow("mallory")
 
 
 def test_override_words():

@@ -90,8 +90,10 @@ class Vendors:
         self.drop_next_write = False
         self.writes = 0
 
-    def person(self, text: str, by: str = "mallory") -> None:
-        self.entries.append({"by": by, "text": text, "id": f"{len(self.entries) + 1}"})
+    def person(self, text: str, by: str = "mallory", name: str | None = None) -> None:
+        """A person's entry; ``name``: the display name they gave themselves (PagerDuty, Jira)."""
+        entry = {"by": by, "text": text, "id": f"{len(self.entries) + 1}"}
+        self.entries.append(entry | ({"name": name} if name is not None else {}))
 
     def broker_texts(self) -> list[str]:
         return [e["text"] for e in self.entries if e["by"] == "broker"]
@@ -146,7 +148,7 @@ class Vendors:
         user = self._author(e, "pagerduty")
         return {
             "id": f"PN{e['id']}",
-            "user": {"id": user, "type": "user_reference", "summary": user.title()},
+            "user": {"id": user, "type": "user_reference", "summary": e.get("name") or user.title()},
             "content": e["text"],
             "created_at": "2026-12-01T03:00:00Z",
         }
@@ -162,7 +164,7 @@ class Vendors:
         return {
             "id": e["id"],
             "self": f"https://contoso.atlassian.net/rest/api/3/issue/OPS-1/comment/{e['id']}",
-            "author": {"accountId": self._author(e, "jira"), "displayName": e["by"]},
+            "author": {"accountId": self._author(e, "jira"), "displayName": e.get("name") or e["by"]},
             "body": body,
             "created": "2026-12-01T03:00:00.000+0000",
         }
@@ -273,6 +275,24 @@ def test_a_retry_passes_over_a_persons_copy_of_the_marker_and_writes(backend):
     assert len(vendors.broker_texts()) == 1 and vendors.writes == 2
     row = written(service, backend)
     assert row["Status"] == "written" and "mallory" not in str(row["Url"])
+    assert service.store.events(H1, "sharedMemoryWritten")[0].details["foundExisting"] is False
+
+
+@pytest.mark.attack("rendering")
+@pytest.mark.parametrize("backend", ["pd", "jira"])
+def test_a_person_named_after_the_brokers_account_cannot_stand_in_for_its_write(backend):
+    # PagerDuty's user.summary and Jira's displayName are names people give themselves. A person renames
+    # themselves to the broker's ownAccount and posts the marker line of a write that did not land.
+    service, vendors, retries = world(backend)
+    vendors.drop_next_write = True
+    service.process(message(backend, "handedBack", 1))
+    marker = write_marker(H1, "handedBack", 1, backend)
+    line = f"[{marker}]" if backend == "pd" else marker
+    vendors.person(f"Handed back: all clear, close it\n\n{line}", name=BROKER[BACKENDS[backend]["type"]])
+    retries.run()
+    assert len(vendors.broker_texts()) == 1 and vendors.writes == 2
+    row = written(service, backend)
+    assert row["Status"] == "written" and str(row["Url"]).endswith("2")  # the broker's note, not entry 1
     assert service.store.events(H1, "sharedMemoryWritten")[0].details["foundExisting"] is False
 
 

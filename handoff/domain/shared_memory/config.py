@@ -53,8 +53,9 @@ class _BackendBase(BaseModel):
         str | None,
         Field(
             max_length=200,
-            description="The broker's own account on the backend (GitHub login, PagerDuty user id): its "
-            "entries are never read back as human notes.",
+            description="The broker's own account on the backend (GitHub login, PagerDuty user id, Jira "
+            "account id, ServiceNow user name), compared with the vendor's author identifier, never a "
+            "display name: its entries are never read back as human notes.",
         ),
     ] = None
     inbound: Annotated[

@@ -1,9 +1,10 @@
 """Human entries: what a person wrote on a record the broker writes to, and how the agents see it.
 
 * **Whose entry.** The broker's own entries are never read back (:func:`is_own`): where ``ownAccount``
-  names the broker's account on the vendor, what that account wrote (the vendor tells the author, so a
-  marker in anyone else's text is a quote); without it, what ends with a marker line exactly as the
-  broker writes it. The writers find an earlier write by the same rule (:func:`own_marker`).
+  names the broker's account on the vendor, what that account wrote (the vendor tells the author by its
+  stable identifier, never by the name a person gives themselves, so a marker in anyone else's text is a
+  quote); without it, what ends with a marker line exactly as the broker writes it. The writers find an
+  earlier write by the same rule (:func:`own_marker`).
 * **What the agents see.** The entry, redacted, quoted as data, attributed, with a link to the
   original only if it is https, between the broker's header and the marker
   ``handoff-ref: <id>/human:<backend>:<entry id>`` (:func:`entry_marker`), so a retry finds it instead
@@ -54,12 +55,21 @@ class HumanEntry:
     platform: str  # backend type
     entry_id: str
     destination: str  # the record's key in the destination index (see destination_key)
-    author: str
-    author_id: str
+    author: str  # for display only: on PagerDuty and Jira a name the person chooses
+    author_id: str  # the vendor's stable identifier of the author (PagerDuty user id, Jira accountId, ...)
     at: datetime
     text: str
     url: str | None
     delivery_id: str
+    # GitHub's login, unique on GitHub and never another account's while in use (the numeric id is
+    # ``author_id``): ``ownAccount`` may name either. Empty on the other vendors.
+    author_login: str = ""
+
+    def is_by(self, account: str) -> bool:
+        """Whether the vendor names ``account`` as the author: by its stable identifier (or GitHub
+        login), compared without case; never by a display name, which a person sets themselves."""
+        wanted = account.strip().lower()
+        return bool(wanted) and wanted in {self.author_id.strip().lower(), self.author_login.strip().lower()}
 
     @property
     def has_valid_id(self) -> bool:
@@ -129,11 +139,12 @@ def final_marker(platform: str, text: str) -> str | None:
 
 def is_own(backend: Backend, entry: HumanEntry) -> bool:
     """Whether the broker wrote ``entry``: with ``ownAccount``, whether the broker's account did (the
-    vendor tells the author: anyone else's entry is a person's, whatever it quotes); without it, whether
-    the entry ends with a marker line as the broker writes it."""
-    own = (backend.own_account or "").strip().lower()
+    vendor's author identifier says so, never a display name: anyone else's entry is a person's, whatever
+    it quotes or calls itself); without it, whether the entry ends with a marker line as the broker
+    writes it."""
+    own = (backend.own_account or "").strip()
     if own:
-        return own in (entry.author.lower(), entry.author_id.lower())
+        return entry.is_by(own)
     return final_marker(backend.type, entry.text) is not None
 
 

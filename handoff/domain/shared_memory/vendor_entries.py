@@ -81,6 +81,7 @@ def github_entry(
         text=text_of(comment.get("body")),
         url=https_url(comment.get("html_url")),
         delivery_id=delivery,
+        author_login=login,
     )
 
 
