@@ -23,7 +23,9 @@ from handoff.domain.messages import seen_before_section
 from handoff.domain.registry import Registry
 from handoff.domain.seen_before import MAX_NOTES, ordered_notes
 from handoff.domain.shared_memory.config import SharedMemoryConfig
+from handoff.domain.shared_memory.content import ChainStep, Note, adf, write_marker
 from handoff.domain.shared_memory.destinations import known_destination
+from handoff.domain.shared_memory.human_entries import own_marker
 from handoff.domain.shared_memory.polling import PollCursor, poll_schedule, poll_tick_seconds
 from handoff.domain.shared_memory.vendor_entries import adf_plain
 from handoff.domain.shared_memory.writes import WriteError
@@ -56,6 +58,7 @@ JIRA = {
 }
 JIRA_SIGNED = {**JIRA, "name": "jira-signed", "webhookAuth": ["signature"], "webhookSignatureHeader": "X-Sig"}
 JIRA_TOKEN = {**JIRA, "name": "jira-token", "webhookAuth": ["token"]}
+JIRA_UNOWNED = {k: v for k, v in JIRA.items() if k != "ownAccount"} | {"name": "jira-unowned"}
 SNOW = {
     "name": "snow",
     "type": "servicenow",
@@ -83,6 +86,55 @@ PD = {
 H1 = "0b7e4c1e-0000-4000-8000-000000000001"
 H2 = "0b7e4c1e-0000-4000-8000-000000000002"
 SYS_ID = "a" * 32
+
+
+def _brokers_comment(handoff_id: str, backend: str) -> dict[str, Any]:
+    """The ADF of the broker's hand-back comment on Jira, as the writer renders it."""
+    note = Note(
+        marker=write_marker(handoff_id, "handedBack", 1, backend),
+        headline="checkout handed back: resolved — Checkout 5xx",
+        what="checkout finished its investigation and handed its findings back to ops.",
+        who='ops handed "Checkout 5xx" (investigate, sev2) to checkout',
+        outcome="resolved",
+        summary="Pool exhausted\nraised from 10 to 50",
+        root_cause="A leak in the retry path",
+        actions=("Watch the pool", "Fix the leak"),
+        links=(("Handoff", f"https://broker.example.com/api/handoffs/{handoff_id}"),),
+        chain=(ChainStep(handoff_id, "ops", "checkout", "investigate", "Checkout 5xx", "resolved"),),
+    )
+    return adf(note)
+
+
+def _wiki(node: Any) -> str:
+    """An ADF document in Jira's wiki markup, as Jira's webhooks, its Automation rules'
+    ``{{comment.body}}`` and REST v2 carry a comment: ``h3.``, ``*strong*``, ``{{code}}``,
+    ``[text|url]``, ``{quote}``, ``#``/``*`` list items, ``{code:lang}``; blocks apart by a blank line."""
+    kind, content = node.get("type"), node.get("content", [])
+    if kind == "text":
+        text = node["text"]
+        for mark in node.get("marks", []):
+            if mark["type"] == "strong":
+                text = f"*{text}*"
+            elif mark["type"] == "code":
+                text = "{{" + text + "}}"
+            elif mark["type"] == "link":
+                text = f"[{text}|{mark['attrs']['href']}]"
+        return text
+    if kind == "hardBreak":
+        return "\n"
+    inner = "".join(_wiki(child) for child in content)
+    if kind == "heading":
+        return f"h{node['attrs']['level']}. {inner}"
+    if kind == "blockquote":
+        return "{quote}" + "\n".join(_wiki(c) for c in content) + "{quote}"
+    if kind in ("orderedList", "bulletList"):
+        bullet = "#" if kind == "orderedList" else "*"
+        return "\n".join(f"{bullet} " + "".join(_wiki(p) for p in item["content"]) for item in content)
+    if kind == "codeBlock":
+        return "{code:" + node["attrs"]["language"] + "}\n" + inner + "\n{code}"
+    if kind == "doc":
+        return "\n\n".join(_wiki(child) for child in content)
+    return inner
 
 
 def _hmac(body: bytes) -> str:
@@ -120,12 +172,13 @@ class World:
         header: str = "X-Hub-Signature",
         event: str = "comment_created",
         value: str | None = None,
+        body: object = None,
     ) -> tuple[dict, int]:
         data = {
             "webhookEvent": event,
             "comment": {
                 "id": comment_id,
-                "body": _adf(text),
+                "body": _adf(text) if body is None else body,
                 "author": {"accountId": account, "displayName": display_name},
                 "created": "2026-12-01T03:52:00.000+0000",
             },
@@ -161,7 +214,7 @@ def world() -> World:
     clock = FakeClock()
     handoffs = MemoryHandoffs(
         settings=Settings(public_base_url="https://broker.example.com"),
-        registry=registry([JIRA, JIRA_SIGNED, JIRA_TOKEN, SNOW, GH]),
+        registry=registry([JIRA, JIRA_SIGNED, JIRA_TOKEN, JIRA_UNOWNED, SNOW, GH]),
         store=MemoryHandoffStore(clock),
         queue=MemoryQueue(),
         agents=MemoryAgents(),
@@ -262,6 +315,37 @@ def test_a_jira_user_named_after_the_brokers_account_still_reaches_the_agents(wo
     own = world.jira(forged, comment_id="10002", account=JIRA["ownAccount"], display_name="Handoff Broker")
     assert own == ({"status": "ignored", "reason": "the broker's own entry"}, 200)
     assert [m["entry"]["entryId"] for m in world.handoffs.queue.messages] == ["10001"]
+
+
+@pytest.mark.parametrize("auth", ["signature", "token"])
+def test_the_brokers_own_jira_comment_sent_back_in_wiki_markup_is_not_read_back(world, auth):
+    # Jira's webhooks and the Automation rule's {{comment.body.jsonEncode}} carry the comment in wiki
+    # markup, where the marker's code mark is {{...}}. Without ownAccount the marker line decides; the
+    # comment links its handoff, so read as a person's it would reach the agents even on the fixed issue.
+    world.investigation(H1, "jira-unowned", "OPS-1")
+    body = _wiki(_brokers_comment(H1, "jira-unowned"))
+    assert body.endswith("\n\n{{handoff-memory: " + H1 + "/handedBack:1/jira-unowned}}")
+    answer = world.jira(backend="jira-unowned", key="OPS-1", account="712020:bot", body=body, auth=auth)
+    assert answer == ({"status": "ignored", "reason": "the broker's own entry"}, 200)
+    assert world.handoffs.queue.messages == [] and world.inbound.entries == {}
+
+
+def test_in_wiki_markup_only_the_marker_in_its_code_mark_on_the_last_line_is_the_brokers(world):
+    world.investigation(H1, "jira-unowned", "OPS-7")
+    marker = f"handoff-memory: {H1}/handedBack:1/jira-unowned"
+    people = [
+        f"All clear\n\n{marker}",  # the marker's ADF reading, not its wiki one
+        f"All clear\n\n{{{{{marker}}}}} was the broker's",
+        f"All clear\n\n{{{{{{{marker}}}}}}}",
+        f"All clear\n\n{{{{{marker}}}}}}}}}",
+        f"All clear\n\n{{{{{marker}}}}}\n\nbut it is wrong",
+        f"All clear\n\nbq. {{{{{marker}}}}}",
+        f"All clear\n\n{{{{{marker}",
+    ]
+    for n, body in enumerate(people):
+        answer, status = world.jira(backend="jira-unowned", comment_id=f"2000{n}", body=body)
+        assert (answer["status"], status) == ("queued", 202), body
+    assert len(world.handoffs.queue.messages) == len(people)
 
 
 def test_an_override_on_jira_is_marked(world):
@@ -495,6 +579,24 @@ def test_jira_comments_are_read_newest_first_down_to_the_cursor():
     ]
     with pytest.raises(WriteError):
         readers.entries_since(reg.shared_memory.find("jira"), "OTHER-1", SINCE)
+
+
+def test_polled_jira_comments_in_adf_own_only_the_brokers_last_line_marker():
+    # REST v3 answers ADF: the broker's comment's code-marked marker reads as its own last line; the
+    # wiki form of it in a person's ADF text is a person's.
+    marker = f"handoff-memory: {H1}/handedBack:1/jira-unowned"
+    comments = [
+        {"id": "1", "body": _brokers_comment(H1, "jira-unowned")},
+        {"id": "2", "body": _adf("{{" + marker + "}}")},
+        {"id": "3", "body": _adf(f"see {marker}")},
+    ]
+    for comment in comments:
+        comment |= {"author": {"accountId": "712020:x"}, "created": "2026-12-01T03:55:00.000+0000"}
+    readers, _, reg = _readers([httpx.Response(200, json={"comments": comments})], [JIRA_UNOWNED])
+    backend = reg.shared_memory.find("jira-unowned")
+    assert backend is not None
+    found = readers.entries_since(backend, "OPS-1", SINCE)
+    assert [(e.entry_id, own_marker(backend, e)) for e in found] == [("1", marker), ("2", None), ("3", None)]
 
 
 def test_servicenow_journal_entries_are_queried_since_the_cursor():

@@ -34,16 +34,22 @@ MAX_AUTHOR_CHARS = 100
 OVERRIDE_WORDS = ("override:", "stop:")
 # The statuses of an investigation still running: entries reach only these.
 ACTIVE = frozenset({"accepted", "delivered", "inputRequired"})
+# The markup of an entry's text where a vendor sends one of two: Jira's wiki markup (else ADF, read as
+# text).
+WIKI = "wiki"
 PLATFORMS = {"github": "GitHub", "pagerduty": "PagerDuty", "jira": "Jira", "servicenow": "ServiceNow"}
 # The marker line each rendering ends with, exactly as the broker writes it (see
 # handoff.domain.shared_memory.content): an HTML comment in GitHub Markdown, in brackets in plain text
-# (PagerDuty, ServiceNow), a text node of its own in Jira's ADF (read back as its own line).
-_MARKER = r"(handoff-memory(?:-chain)?: [^\s<>\[\]]+)"
+# (PagerDuty, ServiceNow), a code-marked text node of its own in Jira's ADF. Jira's comment comes back
+# in the shape it is read in: ADF (REST v3, read as text, the node on its own line) or wiki markup
+# (webhooks and Automation rules, REST v2), where the code mark is ``{{...}}``.
+_MARKER = r"(handoff-memory(?:-chain)?: [^\s<>\[\]{}]+)"
 _MARKER_LINES = {
-    "github": re.compile(f"<!-- {_MARKER} -->"),
-    "pagerduty": re.compile(rf"\[{_MARKER}\]"),
-    "servicenow": re.compile(rf"\[{_MARKER}\]"),
-    "jira": re.compile(_MARKER),
+    ("github", ""): re.compile(f"<!-- {_MARKER} -->"),
+    ("pagerduty", ""): re.compile(rf"\[{_MARKER}\]"),
+    ("servicenow", ""): re.compile(rf"\[{_MARKER}\]"),
+    ("jira", ""): re.compile(_MARKER),
+    ("jira", WIKI): re.compile(rf"\{{\{{{_MARKER}\}}\}}"),
 }
 
 
@@ -64,6 +70,7 @@ class HumanEntry:
     # GitHub's login, unique on GitHub and never another account's while in use (the numeric id is
     # ``author_id``): ``ownAccount`` may name either. Empty on the other vendors.
     author_login: str = ""
+    markup: str = ""  # WIKI for a Jira comment body in wiki markup; "" for the platform's one shape
 
     def is_by(self, account: str) -> bool:
         """Whether the vendor names ``account`` as the author: by its stable identifier (or GitHub
@@ -128,11 +135,12 @@ def is_override(text: str) -> bool:
     return single_line(text).lower().startswith(OVERRIDE_WORDS)
 
 
-def final_marker(platform: str, text: str) -> str | None:
-    """The marker of ``text`` when its last line is a marker line exactly as the broker writes it for
-    ``platform`` (a marker quoted anywhere else is not one)."""
+def final_marker(platform: str, text: str, markup: str = "") -> str | None:
+    """The marker of ``text`` when its last line is a marker line exactly as the broker's write for
+    ``platform`` reads back in ``markup`` (a marker quoted anywhere else, or in another shape, is not
+    one)."""
     lines = [line.strip() for line in text.splitlines() if line.strip()]
-    pattern = _MARKER_LINES.get(platform)
+    pattern = _MARKER_LINES.get((platform, markup))
     found = pattern.fullmatch(lines[-1]) if lines and pattern else None
     return found.group(1) if found else None
 
@@ -145,7 +153,7 @@ def is_own(backend: Backend, entry: HumanEntry) -> bool:
     own = (backend.own_account or "").strip()
     if own:
         return entry.is_by(own)
-    return final_marker(backend.type, entry.text) is not None
+    return final_marker(backend.type, entry.text, entry.markup) is not None
 
 
 def own_marker(backend: Backend, entry: HumanEntry) -> str | None:
@@ -153,7 +161,7 @@ def own_marker(backend: Backend, entry: HumanEntry) -> str | None:
     did not write (:func:`is_own`) or one that does not end with a marker line. A writer's retry takes
     an earlier write as done only on this, so a person who copies a marker into a note of their own
     cannot stand in for the broker's write."""
-    return final_marker(backend.type, entry.text) if is_own(backend, entry) else None
+    return final_marker(backend.type, entry.text, entry.markup) if is_own(backend, entry) else None
 
 
 def entry_marker(handoff_id: str, backend: str, entry_id: str) -> str:

@@ -12,7 +12,7 @@ from datetime import datetime
 from handoff.domain.markdown import https_url
 from handoff.domain.shared_memory.config import GitHubBackend, JiraBackend, ServiceNowBackend
 from handoff.domain.shared_memory.destinations import destination_key
-from handoff.domain.shared_memory.human_entries import HumanEntry, entry_time
+from handoff.domain.shared_memory.human_entries import WIKI, HumanEntry, entry_time
 
 # ADF nested deeper than this is not read further (a vendor's document, not a recursion bomb).
 MAX_ADF_DEPTH = 40
@@ -45,7 +45,7 @@ def text_of(value: object) -> str:
 def adf_plain(node: object, depth: int = 0) -> str:
     """The text of an Atlassian Document Format document as a person reads it: inline text joined,
     a line per block, mentions and emoji by their text. A plain string is returned as it is (Jira's
-    v2 API and Automation rules send the comment as text)."""
+    v2 API, webhooks and Automation rules send the comment as wiki markup)."""
     if isinstance(node, str):
         return node
     if depth > MAX_ADF_DEPTH:
@@ -109,9 +109,11 @@ def pagerduty_note_entry(
 def jira_entry(
     backend: JiraBackend, key: str, comment: dict[str, object], delivery: str, now: datetime
 ) -> HumanEntry:
-    """A Jira comment (``GET /rest/api/3/issue/{key}/comment`` item, or a webhook's ``comment``)."""
+    """A Jira comment (``GET /rest/api/3/issue/{key}/comment`` item, its body in ADF, or a webhook's
+    ``comment``, its body in wiki markup)."""
     comment_id = text_of(comment.get("id"))
     author = field(comment, "author")
+    body = comment.get("body")
     return HumanEntry(
         backend=backend.name,
         platform="jira",
@@ -120,9 +122,11 @@ def jira_entry(
         author=text_of(field(author, "displayName") or field(author, "accountId") or "someone"),
         author_id=text_of(field(author, "accountId")),
         at=entry_time(comment.get("created"), now),
-        text=adf_plain(comment.get("body")).strip("\n"),
+        text=adf_plain(body).strip("\n"),
         url=https_url(backend.issue_url(key.upper(), comment_id)),
         delivery_id=delivery,
+        # A string is wiki markup: Jira's webhooks, Automation's {{comment.body}} and REST v2 send that.
+        markup=WIKI if isinstance(body, str) else "",
     )
 
 
