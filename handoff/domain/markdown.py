@@ -13,14 +13,17 @@ with, so that no caller-supplied value can pass for the broker's own structure.
 * **Mentions and issue references** GitHub makes of text outside code (``@user``, ``@org/team``,
   ``#123``, ``owner/repo#123``, ``GH-123``: a notification, a cross-reference in the other issue's
   timeline, made with the broker's token) are broken by a zero-width space after the sign, written as
-  the entity ``&#8203;``, which renders as the same characters (:func:`unlinked`).
+  the entity ``&#8203;``, which renders as the same characters (:func:`unlinked`). A URL GitHub makes a
+  link of is left whole: what is inside a link is neither a mention nor a reference.
 """
 
 from __future__ import annotations
 
 import json
 import re
+import string
 import unicodedata
+from collections.abc import Iterator
 from urllib.parse import quote as percent_encode
 from urllib.parse import urlsplit
 
@@ -53,6 +56,13 @@ _RULE_OR_UNDERLINE = re.compile(r"^[ \t]*[-=][-= \t]*$")
 # makes an e-mail address, never a mention), "#" before a number (alone or after owner/repo), "GH-"
 # before a number.
 _REFERENCE = re.compile(r"(?<![A-Za-z0-9_])@(?=[A-Za-z0-9])|#(?=[0-9])|(?i:\bGH-)(?=[0-9])")
+# Where GitHub's Markdown (cmark-gfm's extended autolinks) starts a link in text: a scheme http://,
+# https:// or ftp:// (any case) not right after a letter, or "www." at the start or after whitespace or
+# one of * _ ~ (.
+_AUTOLINK_START = re.compile(r"(?<![A-Za-z])(?P<scheme>(?i:https?|ftp)://)|(?<![^ \t\n\v\f\r*_~(])www\.")
+_AUTOLINK_SPACE = " \t\n\v\f\r"
+# Trailing characters an autolink leaves out (a ")" only when unbalanced, ";" of an entity with it).
+_AUTOLINK_TRAILING = "?!.,:*_~'\""
 # A zero-width space: GitHub links neither "@\u200buser" nor "#\u200b123" (Renovate writes its release
 # notes so). In Markdown as an entity, so the character is visible in the source.
 ZERO_WIDTH_SPACE = "&#8203;"
@@ -94,12 +104,100 @@ def _backslashed_after(match: re.Match[str]) -> str:
     return match.group() + "\\"
 
 
-def unlinked(text: str, space: str = ZERO_WIDTH_SPACE) -> str:
-    """``text`` with a zero-width ``space`` after each sign GitHub would make a mention or an issue
-    reference of (``@user``, ``@org/team``, ``#123``, ``owner/repo#123``, ``GH-123``): the same
-    characters to a reader, nothing linked, nobody notified. Markdown takes the entity (the default);
-    plain text such as an issue title takes the character itself (``"\u200b"``)."""
-    return _REFERENCE.sub(lambda match: match.group() + space, text)
+def _host_character(ch: str) -> bool:
+    """Whether cmark-gfm takes ``ch`` for part of a host name: neither a space nor punctuation."""
+    if ch.isspace():
+        return False
+    return ch not in string.punctuation if ch.isascii() else not unicodedata.category(ch).startswith("P")
+
+
+def _domain_end(text: str, start: int, *, dotted: bool) -> int:
+    """Where the domain that starts at ``text[start]`` ends, or -1 when an autolink takes none there:
+    an underscore in one of its last two labels (unless it has more than ten), or no dot when one is
+    needed. A backslash escape counts as the character it escapes."""
+    i, dots, last, before_last = start + 1, 0, 0, 0
+    while i < len(text):
+        if text[i] == "\\" and i + 1 < len(text):
+            i += 1
+        ch = text[i]
+        if ch == "_":
+            last += 1
+        elif ch == ".":
+            before_last, last, dots = last, 0, dots + 1
+        elif ch != "-" and not _host_character(ch):
+            break
+        i += 1
+    if ((before_last or last) and dots <= 10) or (dotted and not dots):
+        return -1
+    return i
+
+
+def _autolink_end(text: str, start: int, end: int) -> int:
+    """The end of the autolink ``text[start:end]`` once its trailing punctuation is left out: ``?!.,:*_~``
+    and quotes, a ``)`` more than the ``(`` before it, and an entity-like ``&name;``."""
+    opening, closing = text.count("(", start, end), text.count(")", start, end)
+    while end > start:
+        ch = text[end - 1]
+        if ch == ")" and closing > opening:
+            closing -= 1
+        elif ch == ";":
+            name = end - 2
+            while name > start and text[name].isascii() and text[name].isalpha():
+                name -= 1
+            if name < end - 2 and text[name] == "&":
+                end = name + 1
+        elif ch not in _AUTOLINK_TRAILING:
+            break
+        end -= 1
+    return end
+
+
+def autolinks(text: str) -> Iterator[tuple[int, int]]:
+    """Where GitHub makes a link of a bare URL in Markdown ``text`` (cmark-gfm's extended autolinks): a
+    ``http://``, ``https://`` or ``ftp://`` URL with a host, or a ``www.`` domain, up to the next space or
+    ``<`` and without trailing punctuation; (start, end) of each, in order. The start of ``text`` counts
+    as the start of a line (the broker puts caller text after a space, ``(``, ``*`` or a line start)."""
+    pos = 0
+    while match := _AUTOLINK_START.search(text, pos):
+        start = match.start()
+        if match.group("scheme"):
+            host = match.end()
+            ok = host < len(text) and _host_character(text[host])
+            end = _domain_end(text, host, dotted=False) if ok else -1
+        else:
+            end = _domain_end(text, start, dotted=True)
+        if end < 0:
+            pos = match.end()
+            continue
+        while end < len(text) and text[end] not in _AUTOLINK_SPACE and text[end] != "<":
+            end += 1
+        end = _autolink_end(text, start, end)
+        if end > start:
+            yield start, end
+        pos = max(end, match.end())
+
+
+def unlinked(text: str, *, plain: bool = False) -> str:
+    """``text`` with a zero-width space after each sign GitHub would make a mention or an issue reference
+    of (``@user``, ``@org/team``, ``#123``, ``owner/repo#123``, ``GH-123``): the same characters to a
+    reader, nothing linked, nobody notified.
+
+    Markdown ``text`` takes the space as its entity, and a URL GitHub makes a link of (:func:`autolinks`)
+    is left whole: inside a link, ``#@tenant`` or ``/@scope`` is neither a mention nor a reference, and a
+    space there would break the link. ``plain`` text such as an issue title links no URL: it takes the
+    character itself (``"\u200b"``) after every sign."""
+    if plain:
+        return _REFERENCE.sub(lambda match: match.group() + "\u200b", text)
+    out: list[str] = []
+    pos = 0
+    for start, end in (*autolinks(text), (len(text), len(text))):
+        # Searched in place, so that what stands either side of the stretch counts as it does for GitHub.
+        for match in _REFERENCE.finditer(text, pos, start):
+            out += [text[pos : match.end()], ZERO_WIDTH_SPACE]
+            pos = match.end()
+        out.append(text[pos:end])
+        pos = end
+    return "".join(out)
 
 
 def escape(line: str) -> str:

@@ -166,6 +166,44 @@ def payload_of(text: str) -> dict[str, Any]:
 # character), an issue reference ("#" before a number, after owner/repo or alone; "GH-" before one).
 _GITHUB_AUTOLINK = re.compile(r"(?<![A-Za-z0-9_])@[A-Za-z0-9][\w/-]*|[\w./-]*#[0-9]+|(?i:\bGH-[0-9]+)")
 _ENTITY_REF = re.compile(r"&(?:#[0-9]{1,7}|#[xX][0-9A-Fa-f]{1,6}|[A-Za-z][A-Za-z0-9]{0,31});")
+# cmark-gfm's extended autolinks, as GitHub renders them: "http://", "https://" or "ftp://" (any case, not
+# after a letter) then a character that is neither a space nor punctuation, or "www." at the start or
+# after whitespace or one of *_~( ; up to whitespace or "<".
+_ASCII_PUNCTUATION = re.escape(string.punctuation)
+_GFM_CANDIDATE = re.compile(
+    rf"(?:(?<![A-Za-z])(?i:https?|ftp)://(?=[^\s{_ASCII_PUNCTUATION}])|(?<![^ \t\n\v\f\r*_~(])www\.)"
+    r"[^ \t\n\v\f\r<]*"
+)
+_GFM_DOMAIN = re.compile(r"(?:\\?[^\s!-,/:-@\[\]^`{-~\\])+")
+_GFM_TRAILING = re.compile(r"(?:[?!.,:*_~'\"]|&[A-Za-z]+;|;)$")
+
+
+def gfm_autolinks(line: str) -> list[tuple[int, int]]:
+    """(start, end) of every bare URL GitHub's Markdown makes a link of in ``line`` (escaped Markdown
+    text, outside code): the scheme or ``www.``, a domain without an underscore in its last two labels
+    (``www.`` needs a dot), the rest up to whitespace or ``<``, less trailing punctuation, unbalanced
+    ``)`` and entity-like ``&name;``."""
+    found: list[tuple[int, int]] = []
+    pos = 0
+    while match := _GFM_CANDIDATE.search(line, pos):
+        url = match.group()
+        host = url.index("://") + 3 if "://" in url[:8] else 0
+        domain = _GFM_DOMAIN.match(url, host)
+        labels = domain.group().replace("\\", "").split(".") if domain else []
+        if not domain or any("_" in label for label in labels[-2:]) or (host == 0 and len(labels) < 2):
+            pos = match.start() + 1
+            continue
+        while True:
+            trailing = _GFM_TRAILING.search(url)
+            if trailing:
+                url = url[: trailing.start()]
+            elif url.endswith(")") and url.count(")") > url.count("("):
+                url = url[:-1]
+            else:
+                break
+        found.append((match.start(), match.start() + len(url)))
+        pos = match.start() + max(len(url), 1)
+    return found
 
 
 def as_rendered(line: str) -> str:
@@ -186,13 +224,29 @@ def as_rendered(line: str) -> str:
     return "".join(out)
 
 
-def github_autolinks(text: str) -> list[str]:
-    """The mentions and issue references GitHub would link (and notify or cross-reference) in the
-    message's prose, as rendered (outside fences, code spans and HTML comments)."""
+def bare_urls(text: str) -> list[str]:
+    """Every bare URL GitHub makes a link of in the message's prose (outside fences, code spans, HTML
+    comments and inline links), as a reader sees it."""
     found = []
     for line in prose_lines(text):
-        rendered = as_rendered(re.sub(r"<!--.*?-->", "", line))
-        found += _GITHUB_AUTOLINK.findall(rendered)
+        line = _LINK.sub(" ", re.sub(r"<!--.*?-->", "", line))
+        found += [as_rendered(line[start:end]) for start, end in gfm_autolinks(line)]
+    return found
+
+
+def github_autolinks(text: str) -> list[str]:
+    """The mentions and issue references GitHub would link (and notify or cross-reference) in the
+    message's prose, as rendered (outside fences, code spans, HTML comments and links). A mention or a
+    reference inside a URL GitHub links is part of the link."""
+    found = []
+    for line in prose_lines(text):
+        line = _LINK.sub(" ", re.sub(r"<!--.*?-->", "", line))
+        rest, pos = [], 0
+        for start, end in gfm_autolinks(line):
+            rest.append(line[pos:start])
+            pos = end
+        rest.append(line[pos:])
+        found += _GITHUB_AUTOLINK.findall(" ".join(as_rendered(part) for part in rest))
     return found
 
 

@@ -12,7 +12,7 @@ import httpx
 import pytest
 
 from handoff.adapters.sre_agent import SreAgentGateway
-from handoff.domain.markdown import escape
+from handoff.domain.markdown import escape, inline, quote
 from handoff.domain.messages import (
     MessageContext,
     crosslink_message,
@@ -31,6 +31,7 @@ from handoff.domain.registry import AgentConfig
 from handoff.settings import Settings
 from tests.support.rendering import (
     as_read,
+    bare_urls,
     github_autolinks,
     header_lines,
     headings,
@@ -521,3 +522,41 @@ def test_a_start_message_title_keeps_its_characters_but_pings_nobody():
     assert "cc @&#8203;octocat re contoso/payments#&#8203;12" in text
     assert "@octocat" not in text.split("## Payload")[0]
     assert payload_of(text)["context"]["title"] == "cc @octocat re contoso/payments#12"  # the data, exact
+
+
+PORTAL_URL = (
+    "https://portal.azure.com/#@contoso.onmicrosoft.com/resource/subscriptions/0000/resourceGroups/"
+    "rg-payments/providers/Microsoft.Web/sites/checkout-api/overview"
+)
+URLS_GITHUB_LINKS = [
+    PORTAL_URL,
+    "https://www.npmjs.com/package/@azure/identity",
+    "https://example.com/page#123",
+    "www.npmjs.com/package/@azure/identity",
+    "https://learn.microsoft.com/en-us/azure/#@contoso/GH-12",
+]
+
+
+@pytest.mark.parametrize("url", URLS_GITHUB_LINKS)
+def test_a_url_in_caller_text_keeps_its_characters_and_stays_one_link(url):
+    # GitHub links the whole URL; a mention or reference inside a link is part of it, not a ping.
+    assert escape(url) == url and inline(url) == url and quote(url) == [f"> {url}"]
+    sentence = f"Portal: {url} (see @octocat, #12)"
+    assert escape(sentence) == f"Portal: {url} (see @&#8203;octocat, #&#8203;12)"
+    assert bare_urls(escape(sentence)) == [url] and github_autolinks(escape(sentence)) == []
+
+
+@pytest.mark.attack("rendering")
+@pytest.mark.parametrize(
+    "text",
+    [
+        "xhttps://evil.example/#12 @octocat",  # no scheme GitHub knows: plain text
+        "https://_evil/@octocat/#12",  # no host
+        "https://evil_ex.am_ple/@octocat",  # an underscore in the last two labels: not a link
+        "http://evil.example/@octocat/#12",  # http is written as http\:// and never linked
+        "xwww.evil.example/@octocat",  # www. after a letter
+    ],
+)
+def test_text_that_only_looks_like_a_url_still_pings_nobody(text):
+    assert bare_urls(escape(text)) == [] and github_autolinks(escape(text)) == []
+    assert as_read(escape(text)) == text

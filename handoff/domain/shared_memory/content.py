@@ -379,7 +379,7 @@ def chain_issue(title: str, summary: str, needle: str) -> dict[str, str]:
     ]
     return {
         # Plain text: the zero-width space itself, not its entity.
-        "title": unlinked(_defang_plain(single_line(f"Investigation: {title}")), "\u200b")[:250],
+        "title": unlinked(_defang_plain(single_line(f"Investigation: {title}")), plain=True)[:250],
         "body": _defang_markdown("\n".join(lines)) + f"\n\n<!-- {needle} -->",
     }
 
