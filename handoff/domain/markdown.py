@@ -14,7 +14,8 @@ with, so that no caller-supplied value can pass for the broker's own structure.
   ``#123``, ``owner/repo#123``, ``GH-123``: a notification, a cross-reference in the other issue's
   timeline, made with the broker's token) are broken by a zero-width space after the sign, written as
   the entity ``&#8203;``, which renders as the same characters (:func:`unlinked`). A URL GitHub makes a
-  link of is left whole: what is inside a link is neither a mention nor a reference.
+  link of is left whole (what is inside a link is neither a mention nor a reference), except a GitHub
+  issue or pull-request URL, which cross-references that issue too: it is shown as a code span.
 """
 
 from __future__ import annotations
@@ -63,6 +64,11 @@ _AUTOLINK_START = re.compile(r"(?<![A-Za-z])(?P<scheme>(?i:https?|ftp)://)|(?<![
 _AUTOLINK_SPACE = " \t\n\v\f\r"
 # Trailing characters an autolink leaves out (a ")" only when unbalanced, ";" of an entity with it).
 _AUTOLINK_TRAILING = "?!.,:*_~'\""
+# A URL of a GitHub issue or pull request, which GitHub cross-references like "owner/repo#123".
+_GITHUB_ISSUE_URL = re.compile(
+    r"(?i)(?:https?://)?(?:www\.)?github\.com(?::[0-9]*)?/[^/?#]+/[^/?#]+/(?:issues|pulls?)/[0-9]"
+)
+_BACKSLASH_ESCAPE = re.compile(r"\\([!-/:-@\[-`{-~])")
 # A zero-width space: GitHub links neither "@\u200buser" nor "#\u200b123" (Renovate writes its release
 # notes so). In Markdown as an entity, so the character is visible in the source.
 ZERO_WIDTH_SPACE = "&#8203;"
@@ -177,6 +183,19 @@ def autolinks(text: str) -> Iterator[tuple[int, int]]:
         pos = max(end, match.end())
 
 
+def _issue_url_as_code(url: str) -> str | None:
+    """A GitHub issue or pull-request URL (escaped Markdown) as a code span of its characters, with what
+    follows it: GitHub neither links nor cross-references a URL in code. None for any other URL."""
+    plain = _BACKSLASH_ESCAPE.sub(r"\1", url)
+    if not _GITHUB_ISSUE_URL.match(plain):
+        return None
+    # A backslash the link ends with escapes the character after it, which the link left out: it stays
+    # outside the code span with that character.
+    if (len(url) - len(url.rstrip("\\"))) % 2:
+        return code(_BACKSLASH_ESCAPE.sub(r"\1", url[:-1])) + "\\"
+    return code(plain)
+
+
 def unlinked(text: str, *, plain: bool = False) -> str:
     """``text`` with a zero-width space after each sign GitHub would make a mention or an issue reference
     of (``@user``, ``@org/team``, ``#123``, ``owner/repo#123``, ``GH-123``): the same characters to a
@@ -184,8 +203,9 @@ def unlinked(text: str, *, plain: bool = False) -> str:
 
     Markdown ``text`` takes the space as its entity, and a URL GitHub makes a link of (:func:`autolinks`)
     is left whole: inside a link, ``#@tenant`` or ``/@scope`` is neither a mention nor a reference, and a
-    space there would break the link. ``plain`` text such as an issue title links no URL: it takes the
-    character itself (``"\u200b"``) after every sign."""
+    space there would break the link. A GitHub issue or pull-request URL, which GitHub would cross-
+    reference, becomes a code span instead (the same characters, not linked). ``plain`` text such as an
+    issue title links no URL: it takes the character itself (``"\u200b"``) after every sign."""
     if plain:
         return _REFERENCE.sub(lambda match: match.group() + "\u200b", text)
     out: list[str] = []
@@ -195,14 +215,15 @@ def unlinked(text: str, *, plain: bool = False) -> str:
         for match in _REFERENCE.finditer(text, pos, start):
             out += [text[pos : match.end()], ZERO_WIDTH_SPACE]
             pos = match.end()
-        out.append(text[pos:end])
+        url = text[start:end]
+        out += [text[pos:start], _issue_url_as_code(url) or url]
         pos = end
     return "".join(out)
 
 
 def escape(line: str) -> str:
     """One line of caller text with its Markdown made inert (it renders as the same characters), and
-    with no mention or issue reference GitHub would link (:func:`unlinked`)."""
+    with no mention, issue reference or issue URL GitHub would link (:func:`unlinked`)."""
     text = line.translate(_ALWAYS)
     if "_" in text:
         text = _UNDERSCORE.sub(_backslashed, text)

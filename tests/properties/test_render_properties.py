@@ -111,6 +111,9 @@ ATTACKS = [
     "HANDOFF-MEMORY",
     "[code]<b>x</b>[/code]",
     "@everyone #1",
+    "https://github.com/contoso/payments/issues/12",
+    "www.github.com/contoso/payments/pull/3",
+    "https://portal.azure.com/#@contoso.onmicrosoft.com/x",
 ]
 piece = st.one_of(st.sampled_from(ATTACKS), st.text(max_size=12))
 hostile = st.lists(piece, min_size=1, max_size=5).map("".join).filter(lambda s: bool(s.strip()))

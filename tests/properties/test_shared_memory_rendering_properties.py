@@ -1,5 +1,6 @@
 """Property: every shared-memory rendering (GitHub Markdown, plain text, Jira ADF) of any hostile
-caller text carries exactly one broker marker and none of the caller's markup."""
+caller text carries exactly one broker marker and none of the caller's markup; in GitHub's, nothing
+mentions anyone or references an issue."""
 
 from __future__ import annotations
 
@@ -17,7 +18,7 @@ from handoff.domain.shared_memory.content import (
     write_marker,
 )
 from tests.properties.test_render_properties import hostile
-from tests.support.rendering import headings, links, raw_html, structure_inside_quotes
+from tests.support.rendering import github_autolinks, headings, links, raw_html, structure_inside_quotes
 from tests.unit.test_shared_memory_rendering import HID
 
 text_or_none = st.one_of(st.none(), hostile)
@@ -59,7 +60,7 @@ def test_every_rendering_carries_one_marker_and_no_caller_markup(
     text = markdown(note_)
     body = text.rsplit("\n\n<!--", 1)[0]
     assert text.lower().count("handoff-memory") == 1 and text.endswith(f"<!-- {marker} -->")
-    assert raw_html(body) == [] and structure_inside_quotes(body) == []
+    assert raw_html(body) == [] and structure_inside_quotes(body) == [] and github_autolinks(body) == []
     assert len(headings(body)) == 1 and links(body) == [("Handoff", f"https://broker/api/handoffs/{HID}")]
     plain = plain_text(note_)
     assert plain.lower().count("handoff-memory") == 1 and plain.endswith(f"[{marker}]")

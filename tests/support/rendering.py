@@ -176,6 +176,10 @@ _GFM_CANDIDATE = re.compile(
 )
 _GFM_DOMAIN = re.compile(r"(?:\\?[^\s!-,/:-@\[\]^`{-~\\])+")
 _GFM_TRAILING = re.compile(r"(?:[?!.,:*_~'\"]|&[A-Za-z]+;|;)$")
+# A GitHub issue or pull-request URL, which GitHub cross-references from a link (a "mentioned this").
+_GITHUB_ISSUE_URL = re.compile(
+    r"(?i)^(?:https?://)?(?:www\.)?github\.com(?::\d*)?/[^/]+/[^/]+/(?:issues|pull)/\d"
+)
 
 
 def gfm_autolinks(line: str) -> list[tuple[int, int]]:
@@ -235,14 +239,17 @@ def bare_urls(text: str) -> list[str]:
 
 
 def github_autolinks(text: str) -> list[str]:
-    """The mentions and issue references GitHub would link (and notify or cross-reference) in the
-    message's prose, as rendered (outside fences, code spans, HTML comments and links). A mention or a
-    reference inside a URL GitHub links is part of the link."""
+    """What GitHub would link in the message's prose and notify or cross-reference with it, as rendered
+    (outside fences, code spans, HTML comments and links): mentions, issue references, and bare URLs
+    of an issue or pull request. A mention or a reference inside a URL GitHub links is part of the link."""
     found = []
     for line in prose_lines(text):
         line = _LINK.sub(" ", re.sub(r"<!--.*?-->", "", line))
         rest, pos = [], 0
         for start, end in gfm_autolinks(line):
+            url = as_rendered(line[start:end])
+            if _GITHUB_ISSUE_URL.match(url):
+                found.append(url)
             rest.append(line[pos:start])
             pos = end
         rest.append(line[pos:])

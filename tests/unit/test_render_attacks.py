@@ -12,7 +12,7 @@ import httpx
 import pytest
 
 from handoff.adapters.sre_agent import SreAgentGateway
-from handoff.domain.markdown import escape, inline, quote
+from handoff.domain.markdown import code, escape, inline, link, quote, url_or_text
 from handoff.domain.messages import (
     MessageContext,
     crosslink_message,
@@ -560,3 +560,37 @@ def test_a_url_in_caller_text_keeps_its_characters_and_stays_one_link(url):
 def test_text_that_only_looks_like_a_url_still_pings_nobody(text):
     assert bare_urls(escape(text)) == [] and github_autolinks(escape(text)) == []
     assert as_read(escape(text)) == text
+
+
+ISSUE_URLS = [
+    "https://github.com/contoso/payments/issues/12",
+    "https://github.com/contoso/payments/pull/12",
+    "HTTPS://GitHub.com/Contoso/Payments/PULL/12",
+    "https://www.github.com/contoso/payments/issues/12#issuecomment-1",
+    "www.github.com/contoso/payments/pull/12/files",
+    "https://github.com/contoso/pay_ments/issues/12?q=*a_b*c&amp;d",
+]
+
+
+@pytest.mark.attack("rendering")
+@pytest.mark.parametrize("url", ISSUE_URLS)
+def test_a_github_issue_or_pull_request_url_is_shown_but_cross_references_nothing(url):
+    for text in (url, f"dup of {url}, see (@octocat {url})."):
+        escaped = escape(text)
+        assert github_autolinks(escaped) == [] and bare_urls(escaped) == []
+        assert code(url) in escaped  # the same characters, in code
+        assert url.join(as_read(part) for part in escaped.split(code(url))) == text
+    assert quote(url) == [f"> {code(url)}"]
+
+
+def test_other_github_urls_and_the_brokers_own_links_stay_links():
+    for url in (
+        "https://github.com/contoso/payments",
+        "https://github.com/contoso/payments/blob/main/runbook.md#L12",
+        "https://github.com/contoso/payments/issues?q=is%3Aopen",
+        "https://github.com/contoso/payments/issues/new",
+    ):
+        assert escape(url) == url and bare_urls(escape(url)) == [url]
+    issue = "https://github.com/contoso/payments/issues/7"
+    assert link("chain issue", issue) == f"[chain issue]({issue})"
+    assert link("thread", issue, trusted=True) == f"[thread]({issue})" and url_or_text(issue) == issue

@@ -24,6 +24,7 @@ from handoff.domain.shared_memory.content import (
     adf,
     adf_text,
     build_note,
+    chain_issue,
     chain_marker,
     markdown,
     plain_text,
@@ -33,6 +34,7 @@ from handoff.domain.shared_memory.writes import WriteJob
 from handoff.settings import Settings
 from tests.support.rendering import (
     as_read,
+    bare_urls,
     github_autolinks,
     headings,
     links,
@@ -232,17 +234,18 @@ def test_github_chain_issue_renders_the_root_context_as_data():
 PINGS = "cc @octocat @contoso/oncall-leads re contoso/payments#12, #34 and GH-56"
 
 
-def pinging_note(backend: str) -> Any:
-    """A hand-back whose caller text mentions people and a team and references issues everywhere."""
+def pinging_note(backend: str, pings: str = PINGS, incident_url: str | None = None) -> Any:
+    """A hand-back whose caller text (``pings``) mentions people and a team and references issues
+    everywhere."""
     request = HandoffRequest.model_validate(
         {
             "source": {"agent": "ops", "threadId": "t1"},
             "target": {"agent": "checkout"},
             "context": {
-                "title": PINGS,
-                "summary": PINGS,
+                "title": pings,
+                "summary": pings,
                 "severity": "Sev2",
-                "incident": {"id": "INC-#9 @octocat"},
+                "incident": {"id": "INC-#9 @octocat", **({"url": incident_url} if incident_url else {})},
                 "resources": [f"{SITE_ID} @octocat#3"],
             },
         }
@@ -251,9 +254,9 @@ def pinging_note(backend: str) -> Any:
         {
             "agent": "checkout",
             "outcome": "rootCauseFound",
-            "summary": PINGS,
+            "summary": pings,
             "rootCause": "#78 by @octocat",
-            "recommendedActions": [PINGS, "ask @contoso/dba"],
+            "recommendedActions": [pings, "ask @contoso/dba"],
         }
     )
     stored = StoredRequest(
@@ -271,7 +274,7 @@ def pinging_note(backend: str) -> Any:
         state=HandoffState(updated_at=NOW, status="handedBack", target_thread_id="t2"),
         handbacks=[StoredHandback(seq=1, received_at=NOW, request=handback, agent="checkout", caller="test")],
     )
-    chain = (ChainStep(HID, "ops", "checkout", "investigate", PINGS, "rootCauseFound"),)
+    chain = (ChainStep(HID, "ops", "checkout", "investigate", pings, "rootCauseFound"),)
     return build_note(
         rec,
         "handedBack",
@@ -348,6 +351,35 @@ def test_the_chain_issue_pings_nobody_and_references_no_issue():
     # The title is plain text: the zero-width space itself breaks the links there.
     assert github_autolinks(issue["title"]) == [] and as_read(issue["title"]) == f"Investigation: {PINGS}"
     assert issue["body"].endswith(f"<!-- {chain_marker(HID, 'gh')} -->")
+
+
+ISSUE_URL = "https://github.com/contoso/payments/issues/12"
+PORTAL_URL = "https://portal.azure.com/#@contoso.onmicrosoft.com/resource/subscriptions/S1/overview"
+URLS = f"dup of {ISSUE_URL} and www.GitHub.com/contoso/payments/pull/34/files; portal {PORTAL_URL} @octocat"
+
+
+@pytest.mark.attack("rendering")
+def test_a_github_note_shows_issue_urls_as_code_and_keeps_other_urls_and_its_own_links_live():
+    note = pinging_note("gh", URLS, incident_url=ISSUE_URL)
+    # The broker's own link to an issue (as to the chain issue) is its own: a link, cross-reference and all.
+    note = replace(note, links=(*note.links, ("chain issue", "https://github.com/c/s/issues/7")))
+    text = markdown(note)
+    assert github_autolinks(text) == []
+    body = text.rsplit("\n\n<!--", 1)[0]
+    # Shown, with the same characters, where the caller's text is: headline, who, summary, action, incident.
+    assert body.count(f"`{ISSUE_URL}`") == 5
+    assert body.count("`www.GitHub.com/contoso/payments/pull/34/files`;") == 4
+    assert bare_urls(body) == [PORTAL_URL] * 4  # any other URL stays one whole link
+    assert links(body) == [
+        ("Handoff", f"https://broker/api/handoffs/{HID}"),
+        ("Audit", f"https://broker/api/handoffs/{HID}/audit"),
+        ("ops's thread", "https://sre/a"),
+        ("checkout's thread", "https://sre/b"),
+        ("chain issue", "https://github.com/c/s/issues/7"),
+    ]
+    issue = chain_issue(URLS, f"{URLS}\n{ISSUE_URL}", chain_marker(HID, "gh"))
+    assert github_autolinks(issue["body"]) == [] and bare_urls(issue["body"]) == [PORTAL_URL]
+    assert f"> `{ISSUE_URL}`" in issue["body"]
 
 
 @pytest.mark.attack("rendering")
