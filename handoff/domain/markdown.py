@@ -84,6 +84,11 @@ def strip_invisible(text: str) -> str:
     return _INVISIBLE.sub("", text)
 
 
+def invisible_at(text: str) -> list[int]:
+    """Where in ``text`` :func:`strip_invisible` removes a character, in order."""
+    return [match.start() for match in _INVISIBLE.finditer(text)]
+
+
 def _visible(text: str, *, keep_tabs: bool) -> str:
     """One line of ``text`` without what a reader cannot see (:func:`strip_invisible`); tabs become
     spaces unless kept."""

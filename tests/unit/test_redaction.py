@@ -465,6 +465,76 @@ def test_a_split_secret_is_cut_from_the_text_as_shown_with_what_the_text_as_writ
     )
 
 
+@pytest.mark.attack("redaction")
+def test_a_secret_the_text_as_written_shows_is_cut_though_the_text_as_shown_hides_it_in_another():
+    token = secret_corpus.github()
+
+    # As written: a token set apart from a word, then a one-letter password and the same token, both
+    # set apart by a zero-width space. As shown: a word, and a password that ends with the token.
+    out, counts = redact_text(f"x\u200b{token} and password=y\u200b{token}")
+
+    assert token not in strip_invisible(out)
+    assert out == "x\u200b[redacted:github_token] and password=[redacted:password][redacted:github_token]"
+    assert counts == {"github_token": 2, "password": 1}
+    assert redact_text(out) == (out, {})
+
+
+@pytest.mark.attack("redaction")
+def test_a_secret_shown_as_written_and_hidden_elsewhere_is_cut_in_both_places():
+    token = secret_corpus.github()
+
+    out, counts = redact_text(f"{token} and {token[:10]}\u200b{token[10:]}")
+
+    assert (out, counts) == ("[redacted:github_token] and [redacted:github_token]", {"github_token": 2})
+
+
+@pytest.mark.attack("redaction")
+def test_what_only_the_text_as_written_shows_is_cut_where_it_was_found_however_short():
+    key_id = secret_corpus.aws_key_id()
+    hidden = f"{key_id[:4]}\u00ad{key_id[4:]}"
+
+    # "password=\u200b=x" sets a value; "password==x", as shown, compares.
+    assert redact_text(f"password=\u200b=x and {hidden}") == (
+        "password=[redacted:password] and [redacted:aws_access_key_id]",
+        {"password": 1, "aws_access_key_id": 1},
+    )
+
+
+@pytest.mark.attack("redaction")
+def test_a_token_that_cutting_a_secret_sets_apart_is_cut_too():
+    client_secret, api_key = secret_corpus.azure_client_secret(), secret_corpus.google_api_key()
+
+    # As shown the two run together (neither is a secret); the first is one as written, and once it is
+    # cut the second stands alone.
+    out, counts = redact_text(f"{client_secret}\u200b{api_key[:1]}\u200b{api_key[1:]}")
+
+    assert (out, counts) == (
+        "[redacted:azure_client_secret][redacted:google_api_key]",
+        {"azure_client_secret": 1, "google_api_key": 1},
+    )
+
+
+def test_a_secret_of_a_text_returned_as_shown_is_cut_wherever_it_occurs_unless_short():
+    key_id = secret_corpus.aws_key_id()
+    hidden = f"{key_id[:4]}\u00ad{key_id[4:]}"
+
+    out, counts = redact_text(f"password=Winter2026 in {hidden}; Winter2026 again; password=x1 and 0x1F")
+
+    assert out == (
+        "password=[redacted:password] in [redacted:aws_access_key_id]; [redacted:password] again; "
+        "password=[redacted:password] and 0x1F"
+    )
+    assert counts == {"password": 3, "aws_access_key_id": 1}
+
+
+def test_a_secret_looked_for_in_a_text_returned_as_shown_never_cuts_into_a_marker():
+    key_id = secret_corpus.aws_key_id()
+
+    out, _ = redact_text(f'password="redacted:token" token: Zx9!kP2abc {key_id[:4]}\u00ad{key_id[4:]}')
+
+    assert out == 'password="[redacted:password]" token: [redacted:token] [redacted:aws_access_key_id]'
+
+
 def test_fields_and_columns_named_with_invisible_characters_name_a_credential():
     value = {
         "pass\u200bword": "Winter2026",

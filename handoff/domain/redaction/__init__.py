@@ -16,8 +16,8 @@ unlabelled random string is left alone, which keeps GUIDs, commit SHAs, hashes a
 Secrets are looked for in the text a reader will see as well: rendering removes the characters a reader
 cannot see (zero-width spaces and joiners, the soft hyphen, bidi controls, tag characters, NUL ...;
 :func:`handoff.domain.markdown.strip_invisible`), so a secret split by them would be shown whole. A text
-in which only their removal shows a secret is kept as it will be seen, redacted; any other text keeps
-every character it had.
+that, redacted as written, would still show a secret once they are removed is kept as it will be seen,
+with every secret found in either reading cut; any other text keeps every character it had.
 
 The package is pure (no I/O) and fast: every pattern is compiled once, each runs only when a literal it
 needs occurs in the text, and none can backtrack super-linearly, so 256 KiB take a few milliseconds.

@@ -4,9 +4,10 @@ where the literals it needs occur; and to the text as its reader will see it, wh
 from __future__ import annotations
 
 import re
+from bisect import bisect_left
 from collections import Counter
 
-from handoff.domain.markdown import strip_invisible
+from handoff.domain.markdown import invisible_at, strip_invisible
 from handoff.domain.redaction.patterns import MARK, RULES, Rule, SecretMatch, marker
 
 
@@ -67,7 +68,16 @@ class _Positions:
         return sorted(found)
 
 
-def _apply(rule: Rule, text: str, positions: _Positions, found: list[tuple[str, str]]) -> str:
+# A replacement: where in a text (start, end) the secret of a kind was.
+_Span = tuple[int, int, str]
+# A marker in a redacted text and the part of the original text it stands for: (start, end) in the
+# redacted text, (start, end) in the original, the kind.
+_Region = tuple[int, int, int, int, str]
+
+
+def _apply(
+    rule: Rule, text: str, positions: _Positions, found: list[tuple[str, str]], spans: list[_Span]
+) -> str:
     has_value_groups = "uq" in rule.pattern.groupindex
     has_secret = "secret" in rule.pattern.groupindex
 
@@ -82,11 +92,13 @@ def _apply(rule: Rule, text: str, positions: _Positions, found: list[tuple[str, 
         kind = rule.kind_of(match)
         if not has_secret:
             found.append((kind, raw.group(0)))
+            spans.append((raw.start(), raw.end(), kind))
             return marker(kind)
         start, end = match.start("secret"), match.end("secret")
         if has_value_groups and raw.group("uq") is not None and end - start > 1 and text[end - 1] == ".":
             end -= 1  # the full stop ending a sentence is not part of the value
         found.append((kind, text[start:end]))
+        spans.append((start, end, kind))
         base = raw.start()
         return raw.group(0)[: start - base] + marker(kind) + raw.group(0)[end - base :]
 
@@ -108,26 +120,61 @@ def _apply(rule: Rule, text: str, positions: _Positions, found: list[tuple[str, 
     return "".join(pieces)
 
 
+def _moved(regions: list[_Region], spans: list[_Span]) -> list[_Region]:
+    """``regions`` of a text once ``spans`` of it (in order, apart) are replaced by markers, with a region
+    for each of those: a span that overlaps regions takes them in, and stands for all they stood for."""
+    moved: list[_Region] = []
+    i = shift = delta = 0  # new position - position; original position - position (past regions[:i])
+    for start, end, kind in spans:
+        while i < len(regions) and regions[i][1] <= start:
+            at, to, first, last, was = regions[i]
+            moved.append((at + shift, to + shift, first, last, was))
+            delta, i = last - to, i + 1
+        low, high, first = start, end, start + delta
+        if i < len(regions) and regions[i][0] < start:
+            low, first = regions[i][0], regions[i][2]
+        while i < len(regions) and regions[i][0] < end:
+            high, delta, i = max(high, regions[i][1]), regions[i][3] - regions[i][1], i + 1
+        grown = len(marker(kind)) - (end - start)
+        moved.append((low + shift, high + shift + grown, first, high + delta, kind))
+        shift += grown
+    moved += [(at + shift, to + shift, first, last, was) for at, to, first, last, was in regions[i:]]
+    return moved
+
+
 # Every secret contains one of these (lowercase); a short text with none is returned at once.
 _TRIGGERS = tuple(sorted({needle.lower() for rule in RULES for needle in rule.needles}))
 _SHORT = 512
-# The shortest secret found only in a text as written that is also cut, wherever it occurs, from the text
-# as shown (those are tokens set apart from a word by an invisible character: 16 characters or more).
+# A secret found in a text returned as shown (see :func:`redact_text`) is cut where it was found and, if
+# it has this many characters or more, wherever else it occurs (a shorter one could be part of ordinary
+# words).
 _CARRIED = 8
+# A marker (the broker's, or text that looks like one), kept out of reach of the secrets looked for.
+_MARKER = re.compile(re.escape(MARK) + r"[a-z_]+\]")
+# A marker while secrets are looked for: its number between NULs (no secret holds a NUL, and none is as
+# short as a number).
+_HELD = re.compile("\0[0-9]+\0")
 
 
-def _redact(text: str) -> tuple[str, list[tuple[str, str]]]:
-    """``text`` with every rule applied once, and what was replaced (kind, secret) in order."""
+def _redact(text: str, cuts: list[_Span] | None = None) -> tuple[str, list[tuple[str, str]]]:
+    """``text`` with every rule applied once, and what was replaced (kind, secret) in order. With ``cuts``,
+    what each marker stands for in ``text`` is added to it (start, end, kind), in order."""
     found: list[tuple[str, str]] = []
     if len(text) <= _SHORT:
         lowered = text.lower()
         if not any(needle in lowered for needle in _TRIGGERS):
             return text, found
     positions = _Positions(text)
+    regions: list[_Region] = []
     for rule in RULES:
-        redacted = _apply(rule, text, positions, found)
+        spans: list[_Span] = []
+        redacted = _apply(rule, text, positions, found, spans)
         if redacted != text:
             text, positions = redacted, _Positions(redacted)
+            if cuts is not None:
+                regions = _moved(regions, spans)
+    if cuts is not None:
+        cuts += [(first, last, kind) for _, _, first, last, kind in regions]
     return text, found
 
 
@@ -137,39 +184,101 @@ def redact_text(text: str) -> tuple[str, dict[str, int]]:
     Secrets are also looked for in the text a reader will see: ``text`` without the invisible characters
     its rendering removes (:func:`~handoff.domain.markdown.strip_invisible`: zero-width spaces and
     joiners, the soft hyphen, bidi controls, tag characters, NUL ...), which would otherwise show whole a
-    secret they split. Where that text shows a secret ``text`` as written hides, what comes back is that
-    text, redacted, with what only ``text`` as written showed (a token set apart from a word by an
-    invisible character) cut from it too. Any other text comes back as one pass over it leaves it, every
-    other character kept.
+    secret they split. Where ``text`` redacted would still show one once rendered, what comes back is
+    the text as shown with every secret either reading found cut: where it was found, and, if it has
+    eight characters or more, wherever else it occurs. Any other text comes back as one pass over it
+    leaves it, every other character kept.
     """
     if not text:
         return text, {}
-    result, found = _redact(text)
     shown = strip_invisible(text)
-    if shown != text:
-        redacted, seen = _redact(shown)
-        known = {strip_invisible(value) for _, value in found}
-        if any(value not in known for _, value in seen):
-            result, found = _with(redacted, seen, found)
+    if shown == text:
+        result, found = _redact(text)
+        return result, dict(Counter(kind for kind, _ in found))
+    cuts: list[_Span] = []
+    result, found = _redact(text, cuts)
+    seen_cuts: list[_Span] = []
+    _, seen = _redact(shown, seen_cuts)
+    if found or seen:
+        removed = invisible_at(text)
+        written = [  # where the secrets found in the text as written are in the text as shown
+            (first - bisect_left(removed, first), last - bisect_left(removed, last), kind)
+            for first, last, kind in cuts
+        ]
+        cut, cut_found = _cut(shown, [span for span in written if span[0] < span[1]], seen_cuts)
+        cut, carried = _with(cut, [*seen, *found])
+        # A secret cut where it stood against another sets that one apart: it is one now.
+        cut, more = _redact(cut)
+        if carried or more or not _covered(seen_cuts, written):
+            result, found = cut, cut_found + carried + more
     return result, dict(Counter(kind for kind, _ in found))
 
 
-def _with(
-    text: str, found: list[tuple[str, str]], more: list[tuple[str, str]]
-) -> tuple[str, list[tuple[str, str]]]:
-    """``text`` (``found`` cut from it) with every secret of ``more`` cut as well, wherever it occurs,
-    unless it is, or is part of, one of ``found`` (a value found in both, such as the ``x1`` of
-    ``password=x1``, is not looked for again: the same characters elsewhere, ``0x1F``, are not a secret) or
-    is too short not to occur in ordinary words (or in the markers)."""
-    values = {value for _, value in found}
-    joined = "\0".join(values)  # no value holds a NUL: strip_invisible removed them all
-    found = list(found)
-    for kind, value in more:
+def _covered(spans: list[_Span], by: list[_Span]) -> bool:
+    """Whether every span of ``spans`` lies within spans of ``by`` (both in order, each apart)."""
+    i = 0
+    for start, end, _ in spans:
+        while i < len(by) and by[i][1] <= start:
+            i += 1
+        at = start
+        while at < end and i < len(by) and by[i][0] <= at:
+            at = max(at, by[i][1])
+            if by[i][1] <= end:
+                i += 1
+            else:
+                break
+        if at < end:
+            return False
+    return True
+
+
+def _cut(text: str, *spans: list[_Span]) -> tuple[str, list[tuple[str, str]]]:
+    """``text`` with a marker for each run of overlapping ``spans`` of it (each list in order, apart),
+    naming the kind of the run's longest span; and what was cut (kind, secret), in order."""
+    runs: list[tuple[int, int, str, int]] = []  # start, end, kind, the longest span's length
+    for start, end, kind in sorted(span for group in spans for span in group):
+        if runs and start < runs[-1][1]:
+            first, last, was, longest = runs[-1]
+            if end - start > longest:
+                was, longest = kind, end - start
+            runs[-1] = (first, max(last, end), was, longest)
+        else:
+            runs.append((start, end, kind, end - start))
+    pieces: list[str] = []
+    found: list[tuple[str, str]] = []
+    at = 0
+    for start, end, kind, _ in runs:
+        pieces += [text[at:start], marker(kind)]
+        found.append((kind, text[start:end]))
+        at = end
+    pieces.append(text[at:])
+    return "".join(pieces), found
+
+
+def _with(text: str, found: list[tuple[str, str]]) -> tuple[str, list[tuple[str, str]]]:
+    """``text`` with each secret of ``found`` of :data:`_CARRIED` characters or more (as shown: without
+    invisible characters) cut wherever it occurs outside a marker, the longest first; and what was cut."""
+    carried: dict[str, str] = {}
+    for kind, value in found:
         value = strip_invisible(value)
-        if len(value) >= _CARRIED and value not in values and value in text and value not in joined:
-            found += [(kind, value)] * text.count(value)
-            text = text.replace(value, marker(kind))
-    return text, found
+        if len(value) >= _CARRIED and value not in carried:
+            carried[value] = kind
+    markers: dict[str, str] = {}
+
+    def hold(mark: str) -> str:
+        return markers.setdefault(mark, f"\0{len(markers)}\0")
+
+    held = _MARKER.sub(lambda match: hold(match.group()), text)
+    cut: list[tuple[str, str]] = []
+    for value in sorted(carried, key=len, reverse=True):
+        count = held.count(value)
+        if count:
+            cut += [(carried[value], value)] * count
+            held = held.replace(value, hold(marker(carried[value])))
+    if not cut:
+        return text, cut
+    shown = {number: mark for mark, number in markers.items()}
+    return _HELD.sub(lambda match: shown[match.group()], held), cut
 
 
 def redact(text: str) -> str:
