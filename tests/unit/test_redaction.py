@@ -3,6 +3,9 @@ values and wire models, and the places that apply it without I/O (problems, erro
 
 from __future__ import annotations
 
+import sys
+from typing import Any
+
 import httpx
 import pytest
 
@@ -23,6 +26,7 @@ from handoff.domain.redaction import (
     redact_text,
     secret_name_kind,
 )
+from handoff.domain.redaction import text as engine
 from handoff.domain.shared_memory.writes import WriteError
 from tests.data import secret_corpus
 from tests.data.secret_corpus import LOOK_ALIKES, SECRETS
@@ -533,6 +537,46 @@ def test_a_secret_looked_for_in_a_text_returned_as_shown_never_cuts_into_a_marke
     out, _ = redact_text(f'password="redacted:token" token: Zx9!kP2abc {key_id[:4]}\u00ad{key_id[4:]}')
 
     assert out == 'password="[redacted:password]" token: [redacted:token] [redacted:aws_access_key_id]'
+
+
+# The methods of a text that scan it for a string.
+_SCANS = {"count", "replace", "find", "rfind", "index", "split", "startswith", "endswith", "__contains__"}
+
+
+def _scans(text: str) -> int:
+    """How many times redacting ``text`` scans a text for a string, not counting the search of each
+    rule's literals (each occurrence found once, in one scan)."""
+    scans = 0
+    literals = engine._Positions.of.__code__
+
+    def profile(frame: Any, event: str, arg: Any) -> None:
+        nonlocal scans
+        owner = getattr(arg, "__self__", None) if event == "c_call" else None
+        if isinstance(owner, str) and arg.__name__ in _SCANS and frame.f_code is not literals:
+            scans += 1
+
+    before = sys.getprofile()
+    sys.setprofile(profile)
+    try:
+        redact_text(text)
+    finally:
+        sys.setprofile(before)
+    return scans
+
+
+@pytest.mark.attack("redaction")
+def test_redacting_scans_a_text_a_bounded_number_of_times_however_many_secrets_it_holds():
+    key_id = secret_corpus.aws_key_id()
+
+    def crafted(tokens: int) -> str:  # tokens set apart by invisible characters, one hidden secret
+        return f"{key_id[:4]}\u00ad{key_id[4:]}" + "".join(
+            f" x\u200b{secret_corpus.github()}" for _ in range(tokens)
+        )
+
+    few, many = crafted(100), crafted(400)
+    assert _scans(few) == _scans(many) <= 2 * engine._CARRIED_AT_MOST
+    out, counts = redact_text(many)
+    assert "ghp_" not in out and counts == {"aws_access_key_id": 1, "github_token": 400}
 
 
 def test_fields_and_columns_named_with_invisible_characters_name_a_credential():

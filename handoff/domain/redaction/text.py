@@ -147,8 +147,10 @@ _TRIGGERS = tuple(sorted({needle.lower() for rule in RULES for needle in rule.ne
 _SHORT = 512
 # A secret found in a text returned as shown (see :func:`redact_text`) is cut where it was found and, if
 # it has this many characters or more, wherever else it occurs (a shorter one could be part of ordinary
-# words).
+# words). At most this many distinct secrets are looked for so, each with one scan of the text: however
+# many secrets a text holds, the work is a bounded number of scans.
 _CARRIED = 8
+_CARRIED_AT_MOST = 64
 # A marker (the broker's, or text that looks like one), kept out of reach of the secrets looked for.
 _MARKER = re.compile(re.escape(MARK) + r"[a-z_]+\]")
 # A marker while secrets are looked for: its number between NULs (no secret holds a NUL, and none is as
@@ -257,12 +259,16 @@ def _cut(text: str, *spans: list[_Span]) -> tuple[str, list[tuple[str, str]]]:
 
 def _with(text: str, found: list[tuple[str, str]]) -> tuple[str, list[tuple[str, str]]]:
     """``text`` with each secret of ``found`` of :data:`_CARRIED` characters or more (as shown: without
-    invisible characters) cut wherever it occurs outside a marker, the longest first; and what was cut."""
+    invisible characters) cut wherever it occurs outside a marker, the longest first; and what was cut.
+    Only the first :data:`_CARRIED_AT_MOST` distinct secrets of ``found`` are looked for, each with one
+    scan of ``text``."""
     carried: dict[str, str] = {}
     for kind, value in found:
         value = strip_invisible(value)
         if len(value) >= _CARRIED and value not in carried:
             carried[value] = kind
+            if len(carried) == _CARRIED_AT_MOST:
+                break
     markers: dict[str, str] = {}
 
     def hold(mark: str) -> str:
