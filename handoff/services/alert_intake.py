@@ -232,7 +232,8 @@ class AlertIntake:
             # Shared memory writes at this point too (after the event is recorded, never blocking it).
             # Only an id of PagerDuty's shape names an incident: anything else is the sender's text, and
             # these details travel in queue messages and write states as they are.
-            incident = alert.custom_properties.get(PAGERDUTY_INCIDENT_PROPERTY)
+            given = alert.custom_properties.get(PAGERDUTY_INCIDENT_PROPERTY)
+            incident = given.strip() if isinstance(given, str) else given
             named = {PAGERDUTY_INCIDENT_PROPERTY: incident} if is_pagerduty_incident_id(incident) else {}
             publish_alert_resolved(self.ctx, handoff_id, named)
             self.notes.queue_resolved(handoff_id, alert.key, updated.resolved_count)

@@ -65,9 +65,10 @@ def test_a_resolution_without_a_time_takes_the_time_it_arrived(world):
     assert row(world, body).resolved_at == world.clock.now.isoformat()
 
 
-def test_a_resolution_passes_the_pagerduty_incident_on(world):
+@pytest.mark.parametrize("given", ["PD123", " PD123 "])
+def test_a_resolution_passes_the_pagerduty_incident_on(world, given):
     body = fired()
-    body["data"]["customProperties"]["pagerdutyIncidentId"] = "PD123"
+    body["data"]["customProperties"]["pagerdutyIncidentId"] = given
     handoff_id = routed_of(world.post(body)[0])["handoffId"]
     world.post(resolved(body))
     assert world.handoffs.resolved == [(handoff_id, {"pagerdutyIncidentId": "PD123"})]

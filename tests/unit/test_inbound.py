@@ -209,6 +209,9 @@ def test_own_account_is_the_vendors_author_identifier_on_every_path_never_a_disp
 
     assert github("handoff-bot") and github("Handoff-Bot") and github("alice", own="5")  # login or id
     assert not github("alice")
+    assert not github("5", own="6") and not github(
+        "6", own="6"
+    )  # a login that is the bot's id is not the bot
     assert pagerduty_webhook({"id": "PBROKER1", "summary": "Handoff Broker"})
     assert not pagerduty_webhook({"id": "PMALLORY", "summary": "PBROKER1"})
     assert not pagerduty_webhook({"summary": "PBROKER1"})

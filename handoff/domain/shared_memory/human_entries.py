@@ -74,9 +74,15 @@ class HumanEntry:
 
     def is_by(self, account: str) -> bool:
         """Whether the vendor names ``account`` as the author: by its stable identifier (or GitHub
-        login), compared without case; never by a display name, which a person sets themselves."""
+        login), compared without case; never by a display name, which a person sets themselves. On
+        GitHub an all-digit ``account`` is the numeric id and anything else the login, so a person whose
+        login is the bot's id is not taken for the bot."""
         wanted = account.strip().lower()
-        return bool(wanted) and wanted in {self.author_id.strip().lower(), self.author_login.strip().lower()}
+        if not wanted:
+            return False
+        if self.author_login and not wanted.isdigit():
+            return wanted == self.author_login.strip().lower()
+        return wanted == self.author_id.strip().lower()
 
     @property
     def has_valid_id(self) -> bool:
