@@ -88,3 +88,39 @@ def test_no_secret_either_reading_finds_is_shown_and_redacting_again_changes_not
             assert value not in _shown(out), (value, text, out)
     assert redact_text(out) == (out, {})
     assert bool(counts) == (out != text)
+
+
+# Pieces without invisible characters, run together or apart: corpus texts and secrets, and the starts of
+# texts whose secret runs on into whatever follows (a signature's hex digits, a label).
+VISIBLE_TEXTS = [case.text for case in SECRETS if _shown(case.text) == case.text]
+RUNS_ON = ["X-Amz-Signature=" + "0a" * 32, "X-Goog-Signature=" + "f" * 40, "sig=", "password=", "token: "]
+
+
+@st.composite
+def _visible_texts(draw: st.DrawFn) -> str:
+    """A text of a few corpus texts, secrets, words and open-ended starts, often with nothing between."""
+    pieces = draw(
+        st.lists(
+            st.one_of(
+                st.sampled_from(VISIBLE_TEXTS),
+                st.sampled_from(NAMED_BY_SHAPE),
+                st.sampled_from(RUNS_ON),
+                st.sampled_from(WORDS),
+            ),
+            min_size=1,
+            max_size=6,
+        )
+    )
+    return "".join(draw(st.sampled_from(["", "", " ", "\n", "; "])) + piece for piece in pieces)
+
+
+@pytest.mark.attack("redaction")
+@PROPERTY_SETTINGS
+@given(_visible_texts())
+@example("X-Amz-Signature=" + "0a" * 32 + GITHUB)
+def test_redacting_a_text_without_invisible_characters_again_changes_nothing(text):
+    assert _shown(text) == text
+    out, counts = redact_text(text)
+
+    assert redact_text(out) == (out, {}), (text, out)
+    assert bool(counts) == (out != text)

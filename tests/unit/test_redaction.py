@@ -412,6 +412,26 @@ def test_redaction_removes_exactly_what_the_rendering_removes():
     assert strip_invisible("a\tb\nc\r\nd\u2028e") == "a\tb\nc\r\nd\u2028e"  # what parts lines stays
 
 
+@pytest.mark.attack("redaction")
+@pytest.mark.parametrize(
+    ("kind", "make"),
+    [
+        ("github_token", secret_corpus.github),
+        ("azure_client_secret", lambda: "xyz" + secret_corpus.azure_client_secret()[3:]),
+    ],
+    ids=["github_token", "azure_client_secret"],
+)
+def test_a_secret_right_after_another_is_cut_in_one_pass(kind, make):
+    # The signature's marker sets the token apart from the hex digits it followed.
+    text = f"https://bucket/o?X-Amz-Signature={secret_corpus.hex_digits(64)}{make()}"
+
+    out, counts = redact_text(text)
+
+    assert out == f"https://bucket/o?X-Amz-Signature=[redacted:url_signature][redacted:{kind}]"
+    assert counts == {"url_signature": 1, kind: 1}
+    assert redact_text(out) == (out, {})
+
+
 def _split(value: str, char: str) -> list[str]:
     """``value`` with ``char`` inside it: after its first character, in its middle, before its last
     one, and between every two characters."""

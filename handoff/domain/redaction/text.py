@@ -6,6 +6,7 @@ from __future__ import annotations
 import re
 from bisect import bisect_left
 from collections import Counter
+from itertools import cycle, islice
 
 from handoff.domain.markdown import invisible_at, strip_invisible
 from handoff.domain.redaction.patterns import MARK, RULES, Rule, SecretMatch, marker
@@ -159,8 +160,14 @@ _HELD = re.compile("\0[0-9]+\0")
 
 
 def _redact(text: str, cuts: list[_Span] | None = None) -> tuple[str, list[tuple[str, str]]]:
-    """``text`` with every rule applied once, and what was replaced (kind, secret) in order. With ``cuts``,
-    what each marker stands for in ``text`` is added to it (start, end, kind), in order."""
+    """``text`` with every rule applied until none changes it, and what was replaced (kind, secret) in
+    order. With ``cuts``, what each marker stands for in ``text`` is added to it (start, end, kind), in
+    order.
+
+    A marker can set apart a secret that the text around it hid from a rule already applied (a token
+    right after a URL signature), so the rules are applied in turn, round and round, until each has been
+    applied since the last replacement: a text without secrets is read once by each rule, one with
+    secrets twice at most in practice, and never more than as many times as there are rules."""
     found: list[tuple[str, str]] = []
     if len(text) <= _SHORT:
         lowered = text.lower()
@@ -168,13 +175,18 @@ def _redact(text: str, cuts: list[_Span] | None = None) -> tuple[str, list[tuple
             return text, found
     positions = _Positions(text)
     regions: list[_Region] = []
-    for rule in RULES:
+    unchanged = 0
+    for rule in islice(cycle(RULES), len(RULES) ** 2):
         spans: list[_Span] = []
         redacted = _apply(rule, text, positions, found, spans)
-        if redacted != text:
-            text, positions = redacted, _Positions(redacted)
-            if cuts is not None:
-                regions = _moved(regions, spans)
+        if redacted == text:
+            unchanged += 1
+            if unchanged == len(RULES):
+                break
+            continue
+        text, positions, unchanged = redacted, _Positions(redacted), 0
+        if cuts is not None:
+            regions = _moved(regions, spans)
     if cuts is not None:
         cuts += [(first, last, kind) for _, _, first, last, kind in regions]
     return text, found
@@ -188,8 +200,8 @@ def redact_text(text: str) -> tuple[str, dict[str, int]]:
     joiners, the soft hyphen, bidi controls, tag characters, NUL ...), which would otherwise show whole a
     secret they split. Where ``text`` redacted would still show one once rendered, what comes back is
     the text as shown with every secret either reading found cut: where it was found, and, if it has
-    eight characters or more, wherever else it occurs. Any other text comes back as one pass over it
-    leaves it, every other character kept.
+    eight characters or more, wherever else it occurs. Any other text comes back as the rules leave it,
+    every other character kept.
     """
     if not text:
         return text, {}
