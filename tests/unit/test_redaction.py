@@ -538,17 +538,32 @@ def test_a_token_that_cutting_a_secret_sets_apart_is_cut_too():
     )
 
 
-def test_a_secret_of_a_text_returned_as_shown_is_cut_wherever_it_occurs_unless_short():
+def test_a_secret_only_the_text_as_shown_reveals_is_cut_wherever_it_occurs_unless_short():
     key_id = secret_corpus.aws_key_id()
     hidden = f"{key_id[:4]}\u00ad{key_id[4:]}"
 
-    out, counts = redact_text(f"password=Winter2026 in {hidden}; Winter2026 again; password=x1 and 0x1F")
+    out, counts = redact_text(
+        f"pass\u200bword=Winter2026 in {hidden}; Winter2026 again; pass\u200bword=x1 and 0x1F"
+    )
 
     assert out == (
         "password=[redacted:password] in [redacted:aws_access_key_id]; [redacted:password] again; "
         "password=[redacted:password] and 0x1F"
     )
     assert counts == {"password": 3, "aws_access_key_id": 1}
+
+
+@pytest.mark.attack("redaction")
+def test_a_labelled_secret_is_cut_alike_whether_or_not_an_emoji_holds_a_zero_width_joiner():
+    # Both readings find the value: it is cut where it is labelled, other words are left as they are,
+    # and the emoji keeps its joiner.
+    for text in ("--secret=production. The production cluster {}", "password=Winter2026; Winter2026 {}"):
+        joined, alone = redact_text(text.format("👩\u200d💻")), redact_text(text.format("👩💻"))
+
+        assert joined == (alone[0].replace("👩💻", "👩\u200d💻"), alone[1])
+    assert redact("--secret=production. The production cluster 👩\u200d💻") == (
+        "--secret=[redacted:secret]. The production cluster 👩\u200d💻"
+    )
 
 
 def test_a_secret_looked_for_in_a_text_returned_as_shown_never_cuts_into_a_marker():

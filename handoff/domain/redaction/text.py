@@ -199,9 +199,9 @@ def redact_text(text: str) -> tuple[str, dict[str, int]]:
     its rendering removes (:func:`~handoff.domain.markdown.strip_invisible`: zero-width spaces and
     joiners, the soft hyphen, bidi controls, tag characters, NUL ...), which would otherwise show whole a
     secret they split. Where ``text`` redacted would still show one once rendered, what comes back is
-    the text as shown with every secret either reading found cut: where it was found, and, if it has
-    eight characters or more, wherever else it occurs. Any other text comes back as the rules leave it,
-    every other character kept.
+    the text as shown with every secret either reading found cut where it was found; a secret only the
+    text as shown reveals is cut too, if it has eight characters or more, wherever else it occurs. Any
+    other text comes back as the rules leave it, every other character kept.
     """
     if not text:
         return text, {}
@@ -220,7 +220,11 @@ def redact_text(text: str) -> tuple[str, dict[str, int]]:
             for first, last, kind in cuts
         ]
         cut, cut_found = _cut(shown, [span for span in written if span[0] < span[1]], seen_cuts)
-        cut, carried = _with(cut, [*seen, *found])
+        # Carried elsewhere: only what the text as shown reveals, not what the text as written shows too
+        # (which is left wherever else it stands, as in a text without invisible characters).
+        written_values = {strip_invisible(value) for _, value in found}
+        revealed = [(kind, value) for kind, value in seen if value not in written_values]
+        cut, carried = _with(cut, revealed)
         # A secret cut where it stood against another sets that one apart: it is one now.
         cut, more = _redact(cut)
         if carried or more or not _covered(seen_cuts, written):
