@@ -46,11 +46,6 @@ HIDDEN_CHARACTERS = (
 # space), and the hidden characters. Redaction looks for secrets in caller text without them too
 # (:func:`strip_invisible`), so it sees the text a reader will see.
 _INVISIBLE = re.compile(f"[\x00-\x08\x0e-\x1b\x1f\x7f-\x84\x86-\x9f{HIDDEN_CHARACTERS}]")
-# Escaped wherever they are: code spans, emphasis, strikethrough, links and images, HTML and autolinks.
-_ALWAYS = str.maketrans({ch: "\\" + ch for ch in "\\`*~[]<"})
-# An underscore unless it sits between two letters or digits (it then never opens or closes emphasis).
-_UNDERSCORE = re.compile(r"(?<![^\W_])_|_(?![^\W_])")
-_ENTITY = re.compile(r"&(?=#[0-9]{1,7};|#[xX][0-9A-Fa-f]{1,6};|[A-Za-z][A-Za-z0-9]{0,31};)")
 _PLAIN_HTTP = re.compile(r"(?i)\b(http)(?=://)")
 _RULE_OR_UNDERLINE = re.compile(r"^[ \t]*[-=][-= \t]*$")
 # Where GitHub would link a mention or an issue reference: "@" before a name (a word character before it
@@ -64,10 +59,28 @@ _AUTOLINK_START = re.compile(r"(?<![A-Za-z])(?P<scheme>(?i:https?|ftp)://)|(?<![
 _AUTOLINK_SPACE = " \t\n\v\f\r"
 # Trailing characters an autolink leaves out (a ")" only when unbalanced, ";" of an entity with it).
 _AUTOLINK_TRAILING = "?!.,:*_~'\""
-# A URL of a GitHub issue or pull request, which GitHub cross-references like "owner/repo#123".
-_GITHUB_ISSUE_URL = re.compile(
-    r"(?i)(?:https?://)?(?:www\.)?github\.com(?::[0-9]*)?/[^/?#]+/[^/?#]+/(?:issues|pulls?)/[0-9]"
+# A URL of a GitHub issue or pull request, which GitHub cross-references like "owner/repo#123": on any
+# host (github.com, www.github.com or a GitHub Enterprise Server), any case.
+_GITHUB_ISSUE_URL = re.compile(r"(?i)(?:https?://)?[^/?#]+/[^/?#]+/[^/?#]+/(?:issues|pulls?)/[0-9]")
+# What escape() writes otherwise than as it is: the characters escaped wherever they are (code spans,
+# emphasis, strikethrough, links and images, HTML and autolinks), an underscore unless it sits between two
+# letters or digits (it then never opens or closes emphasis), an entity-like "&", "http" before "://"
+# and the sign of a mention or an issue reference.
+_MARKUP = re.compile(
+    r"[\\`*~\[\]<]|(?<![^\W_])_|_(?![^\W_])"
+    r"|&(?=#[0-9]{1,7};|#[xX][0-9A-Fa-f]{1,6};|[A-Za-z][A-Za-z0-9]{0,31};)"
+    r"|(?P<http>(?i:\bhttp)(?=://))"
+    r"|(?P<reference>(?<![A-Za-z0-9_])@(?=[A-Za-z0-9])|#(?=[0-9])|(?i:\bGH-)(?=[0-9]))"
 )
+# The characters of a bare URL Markdown could read as structure. GitHub links the URL as written, so a
+# backslash escape would be part of the link: they are percent-encoded instead (the same resource).
+_URL_MARKUP = re.compile(
+    r"[\\`*~\[\]]|(?<![^\W_])_|_(?![^\W_])"
+    r"|&(?=#[0-9]{1,7};|#[xX][0-9A-Fa-f]{1,6};|[A-Za-z][A-Za-z0-9]{0,31};)"
+)
+# Punctuation an autolink leaves out after it that escape() would escape, as a named entity: a backslash
+# there would be taken into the link, an entity is left out like the character.
+_AFTER_LINK = {"*": "&ast;", "_": "&lowbar;"}
 _BACKSLASH_ESCAPE = re.compile(r"\\([!-/:-@\[-`{-~])")
 # A zero-width space: GitHub links neither "@\u200buser" nor "#\u200b123" (Renovate writes its release
 # notes so). In Markdown as an entity, so the character is visible in the source.
@@ -105,14 +118,6 @@ def single_line(value: object) -> str:
 def lines_of(text: str, *, keep_tabs: bool = False) -> list[str]:
     """The lines of multi-line ``text``, split at every kind of line break, without control characters."""
     return [_visible(line, keep_tabs=keep_tabs).rstrip() for line in LINE_BREAKS.split(text)]
-
-
-def _backslashed(match: re.Match[str]) -> str:
-    return "\\" + match.group()
-
-
-def _backslashed_after(match: re.Match[str]) -> str:
-    return match.group() + "\\"
 
 
 def _host_character(ch: str) -> bool:
@@ -226,16 +231,54 @@ def unlinked(text: str, *, plain: bool = False) -> str:
     return "".join(out)
 
 
+def _escaped_text(line: str, start: int, end: int, *, after_link: bool) -> str:
+    """``line[start:end]``, caller text outside a URL, escaped: markup backslash-escaped, ``http\\://``
+    (never autolinked), a zero-width space after the sign of a mention or an issue reference. Right
+    after a link, up to the next space, ``*`` and ``_`` are entities (:data:`_AFTER_LINK`)."""
+    out: list[str] = []
+    pos = start
+    trailing = start  # the end of what follows a link up to the next space or "<"
+    if after_link:
+        trailing = next((i for i in range(start, end) if line[i] in _AUTOLINK_SPACE or line[i] == "<"), end)
+    for match in _MARKUP.finditer(line, start, end):
+        sign = match.group()
+        if match.group("reference"):
+            written = sign + ZERO_WIDTH_SPACE
+        elif match.group("http"):
+            written = sign + "\\"
+        elif match.start() < trailing and sign in _AFTER_LINK:
+            written = _AFTER_LINK[sign]
+        else:
+            written = "\\" + sign
+        out += [line[pos : match.start()], written]
+        pos = match.end()
+    out.append(line[pos:end])
+    return "".join(out)
+
+
+def _url_markdown(url: str) -> str:
+    """A bare URL GitHub links, as Markdown: a GitHub issue or pull-request URL as a code span (GitHub
+    neither links nor cross-references a URL in code); any other URL with the characters Markdown could
+    read as structure percent-encoded, so that it stays one link to the same resource and can open no
+    code span, emphasis, link or HTML with the text around it."""
+    if _GITHUB_ISSUE_URL.match(url):
+        return code(url)
+    return _URL_MARKUP.sub(lambda match: f"%{ord(match.group()):02X}", url)
+
+
 def escape(line: str) -> str:
     """One line of caller text with its Markdown made inert (it renders as the same characters), and
-    with no mention, issue reference or issue URL GitHub would link (:func:`unlinked`)."""
-    text = line.translate(_ALWAYS)
-    if "_" in text:
-        text = _UNDERSCORE.sub(_backslashed, text)
-    if "&" in text:
-        text = _ENTITY.sub(_backslashed, text)
-    text = _PLAIN_HTTP.sub(_backslashed_after, text)  # "http\://": not autolinked
-    text = unlinked(text)
+    with no mention, issue reference or issue URL GitHub would link (:func:`unlinked`). A bare URL
+    GitHub links (:func:`autolinks`; an ``http`` URL is never linked) is written by :func:`_url_markdown`."""
+    plain_http = {match.start() for match in _PLAIN_HTTP.finditer(line)}
+    out: list[str] = []
+    pos = 0
+    for start, end in (*autolinks(line), (len(line), len(line))):
+        if start in plain_http:
+            continue
+        out += [_escaped_text(line, pos, start, after_link=pos > 0), _url_markdown(line[start:end])]
+        pos = end
+    text = "".join(out)
     # What only means something at the start of a line: headings, quotes, rules and setext underlines.
     body = text.lstrip(" \t")
     if body[:1] in ("#", ">") or _RULE_OR_UNDERLINE.match(body):

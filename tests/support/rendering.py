@@ -176,10 +176,9 @@ _GFM_CANDIDATE = re.compile(
 )
 _GFM_DOMAIN = re.compile(r"(?:\\?[^\s!-,/:-@\[\]^`{-~\\])+")
 _GFM_TRAILING = re.compile(r"(?:[?!.,:*_~'\"]|&[A-Za-z]+;|;)$")
-# A GitHub issue or pull-request URL, which GitHub cross-references from a link (a "mentioned this").
-_GITHUB_ISSUE_URL = re.compile(
-    r"(?i)^(?:https?://)?(?:www\.)?github\.com(?::\d*)?/[^/]+/[^/]+/(?:issues|pull)/\d"
-)
+# A GitHub issue or pull-request URL, which GitHub cross-references from a link (a "mentioned this"), on
+# github.com or a GitHub Enterprise Server host.
+_GITHUB_ISSUE_URL = re.compile(r"(?i)^(?:https?://)?[^/?#]+/[^/?#]+/[^/?#]+/(?:issues|pull)/\d")
 
 
 def gfm_autolinks(line: str) -> list[tuple[int, int]]:
@@ -230,11 +229,12 @@ def as_rendered(line: str) -> str:
 
 def bare_urls(text: str) -> list[str]:
     """Every bare URL GitHub makes a link of in the message's prose (outside fences, code spans, HTML
-    comments and inline links), as a reader sees it."""
+    comments and inline links), as written: GitHub links the source characters, so a backslash escape
+    inside one is in the link and on screen."""
     found = []
     for line in prose_lines(text):
         line = _LINK.sub(" ", re.sub(r"<!--.*?-->", "", line))
-        found += [as_rendered(line[start:end]) for start, end in gfm_autolinks(line)]
+        found += [line[start:end] for start, end in gfm_autolinks(line)]
     return found
 
 

@@ -41,7 +41,9 @@ from tests.support.rendering import (
     payload_of,
     raw_html,
     setext_lines,
+    strip_code_spans,
     structure_inside_quotes,
+    unescaped,
 )
 
 NOW = datetime(2026, 11, 21, 2, 10, tzinfo=UTC)
@@ -569,6 +571,10 @@ ISSUE_URLS = [
     "https://www.github.com/contoso/payments/issues/12#issuecomment-1",
     "www.github.com/contoso/payments/pull/12/files",
     "https://github.com/contoso/pay_ments/issues/12?q=*a_b*c&amp;d",
+    # A GitHub Enterprise Server cross-references its own issue URLs the same way.
+    "https://github.contoso.com/payments/checkout/issues/12",
+    "HTTPS://GHE.Contoso.Internal/Payments/Checkout/PULL/3/files",
+    "https://ghe.contoso.com/payments/checkout/issues/7#issuecomment-9",
 ]
 
 
@@ -583,7 +589,54 @@ def test_a_github_issue_or_pull_request_url_is_shown_but_cross_references_nothin
     assert quote(url) == [f"> {code(url)}"]
 
 
-def test_other_github_urls_and_the_brokers_own_links_stay_links():
+# A bare URL is linked as written (a backslash escape would be in the link): the characters Markdown could
+# read as structure are percent-encoded instead, the rest stays as it is.
+URLS_WITH_MARKUP = [
+    ("https://example.com/~user/x", "https://example.com/%7Euser/x"),
+    ("https://example.com/_x/a_b", "https://example.com/%5Fx/a_b"),
+    ("https://example.com/ref[1]", "https://example.com/ref%5B1%5D"),
+    ("https://example.com/*a*b", "https://example.com/%2Aa%2Ab"),
+    ("https://example.com/`x`/y", "https://example.com/%60x%60/y"),
+    ("https://example.com/a\\b", "https://example.com/a%5Cb"),
+    ("https://example.com/?q=&lt;b&c=1", "https://example.com/?q=%26lt;b&c=1"),
+    ("www.example.com/~u_/x", "www.example.com/%7Eu%5F/x"),
+    (
+        "https://portal.azure.com/#@contoso.onmicrosoft.com/resource/subscriptions/S1/resourceGroups/rg_pay"
+        "/providers/Microsoft.Web/sites/~checkout/overview",
+        "https://portal.azure.com/#@contoso.onmicrosoft.com/resource/subscriptions/S1/resourceGroups/rg_pay"
+        "/providers/Microsoft.Web/sites/%7Echeckout/overview",
+    ),
+]
+
+
+@pytest.mark.attack("rendering")
+@pytest.mark.parametrize(("url", "written"), URLS_WITH_MARKUP)
+def test_a_url_with_markdown_characters_stays_one_link_to_the_same_place(url, written):
+    assert escape(url) == written and bare_urls(escape(url)) == [written]
+    # Around text that would pair with what is in the URL: nothing pairs, the URL stays whole.
+    for text in (f"*a _b ~c `d [e]( {url} f* g_ h~ i` ]x", f"**{url}**", f"_{url}_ and ({url}), [ {url} ]"):
+        escaped = escape(text)
+        assert written in escaped and "\\" not in "".join(bare_urls(escaped))
+        assert bare_urls(escaped) == [written] * text.count(url)
+        prose = strip_code_spans(escaped)
+        assert prose == escaped and links(escaped) == [] and raw_html(escaped) == []
+        for url_written in bare_urls(escaped):
+            prose = prose.replace(url_written, " ")
+        assert all(unescaped(prose, ch) == 0 for ch in "*_~`[]<")
+        assert github_autolinks(escaped) == []
+
+
+def test_what_an_autolink_leaves_out_after_it_is_not_taken_into_it():
+    # Emphasis signs around a URL: entities, which the link leaves out as it leaves out the characters.
+    assert escape("**https://example.com/a**") == "\\*\\*https://example.com/a&ast;&ast;"
+    assert escape("see https://example.com/a_.") == "see https://example.com/a&lowbar;."
+    assert bare_urls(escape("(**https://example.com/a**, _www.example.com/a_)")) == [
+        "https://example.com/a",
+        "www.example.com/a",
+    ]
+    # An http URL is never linked: escaped as text, as before.
+    assert escape("http://example.com/~a_") == "http\\://example.com/\\~a\\_"
+
     for url in (
         "https://github.com/contoso/payments",
         "https://github.com/contoso/payments/blob/main/runbook.md#L12",
