@@ -398,3 +398,19 @@ def test_a_servicenow_mention_in_caller_text_is_broken_and_jira_gets_no_mention_
         return set()
 
     assert "mention" not in kinds(document) and PINGS in adf_text(document)
+
+
+@pytest.mark.attack("rendering")
+def test_the_marker_word_in_code_and_in_urls_is_broken_without_a_backslash():
+    issue_url = "https://github.com/contoso/handoff-memory/issues/12"
+    runbook = "https://contoso.example/Handoff-Memory/runbook"
+    text = markdown(pinging_note("gh", f"dup of {issue_url}, see {runbook} (handoff-memory)"))
+    body = text.rsplit("\n\n<!--", 1)[0]
+    assert not re.search("(?i)handoff-memory", body)
+    # In code a backslash would show: a non-breaking hyphen reads the same.
+    assert "`https://github.com/contoso/handoff\u2011memory/issues/12`" in body
+    assert "handoff\\-memory/issues" not in body and "handoff\\\u2011" not in body
+    # In a link it would be in the link: the hyphen percent-encoded goes to the same place.
+    assert bare_urls(body) and set(bare_urls(body)) == {"https://contoso.example/Handoff%2DMemory/runbook"}
+    assert "(handoff\\-memory)" in body  # in text, escaped: rendered as written
+    assert github_autolinks(body) == []

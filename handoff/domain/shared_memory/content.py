@@ -20,6 +20,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 from handoff.domain.markdown import (
+    autolinks,
     fence_for,
     inline,
     lines_of,
@@ -223,8 +224,47 @@ def mermaid(chain: tuple[ChainStep, ...]) -> str:
 # ---------------------------------------------------------------- renderings
 
 
+def _code_spans(line: str) -> list[tuple[int, int]]:
+    """(start, end) of each code span of a Markdown line: a backtick run up to the next run as long."""
+    spans, i = [], 0
+    while i < len(line):
+        if line[i] == "\\":
+            i += 2
+            continue
+        if line[i] != "`":
+            i += 1
+            continue
+        run = len(line) - i - len(line[i:].lstrip("`"))
+        close = re.compile(f"(?<!`){'`' * run}(?!`)").search(line, i + run)
+        if close:
+            spans.append((i, close.end()))
+            i = close.end()
+        else:
+            i += run
+    return spans
+
+
+def _defang_markdown_line(line: str) -> str:
+    """The marker word broken in one Markdown line: in text its hyphen escaped (rendered the same), in a
+    code span (where a backslash shows) a non-breaking hyphen, in a bare URL the hyphen percent-encoded
+    (the link goes to the same place)."""
+    code, urls = _code_spans(line), list(autolinks(line))
+
+    def broken(match: re.Match[str]) -> str:
+        word, at = match.group(), match.start()
+        if any(start <= at < end for start, end in code):
+            return word[:7] + "\u2011" + word[8:]
+        if any(start <= at < end for start, end in urls):
+            return word[:7] + "%2D" + word[8:]
+        return word[:7] + "\\" + word[7:]
+
+    return _MARKER_WORD.sub(broken, line)
+
+
 def _defang_markdown(text: str) -> str:
-    return _MARKER_WORD.sub(lambda m: m.group()[:7] + "\\" + m.group()[7:], text)
+    if not _MARKER_WORD.search(text):
+        return text
+    return "\n".join(_defang_markdown_line(line) for line in text.split("\n"))
 
 
 def _defang_plain(text: str) -> str:
