@@ -184,12 +184,11 @@ class _State:
         pass
 
 
-def test_github_chain_issue_renders_the_root_context_as_data():
-    sent: list[dict] = []
+def _opened_chain_issue(note: Any, root_title: str, root_summary: str) -> dict[str, Any]:
+    """The body the GitHub writer sends to open the chain's issue for a hand-back of ``note``."""
+    sent: list[dict[str, Any]] = []
 
     def answer(request: httpx.Request) -> httpx.Response:
-        import json
-
         sent.append(json.loads(request.content))
         return httpx.Response(201, json={"number": 7})
 
@@ -205,25 +204,33 @@ def test_github_chain_issue_renders_the_root_context_as_data():
     ctx = WriterContext(
         http=httpx.Client(transport=httpx.MockTransport(answer)),
         settings=Settings(),
-        state=_State(),  # type: ignore[arg-type]
+        state=_State(),  # type: ignore[arg-type]  # the coordination the writer asks for, nothing kept
         clock=lambda: NOW,
         environ={"T": "token"},
     )
-    rec = record("gh")
-    other_chain = chain_marker(OTHER, "gh")
     job = WriteJob(
-        record=rec,
+        record=record("gh"),
         point="handedBack",
         seq=1,
         backend=backend,
-        note=note("gh"),
+        note=note,
         details={},
         first_at=NOW,
-        root_title=f"Burst\nsecond line <!-- {other_chain} -->",
-        root_summary=f"{forged('gh')}\n<!-- {other_chain} -->\n{other_chain}",
+        root_title=root_title,
+        root_summary=root_summary,
     )
     assert GitHubWriter(backend, ctx)._chain_issue(job) == 7
     [issue] = sent
+    return issue
+
+
+def test_github_chain_issue_renders_the_root_context_as_data():
+    other_chain = chain_marker(OTHER, "gh")
+    issue = _opened_chain_issue(
+        note("gh"),
+        root_title=f"Burst\nsecond line <!-- {other_chain} -->",
+        root_summary=f"{forged('gh')}\n<!-- {other_chain} -->\n{other_chain}",
+    )
     assert "\n" not in issue["title"] and other_chain not in issue["title"]
     assert other_chain not in issue["body"] and issue["body"].count("handoff-memory") == 1
     assert issue["body"].endswith(f"<!-- {chain_marker(HID, 'gh')} -->")
@@ -310,42 +317,7 @@ def test_a_github_note_pings_nobody_and_references_no_issue():
 
 @pytest.mark.attack("rendering")
 def test_the_chain_issue_pings_nobody_and_references_no_issue():
-    sent: list[dict] = []
-
-    def answer(request: httpx.Request) -> httpx.Response:
-        sent.append(json.loads(request.content))
-        return httpx.Response(201, json={"number": 7})
-
-    backend = GitHubBackend.model_validate(
-        {
-            "name": "gh",
-            "type": "github",
-            "baseUrl": "https://api.github.com",
-            "repo": "c/s",
-            "secretSetting": "T",
-        }
-    )
-    ctx = WriterContext(
-        http=httpx.Client(transport=httpx.MockTransport(answer)),
-        settings=Settings(),
-        state=_State(),  # type: ignore[arg-type]  # the coordination the writer asks for, nothing kept
-        clock=lambda: NOW,
-        environ={"T": "token"},
-    )
-    note = pinging_note("gh")
-    job = WriteJob(
-        record=record("gh"),
-        point="handedBack",
-        seq=1,
-        backend=backend,
-        note=note,
-        details={},
-        first_at=NOW,
-        root_title=PINGS,
-        root_summary=f"{PINGS}\n#1 @octocat",
-    )
-    assert GitHubWriter(backend, ctx)._chain_issue(job) == 7
-    [issue] = sent
+    issue = _opened_chain_issue(pinging_note("gh"), root_title=PINGS, root_summary=f"{PINGS}\n#1 @octocat")
     assert github_autolinks(issue["body"]) == []
     assert f"> {PINGS}" in as_read(issue["body"]) and "> #1 @octocat" in as_read(issue["body"])
     # The title is plain text: the zero-width space itself breaks the links there.
