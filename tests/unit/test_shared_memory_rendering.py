@@ -98,10 +98,12 @@ def record(backend: str) -> HandoffRecord:
     )
 
 
-def note(backend: str) -> Any:
-    chain = (ChainStep(HID, "ops", "checkout", "investigate", "a\n```\n# x", "rootCauseFound"),)
+def note(backend: str, rec: HandoffRecord | None = None, root_summary: str = "a\n```\n# x") -> Any:
+    """The hand-back note of ``rec`` (else :func:`record`) on ``backend``, its chain's root summary
+    ``root_summary``."""
+    chain = (ChainStep(HID, "ops", "checkout", "investigate", root_summary, "rootCauseFound"),)
     return build_note(
-        record(backend),
+        rec or record(backend),
         "handedBack",
         1,
         backend,
@@ -281,20 +283,7 @@ def pinging_note(backend: str, pings: str = PINGS, incident_url: str | None = No
         state=HandoffState(updated_at=NOW, status="handedBack", target_thread_id="t2"),
         handbacks=[StoredHandback(seq=1, received_at=NOW, request=handback, agent="checkout", caller="test")],
     )
-    chain = (ChainStep(HID, "ops", "checkout", "investigate", pings, "rootCauseFound"),)
-    return build_note(
-        rec,
-        "handedBack",
-        1,
-        backend,
-        base_url="https://broker",
-        source_label="ops",
-        target_label="checkout",
-        source_thread_url="https://sre/a",
-        target_thread_url="https://sre/b",
-        chain=chain,
-        details={},
-    )
+    return note(backend, rec, root_summary=pings)
 
 
 @pytest.mark.attack("rendering")
