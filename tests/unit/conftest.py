@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import os
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -124,6 +125,25 @@ def run_during(
         return side(*args, **kwargs)
 
     return main_waiting, side_waiting, overlapped
+
+
+def seen_at_state_writes(world: World, owner: object, slowed: str, count: Callable[[], int]) -> list[int]:
+    """Slow ``owner.slowed`` down (0.2 s) and record ``count()`` at each state write from then on: the
+    last figure shows whether a side write was done before the write that ends the step."""
+    side, update_state = getattr(owner, slowed), world.store.update_state
+    seen: list[int] = []
+
+    def slow(*args: Any, **kwargs: Any) -> Any:
+        time.sleep(0.2)
+        return side(*args, **kwargs)
+
+    def update_counting(*args: Any, **kwargs: Any) -> Any:
+        seen.append(count())
+        return update_state(*args, **kwargs)
+
+    setattr(owner, slowed, slow)
+    world.store.update_state = update_counting  # type: ignore[method-assign]
+    return seen
 
 
 def handback_body(agent: str = "checkout", **extra: Any) -> dict[str, Any]:

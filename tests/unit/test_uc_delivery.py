@@ -3,7 +3,6 @@ gives up, recovers and takes turns (the per-handoff lease) as the queue semantic
 
 from __future__ import annotations
 
-import time
 import uuid
 from datetime import timedelta
 from typing import Any
@@ -14,7 +13,16 @@ from handoff.domain.messages import is_handoff_thread, is_marked, marker
 from handoff.domain.models import HandoffRequest
 from handoff.domain.records import HandoffState
 from handoff.ports import StorageUnavailable
-from tests.unit.conftest import OPERATOR, OPS, World, build_world, handback_body, handoff_body, run_during
+from tests.unit.conftest import (
+    OPERATOR,
+    OPS,
+    World,
+    build_world,
+    handback_body,
+    handoff_body,
+    run_during,
+    seen_at_state_writes,
+)
 
 
 def _accepted(world: World, **extra: Any) -> str:
@@ -87,19 +95,12 @@ def test_the_links_are_written_while_the_cross_link_is_posted(world: World) -> N
 def test_the_links_are_written_before_the_write_that_records_the_delivery(world: World) -> None:
     # A crash after that write leaves nothing to retry: the links must be there by then.
     handoff_id = _accepted(world)
-    add_links, update_state = world.store.add_links, world.store.update_state
-    links_at_each_write: list[int] = []
-
-    def slow_links(*args: Any, **kwargs: Any) -> None:
-        time.sleep(0.2)
-        add_links(*args, **kwargs)
-
-    def update_counting(*args: Any, **kwargs: Any) -> Any:
-        links_at_each_write.append(len(world.store.links_of("ops", _source_thread(world, handoff_id))))
-        return update_state(*args, **kwargs)
-
-    world.store.add_links = slow_links  # type: ignore[method-assign]
-    world.store.update_state = update_counting  # type: ignore[method-assign]
+    links_at_each_write = seen_at_state_writes(
+        world,
+        world.store,
+        "add_links",
+        lambda: len(world.store.links_of("ops", _source_thread(world, handoff_id))),
+    )
     world.run()
     assert world.state(handoff_id).status == "delivered"
     assert links_at_each_write[-1] == 1

@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import time
-from typing import Any
-
 import pytest
 
 from handoff.domain.errors import BadRequest, Conflict, Forbidden, NotFound, ServiceUnavailable
@@ -19,6 +16,7 @@ from tests.unit.conftest import (
     handback_body,
     handoff_body,
     run_during,
+    seen_at_state_writes,
 )
 
 
@@ -291,19 +289,9 @@ def test_the_history_is_written_before_the_write_that_ends_the_step(world: World
     # A crash after that write leaves nothing to retry: the history must be complete by then.
     handoff_id = world.hand_off()
     world.hand_back(handoff_id)
-    index_handback, update_state = world.history.index_handback, world.store.update_state
-    seen_at_each_write: list[int] = []
-
-    def slow_index(*args: Any, **kwargs: Any) -> None:
-        time.sleep(0.2)
-        index_handback(*args, **kwargs)
-
-    def update_counting(*args: Any, **kwargs: Any) -> Any:
-        seen_at_each_write.append(len(world.history.entries()))
-        return update_state(*args, **kwargs)
-
-    world.history.index_handback = slow_index  # type: ignore[method-assign]
-    world.store.update_state = update_counting  # type: ignore[method-assign]
+    seen_at_each_write = seen_at_state_writes(
+        world, world.history, "index_handback", lambda: len(world.history.entries())
+    )
     world.run()
     assert world.state(handoff_id).status == "handedBack"
     assert seen_at_each_write[-1] == 1
