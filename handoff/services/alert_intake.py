@@ -31,10 +31,10 @@ from handoff.domain.alerts.storms import Placement, StormState, place_alert
 from handoff.domain.audit_events import EventType
 from handoff.domain.auth import Caller
 from handoff.domain.errors import ServiceUnavailable
-from handoff.domain.models import HandoffRequest, is_pagerduty_incident_id
+from handoff.domain.models import HandoffRequest
 from handoff.domain.records import HandoffRecord
 from handoff.domain.registry import AlertRoute
-from handoff.domain.shared_memory.destinations import PAGERDUTY_INCIDENT_PROPERTY
+from handoff.domain.shared_memory.destinations import PAGERDUTY_INCIDENT_PROPERTY, pagerduty_incident_id
 from handoff.ports import AlertStore
 from handoff.services.alert_notes import AlertNotes
 from handoff.services.context import ServiceContext
@@ -233,8 +233,8 @@ class AlertIntake:
             # Only an id of PagerDuty's shape names an incident: anything else is the sender's text, and
             # these details travel in queue messages and write states as they are.
             given = alert.custom_properties.get(PAGERDUTY_INCIDENT_PROPERTY)
-            incident = given.strip() if isinstance(given, str) else given
-            named = {PAGERDUTY_INCIDENT_PROPERTY: incident} if is_pagerduty_incident_id(incident) else {}
+            incident = pagerduty_incident_id(given) if isinstance(given, str) else None
+            named = {PAGERDUTY_INCIDENT_PROPERTY: incident} if incident else {}
             publish_alert_resolved(self.ctx, handoff_id, named)
             self.notes.queue_resolved(handoff_id, alert.key, updated.resolved_count)
         else:

@@ -77,10 +77,16 @@ def pagerduty_incident(record: HandoffRecord, details: Mapping[str, object]) -> 
     and it must never become a key of the index (a ``context.incident`` is refused at the door, but an
     evidence item, an alert's property and a handoff stored before that rule are read as they are)."""
     for candidate in _pagerduty_candidates(record, details):
-        incident = str(candidate).strip()
-        if is_pagerduty_incident_id(incident):
+        incident = pagerduty_incident_id(str(candidate))
+        if incident is not None:
             return incident
     return None
+
+
+def pagerduty_incident_id(text: str) -> str | None:
+    """``text`` without surrounding spaces if that is a PagerDuty incident id, else None."""
+    incident = text.strip()
+    return incident if is_pagerduty_incident_id(incident) else None
 
 
 def _pagerduty_candidates(record: HandoffRecord, details: Mapping[str, object]) -> Iterator[object]:
